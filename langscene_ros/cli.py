@@ -11,11 +11,7 @@ import pkgutil
 import sys
 
 from langscene_ros import commands
-
-
-class UsageError(Exception):
-    """Bad user input: the CLI prints the message on one line and exits with code 2."""
-
+from langscene_ros.commands import UsageError
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="langscene", description=__doc__.splitlines()[0])
