@@ -197,7 +197,7 @@ def train_lqc(features: torch.Tensor, texts: torch.Tensor | None, config: LqcTra
         optimizer.step()
         if config.quantized:
             usage += torch.bincount(losses["codes"], minlength=config.codebook_size)
-        record = {k: float(v) for k, v in losses.items() if k != "codes"}
+        record = {k: float(v.detach()) for k, v in losses.items() if k != "codes"}
         history.append(record)
         if progress is not None and step % 100 == 0:
             progress(step, record)
