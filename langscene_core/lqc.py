@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import scipy.spatial
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
@@ -35,7 +36,7 @@ from langscene_core.config import LqcTrainConfig, from_dict, to_dict
 
 CHECKPOINT_FILE = "lqc.safetensors"  # name inside a bundled model directory
 FORMAT = "langscene-lqc-1"
-_CHUNK = 32768  # rows per nearest-code search chunk ([chunk, K] distances in memory)
+_CHUNK = 32768  # rows per nearest-code search chunk on a GPU ([chunk, K] distances in memory)
 
 
 def _mlp(widths: list[int]) -> nn.Sequential:
@@ -74,6 +75,10 @@ class LQC(nn.Module):
             raise ValueError("this compressor is a plain autoencoder: it has no codebook")
         self._check(z, self.config.latent_dim, "latents")
         codebook, z = self.codebook.detach(), z.detach()
+        if z.device.type == "cpu":
+            # exact k-d tree search: O(N log K), ~100x faster than N x K distances for D=3 on a CPU
+            _, index = scipy.spatial.cKDTree(codebook.double().numpy()).query(z.double().numpy())
+            return torch.from_numpy(index).long()
         out = torch.empty(z.shape[0], dtype=torch.int64, device=z.device)
         for i in range(0, z.shape[0], _CHUNK):
             out[i:i + _CHUNK] = torch.cdist(z[i:i + _CHUNK], codebook).argmin(dim=1)
@@ -185,8 +190,8 @@ def train_lqc(features: torch.Tensor, texts: torch.Tensor | None, config: LqcTra
     for step in range(config.steps):
         batch = features[torch.randint(0, features.shape[0], (config.batch_size,), generator=generator,
                                        device=device)]
-        restart_now = config.quantized and (step == 0 or (config.restart_every > 0 and step % config.restart_every == 0))
-        if restart_now:
+        periodic = config.restart_every > 0 and step % config.restart_every == 0
+        if config.quantized and (step == 0 or periodic):
             with torch.no_grad():
                 moved = restart_dead_codes(model, usage, model.encoder(batch), generator)
             restarted += moved if step > 0 else 0
