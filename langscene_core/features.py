@@ -71,11 +71,13 @@ def mask_features(clip: ClipModel, image: np.ndarray, masks: np.ndarray, batch_s
         raise ValueError(f"masks must be [L, H, W] matching the image {image.shape[:2]}, got {masks.shape}")
     if masks.min() < -1:
         raise ValueError(f"mask ids must be >= -1, got {masks.min()}")
-    ids, tables, offset = [], [], 0
+    ids, crops, offset = [], [], 0
     for labels in masks:
-        crops = mask_crops(image, labels, clip.image_size)
-        tables.append(encode_images(clip, crops, batch_size).cpu())
+        crops.append(mask_crops(image, labels, clip.image_size))
         level_ids = torch.from_numpy(labels.astype(np.int64))
         ids.append(torch.where(level_ids >= 0, level_ids + offset, level_ids))
-        offset += crops.shape[0]
-    return MaskFeatures(torch.stack(ids), torch.cat(tables))
+        offset += crops[-1].shape[0]
+    # a region often repeats across levels (an object that is whole at s, m and l): encode it once
+    unique, inverse = torch.unique(torch.cat(crops).flatten(1), dim=0, return_inverse=True)
+    table = encode_images(clip, unique.view(-1, 3, *clip.image_size), batch_size).cpu()[inverse]
+    return MaskFeatures(torch.stack(ids), table)

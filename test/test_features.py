@@ -71,3 +71,18 @@ def test_bad_masks_raise(setup):
         mask_features(clip, image, masks[:, :100])
     with pytest.raises(ValueError, match=">= -1"):
         mask_features(clip, image, masks - 5)
+
+
+def test_a_region_repeated_across_levels_is_encoded_once(setup, monkeypatch):
+    clip, image, _, masks, _ = setup
+    import langscene_core.features as features_module
+
+    encoded = []
+    real = features_module.encode_images
+    monkeypatch.setattr(features_module, "encode_images",
+                        lambda clip, images, batch_size: encoded.append(len(images)) or real(clip, images, batch_size))
+    repeated = np.stack([masks[0], masks[2], masks[2]])
+    features = mask_features(clip, image, repeated)
+    assert sum(encoded) <= int(masks[0].max()) + 1 + int(masks[2].max()) + 1
+    m_rows, l_rows = features.ids[1], features.ids[2]
+    assert torch.equal(features.table[m_rows], features.table[l_rows])
