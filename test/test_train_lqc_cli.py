@@ -63,3 +63,20 @@ def test_bad_input_exits_2_with_one_line(corpus, capsys, args, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and err[0].startswith("langscene train-lqc:")
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_text_phrases_are_encoded_with_the_configured_clip(corpus, tmp_path):
+    from langscene_core.clip import save_clip
+    from language_helpers import TINY_CLIP_CONFIG, tiny_clip
+
+    save_clip(tiny_clip(), tmp_path / "clip", TINY_CLIP_CONFIG)
+    settings = SETTINGS.replace("device: cpu", f"device: cpu\n      clip: {{weights: '{tmp_path / 'clip'}'}}")
+    (tmp_path / "clip.yaml").write_text(settings)
+    (tmp_path / "texts.txt").write_text("red mug\n\nblue box\n")
+    np.save(tmp_path / "f32.npy", F.normalize(torch.randn(100, 32), dim=1).numpy())
+    argv = ["train-lqc", "--features", str(tmp_path / "f32.npy"), "--texts", str(tmp_path / "texts.txt"),
+            "--out", str(tmp_path / "m.safetensors"), "--steps", "5", "--config", str(tmp_path / "clip.yaml")]
+    assert main(argv) == 0 and load_lqc(tmp_path / "m.safetensors").config.feature_dim == 32
+    (tmp_path / "missing-clip.yaml").write_text(settings.replace(str(tmp_path / "clip"), "bundled:no-such-clip"))
+    argv[-1] = str(tmp_path / "missing-clip.yaml")
+    assert main(argv) == 2
