@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import threading
 import traceback
+from collections import Counter
 from dataclasses import dataclass
-from typing import Optional
 
 import rclpy
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
 from geometry_msgs.msg import PoseArray, PoseStamped
@@ -21,9 +21,8 @@ from visualization_msgs.msg import MarkerArray
 
 from langscene.msg import SceneStatus
 from langscene.srv import QueryObject, SceneFile
-from langscene_core.camera import Intrinsics
 from langscene_core.config import ConfigError, LangsceneConfig, flatten, from_dict, to_dict, unflatten
-from langscene_core.frames import FrameSynchronizer
+from langscene_core.frames import Frame, FrameSynchronizer
 from langscene_core.keyframes import KeyframeBuffer
 from langscene_ros import convert
 
@@ -59,20 +58,19 @@ class LangsceneNode(Node):
         self._lock = threading.Lock()  # guards keyframes, sync, state
         self._keyframes = KeyframeBuffer(self.config.keyframe)
         self._sync = FrameSynchronizer()
-        self._intrinsics: Optional[Intrinsics] = None
         self._bad = BadInputCounter(counts={})
         self._state = "idle"
         self._message = "waiting for camera frames"
         self._progress = 0.0
         self._scene = None  # immutable snapshot swapped in when a reconstruction finishes
 
-        sensors = ReentrantCallbackGroup()
+        # One exclusive group per input: each stream is handled in arrival (= stamp) order, which the
+        # synchronizer relies on, while the streams and the services run in parallel.
         services = MutuallyExclusiveCallbackGroup()
         camera_qos = qos_profile_sensor_data if self.config.node.camera_qos == "sensor_data" else RELIABLE
-        self.create_subscription(Image, "image", self._on_image, camera_qos, callback_group=sensors)
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, camera_qos, callback_group=sensors)
-        self.create_subscription(Image, "depth", self._on_depth, camera_qos, callback_group=sensors)
-        self.create_subscription(PoseStamped, "camera_pose", self._on_pose, camera_qos, callback_group=sensors)
+        for msg_type, topic, callback in ((Image, "image", self._on_image), (CameraInfo, "camera_info", self._on_camera_info),
+                                          (Image, "depth", self._on_depth), (PoseStamped, "camera_pose", self._on_pose)):
+            self.create_subscription(msg_type, topic, callback, camera_qos, callback_group=MutuallyExclusiveCallbackGroup())
 
         self._status_pub = self.create_publisher(SceneStatus, "~/status", LATCHED)
         self._scene_cloud_pub = self.create_publisher(PointCloud2, "~/scene_cloud", LATCHED)
@@ -115,7 +113,8 @@ class LangsceneNode(Node):
             self._reject(f"camera_info: {exc}")
             return
         with self._lock:
-            self._intrinsics = intrinsics
+            frames = self._sync.set_intrinsics(intrinsics)
+        self._take_frames(frames)
 
     def _on_pose(self, msg: PoseStamped) -> None:
         if msg.header.frame_id and msg.header.frame_id != self.config.node.scene_frame:
@@ -147,21 +146,18 @@ class LangsceneNode(Node):
             self._reject(f"image: {exc}")
             return
         with self._lock:
-            intrinsics = self._intrinsics
-        if intrinsics is None:
-            self._reject("image: no camera_info received yet")
-            return
-        if (intrinsics.width, intrinsics.height) != (rgb.shape[1], rgb.shape[0]):
-            self._reject(f"image: size {rgb.shape[1]}x{rgb.shape[0]} does not match camera_info "
-                         f"{intrinsics.width}x{intrinsics.height}")
-            return
-        with self._lock:
-            frames = self._sync.add_image(_stamp_seconds(msg.header.stamp), rgb, intrinsics)
+            frames = self._sync.add_image(_stamp_seconds(msg.header.stamp), rgb)
         self._take_frames(frames)
 
-    def _take_frames(self, frames) -> None:
+    def _take_frames(self, frames: list[Frame]) -> None:
+        """Offer paired frames to the keyframe buffer, rejecting those whose sizes disagree."""
         for frame in frames:
-            if frame.depth is not None and frame.depth.shape != frame.rgb.shape[:2]:
+            size = (frame.intrinsics.height, frame.intrinsics.width)
+            if frame.rgb.shape[:2] != size:
+                self._reject(f"image: size {frame.rgb.shape[1]}x{frame.rgb.shape[0]} does not match "
+                             f"camera_info {size[1]}x{size[0]}")
+                continue
+            if frame.depth is not None and frame.depth.shape != size:
                 self._reject("depth: size does not match the image")
                 continue
             with self._lock:
@@ -173,11 +169,12 @@ class LangsceneNode(Node):
     # ----------------------------------------------------------------------------------- status
     def _publish_status(self) -> None:
         with self._lock:
-            dropped = self._keyframes.counts["full"] + self._sync.dropped_unpaired
+            dropped = Counter(self._sync.dropped, keyframe_buffer_full=self._keyframes.counts["full"])
+            dropped_text = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items()) if n) or "none"
             msg = SceneStatus(state=self._state, keyframes=len(self._keyframes.keyframes),
                               gaussians=0 if self._scene is None else int(self._scene.num_gaussians),
                               progress=float(self._progress),
-                              message=f"{self._message}; rejected {self._bad.total}, dropped {dropped}")
+                              message=f"{self._message}; rejected {self._bad.total}; dropped: {dropped_text}")
         msg.stamp = self.get_clock().now().to_msg()
         self._status_pub.publish(msg)
 
@@ -231,7 +228,7 @@ def spin_node(ros_args: list[str]) -> int:
         except ConfigError as exc:
             print(f"langscene run: {exc}")
             return 2
-        executor = rclpy.executors.MultiThreadedExecutor(num_threads=4)
+        executor = rclpy.executors.MultiThreadedExecutor(num_threads=6)
         executor.add_node(node)
         try:
             executor.spin()

@@ -17,37 +17,42 @@ def pose_at(x: float) -> np.ndarray:
 
 def test_image_waits_for_its_pose_then_pairs():
     sync = FrameSynchronizer(tolerance_s=0.01)
-    assert sync.add_image(1.0, TEXTURED, K) == []
+    assert sync.add_image(1.0, TEXTURED) == []
     assert sync.add_pose(0.5, pose_at(0.0)) == []  # too far in time
-    frames = sync.add_pose(1.004, pose_at(1.0))
-    assert len(frames) == 1 and frames[0].stamp == 1.0
+    assert sync.add_pose(1.004, pose_at(1.0)) == []  # no camera_info yet
+    frames = sync.set_intrinsics(K)
+    assert len(frames) == 1 and frames[0].stamp == 1.0 and frames[0].intrinsics == K
     np.testing.assert_array_equal(frames[0].cam_to_world, pose_at(1.0))
     assert frames[0].depth is None
 
 
 def test_once_depth_flows_images_wait_for_depth():
-    sync = FrameSynchronizer(tolerance_s=0.01)
+    sync = FrameSynchronizer(tolerance_s=0.01, intrinsics=K)
     depth = np.ones((6, 8), np.float32)
     sync.add_depth(0.9, depth)
     sync.add_pose(1.0, pose_at(0.0))
-    assert sync.add_image(1.0, TEXTURED, K) == []  # depth stream exists, no depth at 1.0 yet
+    assert sync.add_image(1.0, TEXTURED) == []  # depth stream exists, no depth at 1.0 yet
     frames = sync.add_depth(1.0, depth * 2)
     assert len(frames) == 1 and frames[0].depth[0, 0] == 2.0
 
 
 def test_unpairable_images_are_dropped_and_counted():
-    sync = FrameSynchronizer(tolerance_s=0.01, max_wait_s=0.5)
-    sync.add_image(1.0, TEXTURED, K)
-    sync.add_pose(2.0, pose_at(0.0))
-    assert sync.dropped_unpaired == 1
-    assert sync.add_pose(1.0, pose_at(0.0)) == []  # the image is gone
+    sync = FrameSynchronizer(tolerance_s=0.01, max_wait_s=5.0)
+    sync.add_image(0.0, TEXTURED)
+    sync.add_image(6.0, TEXTURED)  # image 0 waited too long for camera_info
+    assert sync.dropped == {"no_camera_info": 1}
+    sync.set_intrinsics(K)
+    sync.add_image(7.0, TEXTURED)
+    sync.add_pose(6.5, pose_at(0.0))  # the pose stream passed image 6.0: no pose will come for it
+    assert sync.dropped == {"no_camera_info": 1, "no_pose": 1}
+    assert sync.add_pose(7.0, pose_at(0.0))[0].stamp == 7.0
 
 
 def test_pending_queue_is_bounded():
     sync = FrameSynchronizer(history=4, max_wait_s=100.0)
     for i in range(10):
-        sync.add_image(float(i) * 0.001, TEXTURED, K)
-    assert sync.dropped_unpaired == 6
+        sync.add_image(float(i) * 0.001, TEXTURED)
+    assert sync.dropped == {"overflow": 6}
 
 
 def test_sharpness_orders_blur():
