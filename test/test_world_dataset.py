@@ -81,3 +81,11 @@ def test_labels_follow_the_lerf_ovs_layout_and_boxes_contain_projections(world, 
             box_area = sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes)
             assert truth.sum() <= box_area
     assert checked >= 3 * len(dataset.spec.objects) - 2
+
+
+def test_rendered_frame_converts_to_the_pipeline_frame(dataset):
+    rendered = dataset.capture[0]
+    frame = rendered.to_camera_frame(stamp=12.5)
+    assert frame.stamp == 12.5 and frame.intrinsics == rendered.intrinsics
+    assert np.array_equal(np.isnan(frame.depth), rendered.ids == -1)
+    assert np.array_equal(frame.depth[rendered.ids >= 0], rendered.depth[rendered.ids >= 0])

@@ -15,14 +15,15 @@ Instance ids: -1 background, 0 table, k = spec.objects[k - 1]. World frame: z up
 from langscene_core.world.dataset import Dataset, load_dataset, render_dataset, write_dataset
 from langscene_core.world.generate import random_spec
 from langscene_core.world.grasp_check import GraspCheck, check_grasp
-from langscene_core.world.render import Frame, intrinsics_of, render
+from langscene_core.world.render import RenderedFrame, intrinsics_of, render
 from langscene_core.world.scene import BACKGROUND_ID, TABLE_ID, World, build_world
 from langscene_core.world.spec import (COLORS, SHAPES, TRAJECTORIES, CameraSpec, ObjectSpec, SpecError, TableSpec,
                                        WorldSpec, load_spec, parse_spec, spec_to_dict)
 from langscene_core.world.trajectory import capture_poses, eval_poses
 
 __all__ = [
-    "BACKGROUND_ID", "COLORS", "CameraSpec", "Dataset", "Frame", "GraspCheck", "ObjectSpec", "SHAPES", "SpecError", "TABLE_ID",
+    "BACKGROUND_ID", "COLORS", "CameraSpec", "Dataset", "GraspCheck", "ObjectSpec", "RenderedFrame", "SHAPES",
+    "SpecError", "TABLE_ID",
     "TRAJECTORIES", "TableSpec", "World", "WorldSpec", "build_world", "capture_poses", "check_grasp", "eval_poses",
     "intrinsics_of", "load_dataset", "load_spec", "parse_spec", "random_spec", "render", "render_dataset",
     "spec_to_dict", "write_dataset",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from langscene_core.world.render import Frame
+from langscene_core.world.render import RenderedFrame
 
 _ID_PALETTE_SEED = 7
 _MAX_IDS = 256
@@ -32,7 +32,7 @@ def ids_image(ids: np.ndarray) -> np.ndarray:
     return palette[np.clip(ids, -1, _MAX_IDS - 1) + 1].astype(np.uint8)
 
 
-def contact_sheet(frames: list[Frame]) -> np.ndarray:
+def contact_sheet(frames: list[RenderedFrame]) -> np.ndarray:
     """[len(frames) * H, 4 * W, 3] uint8 sheet of the given frames (pass a few, not all)."""
     if not frames:
         raise ValueError("frames: need at least one frame for a contact sheet")

@@ -26,7 +26,7 @@ from PIL import Image
 from langscene_core.camera import Intrinsics
 from langscene_core.world.contact_sheet import contact_sheet
 from langscene_core.world.labels import frame_labels
-from langscene_core.world.render import Frame, intrinsics_of, render
+from langscene_core.world.render import RenderedFrame, intrinsics_of, render
 from langscene_core.world.scene import World
 from langscene_core.world.spec import WorldSpec, parse_spec, spec_to_dict
 from langscene_core.world.trajectory import capture_poses, eval_poses
@@ -41,8 +41,8 @@ class Dataset:
 
     spec: WorldSpec
     intrinsics: Intrinsics
-    capture: list[Frame]
-    eval: list[Frame]
+    capture: list[RenderedFrame]
+    eval: list[RenderedFrame]
     labels: dict[str, dict[str, Any]]
 
 
@@ -108,14 +108,15 @@ def load_dataset(directory: str | Path) -> Dataset:
         raise ValueError(f"{root}: not a langscene world dataset ({exc})") from exc
     k = cameras["intrinsics"]
     intrinsics = Intrinsics(fx=k["fx"], fy=k["fy"], cx=k["cx"], cy=k["cy"], width=k["width"], height=k["height"])
-    splits: dict[str, list[Frame]] = {"capture": [], "eval": []}
+    splits: dict[str, list[RenderedFrame]] = {"capture": [], "eval": []}
     labels = {}
     for record in cameras["frames"]:
         try:
-            frame = Frame(name=record["name"], rgb=np.asarray(Image.open(root / record["rgb"]).convert("RGB")),
-                          depth=np.load(root / record["depth"]), normals=np.load(root / record["normals"]),
-                          ids=np.asarray(Image.open(root / record["ids"])).astype(np.int32) - 1,
-                          intrinsics=intrinsics, cam_to_world=np.asarray(record["cam_to_world"], dtype=np.float64))
+            frame = RenderedFrame(
+                name=record["name"], rgb=np.asarray(Image.open(root / record["rgb"]).convert("RGB")),
+                depth=np.load(root / record["depth"]), normals=np.load(root / record["normals"]),
+                ids=np.asarray(Image.open(root / record["ids"])).astype(np.int32) - 1,
+                intrinsics=intrinsics, cam_to_world=np.asarray(record["cam_to_world"], dtype=np.float64))
             if "labels" in record:
                 labels[record["name"]] = json.loads((root / record["labels"]).read_text())
         except (OSError, ValueError, KeyError) as exc:

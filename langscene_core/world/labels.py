@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from skimage import draw, measure
 
-from langscene_core.world.render import Frame
+from langscene_core.world.render import RenderedFrame
 from langscene_core.world.spec import WorldSpec
 
 POLYGON_TOLERANCE = 0.5  # pixels, polygon simplification (skimage.measure.approximate_polygon)
@@ -30,7 +30,7 @@ def _part_polygon(part: np.ndarray) -> list[list[float]]:
     return [[round(float(c) + 0.5, 2), round(float(r) + 0.5, 2)] for r, c in contour]
 
 
-def frame_labels(frame: Frame, spec: WorldSpec, image_name: str) -> dict[str, Any]:
+def frame_labels(frame: RenderedFrame, spec: WorldSpec, image_name: str) -> dict[str, Any]:
     """LERF-OVS JSON of ``frame`` (layout in the module docstring); objects without pixels are left out."""
     h, w = frame.ids.shape
     objects = []

@@ -12,6 +12,7 @@ import numpy as np
 import open3d as o3d
 
 from langscene_core.camera import Intrinsics, pixel_rays
+from langscene_core.frames import Frame as CameraFrame
 from langscene_core.world.scene import BACKGROUND_ID, World
 from langscene_core.world.spec import COLORS, CameraSpec
 
@@ -24,7 +25,7 @@ SHADOW_OFFSET = 1e-4  # metres along the normal before casting a shadow ray
 
 
 @dataclass(frozen=True, eq=False)
-class Frame:
+class RenderedFrame:
     """One rendered (or loaded) view.
 
     rgb: [H, W, 3] uint8 sRGB. depth: [H, W] float32 metres along the camera z axis, 0 = no surface.
@@ -40,6 +41,12 @@ class Frame:
     ids: np.ndarray
     intrinsics: Intrinsics
     cam_to_world: np.ndarray
+
+    def to_camera_frame(self, stamp: float) -> CameraFrame:
+        """The pipeline's posed RGB-D frame (langscene_core.frames.Frame: depth NaN where no surface)."""
+        depth = np.where(self.depth > 0, self.depth, np.nan).astype(np.float32)
+        return CameraFrame(stamp=stamp, rgb=self.rgb, intrinsics=self.intrinsics, cam_to_world=self.cam_to_world,
+                           depth=depth)
 
 
 def intrinsics_of(camera: CameraSpec) -> Intrinsics:
@@ -64,7 +71,8 @@ def _albedo_table(world: World) -> np.ndarray:
     return np.array([COLORS[n] for n in names])
 
 
-def render(world: World, intrinsics: Intrinsics, cam_to_world: np.ndarray, names: list[str] | None = None) -> list[Frame]:
+def render(world: World, intrinsics: Intrinsics, cam_to_world: np.ndarray,
+           names: list[str] | None = None) -> list[RenderedFrame]:
     """Render V views with one ray cast.
 
     cam_to_world: [V, 4, 4] (or [4, 4] for one view) camera-to-world poses. names: V frame names
@@ -96,5 +104,5 @@ def render(world: World, intrinsics: Intrinsics, cam_to_world: np.ndarray, names
     linear[found] = albedo * (AMBIENT + (1.0 - AMBIENT) * lambert)[:, None]
     rgb = np.round(255.0 * np.clip(linear, 0.0, 1.0) ** (1 / 2.2)).astype(np.uint8)
     depth = np.where(found, t, 0.0).astype(np.float32)
-    return [Frame(name=names[v], rgb=rgb[v], depth=depth[v], normals=normals[v].astype(np.float32), ids=ids[v],
-                  intrinsics=intrinsics, cam_to_world=poses[v].copy()) for v in range(len(poses))]
+    return [RenderedFrame(name=names[v], rgb=rgb[v], depth=depth[v], normals=normals[v].astype(np.float32),
+                          ids=ids[v], intrinsics=intrinsics, cam_to_world=poses[v].copy()) for v in range(len(poses))]
