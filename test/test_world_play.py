@@ -96,7 +96,7 @@ def test_the_node_takes_played_frames_as_keyframes(dataset_dir, node_process):
     from ros_io import RosPeer
 
     node = node_process()
-    peer = RosPeer(node_name="world_play_status")
+    peer = RosPeer()
     try:
         assert wait_until(lambda: peer.statuses, 30), "no status from the node"
         proc = subprocess.run([sys.executable, "-m", "langscene_ros.cli", "play", str(dataset_dir), "--rate", "5",
