@@ -1,4 +1,5 @@
 """`langscene play DIR` publishes a world dataset on the node's input topics (rclpy round trip)."""
+import re
 import subprocess
 import sys
 import threading
@@ -80,8 +81,8 @@ def test_play_publishes_every_capture_frame_with_matching_stamps(dataset_dir):
         assert pose.header.frame_id == "map"
         np.testing.assert_allclose(convert.pose_to_matrix(pose.pose), frame.cam_to_world, atol=1e-9)
         assert convert.camera_info_to_intrinsics(info) == frame.intrinsics
-    gaps = np.diff(stamps)
-    assert np.all(gaps > 0.05) and np.median(gaps) == pytest.approx(0.1, abs=0.05)  # --rate 10
+    gaps = np.diff(stamps)  # --rate 10: a steady 0.1 s schedule (a late frame is followed by a quick one)
+    assert np.all(gaps > 0) and 0.35 < stamps[-1] - stamps[0] < 1.0
 
 
 def test_play_rejects_a_missing_dataset_and_a_bad_rate(tmp_path, capsys, dataset_dir):
@@ -91,19 +92,20 @@ def test_play_rejects_a_missing_dataset_and_a_bad_rate(tmp_path, capsys, dataset
     assert capsys.readouterr().err.strip() == "langscene play: --rate must be positive, got 0.0"
 
 
+@pytest.mark.slow  # starts the node (imports the whole pipeline): about 30-45 s on a loaded 2-core machine
 def test_the_node_takes_played_frames_as_keyframes(dataset_dir, node_process):
     """End to end: `langscene run` + `langscene play`; the 5 orbit views (72 deg apart) all become keyframes."""
-    from ros_io import RosPeer
+    from langscene_ros.client import NodeClient
 
     node = node_process()
-    peer = RosPeer()
+    peer = NodeClient(name="world_play_status")
     try:
         assert wait_until(lambda: peer.statuses, 30), "no status from the node"
         proc = subprocess.run([sys.executable, "-m", "langscene_ros.cli", "play", str(dataset_dir), "--rate", "5",
                                "--wait", "30"], cwd=REPO, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert wait_until(lambda: peer.statuses[-1].keyframes == 5, 20), peer.statuses[-1]
-        assert "rejected 0," in peer.statuses[-1].message, peer.statuses[-1].message
+        assert re.search(r"rejected 0\b", peer.statuses[-1].message), peer.statuses[-1].message
         assert node.poll() is None
     finally:
         peer.close()
