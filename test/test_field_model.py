@@ -9,7 +9,7 @@ import torch
 from langscene_core.camera import Intrinsics, look_at
 from langscene_core.field import losses
 from langscene_core.field.gaussians import Gaussians, knn, quat_from_z_axis
-from langscene_core.field.ply import load_ply, save_ply, sidecar_path
+from langscene_core.field.ply import load_ply, read_sidecar, save_ply, sidecar_path
 from langscene_core.field.render import render
 from langscene_core.field.views import TrainView
 
@@ -98,8 +98,8 @@ def test_save_load_render_identical_and_open3d_reads(tmp_path):
         g.params["shN"].normal_(std=0.1)
         g.params["quats"].normal_()
     path = save_ply(g, tmp_path / "scene.ply", {"scene_frame": "map"})
-    loaded, meta = load_ply(path)
-    assert meta == {"scene_frame": "map"} and loaded.sh_degree == 2 and len(loaded) == len(g)
+    loaded = load_ply(path)
+    assert read_sidecar(path)["metadata"] == {"scene_frame": "map"} and loaded.sh_degree == 2 and len(loaded) == len(g)
     for key, value in g.state().items():
         assert torch.equal(value, loaded.state()[key]), key
     for view in views:

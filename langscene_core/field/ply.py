@@ -69,8 +69,8 @@ def save_ply(gaussians: Gaussians, path: str | Path, metadata: Optional[dict[str
     return path
 
 
-def load_ply(path: str | Path) -> tuple[Gaussians, dict[str, Any]]:
-    """Read Gaussians written by ``save_ply``; returns (gaussians on the CPU, caller metadata)."""
+def read_sidecar(path: str | Path) -> dict[str, Any]:
+    """The JSON sidecar of a PLY written by ``save_ply`` (its caller metadata is under "metadata")."""
     path = Path(path)
     try:
         sidecar = json.loads(sidecar_path(path).read_text())
@@ -78,6 +78,13 @@ def load_ply(path: str | Path) -> tuple[Gaussians, dict[str, Any]]:
         raise ValueError(f"cannot read the sidecar {sidecar_path(path)} of {path}: {exc}") from exc
     if sidecar.get("format") != FORMAT or sidecar.get("version") != VERSION:
         raise ValueError(f"{sidecar_path(path)} is not a {FORMAT} v{VERSION} sidecar")
+    return sidecar
+
+
+def load_ply(path: str | Path) -> Gaussians:
+    """Read Gaussians (on the CPU) written by ``save_ply``; ValueError names what does not match."""
+    path = Path(path)
+    sidecar = read_sidecar(path)
     sh_degree, levels = int(sidecar["sh_degree"]), len(sidecar["levels"])
     raw = path.read_bytes()
     marker = b"end_header\n"
@@ -111,7 +118,7 @@ def load_ply(path: str | Path) -> tuple[Gaussians, dict[str, Any]]:
         "quats": block("rot_0", 4),
         "latents": block(f"lang_{_level_name(0)}_0", 3 * levels).reshape(count, levels, 3),
     }
-    return Gaussians(params, sh_degree), sidecar.get("metadata", {})
+    return Gaussians(params, sh_degree)
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
