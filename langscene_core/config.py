@@ -76,8 +76,41 @@ class DensifyConfig:
 
 @dataclass(frozen=True)
 class FieldConfig:
+    """Language surface field (langscene_core.field.train): stage A geometry, stage B language."""
+
     geometry_steps: int = 1500
     language_steps: int = 500
+    sh_degree: int = 1
+    init_stride: int = 2  # RGB-D initialisation: unproject every n-th pixel
+    init_max_points: int = 30000
+    # Adam learning rates (means: times the scene scale, as in 3DGS)
+    lr_means: float = 1.6e-3
+    lr_scales: float = 5e-3
+    lr_quats: float = 1e-2
+    lr_opacities: float = 5e-2
+    lr_sh0: float = 1e-2
+    lr_shN: float = 5e-4
+    lr_latents: float = 2e-2
+    # stage A loss weights
+    rgb_l2_weight: float = 0.5  # RGB loss = (1 - w) L1 + w L2
+    depth_weight: float = 0.5  # L1 on expected depth where the view has depth
+    flatten_weight: float = 10.0  # mean smallest scale (metres)
+    normal_weight: float = 0.1  # progressive normal loss (Eq. 7)
+    normal_warmup_steps: int = 500  # T_n: all pixels before, angle-filtered after
+    normal_tau_thr_deg: float = 30.0  # tau_thr of Eq. 7-8
+    # stage B loss weights
+    latent_weight: float = 1.0
+    s2d_weight: float = 0.1
+    s3d_weight: float = 0.05
+    s3d_k: int = 5
+    # densification and pruning (gsplat DefaultStrategy)
+    densify_start: int = 100
+    densify_stop: int = 1000
+    densify_every: int = 100
+    densify_grad_threshold: float = 2e-4
+    prune_opacity: float = 0.005
+    max_gaussians: int = 200000
+    seed: int = 0
 
 
 @dataclass(frozen=True)
