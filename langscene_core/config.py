@@ -41,7 +41,7 @@ class TrimapModelConfig:
     path: str = "bundled:tiny-trimap"  # diffusers directory, HF cache id, or bundled:NAME
     dtype: str = "auto"  # auto | float32 | float16 | bfloat16
     offload: str = "none"  # none | model | sequential
-    frames: int = 49  # generated frames per keyframe pair, k * 4 + 1 (keyframes included)
+    frames: int = 49  # generated frames per keyframe pair, k * 8 + 1 (keyframes included)
     steps: int = 50
     guidance: float = 6.0
     height: int = 0  # generation size in pixels; 0 = the model's native size (480 x 720 for CogVideoX-5B)

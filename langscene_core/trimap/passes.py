@@ -8,7 +8,7 @@ granularity level (s/m/l), 0 = background. Generation runs at the model size (``
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -145,14 +145,14 @@ def densify_pair(pipe: TrimapPipeline, key_a: TrimapKeyframe, key_b: TrimapKeyfr
                  generator: torch.Generator | None = None, workdir: str | Path | None = None) -> DensifiedClip:
     """Generate the frames between two keyframes (all three passes) and recover their poses.
 
-    ``frames`` overrides ``settings.frames`` (k * 4 + 1 for CogVideoX). Poses come from SfM over the
+    ``frames`` overrides ``settings.frames`` (k * 8 + 1 for CogVideoX). Poses come from SfM over the
     generated RGB frames aligned to the two keyframe poses; on PoseRecoveryError ``poses`` is None and
     ``pose_message`` carries the reason (the caller then keeps only the keyframes).
     """
     if key_a.intrinsics != key_b.intrinsics:
         raise ValueError("keyframes of a pair must share intrinsics (same camera and image size)")
     if frames is not None:
-        settings = type(settings)(**{**settings.__dict__, "frames": frames})
+        settings = replace(settings, frames=frames)
     rgb = rgb_pass(pipe, key_a.rgb, key_b.rgb, settings, generator)
     rgb[0], rgb[-1] = key_a.rgb, key_b.rgb
 

@@ -81,8 +81,11 @@ class TrimapPipeline(DiffusionPipeline):
 
     def check_video_shape(self, num_frames: int, height: int, width: int) -> None:
         """Raise ValueError when (T, H, W) cannot be encoded and patched."""
-        if num_frames < 2 or (num_frames - 1) % self.temporal_factor:
-            raise ValueError(f"num_frames={num_frames}: must be k * {self.temporal_factor} + 1 with k >= 1")
+        # The CogVideoX VAE decodes latent frames in pairs after the first: an odd latent count (49 frames
+        # -> 13 latents) decodes to exactly num_frames, an even one to more.
+        step = 2 * self.temporal_factor
+        if num_frames < step + 1 or (num_frames - 1) % step:
+            raise ValueError(f"num_frames={num_frames}: must be k * {step} + 1 with k >= 1 (e.g. 9, 17, 49)")
         if height % self.size_multiple or width % self.size_multiple:
             raise ValueError(f"frame size {height}x{width}: height and width must be multiples of "
                              f"{self.size_multiple}")
