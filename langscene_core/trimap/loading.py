@@ -111,7 +111,7 @@ def load_trimap(config: TrimapModelConfig, device: str | torch.device = "cpu") -
         raise ValueError(f"models.trimap.offload={config.offload!r}: expected none, model or sequential")
     if config.offload != "none" and device.type != "cuda":
         raise ValueError(f"models.trimap.offload={config.offload!r} needs a CUDA device, got {device}")
-    pipe = TrimapPipeline.from_pretrained(resolve_model_path(config.path), torch_dtype=resolve_dtype(config.dtype, device))
+    pipe = TrimapPipeline.from_pretrained(resolve_model_path(config.path), dtype=resolve_dtype(config.dtype, device))
     if config.offload == "model":
         pipe.enable_model_cpu_offload(device=device)
     elif config.offload == "sequential":

@@ -36,7 +36,7 @@ class TrimapOutput(BaseOutput):
 class TrimapPipeline(DiffusionPipeline):
     """First+last keyframe interpolation with classifier-free guidance.
 
-    Loads with ``TrimapPipeline.from_pretrained(directory, torch_dtype=...)`` from a diffusers layout
+    Loads with ``TrimapPipeline.from_pretrained(directory, dtype=...)`` from a diffusers layout
     (model_index.json + tokenizer/, text_encoder/, vae/, transformer/, scheduler/); GPU users can call the
     inherited ``enable_model_cpu_offload()``, ``enable_sequential_cpu_offload()`` and
     ``vae.enable_tiling()`` (see :func:`langscene_core.trimap.loading.load_trimap`).
