@@ -1,28 +1,32 @@
 """Palette colouring of mask-id maps for the TriMap semantic pass, and decoding by nearest colour.
 
-Mask ids are integers >= 0 with 0 = background (black). Ids 1..N-1 get well separated colours (a fixed
-golden-ratio hue walk over a few saturation/value rings) so a generated, slightly blurred colour still
-decodes to the right id by nearest palette entry.
+Mask ids are integers >= 0 with 0 = background (black). The palette is an 8-level RGB grid ordered by
+farthest-point sampling from black, so every prefix (the ids a scene uses) is as spread out as the grid
+allows and a generated, slightly blurred colour still decodes to the right id by nearest entry.
 """
 from __future__ import annotations
-
-import colorsys
 
 import numpy as np
 import torch
 
+GRID_LEVELS = 8
+MAX_PALETTE = GRID_LEVELS ** 3
+
 
 def make_palette(size: int = 256) -> np.ndarray:
-    """[size, 3] float32 colours in [0, 1]; entry 0 is black (background), all entries distinct."""
-    if size < 1:
-        raise ValueError(f"palette size must be >= 1, got {size}")
-    rings = [(1.0, 1.0), (0.55, 0.95), (1.0, 0.6), (0.35, 0.75), (0.8, 0.4)]  # (saturation, value)
-    colours = [(0.0, 0.0, 0.0)]
-    for i in range(1, size):
-        saturation, value = rings[(i - 1) % len(rings)]
-        hue = ((i - 1) * 0.618033988749895) % 1.0
-        colours.append(colorsys.hsv_to_rgb(hue, saturation, value))
-    return np.asarray(colours, dtype=np.float32)
+    """[size, 3] float32 colours in [0, 1]; entry 0 is black (background), all entries distinct, and
+    ``make_palette(n)`` is the first n entries of ``make_palette(m)`` for m >= n."""
+    if not 1 <= size <= MAX_PALETTE:
+        raise ValueError(f"palette size must be in [1, {MAX_PALETTE}], got {size}")
+    levels = np.linspace(0.0, 1.0, GRID_LEVELS)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
+    order = [0]  # black
+    distance = np.linalg.norm(grid - grid[0], axis=1)
+    for _ in range(size - 1):
+        pick = int(np.argmax(distance))  # first of the farthest: deterministic
+        order.append(pick)
+        distance = np.minimum(distance, np.linalg.norm(grid - grid[pick], axis=1))
+    return grid[order].astype(np.float32)
 
 
 def masks_to_rgb(ids: np.ndarray, palette: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from langscene_core.camera import Intrinsics
 from langscene_core.config import DensifyConfig, TrimapModelConfig
+from langscene_core.frames import Frame
 from langscene_core.normals import depth_to_normals, normals_to_rgb, rgb_to_normals
 from langscene_core.trimap.palette import make_palette, masks_to_rgb, rgb_to_masks
 from langscene_core.trimap.pipeline import TrimapPipeline
@@ -114,6 +115,13 @@ class TrimapKeyframe:
     depth: np.ndarray | None = None
     normals: np.ndarray | None = None
     masks: np.ndarray | None = None
+
+    @classmethod
+    def from_frame(cls, frame: Frame, masks: np.ndarray | None = None) -> "TrimapKeyframe":
+        """From a posed pipeline frame (uint8 rgb, NaN depth where none) and optional masks [L, H, W]."""
+        depth = None if frame.depth is None else np.nan_to_num(frame.depth, nan=0.0)
+        return cls(rgb=np.asarray(frame.rgb, dtype=np.float32) / 255.0, cam_to_world=frame.cam_to_world,
+                   intrinsics=frame.intrinsics, depth=depth, masks=masks)
 
     def camera_normals(self) -> np.ndarray | None:
         if self.normals is not None:
