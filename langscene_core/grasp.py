@@ -2,8 +2,8 @@
 
 Gripper frame (the ``GraspCandidate.msg`` convention): z = approach direction towards the object,
 x = closing direction, y = z x x, origin midway between the fingertips. The contacts lie on the
-line through ``origin - depth * z`` along x, ``width / 2`` either side, with ``depth`` the first of
-``GraspConfig.contact_depths`` at which the gripper is collision-free.
+line through ``origin - depth * z`` along x, ``width / 2 - width_clearance`` either side, with
+``depth`` the first of ``GraspConfig.contact_depths`` at which the gripper is collision-free.
 
 Pipeline: voxel-average the object points -> outward normals (given, or open3d estimates) -> sample
 first contacts -> for each, the far contact is the outermost object point on the closing line (where
@@ -33,7 +33,8 @@ class Grasp:
     """One parallel-jaw grasp, scene frame.
 
     pose: [4, 4] float64 gripper pose (columns: x closing, y, z approach, origin between fingertips).
-    width: opening needed, metres (distance between the two contacts).
+    width: opening needed, metres: the contacts' distance plus ``width_clearance`` on each side (the
+        fingers' inner faces sit at x = +-width / 2 while approaching).
     score: antipodality x contact relevancy x approach preference, in [0, 1].
     contacts: [2, 3] float64 contact points, the first on the -x side, the second on the +x side.
     """
@@ -303,6 +304,7 @@ def plan_grasps(object_points: np.ndarray, object_relevancy: np.ndarray, obstacl
     for c, depth in depth_of.items():
         poses[c, :3, 3] += depth * poses[c, :3, 2]
     return tuple(
-        Grasp(pose=poses[c], width=float(widths[pair[c]]), score=float(score[pair[c], direction[c]]),
+        Grasp(pose=poses[c], width=float(widths[pair[c]] + 2 * config.width_clearance),
+              score=float(score[pair[c], direction[c]]),
               contacts=np.stack([points[first[pair[c]]], points[second[pair[c]]]]))
         for c in depth_of)

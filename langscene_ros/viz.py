@@ -46,9 +46,9 @@ def label_marker(text: str, position: np.ndarray, header: Header) -> Marker:
 
 
 def gripper_outline(width: float, config: GraspConfig) -> np.ndarray:
-    """[8, 3] LINE_LIST segment ends of the open gripper in its own frame: two fingers (tips at z = 0),
+    """[8, 3] LINE_LIST segment ends of the gripper opened to ``width`` in its own frame: two fingers (tips at z = 0),
     the palm across them and a stem behind it."""
-    h = width / 2 + config.width_clearance
+    h = width / 2
     fd, pd = config.finger_depth, config.palm_depth
     return np.array([[-h, 0, 0], [-h, 0, -fd], [h, 0, 0], [h, 0, -fd],
                      [-h, 0, -fd], [h, 0, -fd], [0, 0, -fd], [0, 0, -fd - pd]])

@@ -155,8 +155,8 @@ def _box_grid(lo: np.ndarray, hi: np.ndarray, step: float = 0.002) -> np.ndarray
 
 def gripper_volume(width: float, config) -> np.ndarray:
     """[K, 3] points filling both fingers and the palm (gripper frame, fingertips at z = 0), opened to
-    ``width`` + 2 clearances, swept back along the approach by ``config.approach_distance``."""
-    half_open = width / 2 + config.width_clearance
+    ``width``, swept back along the approach by ``config.approach_distance``."""
+    half_open = width / 2
     t, fd, pd = config.finger_thickness, config.finger_depth, config.palm_depth
     hy = config.finger_width / 2
     back = -(fd + pd + config.approach_distance)
@@ -186,11 +186,11 @@ def grasp_violations(grasp, objects: tuple, target: int, config, surface_tol: fl
     if (dist > surface_tol).any():
         problems.append(f"contacts {dist} m from the target surface")
     line = c[1] - c[0]
-    if abs(np.linalg.norm(line) - grasp.width) > 1e-6:
-        problems.append("width is not the contact distance")
+    if abs(np.linalg.norm(line) + 2 * config.width_clearance - grasp.width) > 1e-6:
+        problems.append("width is not the contact distance plus the clearances")
     if np.degrees(np.arccos(np.clip(line @ rot[:, 0] / np.linalg.norm(line), -1, 1))) > 0.1:
         problems.append("x is not the closing direction from the first to the second contact")
-    if grasp.width > config.gripper_max_width - 2 * config.width_clearance + 1e-9:
+    if grasp.width > config.gripper_max_width + 1e-9:
         problems.append(f"width {grasp.width} exceeds the gripper opening")
     offset = pose[:3, 3] - c.mean(axis=0)
     depth = offset @ rot[:, 2]

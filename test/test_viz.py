@@ -45,7 +45,7 @@ def test_markers_show_the_box_label_and_every_grasp(answer):
         # fingertips drawn in the scene frame: either side of the origin along the closing axis
         pose = pose_to_matrix(gripper.pose)
         tips = np.array([[p.x, p.y, p.z, 1.0] for p in gripper.points[0:3:2]]) @ pose.T
-        half = grasp.width / 2 + GRASP.width_clearance
+        half = grasp.width / 2
         np.testing.assert_allclose(tips[:, :3], grasp.pose[:3, 3] + np.outer([-half, half], grasp.pose[:3, 0]),
                                    atol=1e-6)
         # the arrow points along the approach and ends at the palm
@@ -72,7 +72,7 @@ def test_nothing_found_clears_the_display():
 def test_gripper_outline_spans_the_opening():
     outline = gripper_outline(0.04, GRASP)
     assert outline.shape == (8, 3)
-    np.testing.assert_allclose(np.ptp(outline[:, 0]), 0.04 + 2 * GRASP.width_clearance)
+    np.testing.assert_allclose(np.ptp(outline[:, 0]), 0.04)
     np.testing.assert_allclose(outline[:, 2].min(), -GRASP.finger_depth - GRASP.palm_depth)
 
 
