@@ -110,6 +110,7 @@ class GraspConfig:
     max_object_points: int = 2000  # cap on object points used for pairing (after the voxel grid)
     contact_tolerance: float = 0.004  # metres; max distance of the second contact from the closing line
     normal_radius: float = 0.012  # metres; open3d normal estimation radius when normals are not given
+    min_normal_consistency: float = 0.9  # contacts need |mean normal| over their normal_radius patch >= this
     max_candidates: int = 256  # best-scoring (pair, approach) candidates collision-checked at most
     approach_count: int = 5  # approach directions per contact pair, spread around the closing axis
     max_approach_angle_deg: float = 90.0  # approaches within this angle of straight down (top-down)

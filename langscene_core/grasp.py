@@ -84,17 +84,36 @@ def outward_normals(points: np.ndarray, normals: np.ndarray | None, radius: floa
     return np.where(outward[:, None], normals, -normals)
 
 
+def _smooth(points: np.ndarray, normals: np.ndarray, config: GraspConfig) -> np.ndarray:
+    """[M] bool: the point's surface patch is smooth enough to be a contact.
+
+    Normals are averaged over the points within ``normal_radius`` (open3d radius search); near
+    edges, corners and thin rims they disagree, the mean's length drops below
+    ``min_normal_consistency`` and the contact's normal is not trusted.
+    """
+    index = o3d.core.nns.NearestNeighborSearch(o3d.core.Tensor(np.ascontiguousarray(points)))
+    index.fixed_radius_index(config.normal_radius)
+    found, _, splits = index.fixed_radius_search(o3d.core.Tensor(np.ascontiguousarray(points)),
+                                                 config.normal_radius, sort=False)
+    found, splits = found.numpy(), splits.numpy()
+    owner = np.repeat(np.arange(len(points)), np.diff(splits))  # every point finds itself: no empty rows
+    total = np.stack([np.bincount(owner, weights=normals[found, c], minlength=len(points)) for c in range(3)], 1)
+    return np.linalg.norm(total, axis=1) >= config.min_normal_consistency * np.diff(splits)
+
+
 def _antipodal_pairs(points: np.ndarray, normals: np.ndarray, config: GraspConfig
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Contact pairs on the object whose closing line is inside both friction cones.
 
-    points, normals: [M, 3] float64 (outward unit normals). Returns (first [P] int, second [P] int,
-    antipodality [P] float64 in [0, 1]: 1 - (larger contact angle) / (cone half angle)).
+    points, normals: [M, 3] float64 (outward unit normals). Both contacts must lie on smooth patches
+    (:func:`_smooth`). Returns (first [P] int, second [P] int, antipodality [P] float64 in [0, 1]:
+    1 - (larger contact angle) / (cone half angle)).
     """
-    m = len(points)
+    smooth = _smooth(points, normals, config)
+    candidates = np.flatnonzero(smooth)
     rng = np.random.default_rng(0)  # fixed seed: the same scene gives the same grasps
-    first = np.arange(m) if m <= config.contact_samples else np.sort(
-        rng.choice(m, size=config.contact_samples, replace=False))
+    first = candidates if len(candidates) <= config.contact_samples else np.sort(
+        rng.choice(candidates, size=config.contact_samples, replace=False))
     inward = -normals[first]  # [K, 3] closing direction of the first finger
     rel = points[None, :, :] - points[first, None, :]  # [K, M, 3]
     along = np.einsum("kmc,kc->km", rel, inward)
@@ -107,7 +126,7 @@ def _antipodal_pairs(points: np.ndarray, normals: np.ndarray, config: GraspConfi
     second = np.argmax(far_along, axis=1)
     reach = far_along[np.arange(len(first)), second]
     max_contact_width = config.gripper_max_width - 2 * config.width_clearance
-    keep = outermost & (reach > config.contact_tolerance) & (reach <= max_contact_width)
+    keep = outermost & smooth[second] & (reach > config.contact_tolerance) & (reach <= max_contact_width)
     first, second = first[keep], second[keep]
     closing = points[second] - points[first]
     width = np.linalg.norm(closing, axis=1)

@@ -73,14 +73,29 @@ def test_no_grasp_for_an_object_wider_than_the_gripper(wide):
 
 def test_flat_object_is_not_grasped_through_the_table():
     # 8 mm tall: contacts are at most 8 mm above the table, fingers (2 cm wide) would hit it from the
-    # side and fingertips would reach into it from above
+    # side and fingertips would reach into it from above. Its faces are all within one normal patch
+    # of an edge, so the smoothness filter is off here: only the table may reject these contacts.
     flat = Box((0.0, 0.0), (0.04, 0.05, 0.008))
+    config = dataclasses.replace(CONFIG, min_normal_consistency=0.0)
     scene = make_scene((flat,), 0, density=60000.0, table_density=30000.0)
-    assert _plan(scene, 0, True) == ()
-    # without the table as an obstacle the same contacts are accepted: the table is what rejects them
+    assert _plan(scene, 0, True, config) == ()
     on = scene.owner == 0
-    assert plan_grasps(scene.means[on], scene.relevancy[on], np.zeros((0, 3)), CONFIG, UP,
+    assert plan_grasps(scene.means[on], scene.relevancy[on], np.zeros((0, 3)), config, UP,
                        object_normals=scene.normals[on])
+
+
+@pytest.mark.parametrize("with_normals", [True, False], ids=["given normals", "estimated normals"])
+@pytest.mark.parametrize("name", ["yawed box", "box beside a wall"])
+def test_contacts_keep_off_edges_where_normals_blend(name, with_normals):
+    objects, target = SCENES[name]
+    scene = make_scene(objects, target, density=60000.0, table_density=30000.0)
+    box = objects[target]
+    grasps = _plan(scene, target, with_normals)
+    assert grasps
+    for grasp in grasps:
+        local = np.abs(box.to_local(grasp.contacts)) - np.asarray(box.size) / 2
+        gap_to_edge = -np.sort(local, axis=1)[:, 1]  # distance to the nearest edge of the contact's face
+        assert (gap_to_edge > 0.005).all(), gap_to_edge
 
 
 def test_normal_signs_are_ignored_and_results_are_deterministic():
