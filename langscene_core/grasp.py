@@ -230,8 +230,10 @@ def _swept_hits(poses: np.ndarray, widths: np.ndarray, surroundings: _Surroundin
 
 
 def _near(points: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
-    """Rows of points [N, 3] within ``radius`` of ``centre`` [3]."""
-    return points[np.einsum("nc,nc->n", points - centre, points - centre) <= radius ** 2]
+    """Rows of points [N, 3] (any float dtype, not copied whole) within ``radius`` of ``centre`` [3],
+    as float64."""
+    offset = points - centre.astype(points.dtype)
+    return points[np.einsum("nc,nc->n", offset, offset) <= radius ** 2].astype(np.float64)
 
 
 def plan_grasps(object_points: np.ndarray, object_relevancy: np.ndarray, obstacle_points: np.ndarray,
@@ -250,7 +252,7 @@ def plan_grasps(object_points: np.ndarray, object_relevancy: np.ndarray, obstacl
     validate_grasp_config(config)
     limit = config.max_grasps if max_grasps is None else max_grasps
     object_points = np.asarray(object_points, dtype=np.float64)
-    obstacle_points = np.asarray(obstacle_points, dtype=np.float64).reshape(-1, 3)
+    obstacle_points = np.asarray(obstacle_points).reshape(-1, 3)
     relevancy = np.asarray(object_relevancy, dtype=np.float64)
     up = np.asarray(up, dtype=np.float64)
     if object_points.ndim != 2 or object_points.shape[1] != 3:
@@ -284,14 +286,22 @@ def plan_grasps(object_points: np.ndarray, object_relevancy: np.ndarray, obstacl
     preference = 1.0 - config.top_down_preference * (1.0 - approach @ -up) / 2.0  # [P, A]
     score = (antipodality * (rel[first] + rel[second]) / 2.0)[:, None] * preference
     pair, direction = np.nonzero(valid)
-    order = np.argsort(-score[pair, direction], kind="stable")[:config.max_candidates]
+    order = np.argsort(-score[pair, direction], kind="stable")
     pair, direction = pair[order], direction[order]
+    # Near-duplicates (same origin cell and approach bin) would mostly share their fate in the
+    # collision check: keep the best of each, then the best ``max_candidates``.
+    midpoints = (points[first[pair]] + points[second[pair]]) / 2
+    cells = np.floor(midpoints / config.nms_distance).astype(np.int64)
+    bins = np.rint(approach[pair, direction] / np.sin(np.radians(config.nms_angle_deg))).astype(np.int64)
+    _, distinct = np.unique(np.concatenate([cells, bins], axis=1), axis=0, return_index=True)
+    keep = np.sort(distinct)[:config.max_candidates]
+    pair, direction = pair[keep], direction[keep]
 
     z = approach[pair, direction]
     x = closing[pair]
     poses = np.tile(np.eye(4), (len(pair), 1, 1))
     poses[:, :3, 0], poses[:, :3, 1], poses[:, :3, 2] = x, np.cross(z, x), z
-    poses[:, :3, 3] = (points[first[pair]] + points[second[pair]]) / 2  # depth 0, moved below
+    poses[:, :3, 3] = midpoints[keep]  # depth 0, moved below
 
     swept_corner = np.array([config.gripper_max_width / 2 + config.finger_thickness,
                              config.finger_width / 2,
