@@ -218,11 +218,12 @@ def _swept_hits(poses: np.ndarray, widths: np.ndarray, surroundings: _Surroundin
         local[block] = (points[block] - poses[c, :3, 3]) @ poses[c, :3, :3]
     owner = np.repeat(np.arange(len(poses)), np.diff(splits))
     ax = np.abs(local[:, 0])
-    section = (ax <= half_outer[owner]) & (np.abs(local[:, 1]) <= half_y)
-    z_tip = local[:, 2:3] - depths[None, :]  # [K, D] point z relative to the fingertips
-    inside = section[:, None] & (z_tip <= m) & (z_tip >= z_back)
-    slot = (surroundings.grasped[found] & (ax < half_open[owner] - m))[:, None] & (z_tip > -config.finger_depth + m)
-    inside &= ~slot
+    section = np.flatnonzero((ax <= half_outer[owner]) & (np.abs(local[:, 1]) <= half_y))
+    owner, ax = owner[section], ax[section]
+    z_tip = local[section, 2:3] - depths[None, :]  # [S, D] point z relative to the fingertips
+    slot = (surroundings.grasped[found[section]] & (ax < half_open[owner] - m))[:, None] \
+        & (z_tip > -config.finger_depth + m)
+    inside = (z_tip <= m) & (z_tip >= z_back) & ~slot
     hits = np.zeros((len(poses), len(depths)), dtype=bool)
     for k in range(len(depths)):
         hits[:, k] = np.bincount(owner, weights=inside[:, k], minlength=len(poses)) > 0
