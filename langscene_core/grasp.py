@@ -6,11 +6,12 @@ line through ``origin - depth * z`` along x, ``width / 2 - width_clearance`` eit
 ``depth`` the first of ``GraspConfig.contact_depths`` at which the gripper is collision-free.
 
 Pipeline: voxel-average the object points -> outward normals (given, or open3d estimates) -> sample
-first contacts -> for each, the far contact is the outermost object point on the closing line (where
-the opposite finger first touches) -> keep pairs antipodal within the friction cone and within the
-opening -> approach directions around the closing axis (top-down first) -> score -> collision check
-of fingers and palm, swept along the approach, against every scene point, best first, with
-non-maximum suppression.
+first contacts on smooth patches (normals agree within ``normal_radius``: no edges or rims) -> for
+each, the far contact is the outermost object point on the closing line (where the opposite finger
+first touches) -> keep pairs antipodal within the friction cone and within the opening -> approach
+directions around the closing axis (top-down first) -> score -> drop near-duplicates -> collision
+check of fingers and palm, swept along the approach, against every scene point (the grasped object
+may only lie between the fingers), best first, with non-maximum suppression.
 
 Only external grasps (fingers outside the object on both sides) are produced; normals are oriented
 away from the object's centroid, which is right for convex and tabletop-like objects.
@@ -268,6 +269,30 @@ def plan_grasps(object_points: np.ndarray, object_relevancy: np.ndarray, obstacl
     if limit < 1 or len(object_points) < 2:
         return ()
 
+    points, rel, normals = _object_samples(object_points, relevancy, object_normals, config)
+    first, second, antipodality = _antipodal_pairs(points, normals, config)
+    if len(first) == 0:
+        return ()
+    candidates = _ranked_candidates(points, rel, normals, first, second, antipodality, up, config)
+    centre = points.mean(axis=0)
+    radius = np.max(np.linalg.norm(points - centre, axis=1)) + gripper_reach(config)
+    surroundings = _Surroundings.build(
+        group_by_voxel(points, config.collision_voxel_size).centroids,
+        group_by_voxel(_near(obstacle_points, centre, radius), config.collision_voxel_size).centroids)
+    return _collision_free(candidates, surroundings, limit, config)
+
+
+def gripper_reach(config: GraspConfig) -> float:
+    """Metres from the contacts' midpoint to the farthest point of the gripper's swept volume."""
+    swept_corner = np.array([config.gripper_max_width / 2 + config.finger_thickness, config.finger_width / 2,
+                             config.finger_depth + config.palm_depth + config.approach_distance])
+    return float(max(config.contact_depths) + np.linalg.norm(swept_corner + config.collision_margin))
+
+
+def _object_samples(object_points: np.ndarray, relevancy: np.ndarray, object_normals: np.ndarray | None,
+                    config: GraspConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Object points voxel-averaged at ``object_voxel_size`` and capped at ``max_object_points``:
+    (points [M, 3], relevancy [M], outward unit normals [M, 3]), float64."""
     groups = group_by_voxel(object_points, config.object_voxel_size)
     points, rel = groups.centroids, groups.mean(relevancy)
     averaged = None if object_normals is None else groups.mean(
@@ -276,10 +301,24 @@ def plan_grasps(object_points: np.ndarray, object_relevancy: np.ndarray, obstacl
     if len(points) > config.max_object_points:
         keep = np.sort(np.random.default_rng(0).choice(len(points), config.max_object_points, replace=False))
         points, rel, normals = points[keep], rel[keep], normals[keep]
+    return points, rel, normals
 
-    first, second, antipodality = _antipodal_pairs(points, normals, config)
-    if len(first) == 0:
-        return ()
+
+@dataclass(frozen=True)
+class _Candidates:
+    """Grasp candidates, best score first: poses [C, 4, 4] with the origin at the contacts'
+    midpoint (depth 0), contact distances [C], scores [C], contacts [C, 2, 3]."""
+
+    poses: np.ndarray
+    widths: np.ndarray
+    scores: np.ndarray
+    contacts: np.ndarray
+
+
+def _ranked_candidates(points: np.ndarray, rel: np.ndarray, normals: np.ndarray, first: np.ndarray,
+                       second: np.ndarray, antipodality: np.ndarray, up: np.ndarray,
+                       config: GraspConfig) -> _Candidates:
+    """Every contact pair x approach direction, scored, sorted, deduplicated, capped."""
     closing = points[second] - points[first]
     widths = np.linalg.norm(closing, axis=1)
     closing /= widths[:, None]
@@ -297,44 +336,32 @@ def plan_grasps(object_points: np.ndarray, object_relevancy: np.ndarray, obstacl
     _, distinct = np.unique(np.concatenate([cells, bins], axis=1), axis=0, return_index=True)
     keep = np.sort(distinct)[:config.max_candidates]
     pair, direction = pair[keep], direction[keep]
-
-    z = approach[pair, direction]
-    x = closing[pair]
+    z, x = approach[pair, direction], closing[pair]
     poses = np.tile(np.eye(4), (len(pair), 1, 1))
-    poses[:, :3, 0], poses[:, :3, 1], poses[:, :3, 2] = x, np.cross(z, x), z
-    poses[:, :3, 3] = midpoints[keep]  # depth 0, moved below
+    poses[:, :3, 0], poses[:, :3, 1], poses[:, :3, 2], poses[:, :3, 3] = x, np.cross(z, x), z, midpoints[keep]
+    return _Candidates(poses=poses, widths=widths[pair], scores=score[pair, direction],
+                       contacts=np.stack([points[first[pair]], points[second[pair]]], axis=1))
 
-    swept_corner = np.array([config.gripper_max_width / 2 + config.finger_thickness,
-                             config.finger_width / 2,
-                             config.finger_depth + config.palm_depth + config.approach_distance])
-    centre = points.mean(axis=0)
-    radius = (np.max(np.linalg.norm(points - centre, axis=1)) + max(config.contact_depths)
-              + np.linalg.norm(swept_corner + config.collision_margin))
-    surroundings = _Surroundings.build(
-        group_by_voxel(points, config.collision_voxel_size).centroids,
-        group_by_voxel(_near(obstacle_points, centre, radius), config.collision_voxel_size).centroids)
+
+def _collision_free(candidates: _Candidates, surroundings: _Surroundings, limit: int,
+                    config: GraspConfig) -> tuple[Grasp, ...]:
+    """The first ``limit`` candidates (score order) with a collision-free contact depth that are not
+    within ``nms_distance`` and ``nms_angle_deg`` of a better accepted grasp."""
     cos_nms = np.cos(np.radians(config.nms_angle_deg))
-    depth_of: dict[int, float] = {}
-    for start in range(0, len(pair), _BATCH):
-        batch = np.arange(start, min(start + _BATCH, len(pair)))
-        collides = _swept_hits(poses[batch], widths[pair[batch]], surroundings, config)  # [B, D]
-        for c, row in zip(batch, collides):
+    accepted: list[Grasp] = []
+    for start in range(0, len(candidates.poses), _BATCH):
+        batch = slice(start, start + _BATCH)
+        collides = _swept_hits(candidates.poses[batch], candidates.widths[batch], surroundings, config)  # [B, D]
+        for c, row in enumerate(collides, start=start):
             if row.all():
                 continue
-            depth = config.contact_depths[int(np.argmin(row))]  # the first (preferred) free depth
-            origin = poses[c, :3, 3] + depth * poses[c, :3, 2]
-            if any(np.linalg.norm(origin - poses[k, :3, 3] - depth_of[k] * poses[k, :3, 2]) < config.nms_distance
-                   and poses[c, :3, 2] @ poses[k, :3, 2] > cos_nms for k in depth_of):
+            pose = candidates.poses[c].copy()
+            pose[:3, 3] += config.contact_depths[int(np.argmin(row))] * pose[:3, 2]  # first free depth
+            if any(np.linalg.norm(pose[:3, 3] - g.pose[:3, 3]) < config.nms_distance
+                   and pose[:3, 2] @ g.pose[:3, 2] > cos_nms for g in accepted):
                 continue
-            depth_of[int(c)] = depth
-            if len(depth_of) == limit:
-                break
-        if len(depth_of) == limit:
-            break
-    for c, depth in depth_of.items():
-        poses[c, :3, 3] += depth * poses[c, :3, 2]
-    return tuple(
-        Grasp(pose=poses[c], width=float(widths[pair[c]] + 2 * config.width_clearance),
-              score=float(score[pair[c], direction[c]]),
-              contacts=np.stack([points[first[pair[c]]], points[second[pair[c]]]]))
-        for c in depth_of)
+            accepted.append(Grasp(pose=pose, width=float(candidates.widths[c] + 2 * config.width_clearance),
+                                  score=float(candidates.scores[c]), contacts=candidates.contacts[c]))
+            if len(accepted) == limit:
+                return tuple(accepted)
+    return tuple(accepted)
