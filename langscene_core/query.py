@@ -156,7 +156,9 @@ def _gravity_axes(points: np.ndarray, up: np.ndarray) -> np.ndarray:
 
 def _free_axes(points: np.ndarray) -> np.ndarray:
     """[3, 3] right-handed rotation of open3d's minimal oriented box of points [K, 3]."""
-    box = o3d.geometry.OrientedBoundingBox.create_from_points_minimal(o3d.utility.Vector3dVector(points))
+    # robust: qhull joggles its input, so flat and collinear clusters still get axes
+    box = o3d.geometry.OrientedBoundingBox.create_from_points_minimal(o3d.utility.Vector3dVector(points),
+                                                                      robust=True)
     rotation = np.array(box.R, dtype=np.float64)
     if np.linalg.det(rotation) < 0:
         rotation[:, 2] *= -1

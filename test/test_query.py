@@ -144,6 +144,10 @@ def test_free_alignment_fits_a_tilted_box():
     assert np.linalg.norm(box.pose[:3, 3] - centre) < 0.005
     np.testing.assert_allclose(np.sort(box.extent), np.sort(size), atol=0.005)
     assert abs(abs(box.pose[:3, :3][:, np.argmax(box.extent)] @ tilt[:, 0]) - 1) < 0.01
+    flat = local.copy()
+    flat[:, 2] = 0.0  # a planar patch (e.g. a sheet of paper) still gets a box
+    flat_box = object_box(flat, dataclasses.replace(QUERY, box_alignment="free"))
+    np.testing.assert_allclose(np.sort(flat_box.extent), [0.0, 0.05, 0.08], atol=0.005)
     with pytest.raises(ValueError, match="box_alignment"):
         object_box(local, dataclasses.replace(QUERY, box_alignment="sideways"))
 
