@@ -48,6 +48,7 @@ done
 
 echo "setup: building the langscene interfaces (msg/srv) into .venv"
 BUILD=$ROOT/build/interfaces
+mkdir -p "$ROOT/build"
 rm -rf "$BUILD"
 AMENT_PREFIX_PATH=$VENV PATH=$VENV/bin:$PATH cmake -S "$ROOT" -B "$BUILD" -G Ninja \
   -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$PY" \
