@@ -147,16 +147,44 @@ class FieldConfig:
 
 @dataclass(frozen=True)
 class QueryConfig:
-    relevancy_threshold: float = 0.55
-    max_points: int = 200000
+    relevancy_threshold: float = 0.55  # Gaussians at or above it enter the relevancy cloud
+    max_points: int = 200000  # top-N most relevant Gaussians kept in the cloud
     negatives: tuple[str, ...] = ("object", "things", "stuff", "texture")
+    up: tuple[float, ...] = (0.0, 0.0, 1.0)  # scene-frame up (against gravity); the table normal
+    cluster_voxel_size: float = 0.01  # metres; relevant points are voxel-grouped before DBSCAN
+    cluster_eps: float = 0.025  # metres; DBSCAN neighbourhood radius between voxel centroids
+    cluster_min_points: int = 4  # DBSCAN core-point neighbour count (in voxels)
+    box_alignment: str = "gravity"  # gravity (z = up, yaw only: tabletop objects) | free (3D)
+    box_quantile: float = 0.005  # extents from this quantile to 1 - it per axis (outlier-robust)
 
 
 @dataclass(frozen=True)
 class GraspConfig:
     max_grasps: int = 10
-    gripper_max_width: float = 0.08  # metres
-    finger_depth: float = 0.03  # metres
+    gripper_max_width: float = 0.08  # metres, largest opening between the finger pads
+    finger_depth: float = 0.03  # metres, finger length from palm to fingertip (along approach)
+    finger_thickness: float = 0.01  # metres, along the closing direction
+    finger_width: float = 0.02  # metres, across the closing direction (gripper y)
+    palm_depth: float = 0.02  # metres, palm thickness behind the fingers (along approach)
+    # metres the fingertips reach past the contacts, tried in this order (first collision-free wins)
+    contact_depths: tuple[float, ...] = (0.02, 0.012, 0.005)
+    width_clearance: float = 0.005  # metres of opening added on each side beyond the contacts
+    friction_coefficient: float = 0.4  # friction cone half angle = atan(coefficient)
+    contact_samples: int = 128  # first contacts sampled on the object (farthest-point sampling)
+    object_voxel_size: float = 0.004  # metres; object points are voxel-averaged before pairing
+    max_object_points: int = 2000  # cap on object points used for pairing (after the voxel grid)
+    contact_tolerance: float = 0.004  # metres; max distance of the second contact from the closing line
+    normal_radius: float = 0.012  # metres; open3d normal estimation radius when normals are not given
+    min_normal_consistency: float = 0.9  # contacts need |mean normal| over their normal_radius patch >= this
+    max_candidates: int = 256  # best-scoring (pair, approach) candidates collision-checked at most
+    approach_count: int = 5  # approach directions per contact pair, spread around the closing axis
+    max_approach_angle_deg: float = 90.0  # approaches within this angle of straight down (top-down)
+    top_down_preference: float = 0.5  # 0: any approach scores 1; 1: score falls to 0.5 at horizontal
+    approach_distance: float = 0.05  # metres the gripper travels along the approach before closing
+    collision_margin: float = 0.002  # metres added around fingers and palm in the collision check
+    collision_voxel_size: float = 0.006  # metres; object and obstacle points for the collision check
+    nms_distance: float = 0.01  # metres; a grasp this close to a better one with a similar
+    nms_angle_deg: float = 20.0  # approach (within this angle) is suppressed
 
 
 @dataclass(frozen=True)
