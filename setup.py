@@ -23,6 +23,8 @@ setup(
         "open3d-cpu",
         "pycolmap",
         "scikit-image",
+        "scipy",
+        "pillow",
         "safetensors",
         "sentencepiece",
     ],

@@ -83,7 +83,8 @@ def query_response_to_dict(response: QueryObject.Response) -> dict:
               "max_relevancy": float(response.max_relevancy), "points": int(cloud.shape[0]),
               "grasps": [{"pose": pose_dict(g.pose.pose), "score": float(g.score), "width": float(g.width)}
                          for g in response.grasps]}
-    if response.success and response.object_pose.header.frame_id:
+    extent = response.object_extent
+    if response.success and min(extent.x, extent.y, extent.z) > 0.0:  # a zero extent: no object found
         answer["object"] = {"frame": response.object_pose.header.frame_id, **pose_dict(response.object_pose.pose),
                             "extent": [response.object_extent.x, response.object_extent.y, response.object_extent.z]}
     return answer

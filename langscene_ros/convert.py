@@ -159,21 +159,6 @@ _FIELD_TYPES = {
 _NUMPY_TO_FIELD = {np.dtype(v): k for k, v in _FIELD_TYPES.items()}
 
 
-def pack_rgb(colors: np.ndarray) -> np.ndarray:
-    """[N, 3] colours (uint8 0..255 or float 0..1) -> [N] float32 whose bits are 0x00RRGGBB (PCL/RViz)."""
-    colors = np.asarray(colors)
-    if colors.dtype != np.uint8:
-        colors = np.clip(np.round(colors * 255.0), 0, 255).astype(np.uint8)
-    packed = (colors[:, 0].astype(np.uint32) << 16) | (colors[:, 1].astype(np.uint32) << 8) | colors[:, 2]
-    return packed.view(np.float32)
-
-
-def unpack_rgb(packed: np.ndarray) -> np.ndarray:
-    """[N] float32 packed rgb -> [N, 3] uint8."""
-    bits = np.ascontiguousarray(packed, dtype=np.float32).view(np.uint32)
-    return np.stack([(bits >> 16) & 255, (bits >> 8) & 255, bits & 255], axis=-1).astype(np.uint8)
-
-
 def numpy_to_pointcloud2(points: np.ndarray, header=None) -> PointCloud2:
     """Structured array [N] (e.g. fields x, y, z, relevancy float32 and rgb) -> unorganised PointCloud2."""
     if points.dtype.names is None:

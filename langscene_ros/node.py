@@ -10,12 +10,15 @@ import traceback
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
+
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
 from geometry_msgs.msg import PoseArray, PoseStamped
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
@@ -24,7 +27,13 @@ from langscene.srv import QueryObject, SceneFile
 from langscene_core.config import ConfigError, LangsceneConfig, flatten, from_dict, to_dict, unflatten
 from langscene_core.frames import Frame, FrameSynchronizer
 from langscene_core.keyframes import KeyframeBuffer
-from langscene_ros import convert
+from langscene_core.models import Models, load_models
+from langscene_core.query import pack_rgb, query_object
+from langscene_core.reconstruct import ReconstructionError, reconstruct
+from langscene_core.scene import Scene, SceneFileError, load_scene, save_scene
+from langscene_core.text_query import scene_relevancy
+from langscene_ros import convert, viz
+from langscene_ros.query_response import fill_query_response
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -62,7 +71,10 @@ class LangsceneNode(Node):
         self._state = "idle"
         self._message = "waiting for camera frames"
         self._progress = 0.0
-        self._scene = None  # immutable snapshot swapped in when a reconstruction finishes
+        self._scene: Scene | None = None  # immutable snapshot, swapped whole when a new one is ready
+        self._models: Models | None = None  # loaded on first use (reconstruct, load, query)
+        self._models_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
 
         # One exclusive group per input: each stream is handled in arrival (= stamp) order, which the
         # synchronizer relies on, while the streams and the services run in parallel.
@@ -179,43 +191,139 @@ class LangsceneNode(Node):
         self._status_pub.publish(msg)
 
     # ----------------------------------------------------------------------------------- services
+    def _set_state(self, state: str, message: str, progress: float | None = None) -> None:
+        with self._lock:
+            self._state, self._message = state, message
+            if progress is not None:
+                self._progress = progress
+        self._publish_status()
+
+    def _ensure_models(self) -> Models:
+        """Load the models once (FileNotFoundError / ValueError name the missing one)."""
+        with self._models_lock:
+            if self._models is None:
+                self.get_logger().info("loading models")
+                self._models = load_models(self.config.models, self.config.densify)
+            return self._models
+
+    def _header(self) -> Header:
+        return Header(stamp=self.get_clock().now().to_msg(), frame_id=self.config.node.scene_frame)
+
+    def _install_scene(self, scene: Scene, message: str) -> None:
+        """Swap in a new snapshot and publish its cloud (Gaussian centres with rgb)."""
+        self._scene = scene
+        cloud = np.zeros(scene.num_gaussians, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<f4")])
+        cloud["x"], cloud["y"], cloud["z"] = scene.means.T
+        cloud["rgb"] = pack_rgb(scene.colors)
+        self._scene_cloud_pub.publish(convert.numpy_to_pointcloud2(cloud, self._header()))
+        self._set_state("ready", message, 1.0)
+
     def _on_query(self, request: QueryObject.Request, response: QueryObject.Response) -> QueryObject.Response:
+        scene = self._scene  # one snapshot for the whole request
         if not request.prompt.strip():
             response.success, response.message = False, "empty prompt"
             return response
-        scene = self._scene
         if scene is None:
             with self._lock:
-                count = len(self._keyframes.keyframes)
+                count, state = len(self._keyframes.keyframes), self._state
             response.success = False
-            response.message = (f"scene not ready ({self._state}, {count} keyframes): "
+            response.message = (f"scene not ready ({state}, {count} keyframes): "
                                 "collect keyframes and call ~/reconstruct, or ~/load_scene")
             return response
-        response.success, response.message = False, "querying a scene is not implemented yet"
+        if not (np.isfinite(request.relevancy_threshold) and 0.0 <= request.relevancy_threshold < 1.0):
+            response.success, response.message = False, f"relevancy_threshold {request.relevancy_threshold} is not in [0, 1)"
+            return response
+        try:
+            models = self._ensure_models()
+            relevancy = scene_relevancy(scene.codes, models, request.prompt, self.config.query.negatives,
+                                        list(request.negatives))
+            result = query_object(relevancy.values, scene.means, scene.colors, self.config.query, self.config.grasp,
+                                  scene.normals, threshold=request.relevancy_threshold or None,
+                                  max_points=request.max_points or None, max_grasps=request.max_grasps or None)
+        except (ValueError, FileNotFoundError) as exc:
+            response.success, response.message = False, f"query failed: {exc}"
+            return response
+        header = self._header()
+        fill_query_response(response, result, header)
+        self._relevancy_pub.publish(response.relevancy_cloud)
+        self._grasps_pub.publish(viz.grasp_pose_array(result.grasps, header))
+        self._markers_pub.publish(viz.query_markers(result, request.prompt, header, self.config.grasp))
         return response
 
     def _on_reconstruct(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
-            count = len(self._keyframes.keyframes)
-        response.success = False
-        response.message = f"the reconstruction pipeline is not available yet ({count} keyframes collected)"
+            busy = self._worker is not None and self._worker.is_alive()
+            keyframes = list(self._keyframes.keyframes)
+        if busy:
+            response.success, response.message = False, "a reconstruction is already running"
+            return response
+        if len(keyframes) < 2:
+            response.success, response.message = False, f"need at least 2 keyframes, have {len(keyframes)}"
+            return response
+        self._set_state("reconstructing", f"reconstructing from {len(keyframes)} keyframes", 0.0)
+        self._worker = threading.Thread(target=self._reconstruct_in_background, args=(keyframes,), daemon=True)
+        self._worker.start()
+        response.success = True
+        response.message = f"reconstruction started from {len(keyframes)} keyframes; follow ~/status"
         return response
+
+    def _reconstruct_in_background(self, keyframes: list[Frame]) -> None:
+        """Worker thread: the current scene stays queryable until the new one replaces it."""
+        def progress(fraction: float, message: str) -> None:
+            with self._lock:
+                self._progress, self._message = float(fraction), message
+
+        try:
+            scene = reconstruct(keyframes, self._ensure_models(), self.config, progress)
+        except (ReconstructionError, ValueError, FileNotFoundError) as exc:
+            self.get_logger().error(f"reconstruction failed: {exc}")
+            self._set_state("ready" if self._scene is not None else "error", f"reconstruction failed: {exc}")
+            return
+        except Exception as exc:  # a bug must not kill the node silently: report it in status
+            self.get_logger().error(f"reconstruction crashed: {traceback.format_exc()}")
+            self._set_state("ready" if self._scene is not None else "error", f"reconstruction crashed: {exc!r}")
+            return
+        notes = "; ".join(scene.info.get("notes", []))
+        self._install_scene(scene, f"{scene.num_gaussians} Gaussians from {len(keyframes)} keyframes"
+                                   + (f" ({notes})" if notes else ""))
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
             self._keyframes.clear()
             self._sync.clear()
-            self._state, self._message, self._progress = "idle", "reset: waiting for camera frames", 0.0
+            if self._scene is None:
+                self._state, self._message, self._progress = "idle", "reset: waiting for camera frames", 0.0
+            else:
+                self._message = "keyframes cleared; the current scene is kept"
         self._publish_status()
         response.success, response.message = True, "keyframes cleared (the current scene, if any, is kept)"
         return response
 
     def _on_save_scene(self, request: SceneFile.Request, response: SceneFile.Response) -> SceneFile.Response:
-        response.success, response.message = False, "no scene to save: reconstruct or load one first"
+        scene = self._scene
+        if scene is None:
+            response.success, response.message = False, "no scene to save: reconstruct or load one first"
+            return response
+        try:
+            path = save_scene(scene, request.path)
+        except (SceneFileError, OSError) as exc:
+            response.success, response.message = False, f"cannot save to {request.path!r}: {exc}"
+            return response
+        response.success, response.message = True, f"saved {scene.num_gaussians} Gaussians to {path}"
         return response
 
     def _on_load_scene(self, request: SceneFile.Request, response: SceneFile.Response) -> SceneFile.Response:
-        response.success, response.message = False, "loading scenes is not implemented yet"
+        try:
+            scene = load_scene(request.path, self._ensure_models().lqc, self.config.models.lqc.checkpoint)
+        except (SceneFileError, OSError, ValueError) as exc:
+            response.success, response.message = False, f"cannot load {request.path!r}: {exc}"
+            return response
+        if scene.frame_id != self.config.node.scene_frame:
+            response.success = False
+            response.message = f"scene is in frame '{scene.frame_id}', the node's scene_frame is '{self.config.node.scene_frame}'"
+            return response
+        self._install_scene(scene, f"loaded {scene.num_gaussians} Gaussians from {request.path}")
+        response.success, response.message = True, f"loaded {scene.num_gaussians} Gaussians"
         return response
 
 

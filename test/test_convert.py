@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.spatial.transform import Rotation
 
+from langscene_core.query import pack_rgb, unpack_rgb
 from langscene_ros import convert
 
 sizes = st.tuples(st.integers(1, 9), st.integers(1, 9))
@@ -72,13 +73,13 @@ def test_pointcloud2_round_trip(n, seed):
     for name in ("x", "y", "z", "relevancy"):
         points[name] = rng.normal(size=n)
     colors = rng.integers(0, 256, (n, 3), dtype=np.uint8)
-    points["rgb"] = convert.pack_rgb(colors)
+    points["rgb"] = pack_rgb(colors / 255.0)
     points["id"] = rng.integers(0, 65535, n)
     back = convert.pointcloud2_to_numpy(convert.numpy_to_pointcloud2(points))
     assert back.dtype.names == points.dtype.names
     for name in ("x", "y", "z", "relevancy", "id"):
         np.testing.assert_array_equal(back[name], points[name])
-    np.testing.assert_array_equal(convert.unpack_rgb(back["rgb"]), colors)
+    np.testing.assert_array_equal(unpack_rgb(back["rgb"]), colors)
 
 
 def test_pointcloud2_big_endian_wire_format():

@@ -35,7 +35,7 @@ def peer():
 
 def test_node_collects_keyframes_rejects_bad_input_and_answers_queries(node_process, peer):
     node = node_process()
-    assert wait_until(peer.subscribers_ready, 30), "node did not subscribe to its inputs"
+    assert wait_until(peer.subscribers_ready, 90), "node did not subscribe to its inputs"
     assert wait_until(lambda: peer.statuses, 10), "no latched status"
     assert peer.statuses[-1].state == "idle"
 
