@@ -17,6 +17,7 @@ setup(
         "torch",
         "torchvision",
         "diffusers",
+        "accelerate",
         "transformers",
         "open_clip_torch",
         "gsplat",

@@ -4,12 +4,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
-from langscene_core.clip import encode_text, save_clip
-from langscene_core.config import (ClipModelConfig, FieldConfig, LangsceneConfig, LqcModelConfig, LqcTrainConfig,
-                                   ModelsConfig)
-from langscene_core.lqc import save_lqc, train_lqc
+from langscene_core.config import FieldConfig, LangsceneConfig
 from langscene_core.models import load_models
 from langscene_core.query import query_object
 from langscene_core.reconstruct import ReconstructionError, reconstruct
@@ -17,7 +13,7 @@ from langscene_core.scene import SceneFileError, load_scene, save_scene
 from langscene_core.text_query import scene_relevancy
 from langscene_core.world import build_world, capture_poses, intrinsics_of, parse_spec, render
 
-from language_helpers import TINY_CLIP_CONFIG, tiny_clip
+from language_helpers import tiny_models_config
 
 SPEC = {"objects": [{"name": "red box", "shape": "box", "color": "red", "size": 0.08, "position": [0.08, 0.0]},
                     {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.07, "position": [-0.1, 0.05]}],
@@ -26,19 +22,7 @@ SPEC = {"objects": [{"name": "red box", "shape": "box", "color": "red", "size": 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """Tiny random CLIP and an LQC trained briefly on its text embeddings, loaded like real models."""
-    root = tmp_path_factory.mktemp("models")
-    clip = tiny_clip()
-    save_clip(clip, root / "clip", TINY_CLIP_CONFIG)
-    words = [f"{c} {s}" for c in ("red", "blue", "green", "gray", "white") for s in ("box", "ball", "table", "mug")]
-    texts = encode_text(clip, words)
-    corpus = torch.nn.functional.normalize(texts.repeat(20, 1) + 0.05 * torch.randn(20 * len(words), texts.shape[1]), dim=-1)
-    lqc_config = LqcTrainConfig(feature_dim=TINY_CLIP_CONFIG["embed_dim"], codebook_size=64, hidden_dims=(32,),
-                                steps=60, batch_size=128)
-    save_lqc(train_lqc(corpus, texts, lqc_config).model, root / "lqc.safetensors")
-    config = ModelsConfig(device="cpu", clip=ClipModelConfig(weights=str(root / "clip")),
-                          lqc=LqcModelConfig(checkpoint=str(root / "lqc.safetensors")))
-    return load_models(config, LangsceneConfig().densify)
+    return load_models(tiny_models_config(tmp_path_factory.mktemp("models")), LangsceneConfig().densify)
 
 
 @pytest.fixture(scope="module")

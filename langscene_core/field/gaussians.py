@@ -179,13 +179,15 @@ def knn(points: Tensor, k: int) -> tuple[Tensor, Tensor]:
 
 
 def rgbd_points(views: Sequence[TrainView], stride: int) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
-    """World points [M, 3], colours [M, 3] and normals [M, 3] (None unless every view has a normal
-    prior) of every ``stride``-th pixel with valid depth, over all views (langscene_core.camera.unproject_depth)."""
+    """World points [M, 3], colours [M, 3] and normals [M, 3] (None unless every view with depth has a
+    normal prior) of every ``stride``-th pixel with valid depth, over the views that have depth (e.g.
+    keyframes; generated frames have none) (langscene_core.camera.unproject_depth)."""
+    views = [v for v in views if v.depth is not None]
+    if not views:
+        raise ValueError("RGB-D initialisation needs depth in at least one view (or pass init_points)")
     with_normals = all(v.normal is not None for v in views)
     points, colors, normals = [], [], []
     for view in views:
-        if view.depth is None:
-            raise ValueError("RGB-D initialisation needs depth in every view (or pass init_points)")
         world = unproject_depth(view.depth, view.intrinsics, view.cam_to_world)[::stride, ::stride]
         valid = np.isfinite(world).all(axis=-1)
         points.append(world[valid])
