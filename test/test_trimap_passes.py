@@ -163,3 +163,17 @@ def test_densify_pair_falls_back_without_poses(pipe, monkeypatch):
     with pytest.raises(ValueError, match="intrinsics"):
         densify_pair(pipe, plain_a, TrimapKeyframe(rgb=key_b.rgb[:20], cam_to_world=key_b.cam_to_world,
                                                    intrinsics=Intrinsics.from_hfov(40, 20, 60.0)), SETTINGS)
+
+
+def test_keyframe_from_pipeline_frame():
+    from langscene_core.frames import Frame
+
+    rgb = np.full((24, 40, 3), 255, np.uint8)
+    depth = _plane_depth(np.array([0.0, 0.0, -1.0]), -1.0, INTRINSICS)
+    depth[0, 0] = np.nan
+    frame = Frame(stamp=0.0, rgb=rgb, intrinsics=INTRINSICS, cam_to_world=orbit_pose(0, 35, 0.7), depth=depth)
+    key = TrimapKeyframe.from_frame(frame, masks=np.zeros((3, 24, 40), np.int64))
+    assert key.rgb.dtype == np.float32 and np.allclose(key.rgb, 1.0)
+    assert key.depth[0, 0] == 0 and key.masks.shape == (3, 24, 40)
+    normals = key.camera_normals()
+    assert np.allclose(normals[5:, 5:], [0, 0, -1], atol=1e-4) and np.allclose(normals[0, 0], 0)

@@ -104,3 +104,14 @@ def test_loader_errors(tmp_path):
     with pytest.raises(ValueError, match="dtype"):
         loading.resolve_dtype("float8", torch.device("cpu"))
     assert loading.resolve_dtype("auto", torch.device("cpu")) == torch.float32
+
+
+def test_dpm_scheduler_also_runs(pipe):
+    from diffusers import CogVideoXDPMScheduler
+
+    dpm = type(pipe)(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, vae=pipe.vae,
+                     transformer=pipe.transformer, scheduler=CogVideoXDPMScheduler.from_config(pipe.scheduler.config))
+    dpm.set_progress_bar_config(disable=True)
+    frames = _generate(dpm, torch.rand(3, 32, 32), torch.rand(3, 32, 32), num_inference_steps=4)
+    assert frames.shape == (1, 9, 3, 32, 32) and torch.isfinite(frames).all()
+    assert frames.min() >= 0 and frames.max() <= 1

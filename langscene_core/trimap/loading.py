@@ -2,6 +2,7 @@
 diffusers layout (``bundled:NAME`` -> ``langscene_core/assets/NAME/``, or a local directory)."""
 from __future__ import annotations
 
+import importlib.util
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,9 @@ def load_trimap(config: TrimapModelConfig, device: str | torch.device = "cpu") -
         raise ValueError(f"models.trimap.offload={config.offload!r}: expected none, model or sequential")
     if config.offload != "none" and device.type != "cuda":
         raise ValueError(f"models.trimap.offload={config.offload!r} needs a CUDA device, got {device}")
+    if config.offload != "none" and importlib.util.find_spec("accelerate") is None:
+        raise ValueError(f"models.trimap.offload={config.offload!r} needs the 'accelerate' package "
+                         "(pip install accelerate)")
     pipe = TrimapPipeline.from_pretrained(resolve_model_path(config.path), dtype=resolve_dtype(config.dtype, device))
     if config.offload == "model":
         pipe.enable_model_cpu_offload(device=device)

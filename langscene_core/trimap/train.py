@@ -73,16 +73,17 @@ def train_vae(pipe: TrimapPipeline, clips: Sequence[TrainClip], steps: int, lear
     """
     _check_clips(pipe, clips)
     rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
     vae = pipe.vae
     optimiser = torch.optim.AdamW(vae.parameters(), lr=learning_rate)
     losses = []
     vae.train()
     for step in range(steps):
-        video = _pixels(clips[rng.integers(len(clips))].video)
+        video = _pixels(clips[rng.integers(len(clips))].video).to(pipe._execution_device, vae.dtype)
         if step % 2:  # keyframes are encoded alone at inference: train that path too
             video = video[:, :, [0 if rng.random() < 0.5 else -1]]
         posterior = vae.encode(video).latent_dist
-        reconstruction = vae.decode(posterior.sample()).sample
+        reconstruction = vae.decode(posterior.sample(generator)).sample
         loss = (reconstruction - video).abs().mean() + kl_weight * posterior.kl().mean()
         optimiser.zero_grad()
         loss.backward()
