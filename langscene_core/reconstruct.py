@@ -66,9 +66,7 @@ def densified_supervision(keyframes: Sequence[Frame], models: Models, config: La
     pairs = list(zip(keyframes[:-1], keyframes[1:]))
     for index, (a, b) in enumerate(pairs):
         progress(index / max(len(pairs), 1), f"densifying keyframe pair {index + 1}/{len(pairs)}")
-        key_a, key_b = (TrimapKeyframe(rgb=f.rgb.astype(np.float32) / 255.0, cam_to_world=f.cam_to_world,
-                                       intrinsics=f.intrinsics, depth=f.depth, masks=models.masks(f.rgb))
-                        for f in (a, b))
+        key_a, key_b = (TrimapKeyframe.from_frame(f, masks=models.masks(f.rgb)) for f in (a, b))
         clip = densify_pair(models.trimap, key_a, key_b, models.config.trimap, config.densify)
         if clip.poses is None:
             notes.append(f"pair {index + 1}: generated frames dropped ({clip.pose_message})")

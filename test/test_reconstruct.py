@@ -90,3 +90,18 @@ def test_bad_keyframe_sets_are_refused(models, keyframes):
     without_depth = [dataclasses.replace(f, depth=None) for f in keyframes]
     with pytest.raises(ReconstructionError, match="depth"):
         reconstruct(without_depth, models, small_config(models))
+
+
+@pytest.mark.slow
+def test_trimap_densification_runs_and_reports_dropped_frames(models, keyframes):
+    """With densify.mode trimap the job runs all three passes per keyframe pair. A tiny random model's
+    frames cannot be registered by SfM, so they are dropped and the scene says so (the fallback)."""
+    from langscene_core.config import DensifyConfig, TrimapModelConfig
+    from langscene_core.trimap.loading import build_tiny_pipeline
+
+    densifying = dataclasses.replace(models, trimap=build_tiny_pipeline(),
+                                     config=dataclasses.replace(models.config, trimap=TrimapModelConfig(frames=9, steps=2)))
+    config = dataclasses.replace(small_config(models), densify=DensifyConfig(mode="trimap"))
+    scene = reconstruct(keyframes[:3], densifying, config)
+    assert scene.num_gaussians > 0 and scene.info["keyframes"] == 3
+    assert len(scene.info["notes"]) == 2 and all("dropped" in note for note in scene.info["notes"])
