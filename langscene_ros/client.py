@@ -32,6 +32,7 @@ class NodeClient:
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(name, context=self.context)
         self.statuses: list[SceneStatus] = []
+        self._clients: dict = {}
         self.node.create_subscription(SceneStatus, f"{self.target}/status", self.statuses.append, LATCHED)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -39,20 +40,21 @@ class NodeClient:
         self._thread.start()
 
     def call(self, srv_type, service: str, request, timeout_s: float = 30.0):
-        """Call ``<target>/<service>`` and return the response. Raises ServiceUnavailable."""
+        """Call ``<target>/<service>`` and return the response. Raises ServiceUnavailable.
+
+        Clients are kept per service, so repeated calls skip service discovery."""
         name = service if service.startswith("/") else f"{self.target}/{service}"
-        client = self.node.create_client(srv_type, name)
-        try:
-            if not client.wait_for_service(timeout_sec=timeout_s):
-                raise ServiceUnavailable(f"service {name} is not available (is `langscene run` running?)")
-            done = threading.Event()
-            future = client.call_async(request)
-            future.add_done_callback(lambda _: done.set())
-            if not done.wait(timeout_s) or future.result() is None:
-                raise ServiceUnavailable(f"service {name} did not answer within {timeout_s:.0f} s")
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+        client = self._clients.get(name)
+        if client is None:
+            client = self._clients[name] = self.node.create_client(srv_type, name)
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise ServiceUnavailable(f"service {name} is not available (is `langscene run` running?)")
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout_s) or future.result() is None:
+            raise ServiceUnavailable(f"service {name} did not answer within {timeout_s:.0f} s")
+        return future.result()
 
     def close(self) -> None:
         self.executor.shutdown()
