@@ -61,9 +61,13 @@ class TrimapModelConfig:
     path: str = "bundled:tiny-trimap"  # diffusers directory, HF cache id, or bundled:NAME
     dtype: str = "auto"  # auto | float32 | float16 | bfloat16
     offload: str = "none"  # none | model | sequential
-    frames: int = 49
+    frames: int = 49  # generated frames per keyframe pair, k * 8 + 1 (keyframes included)
     steps: int = 50
     guidance: float = 6.0
+    height: int = 0  # generation size in pixels; 0 = the model's native size (480 x 720 for CogVideoX-5B)
+    width: int = 0
+    vae_tiling: bool = False  # decode in tiles (less GPU memory)
+    prompt: str = "a 3D consistent video scene"
 
 
 @dataclass(frozen=True)
@@ -97,26 +101,90 @@ class KeyframeConfig:
 @dataclass(frozen=True)
 class DensifyConfig:
     mode: str = "off"  # off | trimap
+    min_registered_fraction: float = 0.8  # of generated frames SfM must register, else keyframes only
+    max_keyframe_error_m: float = 0.05  # keyframe centre residual after the Sim(3) alignment
+    sfm_min_size: int = 480  # SfM upsamples frames to at least this width (SIFT needs texture scale)
 
 
 @dataclass(frozen=True)
 class FieldConfig:
+    """Language surface field (langscene_core.field.train): stage A geometry, stage B language."""
+
     geometry_steps: int = 1500
     language_steps: int = 500
+    sh_degree: int = 1
+    init_stride: int = 2  # RGB-D initialisation: unproject every n-th pixel
+    init_max_points: int = 30000
+    # Adam learning rates (means: times the scene scale, as in 3DGS)
+    lr_means: float = 1.6e-3
+    lr_scales: float = 5e-3
+    lr_quats: float = 1e-2
+    lr_opacities: float = 5e-2
+    lr_sh0: float = 1e-2
+    lr_shN: float = 5e-4
+    lr_latents: float = 2e-2
+    # stage A loss weights
+    rgb_l2_weight: float = 0.5  # RGB loss = (1 - w) L1 + w L2
+    depth_weight: float = 0.5  # L1 on expected depth where the view has depth
+    flatten_weight: float = 10.0  # mean smallest scale (metres)
+    normal_weight: float = 0.1  # progressive normal loss (Eq. 7)
+    normal_warmup_steps: int = 500  # T_n: all pixels before, angle-filtered after
+    normal_tau_thr_deg: float = 30.0  # tau_thr of Eq. 7-8
+    # stage B loss weights
+    latent_weight: float = 1.0
+    s2d_weight: float = 0.1
+    s3d_weight: float = 0.05
+    s3d_k: int = 5
+    # densification and pruning (gsplat DefaultStrategy)
+    densify_start: int = 100
+    densify_stop: int = 1000
+    densify_every: int = 100
+    densify_grad_threshold: float = 2e-4
+    prune_opacity: float = 0.005
+    max_gaussians: int = 200000
+    seed: int = 0
 
 
 @dataclass(frozen=True)
 class QueryConfig:
-    relevancy_threshold: float = 0.55
-    max_points: int = 200000
+    relevancy_threshold: float = 0.55  # Gaussians at or above it enter the relevancy cloud
+    max_points: int = 200000  # top-N most relevant Gaussians kept in the cloud
     negatives: tuple[str, ...] = ("object", "things", "stuff", "texture")
+    up: tuple[float, ...] = (0.0, 0.0, 1.0)  # scene-frame up (against gravity); the table normal
+    cluster_voxel_size: float = 0.01  # metres; relevant points are voxel-grouped before DBSCAN
+    cluster_eps: float = 0.025  # metres; DBSCAN neighbourhood radius between voxel centroids
+    cluster_min_points: int = 4  # DBSCAN core-point neighbour count (in voxels)
+    box_alignment: str = "gravity"  # gravity (z = up, yaw only: tabletop objects) | free (3D)
+    box_quantile: float = 0.005  # extents from this quantile to 1 - it per axis (outlier-robust)
 
 
 @dataclass(frozen=True)
 class GraspConfig:
     max_grasps: int = 10
-    gripper_max_width: float = 0.08  # metres
-    finger_depth: float = 0.03  # metres
+    gripper_max_width: float = 0.08  # metres, largest opening between the finger pads
+    finger_depth: float = 0.03  # metres, finger length from palm to fingertip (along approach)
+    finger_thickness: float = 0.01  # metres, along the closing direction
+    finger_width: float = 0.02  # metres, across the closing direction (gripper y)
+    palm_depth: float = 0.02  # metres, palm thickness behind the fingers (along approach)
+    # metres the fingertips reach past the contacts, tried in this order (first collision-free wins)
+    contact_depths: tuple[float, ...] = (0.02, 0.012, 0.005)
+    width_clearance: float = 0.005  # metres of opening added on each side beyond the contacts
+    friction_coefficient: float = 0.4  # friction cone half angle = atan(coefficient)
+    contact_samples: int = 128  # first contacts sampled on the object (farthest-point sampling)
+    object_voxel_size: float = 0.004  # metres; object points are voxel-averaged before pairing
+    max_object_points: int = 2000  # cap on object points used for pairing (after the voxel grid)
+    contact_tolerance: float = 0.004  # metres; max distance of the second contact from the closing line
+    normal_radius: float = 0.012  # metres; open3d normal estimation radius when normals are not given
+    min_normal_consistency: float = 0.9  # contacts need |mean normal| over their normal_radius patch >= this
+    max_candidates: int = 256  # best-scoring (pair, approach) candidates collision-checked at most
+    approach_count: int = 5  # approach directions per contact pair, spread around the closing axis
+    max_approach_angle_deg: float = 90.0  # approaches within this angle of straight down (top-down)
+    top_down_preference: float = 0.5  # 0: any approach scores 1; 1: score falls to 0.5 at horizontal
+    approach_distance: float = 0.05  # metres the gripper travels along the approach before closing
+    collision_margin: float = 0.002  # metres added around fingers and palm in the collision check
+    collision_voxel_size: float = 0.006  # metres; object and obstacle points for the collision check
+    nms_distance: float = 0.01  # metres; a grasp this close to a better one with a similar
+    nms_angle_deg: float = 20.0  # approach (within this angle) is suppressed
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from langscene_core.clip import ClipModel, build_clip
+from langscene_core.clip import ClipModel, build_clip, encode_text, save_clip
+from langscene_core.config import ClipModelConfig, LqcModelConfig, LqcTrainConfig, ModelsConfig
+from langscene_core.lqc import save_lqc, train_lqc
 
 # Same code path as ViT-B-16 (open_clip.CLIP with a VisionTransformer and a text Transformer), tiny widths.
 TINY_CLIP_CONFIG = {
@@ -17,6 +19,23 @@ TINY_CLIP_CONFIG = {
 
 def tiny_clip(seed: int = 0) -> ClipModel:
     return build_clip(TINY_CLIP_CONFIG, device="cpu", seed=seed)
+
+
+def tiny_models_config(directory) -> ModelsConfig:
+    """Write a tiny random CLIP and an LQC trained briefly on its text embeddings of colour x shape
+    phrases into ``directory``; returns the ModelsConfig that loads them like real models."""
+    clip = tiny_clip()
+    save_clip(clip, directory / "clip", TINY_CLIP_CONFIG)
+    words = [f"{c} {s}" for c in ("red", "blue", "green", "gray", "white") for s in ("box", "ball", "table", "mug")]
+    texts = encode_text(clip, words)
+    generator = torch.Generator().manual_seed(0)
+    corpus = F.normalize(texts.repeat(20, 1) + 0.05 * torch.randn(20 * len(words), texts.shape[1], generator=generator),
+                         dim=-1)
+    lqc_config = LqcTrainConfig(feature_dim=TINY_CLIP_CONFIG["embed_dim"], codebook_size=64, hidden_dims=(32,),
+                                steps=60, batch_size=128)
+    save_lqc(train_lqc(corpus, texts, lqc_config).model, directory / "lqc.safetensors")
+    return ModelsConfig(device="cpu", clip=ClipModelConfig(weights=str(directory / "clip")),
+                        lqc=LqcModelConfig(checkpoint=str(directory / "lqc.safetensors")))
 
 
 def tabletop_image(seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:

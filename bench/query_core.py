@@ -1,0 +1,94 @@
+"""Query core at 200k Gaussians: relevancy threshold/top-N, clustering, box, grasps, message packing.
+
+Gaussians are sampled on the surfaces of a synthetic world (langscene_core.world meshes, table
+included), relevancy is high on the queried object and low elsewhere. Each object of the scene is
+queried in turn, several times; the line reports the median total and the median of every stage.
+The ROS round trip (DDS transport included) is the node's bench ``query_roundtrip_200k``.
+
+Prints one JSON object per line (DESIGN.md section 7).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import open3d as o3d
+import torch
+from std_msgs.msg import Header
+
+from langscene.srv import QueryObject
+from langscene_core.config import GraspConfig, QueryConfig
+from langscene_core.query import query_object
+from langscene_core.world import build_world, parse_spec
+from langscene_ros.query_response import fill_query_response
+from langscene_ros.viz import grasp_pose_array, query_markers
+
+SPEC = {"objects": [
+    {"name": "red mug", "shape": "mug", "color": "red", "size": 0.10, "position": [0.10, -0.05], "yaw": 30},
+    {"name": "blue box", "shape": "box", "color": "blue", "size": 0.07, "position": [-0.15, 0.10]},
+    {"name": "green ball", "shape": "ball", "color": "green", "size": 0.06, "position": [0.25, 0.15]},
+    {"name": "yellow cylinder", "shape": "cylinder", "color": "yellow", "size": 0.09, "position": [-0.20, -0.15]},
+    {"name": "white bowl", "shape": "bowl", "color": "white", "size": 0.16, "position": [0.30, -0.18]},
+]}
+
+
+def sample_scene(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(means [N, 3] float32, normals [N, 3] float32, instance id [N], names) on the world's surfaces,
+    the objects four times as densely sampled as the table (as a reconstruction of them would be)."""
+    world = build_world(parse_spec(SPEC))
+    o3d.utility.random.seed(seed)
+    weights = np.array([m.get_surface_area() * (1.0 if i == 0 else 4.0) for i, m in enumerate(world.meshes)])
+    counts = np.floor(weights / weights.sum() * count).astype(int)
+    counts[0] += count - counts.sum()
+    clouds = [m.sample_points_uniformly(int(n), use_triangle_normal=True) for m, n in zip(world.meshes, counts)]
+    means = np.concatenate([np.asarray(c.points) for c in clouds])
+    normals = np.concatenate([np.asarray(c.normals) for c in clouds])
+    owner = np.repeat(np.arange(len(clouds)), counts)
+    means += np.random.default_rng(seed).normal(0.0, 0.001, means.shape)
+    return means.astype(np.float32), normals.astype(np.float32), owner, [o.name for o in world.spec.objects]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gaussians", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    means, normals, owner, names = sample_scene(args.gaussians)
+    colors = np.full_like(means, 0.5)
+    query, grasp = QueryConfig(), GraspConfig()
+    header = Header(frame_id="map")
+    rng = np.random.default_rng(1)
+    stages: dict[str, list[float]] = {}
+    totals, cpu_totals, relevant, grasp_counts = [], [], [], []
+    for target, name in enumerate(names, start=1):
+        relevancy = np.where(owner == target, rng.uniform(0.6, 0.9, len(owner)),
+                             rng.uniform(0.1, 0.5, len(owner))).astype(np.float32)
+        for _ in range(args.repeats):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            result = query_object(relevancy, means, colors, query, grasp, normals)
+            packed = time.perf_counter()
+            fill_query_response(QueryObject.Response(), result, header)
+            query_markers(result, name, header, grasp)
+            grasp_pose_array(result.grasps, header)
+            end, cpu_end = time.perf_counter(), time.process_time()
+            for stage, seconds in {**result.timings, "pack": end - packed}.items():
+                stages.setdefault(stage, []).append(seconds * 1000.0)
+            totals.append((end - start) * 1000.0)
+            cpu_totals.append((cpu_end - cpu_start) * 1000.0)
+        relevant.append(len(result.cloud))
+        grasp_counts.append(len(result.grasps))
+    line = {"bench": "query_core_200k" if args.gaussians == 200_000 else f"query_core_{args.gaussians}",
+            "value": round(float(np.median(totals)), 2), "unit": "ms", "target": 50,
+            **{f"{stage}_ms": round(float(np.median(v)), 2) for stage, v in stages.items()},
+            "max_total_ms": round(float(np.max(totals)), 2), "cpu_ms": round(float(np.median(cpu_totals)), 2), "gaussians": int(len(means)),
+            "relevant_points": relevant, "grasps": grasp_counts, "queries": len(totals),
+            "note": "median over every object queried repeatedly; wall times on a 2-core machine shared with other "
+                    "jobs are noisy, cpu_ms (process CPU time) less so"}
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""Answer a text query on a scene: relevancy cloud -> object cluster -> oriented box -> grasps.
+
+Input is the per-Gaussian relevancy for the prompt (computed by the language stage from CLIP text
+embeddings, DESIGN.md section 2.8) together with the Gaussians' centres, colours and (optionally)
+normals; everything is in the scene frame. Nothing relevant is a valid answer with a message, not
+an error; malformed inputs raise ValueError.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import open3d as o3d
+from scipy.spatial import ConvexHull, QhullError
+
+from langscene_core.config import GraspConfig, QueryConfig
+from langscene_core.grasp import Grasp, plan_grasps
+from langscene_core.voxel import group_by_voxel
+
+# One relevancy-cloud point, laid out for sensor_msgs/PointCloud2: float32 x, y, z, relevancy and the
+# PCL/RViz packed colour: the bits of 0x00RRGGBB stored in a float32 field named rgb.
+CLOUD_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("relevancy", "<f4"), ("rgb", "<f4")])
+
+
+@dataclass(frozen=True)
+class ObjectBox:
+    """Oriented box of the queried object, scene frame.
+
+    pose: [4, 4] float64; rotation columns are the box axes (with gravity alignment: x the longer
+    horizontal side, z = up), translation the box centre. extent: [3] float64 full size along the
+    box's x, y, z axes, metres.
+    """
+
+    pose: np.ndarray
+    extent: np.ndarray
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Answer to one query.
+
+    cloud: [M] CLOUD_DTYPE, the relevant Gaussians, most relevant first (M = 0 when none).
+    cloud_indices: [M] int64 indices of those Gaussians in the scene arrays.
+    max_relevancy: highest relevancy over all Gaussians (0 for an empty scene).
+    object_box: the best cluster's box, or None when no object was found.
+    object_indices: [K] int64 scene indices of the Gaussians of the chosen cluster (K = 0 when none).
+    grasps: best first (empty when no object or no feasible grasp).
+    message: what was found, or why nothing was.
+    timings: seconds per stage: select, cloud, cluster, box, grasps.
+    """
+
+    cloud: np.ndarray
+    cloud_indices: np.ndarray
+    max_relevancy: float
+    object_box: ObjectBox | None
+    object_indices: np.ndarray
+    grasps: tuple[Grasp, ...]
+    message: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def pack_rgb(colors: np.ndarray) -> np.ndarray:
+    """[N, 3] colours in 0..1 -> [N] float32 whose bits are 0x00RRGGBB (PointCloud2 ``rgb``)."""
+    rgb8 = np.clip(np.rint(np.asarray(colors, dtype=np.float64) * 255.0), 0, 255).astype(np.uint32)
+    return ((rgb8[:, 0] << 16) | (rgb8[:, 1] << 8) | rgb8[:, 2]).view(np.float32)
+
+
+def unpack_rgb(rgb: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`pack_rgb`: [N] float32 -> [N, 3] uint8."""
+    bits = np.ascontiguousarray(rgb, dtype=np.float32).view(np.uint32)
+    return np.stack([(bits >> 16) & 255, (bits >> 8) & 255, bits & 255], axis=1).astype(np.uint8)
+
+
+def select_relevant(relevancy: np.ndarray, threshold: float, max_points: int) -> np.ndarray:
+    """Indices of the Gaussians with relevancy >= threshold, at most ``max_points`` of the highest.
+
+    relevancy: [N] float. Returns [M] int64 indices, relevancy descending.
+    """
+    if max_points < 1:
+        raise ValueError(f"max_points must be at least 1, got {max_points}")
+    candidates = np.flatnonzero(relevancy >= threshold)
+    if len(candidates) > max_points:
+        candidates = candidates[np.argpartition(-relevancy[candidates], max_points - 1)[:max_points]]
+    return candidates[np.argsort(-relevancy[candidates], kind="stable")]
+
+
+def relevancy_cloud(means: np.ndarray, colors: np.ndarray, relevancy: np.ndarray,
+                    indices: np.ndarray) -> np.ndarray:
+    """[M] CLOUD_DTYPE records of the Gaussians ``indices`` (means [N, 3], colors [N, 3] 0..1, relevancy [N])."""
+    cloud = np.empty(len(indices), dtype=CLOUD_DTYPE)
+    points = means[indices]
+    cloud["x"], cloud["y"], cloud["z"] = points[:, 0], points[:, 1], points[:, 2]
+    cloud["relevancy"] = relevancy[indices]
+    cloud["rgb"] = pack_rgb(colors[indices])
+    return cloud
+
+
+def cluster_labels(points: np.ndarray, config: QueryConfig) -> np.ndarray:
+    """DBSCAN (open3d) cluster label of every point, -1 for noise.
+
+    points: [M, 3] scene frame. Points are grouped into ``cluster_voxel_size`` voxels first (DBSCAN
+    runs on the voxel centroids, so its cost depends on the object's size, not on the point count);
+    each point takes its voxel's label. Returns [M] int64.
+    """
+    groups = group_by_voxel(points, config.cluster_voxel_size)
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(groups.centroids))
+    voxel_labels = np.asarray(cloud.cluster_dbscan(eps=config.cluster_eps, min_points=config.cluster_min_points),
+                              dtype=np.int64)
+    return voxel_labels[groups.inverse]
+
+
+def best_cluster(labels: np.ndarray, weights: np.ndarray) -> int | None:
+    """Label with the largest summed weight (labels [M] int, -1 ignored; weights [M]), or None."""
+    valid = labels >= 0
+    if not valid.any():
+        return None
+    return int(np.argmax(np.bincount(labels[valid], weights=weights[valid])))
+
+
+def _min_area_yaw(xy: np.ndarray) -> float:
+    """Angle (rad) of the side of the minimum-area rectangle around 2D points [K, 2].
+
+    Rotating calipers over the convex hull's edges: the optimal rectangle has a side on a hull edge.
+    Degenerate (collinear or too few) points fall back to their principal direction.
+    """
+    try:
+        hull = xy[ConvexHull(xy).vertices]
+    except (QhullError, ValueError):
+        centred = xy - xy.mean(axis=0)
+        direction = np.linalg.eigh(centred.T @ centred)[1][:, -1]
+        return float(np.arctan2(direction[1], direction[0]))
+    edges = np.roll(hull, -1, axis=0) - hull
+    angles = np.arctan2(edges[:, 1], edges[:, 0])
+    c, s = np.cos(angles), np.sin(angles)
+    u = hull @ np.stack([c, s])  # [H, E] coordinates along each candidate side
+    v = hull @ np.stack([-s, c])
+    areas = np.ptp(u, axis=0) * np.ptp(v, axis=0)
+    return float(angles[np.argmin(areas)])
+
+
+def _gravity_axes(points: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """[3, 3] rotation (columns x, y, z) with z = up and x along the longer side of the minimum-area
+    footprint rectangle of points [K, 3]."""
+    helper = np.eye(3)[np.argmin(np.abs(up))]
+    a = np.cross(up, helper)
+    a /= np.linalg.norm(a)
+    b = np.cross(up, a)
+    yaw = _min_area_yaw(np.stack([points @ a, points @ b], axis=1))
+    x = np.cos(yaw) * a + np.sin(yaw) * b
+    y = np.cross(up, x)
+    if np.ptp(points @ y) > np.ptp(points @ x):
+        x, y = y, -x
+    return np.stack([x, y, up], axis=1)
+
+
+def _free_axes(points: np.ndarray) -> np.ndarray:
+    """[3, 3] right-handed rotation of open3d's minimal oriented box of points [K, 3]."""
+    # robust: qhull joggles its input, so flat and collinear clusters still get axes
+    box = o3d.geometry.OrientedBoundingBox.create_from_points_minimal(o3d.utility.Vector3dVector(points),
+                                                                      robust=True)
+    rotation = np.array(box.R, dtype=np.float64)
+    if np.linalg.det(rotation) < 0:
+        rotation[:, 2] *= -1
+    return rotation
+
+
+def object_box(points: np.ndarray, config: QueryConfig) -> ObjectBox:
+    """Outlier-robust oriented box of an object's points [K, 3] (scene frame).
+
+    Axes come from the cluster's voxel centroids: gravity-aligned (yaw of the minimum-area footprint
+    rectangle, z = up) for ``box_alignment: gravity``, open3d's minimal oriented box for ``free``.
+    Extents span the ``box_quantile`` .. 1 - ``box_quantile`` range of the points along each axis.
+    """
+    if len(points) == 0:
+        raise ValueError("object_box needs at least one point")
+    centroids = group_by_voxel(points, config.cluster_voxel_size).centroids
+    if config.box_alignment == "gravity":
+        rotation = _gravity_axes(centroids, _unit_up(config))
+    elif config.box_alignment == "free":
+        rotation = _free_axes(centroids) if len(centroids) >= 4 else np.eye(3)
+    else:
+        raise ValueError(f"query.box_alignment must be 'gravity' or 'free', got {config.box_alignment!r}")
+    local = points @ rotation
+    lo, hi = np.quantile(local, [config.box_quantile, 1.0 - config.box_quantile], axis=0)
+    pose = np.eye(4)
+    pose[:3, :3] = rotation
+    pose[:3, 3] = rotation @ ((lo + hi) / 2)
+    return ObjectBox(pose=pose, extent=hi - lo)
+
+
+def _unit_up(config: QueryConfig) -> np.ndarray:
+    up = np.asarray(config.up, dtype=np.float64)
+    if up.shape != (3,) or not np.linalg.norm(up) > 0:
+        raise ValueError(f"query.up must be a non-zero 3-vector, got {config.up}")
+    return up / np.linalg.norm(up)
+
+
+def _check_inputs(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, normals: np.ndarray | None) -> None:
+    n = len(relevancy)
+    if relevancy.ndim != 1:
+        raise ValueError(f"relevancy must be [N], got shape {relevancy.shape}")
+    for name, array in (("means", means), ("colors", colors), ("normals", normals)):
+        if array is not None and array.shape != (n, 3):
+            raise ValueError(f"{name} must be [{n}, 3] like relevancy, got shape {array.shape}")
+    if not np.isfinite(relevancy).all():
+        raise ValueError("relevancy has non-finite values")
+    if not np.isfinite(means).all():
+        raise ValueError("means have non-finite values")
+
+
+def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, config: QueryConfig,
+                 grasp_config: GraspConfig, normals: np.ndarray | None = None, *,
+                 threshold: float | None = None, max_points: int | None = None,
+                 max_grasps: int | None = None) -> QueryResult:
+    """Relevancy cloud, best object cluster, its oriented box and grasps for one query.
+
+    relevancy: [N] float32 per-Gaussian relevancy in [0, 1] for the prompt.
+    means: [N, 3] float32 Gaussian centres, scene frame. colors: [N, 3] float32 RGB in 0..1.
+    normals: [N, 3] float32 Gaussian normals (sign ignored) or None (estimated for the grasps).
+    threshold, max_points, max_grasps: per-request overrides of the config (None = config value).
+    """
+    relevancy = np.asarray(relevancy)
+    means = np.asarray(means)
+    colors = np.asarray(colors)
+    normals = None if normals is None else np.asarray(normals)
+    _check_inputs(relevancy, means, colors, normals)
+    threshold = config.relevancy_threshold if threshold is None else threshold
+    max_points = config.max_points if max_points is None else max_points
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = now - clock
+        clock = now
+
+    selected = select_relevant(relevancy, threshold, max_points)
+    max_relevancy = float(relevancy.max()) if len(relevancy) else 0.0
+    lap("select")
+    cloud = relevancy_cloud(means, colors, relevancy, selected)
+    lap("cloud")
+    none = np.zeros(0, dtype=np.int64)
+    if len(selected) == 0:
+        message = ("the scene has no Gaussians" if len(relevancy) == 0 else
+                   f"nothing relevant: no Gaussian reaches relevancy {threshold:.3f} (max {max_relevancy:.3f})")
+        return QueryResult(cloud, selected, max_relevancy, None, none, (), message, timings)
+
+    labels = cluster_labels(means[selected].astype(np.float64), config)
+    best = best_cluster(labels, relevancy[selected].astype(np.float64))
+    lap("cluster")
+    if best is None:
+        message = (f"{len(selected)} relevant points but no cluster of {config.cluster_min_points} voxels "
+                   f"within {config.cluster_eps} m")
+        return QueryResult(cloud, selected, max_relevancy, None, none, (), message, timings)
+    members = selected[labels == best]
+    object_points = means[members].astype(np.float64)
+    box = object_box(object_points, config)
+    lap("box")
+
+    others = np.ones(len(means), dtype=bool)
+    others[members] = False
+    grasps = plan_grasps(object_points, relevancy[members], means[others], grasp_config, _unit_up(config),
+                         object_normals=None if normals is None else normals[members], max_grasps=max_grasps)
+    lap("grasps")
+    centre, size = box.pose[:3, 3], box.extent
+    message = (f"{len(selected)} relevant points; object of {len(members)} points at "
+               f"({centre[0]:.3f}, {centre[1]:.3f}, {centre[2]:.3f}) m, size {size[0]:.3f} x {size[1]:.3f} x "
+               f"{size[2]:.3f} m; {len(grasps)} grasps")
+    if not grasps:
+        message += (f" (no collision-free antipodal grasp within the gripper's "
+                    f"{grasp_config.gripper_max_width:.3f} m opening)")
+    return QueryResult(cloud, selected, max_relevancy, box, members, grasps, message, timings)

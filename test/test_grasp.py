@@ -1,0 +1,136 @@
+"""Parallel-jaw grasps on synthetic tabletop objects, checked against their exact geometry."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from langscene_core.config import GraspConfig
+from langscene_core.grasp import plan_grasps
+from tabletop import Box, Cylinder, grasp_violations, make_scene
+
+UP = np.array([0.0, 0.0, 1.0])
+CONFIG = GraspConfig()
+
+
+def _plan(scene, target, with_normals, config=CONFIG):
+    on = scene.owner == target
+    return plan_grasps(scene.means[on], scene.relevancy[on], scene.means[~on], config, UP,
+                       object_normals=scene.normals[on] if with_normals else None)
+
+
+SCENES = {
+    "yawed box": ((Box((0.0, 0.0), (0.05, 0.07, 0.06), yaw=0.4), Cylinder((0.15, 0.05), 0.03, 0.1)), 0),
+    "cylinder": ((Box((0.0, 0.0), (0.05, 0.07, 0.06), yaw=0.4), Cylinder((0.15, 0.05), 0.025, 0.08)), 1),
+    # a tall box 1.5 cm beside the target: fingers closing across the gap would hit it
+    "box beside a wall": ((Box((0.0, 0.0), (0.04, 0.06, 0.05)), Box((0.045, 0.0), (0.02, 0.2, 0.15))), 0),
+}
+
+
+@pytest.mark.parametrize("with_normals", [True, False], ids=["given normals", "estimated normals"])
+@pytest.mark.parametrize("name", list(SCENES))
+def test_every_grasp_passes_the_analytic_check(name, with_normals):
+    objects, target = SCENES[name]
+    scene = make_scene(objects, target, density=60000.0, table_density=30000.0)
+    grasps = _plan(scene, target, with_normals)
+    assert len(grasps) >= 1, f"{name}: no grasp found on a graspable object"
+    for grasp in grasps:
+        assert grasp_violations(grasp, objects, target, CONFIG) == []
+    scores = [g.score for g in grasps]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0 < s <= 1 for s in scores)
+
+
+def test_box_beside_a_wall_is_grasped_across_its_free_axis():
+    objects, target = SCENES["box beside a wall"]
+    scene = make_scene(objects, target, density=60000.0, table_density=30000.0)
+    grasps = _plan(scene, target, True)
+    assert grasps
+    # closing along x would put a finger into the 1.5 cm gap next to the wall (finger 1 cm + clearance)
+    assert all(abs(g.pose[0, 0]) < 0.3 for g in grasps), [g.pose[:3, 0] for g in grasps]
+
+
+def test_best_grasp_of_a_short_box_is_top_down():
+    objects = (Box((0.0, 0.0), (0.05, 0.07, 0.04), yaw=0.3),)
+    scene = make_scene(objects, 0, density=60000.0, table_density=30000.0)
+    grasps = _plan(scene, 0, True)
+    assert grasps and grasps[0].pose[:3, 2] @ -UP > np.cos(np.radians(10))
+
+
+@pytest.mark.parametrize("wide", [Box((0.0, 0.0), (0.11, 0.12, 0.05), yaw=0.2), Cylinder((0.0, 0.0), 0.06, 0.1)],
+                         ids=["box", "cylinder"])
+def test_no_grasp_for_an_object_wider_than_the_gripper(wide):
+    scene = make_scene((wide,), 0, density=60000.0, table_density=30000.0)
+    assert _plan(scene, 0, True) == ()
+    assert _plan(scene, 0, False) == ()
+    # the same object fits a gripper that opens wide enough
+    wide_gripper = dataclasses.replace(CONFIG, gripper_max_width=0.16, finger_depth=0.06,
+                                       contact_depths=(0.04, 0.02, 0.005))
+    grasps = _plan(scene, 0, True, wide_gripper)
+    assert grasps and all(grasp_violations(g, (wide,), 0, wide_gripper) == [] for g in grasps)
+
+
+def test_flat_object_is_not_grasped_through_the_table():
+    # 8 mm tall: contacts are at most 8 mm above the table, fingers (2 cm wide) would hit it from the
+    # side and fingertips would reach into it from above. Its faces are all within one normal patch
+    # of an edge, so the smoothness filter is off here: only the table may reject these contacts.
+    flat = Box((0.0, 0.0), (0.04, 0.05, 0.008))
+    config = dataclasses.replace(CONFIG, min_normal_consistency=0.0)
+    scene = make_scene((flat,), 0, density=60000.0, table_density=30000.0)
+    assert _plan(scene, 0, True, config) == ()
+    on = scene.owner == 0
+    assert plan_grasps(scene.means[on], scene.relevancy[on], np.zeros((0, 3)), config, UP,
+                       object_normals=scene.normals[on])
+
+
+@pytest.mark.parametrize("with_normals", [True, False], ids=["given normals", "estimated normals"])
+@pytest.mark.parametrize("name", ["yawed box", "box beside a wall"])
+def test_contacts_keep_off_edges_where_normals_blend(name, with_normals):
+    objects, target = SCENES[name]
+    scene = make_scene(objects, target, density=60000.0, table_density=30000.0)
+    box = objects[target]
+    grasps = _plan(scene, target, with_normals)
+    assert grasps
+    for grasp in grasps:
+        local = np.abs(box.to_local(grasp.contacts)) - np.asarray(box.size) / 2
+        gap_to_edge = -np.sort(local, axis=1)[:, 1]  # distance to the nearest edge of the contact's face
+        assert (gap_to_edge > 0.005).all(), gap_to_edge
+
+
+def test_normal_signs_are_ignored_and_results_are_deterministic():
+    objects, target = SCENES["yawed box"]
+    scene = make_scene(objects, target, density=60000.0, table_density=30000.0)
+    on = scene.owner == target
+    flip = np.where(np.arange(on.sum()) % 2 == 0, 1.0, -1.0)[:, None]
+    a = plan_grasps(scene.means[on], scene.relevancy[on], scene.means[~on], CONFIG, UP, scene.normals[on])
+    b = plan_grasps(scene.means[on], scene.relevancy[on], scene.means[~on], CONFIG, UP, scene.normals[on] * flip)
+    assert len(a) == len(b) > 0
+    for ga, gb in zip(a, b):
+        np.testing.assert_allclose(ga.pose, gb.pose, atol=1e-9)
+
+
+def test_max_grasps_limits_the_count():
+    objects, target = SCENES["yawed box"]
+    scene = make_scene(objects, target, density=60000.0, table_density=30000.0)
+    on = scene.owner == target
+    grasps = plan_grasps(scene.means[on], scene.relevancy[on], scene.means[~on], CONFIG, UP, max_grasps=2)
+    assert len(grasps) == 2
+
+
+@pytest.mark.parametrize("change, word", [
+    ({"contact_depths": (0.03,)}, "contact_depths"),
+    ({"gripper_max_width": 0.008}, "width_clearance"),
+    ({"friction_coefficient": 0.0}, "friction_coefficient"),
+    ({"max_approach_angle_deg": 120.0}, "max_approach_angle_deg"),
+])
+def test_bad_gripper_settings_are_named(change, word):
+    with pytest.raises(ValueError, match=word):
+        plan_grasps(np.zeros((3, 3)), np.zeros(3), np.zeros((0, 3)), dataclasses.replace(CONFIG, **change), UP)
+
+
+def test_mismatched_inputs_raise():
+    with pytest.raises(ValueError, match="object_relevancy"):
+        plan_grasps(np.zeros((3, 3)), np.zeros(2), np.zeros((0, 3)), CONFIG, UP)
+    with pytest.raises(ValueError, match="up"):
+        plan_grasps(np.zeros((3, 3)), np.zeros(3), np.zeros((0, 3)), CONFIG, np.zeros(3))

@@ -1,0 +1,74 @@
+"""The node over ROS with the whole pipeline (tiny random models): frames in, ~/reconstruct in the
+background, QueryObject answers, save / load of the scene, and clear failures on bad requests."""
+import dataclasses
+
+import numpy as np
+import pytest
+import yaml
+from std_srvs.srv import Trigger
+
+from langscene.srv import QueryObject, SceneFile
+from langscene_core.config import FieldConfig, LangsceneConfig, to_dict
+from langscene_core.world import build_world, parse_spec, render_dataset
+from langscene_ros.client import NodeClient, query_request
+from langscene_ros.player import Player
+
+from conftest import wait_until
+from language_helpers import tiny_models_config
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+SPEC = {"objects": [{"name": "red box", "shape": "box", "color": "red", "size": 0.07, "position": [0.08, 0.0]}],
+        "camera": {"width": 64, "height": 48, "views": 5, "radius": 0.6}, "eval_views": 1}
+
+
+@pytest.fixture(scope="module")
+def params_file(tmp_path_factory):
+    root = tmp_path_factory.mktemp("node_pipeline")
+    config = dataclasses.replace(LangsceneConfig(), models=tiny_models_config(root),
+                                 field=FieldConfig(geometry_steps=15, language_steps=5, densify_start=1000,
+                                                   init_max_points=2000))
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump({"langscene": {"ros__parameters": to_dict(config)}}))
+    return path
+
+
+def test_reconstruct_query_save_load_over_ros(params_file, node_process, tmp_path):
+    node = node_process("--params-file", str(params_file))
+    client = NodeClient("pipeline_test_client")
+    try:
+        player = Player(client.node)
+        assert player.wait_for_subscribers(90.0), "the node did not subscribe to its inputs"
+        early = client.call(Trigger, "reconstruct", Trigger.Request())
+        assert not early.success and "at least 2 keyframes" in early.message
+
+        dataset = render_dataset(build_world(parse_spec(SPEC)))
+        player.play(iter(dataset.capture), rate_hz=20.0)
+        assert wait_until(lambda: client.statuses and client.statuses[-1].keyframes == 5, 30), client.statuses[-1:]
+
+        started = client.call(Trigger, "reconstruct", Trigger.Request())
+        assert started.success, started.message
+        again = client.call(Trigger, "reconstruct", Trigger.Request())
+        assert not again.success and "already running" in again.message
+        assert wait_until(lambda: client.statuses[-1].state in ("ready", "error"), 300, 0.5)
+        status = client.statuses[-1]
+        assert status.state == "ready" and status.gaussians > 0 and status.progress == 1.0, status
+
+        answer = client.call(QueryObject, "query_object", query_request("red box"))
+        assert answer.success, answer.message
+        assert answer.relevancy_cloud.width > 0 and answer.relevancy_cloud.header.frame_id == "map"
+        bad = client.call(QueryObject, "query_object", query_request("red box", relevancy_threshold=1.5))
+        assert not bad.success and "relevancy_threshold" in bad.message
+
+        saved = client.call(SceneFile, "save_scene", SceneFile.Request(path=str(tmp_path / "scene.ply")))
+        assert saved.success, saved.message
+        nowhere = client.call(SceneFile, "save_scene", SceneFile.Request(path=str(tmp_path / "no" / "dir" / "s.ply")))
+        assert not nowhere.success and "does not exist" in nowhere.message
+        missing = client.call(SceneFile, "load_scene", SceneFile.Request(path=str(tmp_path / "missing.ply")))
+        assert not missing.success and "no such file" in missing.message
+        loaded = client.call(SceneFile, "load_scene", SceneFile.Request(path=str(tmp_path / "scene.ply")))
+        assert loaded.success, loaded.message
+        assert str(status.gaussians) in loaded.message
+        assert node.poll() is None
+    finally:
+        client.close()

@@ -1,0 +1,162 @@
+"""Relevancy cloud, object cluster and box on synthetic tabletop scenes with known geometry."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from langscene_core.config import GraspConfig, QueryConfig
+from langscene_core.query import (CLOUD_DTYPE, best_cluster, object_box, pack_rgb, query_object,
+                                  select_relevant, unpack_rgb)
+from tabletop import Box, Cylinder, grasp_violations, make_scene
+
+QUERY = QueryConfig()
+GRASP = GraspConfig()
+OBJECTS = (Box((0.02, -0.03), (0.05, 0.07, 0.06), yaw=0.4), Cylinder((0.18, 0.08), 0.03, 0.1),
+           Box((-0.15, 0.12), (0.12, 0.11, 0.04), yaw=-0.2), Cylinder((-0.2, -0.15), 0.06, 0.09))
+
+
+def _query(scene, **kw):
+    return query_object(scene.relevancy, scene.means, scene.colors, QUERY, GRASP, scene.normals, **kw)
+
+
+@pytest.mark.parametrize("target", range(len(OBJECTS)))
+def test_box_centre_within_1cm_and_extent_and_yaw_match(target):
+    scene = make_scene(OBJECTS, target)
+    result = _query(scene)
+    obj = OBJECTS[target]
+    assert result.object_box is not None, result.message
+    assert np.linalg.norm(result.object_box.pose[:3, 3] - obj.centre) < 0.01
+    np.testing.assert_array_equal(np.sort(result.object_indices), np.flatnonzero(scene.owner == target))
+    rot = result.object_box.pose[:3, :3]
+    np.testing.assert_allclose(rot.T @ rot, np.eye(3), atol=1e-9)
+    np.testing.assert_allclose(rot[:, 2], [0.0, 0.0, 1.0], atol=1e-9)  # gravity-aligned
+    if isinstance(obj, Box):
+        truth = np.array([max(obj.size[:2]), min(obj.size[:2]), obj.size[2]])
+        long_axis = obj.yaw + (0.0 if obj.size[0] >= obj.size[1] else np.pi / 2)
+        error = np.degrees(np.arctan2(rot[1, 0], rot[0, 0]) - long_axis) % 180.0
+        assert min(error, 180.0 - error) < 3.0
+    else:
+        truth = np.array([2 * obj.radius, 2 * obj.radius, obj.height])
+    np.testing.assert_allclose(result.object_box.extent, truth, atol=0.01)
+    assert "grasps" in result.message and set(result.timings) == {"select", "cloud", "cluster", "box", "grasps"}
+
+
+def test_graspable_targets_get_valid_grasps_and_wide_ones_none():
+    for target in range(len(OBJECTS)):
+        scene = make_scene(OBJECTS, target)
+        grasps = _query(scene).grasps
+        wide = target >= 2  # 11 cm box, 12 cm cylinder: wider than the 8 cm gripper every way
+        assert (len(grasps) == 0) == wide, (target, len(grasps))
+        for grasp in grasps:
+            assert grasp_violations(grasp, OBJECTS, target, GRASP) == []
+
+
+def test_prompt_matching_nothing_is_a_success_with_zero_points_and_a_message():
+    scene = make_scene(OBJECTS, None)
+    result = _query(scene)
+    assert len(result.cloud) == 0 and result.cloud.dtype == CLOUD_DTYPE
+    assert result.object_box is None and result.grasps == () and len(result.object_indices) == 0
+    assert "nothing relevant" in result.message and "0.550" in result.message
+    assert result.max_relevancy == pytest.approx(float(scene.relevancy.max()))
+
+
+def test_empty_scene_is_answered():
+    result = query_object(np.zeros(0, np.float32), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32),
+                          QUERY, GRASP)
+    assert len(result.cloud) == 0 and result.max_relevancy == 0.0 and "no Gaussians" in result.message
+
+
+def test_cloud_holds_the_most_relevant_points_first_with_their_colours():
+    scene = make_scene(OBJECTS, 0)
+    result = _query(scene, max_points=300, threshold=0.7)
+    cloud = result.cloud
+    assert len(cloud) == 300 and cloud.dtype == CLOUD_DTYPE
+    assert np.all(np.diff(cloud["relevancy"]) <= 0) and cloud["relevancy"].min() >= 0.7
+    # exactly the 300 highest
+    assert cloud["relevancy"][-1] >= np.sort(scene.relevancy)[-300]
+    idx = result.cloud_indices
+    np.testing.assert_array_equal(np.stack([cloud["x"], cloud["y"], cloud["z"]], 1), scene.means[idx])
+    np.testing.assert_array_equal(unpack_rgb(cloud["rgb"]), np.rint(scene.colors[idx] * 255).astype(np.uint8))
+
+
+def test_pack_rgb_layout():
+    packed = pack_rgb(np.array([[1.0, 0.5, 0.0]]))
+    assert packed.dtype == np.float32 and packed.view(np.uint32)[0] == 0xFF8000
+
+
+def test_select_relevant_threshold_and_top_n():
+    relevancy = np.array([0.1, 0.9, 0.6, 0.7, 0.55], np.float32)
+    np.testing.assert_array_equal(select_relevant(relevancy, 0.55, 10), [1, 3, 2, 4])
+    np.testing.assert_array_equal(select_relevant(relevancy, 0.55, 2), [1, 3])
+    with pytest.raises(ValueError, match="max_points"):
+        select_relevant(relevancy, 0.5, 0)
+
+
+def test_best_cluster_has_the_largest_summed_relevancy():
+    # sums: 60, 90, 4.95; the most points (label 0), the highest peak (label 2) and noise must not win
+    labels = np.array([0] * 300 + [1] * 100 + [2] * 5 + [-1] * 1000)
+    weights = np.array([0.2] * 300 + [0.9] * 100 + [0.99] * 5 + [1.0] * 1000)
+    assert best_cluster(labels, weights) == 1
+    assert best_cluster(np.full(5, -1), np.ones(5)) is None
+
+
+def test_query_picks_the_cluster_with_most_relevancy_not_the_highest_peak():
+    # the cylinder is moderately relevant everywhere; a compact patch on the box is maximally relevant
+    scene = make_scene(OBJECTS, 1)
+    relevancy = scene.relevancy.copy()
+    on_box = np.flatnonzero(scene.owner == 0)
+    patch = on_box[np.argsort(np.linalg.norm(scene.means[on_box] - scene.means[on_box[0]], axis=1))[:60]]
+    relevancy[patch] = 1.0
+    result = query_object(relevancy, scene.means, scene.colors, QUERY, GRASP)
+    assert result.max_relevancy == 1.0 and len(result.cloud) == (relevancy >= 0.55).sum()
+    assert np.linalg.norm(result.object_box.pose[:3, 3] - OBJECTS[1].centre) < 0.01
+
+
+def test_isolated_outliers_do_not_move_the_box():
+    scene = make_scene(OBJECTS, 0)
+    rng = np.random.default_rng(3)
+    outliers = rng.uniform([-0.5, -0.35, 0.0], [0.5, 0.35, 0.3], (40, 3)).astype(np.float32)
+    result = query_object(np.concatenate([scene.relevancy, np.full(40, 0.95, np.float32)]),
+                          np.concatenate([scene.means, outliers]),
+                          np.concatenate([scene.colors, np.zeros((40, 3), np.float32)]), QUERY, GRASP)
+    assert np.linalg.norm(result.object_box.pose[:3, 3] - OBJECTS[0].centre) < 0.01
+    np.testing.assert_allclose(result.object_box.extent, [0.07, 0.05, 0.06], atol=0.01)
+
+
+def test_no_cluster_is_answered_with_a_message():
+    means = np.random.default_rng(0).uniform(-1, 1, (30, 3)).astype(np.float32)  # sparse: all DBSCAN noise
+    result = query_object(np.full(30, 0.9, np.float32), means, np.zeros((30, 3), np.float32), QUERY, GRASP)
+    assert len(result.cloud) == 30 and result.object_box is None and "no cluster" in result.message
+
+
+def test_free_alignment_fits_a_tilted_box():
+    rng = np.random.default_rng(1)
+    size = np.array([0.08, 0.05, 0.03])
+    local = rng.uniform(-0.5, 0.5, (6000, 3)) * size
+    face = rng.integers(0, 3, len(local))
+    local[np.arange(len(local)), face] = np.sign(rng.uniform(-1, 1, len(local))) * size[face] / 2
+    angle = np.radians(35)
+    tilt = np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]])
+    centre = np.array([0.1, 0.2, 0.3])
+    box = object_box(local @ tilt.T + centre, dataclasses.replace(QUERY, box_alignment="free"))
+    assert np.linalg.norm(box.pose[:3, 3] - centre) < 0.005
+    np.testing.assert_allclose(np.sort(box.extent), np.sort(size), atol=0.005)
+    assert abs(abs(box.pose[:3, :3][:, np.argmax(box.extent)] @ tilt[:, 0]) - 1) < 0.01
+    flat = local.copy()
+    flat[:, 2] = 0.0  # a planar patch (e.g. a sheet of paper) still gets a box
+    flat_box = object_box(flat, dataclasses.replace(QUERY, box_alignment="free"))
+    np.testing.assert_allclose(np.sort(flat_box.extent), [0.0, 0.05, 0.08], atol=0.005)
+    with pytest.raises(ValueError, match="box_alignment"):
+        object_box(local, dataclasses.replace(QUERY, box_alignment="sideways"))
+
+
+def test_malformed_inputs_raise():
+    scene = make_scene(OBJECTS[:1], 0)
+    with pytest.raises(ValueError, match="means"):
+        query_object(scene.relevancy, scene.means[:-1], scene.colors, QUERY, GRASP)
+    bad = scene.relevancy.copy()
+    bad[0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        query_object(bad, scene.means, scene.colors, QUERY, GRASP)

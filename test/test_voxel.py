@@ -1,0 +1,34 @@
+"""Voxel grouping keeps the point -> voxel map and averages attributes per voxel."""
+import numpy as np
+import pytest
+
+from langscene_core.voxel import group_by_voxel
+
+
+def test_groups_counts_and_means():
+    points = np.array([[0.001, 0.001, 0.0], [0.004, 0.002, 0.0], [0.012, 0.0, 0.0], [0.0, 0.0, 0.031]])
+    groups = group_by_voxel(points, 0.01)
+    assert len(groups.counts) == 3 and groups.counts.sum() == 4
+    assert groups.inverse[0] == groups.inverse[1] != groups.inverse[2] != groups.inverse[3]
+    np.testing.assert_allclose(groups.centroids[groups.inverse[0]], [0.0025, 0.0015, 0.0])
+    np.testing.assert_allclose(groups.sum(np.ones(4)), groups.counts)
+    np.testing.assert_allclose(groups.mean(points), groups.centroids)
+    weights = np.array([1.0, 3.0, 5.0, 7.0])
+    assert groups.mean(weights)[groups.inverse[0]] == 2.0
+
+
+def test_every_point_is_within_a_voxel_diagonal_of_its_centroid():
+    points = np.random.default_rng(0).uniform(-1, 1, (5000, 3))
+    groups = group_by_voxel(points, 0.1)
+    assert np.linalg.norm(points - groups.centroids[groups.inverse], axis=1).max() <= 0.1 * np.sqrt(3)
+    assert len(groups.counts) <= 20 ** 3
+
+
+def test_empty_and_bad_input():
+    assert len(group_by_voxel(np.zeros((0, 3)), 0.1).counts) == 0
+    with pytest.raises(ValueError, match="voxel_size"):
+        group_by_voxel(np.zeros((2, 3)), 0.0)
+    with pytest.raises(ValueError, match=r"\[N, 3\]"):
+        group_by_voxel(np.zeros((2, 2)), 0.1)
+    with pytest.raises(ValueError, match="rows"):
+        group_by_voxel(np.zeros((2, 3)), 0.1).sum(np.zeros(3))
