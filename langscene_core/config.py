@@ -28,12 +28,32 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class ClipModelConfig:
     arch: str = "ViT-B-16"
-    weights: str = "bundled:tiny-clip"  # pretrained tag, a file path, or bundled:NAME
+    weights: str = "bundled:tiny-clip"  # pretrained tag (local cache only), a file path, or bundled:NAME
+    batch_size: int = 32  # images or texts per encoder call
 
 
 @dataclass(frozen=True)
 class LqcModelConfig:
-    checkpoint: str = "bundled:tiny-lqc"
+    checkpoint: str = "bundled:tiny-lqc"  # a .safetensors file written by langscene train-lqc, or bundled:NAME
+
+
+@dataclass(frozen=True)
+class LqcTrainConfig:
+    """Architecture and training of the Language Quantized Compressor (paper section 3.3)."""
+
+    feature_dim: int = 512  # CLIP width
+    latent_dim: int = 3  # D
+    codebook_size: int = 2048  # K
+    hidden_dims: tuple[int, ...] = (256, 128)  # encoder widths; the decoder mirrors them
+    quantized: bool = True  # false: plain autoencoder with the same bottleneck (baseline)
+    steps: int = 2000
+    batch_size: int = 1024
+    learning_rate: float = 0.001
+    weight_reconstruction: float = 1.0  # lambda_1, Eq. 3
+    weight_codebook: float = 0.2  # lambda_2, Eq. 4
+    weight_text: float = 0.5  # lambda_3, Eq. 5
+    restart_every: int = 100  # steps between dead-code restarts (0: never)
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -50,6 +70,10 @@ class TrimapModelConfig:
 class MasksConfig:
     mapper: str = "felzenszwalb"  # felzenszwalb | sam2
     checkpoint: str = ""
+    felzenszwalb_scale: float = 100.0  # s level: skimage felzenszwalb scale on 0..1 RGB
+    felzenszwalb_sigma: float = 0.5
+    felzenszwalb_min_size: int = 20  # pixels
+    merge_thresholds: tuple[float, ...] = (0.08, 0.2)  # m, l: RGB distance (0..1) of merged regions
 
 
 @dataclass(frozen=True)
@@ -57,6 +81,7 @@ class ModelsConfig:
     device: str = "auto"  # auto | cpu | cuda
     clip: ClipModelConfig = dataclasses.field(default_factory=ClipModelConfig)
     lqc: LqcModelConfig = dataclasses.field(default_factory=LqcModelConfig)
+    lqc_train: LqcTrainConfig = dataclasses.field(default_factory=LqcTrainConfig)
     trimap: TrimapModelConfig = dataclasses.field(default_factory=TrimapModelConfig)
     masks: MasksConfig = dataclasses.field(default_factory=MasksConfig)
 
