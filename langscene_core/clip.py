@@ -128,7 +128,10 @@ def load_clip(arch: str, weights: str, device: str | torch.device = "cpu") -> Cl
     if open_clip.get_model_config(arch) is None:
         raise ValueError(f"unknown CLIP architecture {arch!r}")
     if path.is_file():
-        model = open_clip.create_model(arch, pretrained=str(path), device=device, require_pretrained=True)
+        try:
+            model = open_clip.create_model(arch, pretrained=str(path), device=device, require_pretrained=True)
+        except (RuntimeError, AssertionError) as exc:  # open_clip's state-dict checks raise both
+            raise ValueError(f"CLIP weights file {path} does not fit architecture {arch}: {exc}") from exc
         return _wrap(model, open_clip.get_tokenizer(arch), device)
     checkpoint = _cached_pretrained_file(arch, weights)
     tag_cfg = open_clip.get_pretrained_cfg(arch, weights)

@@ -52,7 +52,7 @@ class LqcTrainConfig:
     weight_reconstruction: float = 1.0  # lambda_1, Eq. 3
     weight_codebook: float = 0.2  # lambda_2, Eq. 4
     weight_text: float = 0.5  # lambda_3, Eq. 5
-    restart_every: int = 100  # steps between dead-code restarts (0: never)
+    restart_every: int = 10  # steps between dead-code restarts (0: never; the codebook then collapses)
     seed: int = 0
 
 
