@@ -97,11 +97,12 @@ def _text_features(clip: ClipModel, texts: Sequence[str]) -> torch.Tensor:
 
 
 def clip_losses(clip: ClipModel, images: torch.Tensor, color: torch.Tensor, shape: torch.Tensor,
-                groups: Sequence[Captions]) -> dict[str, torch.Tensor]:
+                groups: Sequence[Captions], relevancy_weight: float = 1.0) -> dict[str, torch.Tensor]:
     """Training losses of one batch (module docstring), with gradients.
 
     images: [B, 3, S, S] uint8 crops; color, shape: [B] int64 subject indices (-1 background);
-    groups: caption groups (names, shapes, colours). Returns {"contrastive", "relevancy", "total"}.
+    groups: caption groups (names, shapes, colours). Returns {"contrastive", "relevancy", "total"} with
+    total = contrastive + relevancy_weight * relevancy.
     """
     image = _image_features(clip, images)
     texts = [t for g in groups for t in g.texts]
@@ -122,7 +123,7 @@ def clip_losses(clip: ClipModel, images: torch.Tensor, color: torch.Tensor, shap
     bce = F.binary_cross_entropy_with_logits(relevancy_logits, matches.float(), reduction="none")
     relevancy = bce[matches].mean() + bce[~matches].mean() if matches.any() else bce.mean()
     contrastive_loss = torch.stack(contrastive).mean() if contrastive else image.sum() * 0.0
-    return {"contrastive": contrastive_loss, "relevancy": relevancy, "total": contrastive_loss + relevancy}
+    return {"contrastive": contrastive_loss, "relevancy": relevancy, "total": contrastive_loss + relevancy_weight * relevancy}
 
 
 def _learning_rate(config: TinyClipTrainConfig, step: int) -> float:
@@ -152,8 +153,8 @@ def train_tiny_clip(clip: ClipModel, bank: CropBank, config: TinyClipTrainConfig
         images = bank.images[index]
         flip = torch.rand(config.batch_size, generator=generator) < 0.5
         images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
-        losses = clip_losses(clip, images, bank.color[index], bank.shape[index],
-                             [g for g in sample_captions(rng)])
+        losses = clip_losses(clip, images, bank.color[index], bank.shape[index], sample_captions(rng),
+                             config.relevancy_weight)
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()
