@@ -61,9 +61,13 @@ class TrimapModelConfig:
     path: str = "bundled:tiny-trimap"  # diffusers directory, HF cache id, or bundled:NAME
     dtype: str = "auto"  # auto | float32 | float16 | bfloat16
     offload: str = "none"  # none | model | sequential
-    frames: int = 49
+    frames: int = 49  # generated frames per keyframe pair, k * 8 + 1 (keyframes included)
     steps: int = 50
     guidance: float = 6.0
+    height: int = 0  # generation size in pixels; 0 = the model's native size (480 x 720 for CogVideoX-5B)
+    width: int = 0
+    vae_tiling: bool = False  # decode in tiles (less GPU memory)
+    prompt: str = "a 3D consistent video scene"
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,9 @@ class KeyframeConfig:
 @dataclass(frozen=True)
 class DensifyConfig:
     mode: str = "off"  # off | trimap
+    min_registered_fraction: float = 0.8  # of generated frames SfM must register, else keyframes only
+    max_keyframe_error_m: float = 0.05  # keyframe centre residual after the Sim(3) alignment
+    sfm_min_size: int = 480  # SfM upsamples frames to at least this width (SIFT needs texture scale)
 
 
 @dataclass(frozen=True)

@@ -1,31 +1,69 @@
-"""Client side of the node's services, for the CLI, the demo and the tests."""
+"""Client side of the node's interface, for the CLI, the demo and the tests."""
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import rclpy
-from rclpy.node import Node
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+from langscene.msg import SceneStatus
 from langscene.srv import QueryObject
 from langscene_ros import convert
+
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class ServiceUnavailable(RuntimeError):
     """The node's service did not appear or did not answer in time."""
 
 
-def call_service(node: Node, srv_type, name: str, request, timeout_s: float = 30.0):
-    """Call ``name`` and wait for the answer, spinning ``node``. Raises ServiceUnavailable."""
-    client = node.create_client(srv_type, name)
-    try:
-        if not client.wait_for_service(timeout_sec=timeout_s):
-            raise ServiceUnavailable(f"service {name} is not available (is `langscene run` running?)")
-        future = client.call_async(request)
-        rclpy.spin_until_future_complete(node, future, timeout_sec=timeout_s)
-        if not future.done() or future.result() is None:
-            raise ServiceUnavailable(f"service {name} did not answer within {timeout_s:.0f} s")
-        return future.result()
-    finally:
-        node.destroy_client(client)
+class NodeClient:
+    """An rclpy participant in its own context, spun in a background thread.
+
+    Follows the node's ``~/status`` (``statuses``, newest last) and calls its services. ``target`` is
+    the node's fully qualified name, e.g. ``/langscene`` or ``/robot/langscene``.
+    """
+
+    def __init__(self, name: str = "langscene_client", target: str = "/langscene") -> None:
+        self.target = target.rstrip("/")
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.statuses: list[SceneStatus] = []
+        self.node.create_subscription(SceneStatus, f"{self.target}/status", self.statuses.append, LATCHED)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def call(self, srv_type, service: str, request, timeout_s: float = 30.0):
+        """Call ``<target>/<service>`` and return the response. Raises ServiceUnavailable."""
+        name = service if service.startswith("/") else f"{self.target}/{service}"
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout_s):
+                raise ServiceUnavailable(f"service {name} is not available (is `langscene run` running?)")
+            done = threading.Event()
+            future = client.call_async(request)
+            future.add_done_callback(lambda _: done.set())
+            if not done.wait(timeout_s) or future.result() is None:
+                raise ServiceUnavailable(f"service {name} did not answer within {timeout_s:.0f} s")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+    def __enter__(self) -> "NodeClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def query_request(prompt: str, negatives=(), relevancy_threshold: float = 0.0, max_points: int = 0,

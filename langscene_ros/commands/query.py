@@ -26,25 +26,18 @@ def format_answer(answer: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     if not args.prompt.strip():
         raise UsageError("the prompt is empty")
-    import rclpy
-
     from langscene.srv import QueryObject
-    from langscene_ros.client import ServiceUnavailable, call_service, query_request, query_response_to_dict
+    from langscene_ros.client import NodeClient, ServiceUnavailable, query_request, query_response_to_dict
 
-    rclpy.init()
-    node = rclpy.create_node("langscene_query_client")
-    try:
+    with NodeClient("langscene_query_client") as client:
         request = query_request(args.prompt, args.negatives, args.threshold, args.max_points, args.max_grasps)
         try:
-            response = call_service(node, QueryObject, args.service, request, timeout_s=args.timeout)
+            response = client.call(QueryObject, args.service, request, timeout_s=args.timeout)
         except ServiceUnavailable as exc:
             raise UsageError(str(exc)) from exc
-        answer = query_response_to_dict(response)
-        print(json.dumps(answer, indent=2) if args.json else format_answer(answer))
-        return 0 if answer["success"] else 1
-    finally:
-        node.destroy_node()
-        rclpy.shutdown()
+    answer = query_response_to_dict(response)
+    print(json.dumps(answer, indent=2) if args.json else format_answer(answer))
+    return 0 if answer["success"] else 1
 
 
 def register(subparsers) -> None:

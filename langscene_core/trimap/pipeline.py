@@ -1,0 +1,213 @@
+"""Keyframe-interpolation video diffusion on the CogVideoX architecture (paper section 3.2).
+
+The model generates a T-frame video whose first and last frames are given. The condition video is the
+first and last frame, each VAE-encoded on its own, placed at latent time 0 and -1 with zeros between;
+it is concatenated on the channel axis with the noise latent, so the transformer's ``in_channels`` is
+twice the VAE's latent channels (the CogVideoX image-to-video layout, extended by a last frame).
+
+Tensors use diffusers' video layouts:
+- pixel video: [B, 3, T, H, W] float in [-1, 1] (VAE input/output);
+- latent video: [B, F, C, h, w] with F = (T - 1) / k_t + 1, h = H / k_s, w = W / k_s (k_t temporal and
+  k_s spatial VAE compression), already multiplied by the VAE scaling factor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXDPMScheduler,
+                       CogVideoXTransformer3DModel, DiffusionPipeline)
+from diffusers.models.embeddings import get_3d_rotary_pos_embed
+from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import get_resize_crop_region_for_grid
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+from transformers import T5EncoderModel, T5Tokenizer
+
+DEFAULT_PROMPT = "a 3D consistent video scene"  # the fixed prompt of the reference implementation
+
+
+@dataclass
+class TrimapOutput(BaseOutput):
+    """frames: [B, T, 3, H, W] float32 in [0, 1] (or [B, F, C, h, w] latents for output_type='latent')."""
+
+    frames: torch.Tensor
+
+
+class TrimapPipeline(DiffusionPipeline):
+    """First+last keyframe interpolation with classifier-free guidance.
+
+    Loads with ``TrimapPipeline.from_pretrained(directory, dtype=...)`` from a diffusers layout
+    (model_index.json + tokenizer/, text_encoder/, vae/, transformer/, scheduler/); GPU users can call the
+    inherited ``enable_model_cpu_offload()``, ``enable_sequential_cpu_offload()`` and
+    ``vae.enable_tiling()`` (see :func:`langscene_core.trimap.loading.load_trimap`).
+    """
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+
+    def __init__(self, tokenizer: T5Tokenizer, text_encoder: T5EncoderModel, vae: AutoencoderKLCogVideoX,
+                 transformer: CogVideoXTransformer3DModel,
+                 scheduler: CogVideoXDDIMScheduler | CogVideoXDPMScheduler):
+        super().__init__()
+        self.register_modules(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                              scheduler=scheduler)
+        if transformer.config.in_channels != 2 * vae.config.latent_channels:
+            raise ValueError(f"transformer in_channels ({transformer.config.in_channels}) must be twice the VAE "
+                             f"latent channels ({vae.config.latent_channels}): noise and condition are concatenated")
+        if transformer.config.patch_size_t is not None:
+            raise ValueError("temporal patching (CogVideoX 1.5, patch_size_t) is not supported; "
+                             "the TriMap checkpoint is CogVideoX 1.0 layout")
+
+    # ----------------------------------------------------------------- geometry of the latent space
+    @property
+    def spatial_factor(self) -> int:
+        """Pixels per latent cell along H and W (8 for CogVideoX)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def temporal_factor(self) -> int:
+        """Frames per latent frame after the first (4 for CogVideoX)."""
+        return int(self.vae.config.temporal_compression_ratio)
+
+    @property
+    def size_multiple(self) -> int:
+        """H and W must be multiples of this (VAE downsampling x transformer patch size)."""
+        return self.spatial_factor * self.transformer.config.patch_size
+
+    @property
+    def native_size(self) -> tuple[int, int]:
+        """(H, W) in pixels the transformer was configured for (its sample size x VAE factor)."""
+        config = self.transformer.config
+        return config.sample_height * self.spatial_factor, config.sample_width * self.spatial_factor
+
+    def check_video_shape(self, num_frames: int, height: int, width: int) -> None:
+        """Raise ValueError when (T, H, W) cannot be encoded and patched."""
+        # The CogVideoX VAE decodes latent frames in pairs after the first: an odd latent count (49 frames
+        # -> 13 latents) decodes to exactly num_frames, an even one to more.
+        step = 2 * self.temporal_factor
+        if num_frames < step + 1 or (num_frames - 1) % step:
+            raise ValueError(f"num_frames={num_frames}: must be k * {step} + 1 with k >= 1 (e.g. 9, 17, 49)")
+        if height % self.size_multiple or width % self.size_multiple:
+            raise ValueError(f"frame size {height}x{width}: height and width must be multiples of "
+                             f"{self.size_multiple}")
+
+    def latent_frames(self, num_frames: int) -> int:
+        return (num_frames - 1) // self.temporal_factor + 1
+
+    # ----------------------------------------------------------------- building blocks (also used by training)
+    def encode_prompt(self, prompt: str | list[str], device: torch.device) -> torch.Tensor:
+        """T5 embeddings [B, L, D] of the prompt(s), L = transformer.config.max_text_seq_length."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        ids = self.tokenizer(prompts, padding="max_length", max_length=self.transformer.config.max_text_seq_length,
+                             truncation=True, add_special_tokens=True, return_tensors="pt").input_ids
+        return self.text_encoder(ids.to(device))[0].to(self.transformer.dtype)
+
+    def encode_video(self, video: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """VAE-encode a pixel video [B, 3, T, H, W] in [-1, 1] -> scaled latents [B, F, C, h, w].
+
+        With a generator the posterior is sampled, without it its mode is used.
+        """
+        dist = self.vae.encode(video.to(self.vae.dtype)).latent_dist
+        latents = dist.sample(generator) if generator is not None else dist.mode()
+        scale = self.vae.config.scaling_factor
+        latents = latents / scale if self.vae.config.invert_scale_latents else latents * scale
+        return latents.permute(0, 2, 1, 3, 4)
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents [B, F, C, h, w] -> pixel video [B, 3, T, H, W] in about [-1, 1]."""
+        latents = latents.permute(0, 2, 1, 3, 4).to(self.vae.dtype) / self.vae.config.scaling_factor
+        return self.vae.decode(latents).sample
+
+    def condition_latents(self, first: torch.Tensor, last: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Condition video latents [B, F, C, h, w]: encoded first frame, zeros, encoded last frame.
+
+        first, last: [B, 3, H, W] in [-1, 1].
+        """
+        first_latent = self.encode_video(first.unsqueeze(2))
+        last_latent = self.encode_video(last.unsqueeze(2))
+        count = self.latent_frames(num_frames)
+        zeros = first_latent.new_zeros(first_latent.shape[0], count - 2, *first_latent.shape[2:])
+        return torch.cat([first_latent, zeros, last_latent], dim=1)
+
+    def rotary_embeddings(self, height: int, width: int, latent_frames: int,
+                          device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """3D rotary (cos, sin) for a pixel size and latent frame count; None when the model has none."""
+        config = self.transformer.config
+        if not config.use_rotary_positional_embeddings:
+            return None
+        p = config.patch_size
+        grid_h, grid_w = height // (self.spatial_factor * p), width // (self.spatial_factor * p)
+        crops = get_resize_crop_region_for_grid((grid_h, grid_w), config.sample_width // p, config.sample_height // p)
+        return get_3d_rotary_pos_embed(embed_dim=config.attention_head_dim, crops_coords=crops,
+                                       grid_size=(grid_h, grid_w), temporal_size=latent_frames, device=device)
+
+    def model_output(self, noisy: torch.Tensor, condition: torch.Tensor, timestep: torch.Tensor,
+                     text: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """Transformer prediction (v for CogVideoX schedulers) [B, F, C, h, w] for noisy latents.
+
+        noisy, condition: [B, F, C, h, w]; timestep: [B] int; text: [B, L, D].
+        """
+        return self.transformer(hidden_states=torch.cat([noisy, condition], dim=2).to(self.transformer.dtype),
+                                encoder_hidden_states=text, timestep=timestep, image_rotary_emb=rotary,
+                                return_dict=False)[0].float()
+
+    # ----------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def __call__(self, first_frame: torch.Tensor, last_frame: torch.Tensor, num_frames: int = 49,
+                 num_inference_steps: int = 50, guidance_scale: float = 6.0, prompt: str = DEFAULT_PROMPT,
+                 negative_prompt: str = "", generator: torch.Generator | None = None,
+                 output_type: str = "pt") -> TrimapOutput:
+        """Generate the video between two keyframes.
+
+        first_frame, last_frame: [B, 3, H, W] or [3, H, W] float in [0, 1] (H, W multiples of
+        ``size_multiple``). guidance_scale <= 1 disables classifier-free guidance.
+        Returns TrimapOutput(frames [B, T, 3, H, W] float32 in [0, 1]), or latents for output_type='latent'.
+        """
+        if output_type not in ("pt", "latent"):
+            raise ValueError(f"output_type={output_type!r}: expected 'pt' or 'latent'")
+        first, last = (f.unsqueeze(0) if f.dim() == 3 else f for f in (first_frame, last_frame))
+        if first.shape != last.shape or first.dim() != 4 or first.shape[1] != 3:
+            raise ValueError(f"first/last frames must both be [B, 3, H, W]; got {tuple(first.shape)} "
+                             f"and {tuple(last.shape)}")
+        batch, _, height, width = first.shape
+        self.check_video_shape(num_frames, height, width)
+        device = self._execution_device
+        use_cfg = guidance_scale > 1.0
+
+        text = self.encode_prompt([prompt] * batch, device)
+        if use_cfg:
+            text = torch.cat([self.encode_prompt([negative_prompt] * batch, device), text])
+        condition = self.condition_latents(first.to(device) * 2 - 1, last.to(device) * 2 - 1, num_frames)
+        condition = condition.to(self.transformer.dtype)
+        if use_cfg:
+            condition = torch.cat([condition, condition])
+
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        latent_shape = (batch, self.latent_frames(num_frames), self.vae.config.latent_channels,
+                        height // self.spatial_factor, width // self.spatial_factor)
+        latents = randn_tensor(latent_shape, generator=generator, device=device, dtype=torch.float32)
+        latents = latents * self.scheduler.init_noise_sigma
+        rotary = self.rotary_embeddings(height, width, latent_shape[1], device)
+
+        previous_x0 = None  # DPM-solver++ state
+        timesteps = self.scheduler.timesteps
+        for i, t in enumerate(self.progress_bar(timesteps)):
+            model_in = torch.cat([latents, latents]) if use_cfg else latents
+            model_in = self.scheduler.scale_model_input(model_in, t)
+            prediction = self.model_output(model_in, condition, t.expand(model_in.shape[0]), text, rotary)
+            if use_cfg:
+                uncond, cond = prediction.chunk(2)
+                prediction = uncond + guidance_scale * (cond - uncond)
+            if isinstance(self.scheduler, CogVideoXDPMScheduler):
+                latents, previous_x0 = self.scheduler.step(prediction, previous_x0, t,
+                                                           timesteps[i - 1] if i > 0 else None, latents,
+                                                           generator=generator, return_dict=False)
+            else:
+                latents = self.scheduler.step(prediction, t, latents, return_dict=False)[0]
+
+        if output_type == "latent":
+            frames = latents
+        else:
+            video = self.decode_latents(latents).float()  # [B, 3, T, H, W]
+            frames = ((video.clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4)
+        self.maybe_free_model_hooks()
+        return TrimapOutput(frames=frames)

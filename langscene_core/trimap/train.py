@@ -1,0 +1,191 @@
+"""Training the TriMap model on clips with the paper's progressive stages (section 3.2):
+interpolation on RGB clips, then + normal clips, then + semantic clips, all with one set of weights.
+
+The objective is CogVideoX's: v-prediction MSE on the VAE latents of the clip (encoded once per clip, the VAE is frozen), given the condition
+latents of its first and last frame (see TrimapPipeline.condition_latents) and the fixed prompt, whose
+embedding is replaced by the empty prompt's with probability ``text_dropout`` so classifier-free
+guidance has an unconditional branch to use. Small models from ``build_tiny_pipeline`` have a random
+VAE, so ``train_vae`` fits it first (reconstruction + KL); real checkpoints keep their VAE frozen.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from langscene_core.trimap.pipeline import DEFAULT_PROMPT, TrimapPipeline
+
+MODALITIES = ("rgb", "normal", "semantic")
+
+
+@dataclass(frozen=True)
+class TrainClip:
+    """video: [T, H, W, 3] float32 in [0, 1] (normal clips RGB-encoded with normals_to_rgb, semantic
+    clips palette-coloured with masks_to_rgb); modality: one of MODALITIES."""
+
+    video: np.ndarray
+    modality: str
+
+    def __post_init__(self):
+        if self.modality not in MODALITIES:
+            raise ValueError(f"clip modality {self.modality!r}: expected one of {MODALITIES}")
+        if self.video.ndim != 4 or self.video.shape[-1] != 3:
+            raise ValueError(f"clip video must be [T, H, W, 3], got {self.video.shape}")
+
+
+@dataclass(frozen=True)
+class TrainStage:
+    """One progressive stage: ``steps`` optimiser steps on clips of the listed modalities."""
+
+    name: str
+    modalities: tuple[str, ...]
+    steps: int
+
+
+def progressive_stages(interpolation: int, normals: int, semantics: int) -> tuple[TrainStage, ...]:
+    """The paper's order: RGB interpolation, then RGB + normals, then RGB + normals + semantics."""
+    return (TrainStage("interpolation", ("rgb",), interpolation),
+            TrainStage("normals", ("rgb", "normal"), normals),
+            TrainStage("semantics", ("rgb", "normal", "semantic"), semantics))
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    learning_rate: float = 1e-4
+    weight_decay: float = 1e-2
+    text_dropout: float = 0.1
+    prompt: str = DEFAULT_PROMPT
+    seed: int = 0
+
+
+def _pixels(video: np.ndarray) -> torch.Tensor:
+    """[T, H, W, 3] in [0, 1] -> [1, 3, T, H, W] in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(video, dtype=np.float32)).permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1
+
+
+def train_vae(pipe: TrimapPipeline, clips: Sequence[TrainClip], steps: int, learning_rate: float = 1e-3,
+              kl_weight: float = 1e-6, seed: int = 0) -> list[float]:
+    """Fit the VAE to reconstruct whole clips and their single first/last frames (the condition path).
+
+    Returns the loss per step (L1 + kl_weight * KL).
+    """
+    _check_clips(pipe, clips)
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    vae = pipe.vae
+    optimiser = torch.optim.AdamW(vae.parameters(), lr=learning_rate)
+    losses = []
+    vae.train()
+    for step in range(steps):
+        video = _pixels(clips[rng.integers(len(clips))].video).to(pipe._execution_device, vae.dtype)
+        if step % 2:  # keyframes are encoded alone at inference: train that path too
+            video = video[:, :, [0 if rng.random() < 0.5 else -1]]
+        posterior = vae.encode(video).latent_dist
+        reconstruction = vae.decode(posterior.sample(generator)).sample
+        loss = (reconstruction - video).abs().mean() + kl_weight * posterior.kl().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    vae.eval()
+    calibrate_latent_scale(pipe, clips)
+    return losses
+
+
+@torch.no_grad()
+def calibrate_latent_scale(pipe: TrimapPipeline, clips: Sequence[TrainClip]) -> float:
+    """Set the VAE's scaling_factor to 1 / std of the clips' unscaled latents (posterior mode), so the
+    diffusion model sees unit-variance latents as with the real CogVideoX VAE. Returns the factor."""
+    vae = pipe.vae
+    samples = [vae.encode(_pixels(c.video).to(pipe._execution_device).to(vae.dtype)).latent_dist.mode().flatten()
+               for c in clips]
+    factor = float(1.0 / torch.cat(samples).float().std().clamp_min(1e-6))
+    vae.register_to_config(scaling_factor=factor, invert_scale_latents=False)
+    return factor
+
+
+@torch.no_grad()
+def encode_clip(pipe: TrimapPipeline, video: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clip [T, H, W, 3] in [0, 1] -> (latents, condition), both [1, F, C, h, w] on the pipeline's device.
+
+    Latents use the VAE posterior's mode, so they are computed once per clip and reused every step.
+    """
+    pixels = _pixels(video).to(pipe._execution_device)
+    latents = pipe.encode_video(pixels)
+    condition = pipe.condition_latents(pixels[:, :, 0], pixels[:, :, -1], pixels.shape[2])
+    return latents, condition
+
+
+def diffusion_loss(pipe: TrimapPipeline, latents: torch.Tensor, condition: torch.Tensor, text: torch.Tensor,
+                   rotary: tuple[torch.Tensor, torch.Tensor] | None, generator: torch.Generator) -> torch.Tensor:
+    """v-prediction MSE at random timesteps. latents, condition: [B, F, C, h, w]; text: [B, L, D]."""
+    noise = torch.randn(latents.shape, generator=generator).to(latents.device)
+    timesteps = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (latents.shape[0],),
+                              generator=generator).to(latents.device)
+    noisy = pipe.scheduler.add_noise(latents, noise, timesteps)
+    target = pipe.scheduler.get_velocity(latents, noise, timesteps)
+    prediction = pipe.model_output(noisy, condition, timesteps, text, rotary)
+    return torch.nn.functional.mse_loss(prediction, target)
+
+
+def train_trimap(pipe: TrimapPipeline, clips: Sequence[TrainClip], stages: Sequence[TrainStage],
+                 settings: TrainSettings = TrainSettings(),
+                 on_step: Callable[[str, int, float], None] | None = None) -> dict[str, list[float]]:
+    """Train the transformer through the stages in order (VAE and text encoder frozen).
+
+    Each step draws a modality round-robin from the stage's list, then a random clip of it. Clips must
+    have k * 8 + 1 frames and sizes that are multiples of ``pipe.size_multiple``. Returns the losses per
+    stage; ``on_step(stage, step, loss)`` is called after every step (progress, checkpoints).
+    """
+    _check_clips(pipe, clips)
+    by_modality = {m: [c for c in clips if c.modality == m] for m in MODALITIES}
+    for stage in stages:
+        missing = [m for m in stage.modalities if not by_modality.get(m)]
+        if missing:
+            raise ValueError(f"stage {stage.name!r} needs {missing} clips, none given")
+    rng = np.random.default_rng(settings.seed)
+    generator = torch.Generator().manual_seed(settings.seed)
+    device = pipe._execution_device
+    with torch.no_grad():
+        text, empty = (pipe.encode_prompt(p, device) for p in (settings.prompt, ""))
+    for model in (pipe.vae, pipe.text_encoder):
+        model.requires_grad_(False)
+    transformer = pipe.transformer
+    optimiser = torch.optim.AdamW(transformer.parameters(), lr=settings.learning_rate,
+                                  weight_decay=settings.weight_decay)
+    history: dict[str, list[float]] = {}
+    encoded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # VAE frozen: encode each clip once
+    transformer.train()
+    try:
+        for stage in stages:
+            history[stage.name] = []
+            for step in range(stage.steps):
+                pool = by_modality[stage.modalities[step % len(stage.modalities)]]
+                clip = pool[rng.integers(len(pool))]
+                if id(clip) not in encoded:
+                    encoded[id(clip)] = encode_clip(pipe, clip.video)
+                latents, condition = encoded[id(clip)]
+                rotary = pipe.rotary_embeddings(clip.video.shape[1], clip.video.shape[2], latents.shape[1], device)
+                loss = diffusion_loss(pipe, latents, condition,
+                                      empty if rng.random() < settings.text_dropout else text, rotary, generator)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                history[stage.name].append(loss.item())
+                if on_step is not None:
+                    on_step(stage.name, step, history[stage.name][-1])
+    finally:
+        transformer.eval()
+        for model in (pipe.vae, pipe.text_encoder):
+            model.requires_grad_(True)
+    return history
+
+
+def _check_clips(pipe: TrimapPipeline, clips: Sequence[TrainClip]) -> None:
+    if not clips:
+        raise ValueError("no training clips")
+    for clip in clips:
+        frames, height, width, _ = clip.video.shape
+        pipe.check_video_shape(frames, height, width)

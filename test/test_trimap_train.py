@@ -1,0 +1,89 @@
+"""Training: stage checks, which weights move, and short overfit runs after which the generated first
+and last frames match the conditioning keyframes (latent space: fast; pixel space with the VAE fitted
+too: slow)."""
+import numpy as np
+import pytest
+import torch
+
+from langscene_core.trimap.loading import build_tiny_pipeline
+from langscene_core.trimap.train import (TrainClip, TrainSettings, TrainStage, calibrate_latent_scale, encode_clip,
+                                         progressive_stages, train_trimap, train_vae)
+from trimap_helpers import moving_square_clip, one_torch_thread  # noqa: F401  (autouse fixture)
+
+
+def _pipe():
+    pipe = build_tiny_pipeline(seed=0)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _generate(pipe, video, output_type):
+    first, last = (torch.from_numpy(video[i]).permute(2, 0, 1) for i in (0, -1))
+    return pipe(first, last, num_frames=len(video), num_inference_steps=8, guidance_scale=1.0,
+                generator=torch.Generator().manual_seed(0), output_type=output_type).frames[0]
+
+
+def test_progressive_stages_order_and_validation():
+    stages = progressive_stages(3, 2, 1)
+    assert [s.modalities for s in stages] == [("rgb",), ("rgb", "normal"), ("rgb", "normal", "semantic")]
+    assert [s.steps for s in stages] == [3, 2, 1]
+    rgb = TrainClip(moving_square_clip(), "rgb")
+    with pytest.raises(ValueError, match="'normals' needs \\['normal'\\]"):
+        train_trimap(_pipe(), [rgb], stages)
+    with pytest.raises(ValueError, match="modality"):
+        TrainClip(moving_square_clip(), "depth")
+    with pytest.raises(ValueError, match="num_frames"):
+        train_trimap(_pipe(), [TrainClip(moving_square_clip(frames=5), "rgb")], stages[:1])
+
+
+def test_training_moves_only_the_transformer_and_visits_every_modality():
+    pipe = _pipe()
+    video = moving_square_clip()
+    clips = [TrainClip(video, "rgb"), TrainClip(1 - video, "normal"), TrainClip(video[..., ::-1].copy(), "semantic")]
+    frozen = {name: [p.detach().clone() for p in getattr(pipe, name).parameters()] for name in ("vae", "text_encoder")}
+    before = [p.detach().clone() for p in pipe.transformer.parameters()]
+    seen = []
+    history = train_trimap(pipe, clips, progressive_stages(2, 2, 3), on_step=lambda s, i, loss: seen.append((s, i)))
+    assert {k: len(v) for k, v in history.items()} == {"interpolation": 2, "normals": 2, "semantics": 3}
+    assert all(np.isfinite(v).all() for v in history.values())
+    assert len(seen) == 7
+    assert any(not torch.equal(a, b) for a, b in zip(before, pipe.transformer.parameters()))
+    for name, params in frozen.items():
+        assert all(torch.equal(a, b) for a, b in zip(params, getattr(pipe, name).parameters()))
+    assert not pipe.transformer.training
+
+
+def test_overfit_latents_match_the_keyframes():
+    """After a short overfit on one clip the sampled first/last latent frames approach the clip's."""
+    pipe = _pipe()
+    video = moving_square_clip()
+    clip = TrainClip(video, "rgb")
+    calibrate_latent_scale(pipe, [clip])
+    latents, _ = encode_clip(pipe, video)
+
+    def end_errors():
+        sampled = _generate(pipe, video, "latent")
+        return [float((sampled[i] - latents[0, i]).norm() / latents[0, i].norm()) for i in (0, -1)]
+
+    untrained = end_errors()
+    history = train_trimap(pipe, [clip], [TrainStage("overfit", ("rgb",), 800)], TrainSettings(learning_rate=1e-3))
+    trained = end_errors()
+    assert np.mean(history["overfit"][-50:]) < 0.3 * np.mean(history["overfit"][:50])
+    for before, after in zip(untrained, trained):
+        assert after < 0.35 and after < 0.3 * before, (untrained, trained)
+
+
+@pytest.mark.slow
+def test_overfit_pixels_match_the_keyframes():
+    """VAE fitted, then the transformer: generated first/last frames close to the keyframes in pixels."""
+    pipe = _pipe()
+    video = moving_square_clip()
+    clip = TrainClip(video, "rgb")
+    untrained = _generate(pipe, video, "pt").permute(0, 2, 3, 1).numpy()
+    vae_losses = train_vae(pipe, [clip], steps=200, learning_rate=2e-3)
+    assert np.mean(vae_losses[-20:]) < 0.5 * np.mean(vae_losses[:20])
+    train_trimap(pipe, [clip], [TrainStage("overfit", ("rgb",), 800)], TrainSettings(learning_rate=1e-3))
+    frames = _generate(pipe, video, "pt").permute(0, 2, 3, 1).numpy()
+    for i in (0, -1):
+        before, after = np.abs(untrained[i] - video[i]).mean(), np.abs(frames[i] - video[i]).mean()
+        assert after < 0.1 and after < 0.35 * before, (i, before, after)
