@@ -1,0 +1,82 @@
+"""The bundled models load through the pipeline's loaders and do their job on freshly rendered scenes
+(seeds used by neither training nor the model card's evaluation)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from langscene_core.clip import bundled_path, encode_images, encode_text, load_clip
+from langscene_core.config import QueryConfig, load_config
+from langscene_core.features import mask_crops
+from langscene_core.lqc import load_lqc
+from langscene_core.masks import make_mask_mapper
+from langscene_core.relevancy import relevancy
+from langscene_core.training.crops import render_views
+from langscene_core.training.lqc_corpus import mask_feature_corpus
+from langscene_core.training.vocabulary import HELD_OUT, SUBJECT_COLORS, SUBJECT_SHAPES
+from langscene_core.world import SHAPES
+
+FRESH_SEEDS = range(3_000_000, 3_000_004)
+MIN_PIXELS = 80  # objects at least this visible are scored
+MAX_ASSET_BYTES = 10 * 2**20
+
+
+@pytest.fixture(scope="module")
+def views():
+    return render_views(FRESH_SEEDS, 3, exclude_held_out=False)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return load_clip("ViT-B-16", "bundled:tiny-clip")  # the arch is ignored for a bundled directory
+
+
+def _object_crops(clip, views):
+    """Pipeline mask crops (langscene_core.features.mask_crops) of every object covering MIN_PIXELS
+    pixels. Returns crops [N, 3, S, S], the object names [N], and per crop the names in its scene."""
+    crops, names, scene_names = [], [], []
+    for v in range(len(views)):
+        ids = views.ids[v].astype(np.int64)
+        objects = [k for k in range(1, views.color.shape[1]) if views.color[v, k] >= 0]
+        present = [k for k in objects if (ids == k).sum() >= MIN_PIXELS]
+        labels = np.full(ids.shape, -1)
+        for row, k in enumerate(present):
+            labels[ids == k] = row
+        if present:
+            crops.append(mask_crops(views.rgb[v], labels, clip.image_size))
+        name = [f"{SUBJECT_COLORS[views.color[v, k]]} {SUBJECT_SHAPES[views.shape[v, k]]}" for k in objects]
+        names += [name[objects.index(k)] for k in present]
+        scene_names += [name] * len(present)
+    return torch.cat(crops), names, scene_names
+
+
+def test_tiny_clip_asset_is_small():
+    files = list(bundled_path("tiny-clip").iterdir())
+    assert {"open_clip_config.json", "open_clip_model.safetensors"} <= {f.name for f in files}
+    assert sum(f.stat().st_size for f in files) < MAX_ASSET_BYTES
+
+
+def test_tiny_clip_names_objects_and_beats_the_canonical_negatives(clip, views):
+    crops, names, scene_names = _object_crops(clip, views)
+    assert len(names) >= 20
+    image = encode_images(clip, crops)
+    vocabulary = sorted({f"{c} {s}" for c in SUBJECT_COLORS for s in SHAPES})
+    text = encode_text(clip, vocabulary)
+    scores = image @ text.T  # [N crops, names]
+    truth = torch.tensor([vocabulary.index(n) for n in names])
+    seen = torch.tensor([tuple(n.split()) not in HELD_OUT for n in names])
+    top1 = scores.argmax(1) == truth
+    assert top1[seen].float().mean() >= 0.85, [(n, vocabulary[b]) for n, b in zip(names, scores.argmax(1).tolist())]
+    in_scene = [cands[int(scores[i, [vocabulary.index(c) for c in cands]].argmax())] == names[i]
+                for i, cands in enumerate(scene_names)]
+    assert np.mean(in_scene) >= 0.9
+    negatives = encode_text(clip, list(QueryConfig().negatives))
+    right = scores.gather(1, truth[:, None])[:, 0]
+    assert (right[:, None] > image @ negatives.T).all(1).float().mean() >= 0.9
+    # LERF relevancy of the right name is high, of another object's name in the same scene low
+    other = torch.tensor([vocabulary.index(next(c for c in cands if c != n)) for n, cands in zip(names, scene_names)])
+    rel_right = torch.stack([relevancy(f[None], text[t], negatives)[0] for f, t in zip(image, truth)])
+    rel_other = torch.stack([relevancy(f[None], text[t], negatives)[0] for f, t in zip(image, other)])
+    assert (rel_right > 0.5).float().mean() >= 0.9 and (rel_other < 0.5).float().mean() >= 0.8, \
+        (rel_right, rel_other)
