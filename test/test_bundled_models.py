@@ -80,3 +80,15 @@ def test_tiny_clip_names_objects_and_beats_the_canonical_negatives(clip, views):
     rel_other = torch.stack([relevancy(f[None], text[t], negatives)[0] for f, t in zip(image, other)])
     assert (rel_right > 0.5).float().mean() >= 0.9 and (rel_other < 0.5).float().mean() >= 0.8, \
         (rel_right, rel_other)
+
+
+def test_tiny_lqc_reconstructs_tiny_clip_mask_features(clip, views):
+    config = load_config()
+    assert config.models.lqc.checkpoint == "bundled:tiny-lqc"
+    lqc = load_lqc(config.models.lqc.checkpoint)
+    assert (lqc.config.codebook_size, lqc.config.latent_dim, lqc.config.feature_dim) == (2048, 3, clip.dim)
+    features = mask_feature_corpus(clip, views, make_mask_mapper(config.models.masks))
+    decoded = lqc.decode(lqc.encode(features))
+    assert decoded.shape == features.shape
+    cosine = float((decoded * features).sum(1).mean())
+    assert cosine >= 0.9, cosine
