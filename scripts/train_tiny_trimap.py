@@ -7,7 +7,8 @@ camera-frame normals and palette-coloured instance masks. Training: the VAE is f
 model has no pretrained VAE), then the transformer through the paper's progressive stages (RGB
 interpolation, + normals, + semantics; langscene_core.trimap.train). Evaluation on held-out scenes:
 PSNR of generated in-between RGB frames and mean angular error of generated normals, each against the
-rendered truth and compared with a linear cross-fade of the keyframes; pixel accuracy of the semantic
+rendered truth and compared with a linear cross-fade of the keyframes (and the PSNR of the true frames
+through the VAE alone, the ceiling of any generation); pixel accuracy of the semantic
 pass against showing the nearer keyframe's masks; and whether SfM (pycolmap, recover_poses) registers
 the generated frames (and, for reference, the true rendered frames). Writes ``training.json``.
 
@@ -59,6 +60,14 @@ def registered_fraction(frames: np.ndarray, clip: RenderedClip) -> float:
     return float(poses.registered.mean())
 
 
+@torch.no_grad()
+def vae_round_trip(pipe, video: np.ndarray) -> np.ndarray:
+    """[T, H, W, 3] in 0..1 through the VAE (encode, decode): the best the generated frames can be."""
+    pixels = torch.from_numpy(video).permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1
+    decoded = pipe.decode_latents(pipe.encode_video(pixels))[0].permute(1, 2, 3, 0)
+    return ((decoded.clamp(-1, 1) + 1) / 2).numpy()
+
+
 def evaluate(pipe, clips: list[RenderedClip], settings: TrimapModelConfig, seed: int) -> dict[str, float]:
     rows = []
     for k, clip in enumerate(clips):
@@ -71,6 +80,7 @@ def evaluate(pipe, clips: list[RenderedClip], settings: TrimapModelConfig, seed:
         nearer = np.stack([clip.ids[0] if t < len(clip.ids) / 2 else clip.ids[-1] for t in range(len(clip.ids))])
         rows.append({
             "psnr_model": psnr(rgb[middle], clip.rgb[middle]),
+            "psnr_vae_round_trip": psnr(vae_round_trip(pipe, clip.rgb)[middle], clip.rgb[middle]),
             "psnr_cross_fade": psnr(cross_fade(clip.rgb[0], clip.rgb[-1], len(clip.rgb))[middle], clip.rgb[middle]),
             "normal_error_deg_model": normal_error_deg(normals[middle], clip.normals[middle]),
             "normal_error_deg_cross_fade": normal_error_deg(fade_normals[middle], clip.normals[middle]),

@@ -22,6 +22,15 @@ MIN_PIXELS = 80  # objects at least this visible are scored
 MAX_ASSET_BYTES = 10 * 2**20
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small models run many times faster on one thread than on two contended ones; restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def views():
     return render_views(FRESH_SEEDS, 3, exclude_held_out=False)
