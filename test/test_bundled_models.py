@@ -22,6 +22,15 @@ MIN_PIXELS = 80  # objects at least this visible are scored
 MAX_ASSET_BYTES = 10 * 2**20
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small models run many times faster on one thread than on two contended ones; restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def views():
     return render_views(FRESH_SEEDS, 3, exclude_held_out=False)
@@ -80,3 +89,15 @@ def test_tiny_clip_names_objects_and_beats_the_canonical_negatives(clip, views):
     rel_other = torch.stack([relevancy(f[None], text[t], negatives)[0] for f, t in zip(image, other)])
     assert (rel_right > 0.5).float().mean() >= 0.9 and (rel_other < 0.5).float().mean() >= 0.8, \
         (rel_right, rel_other)
+
+
+def test_tiny_lqc_reconstructs_tiny_clip_mask_features(clip, views):
+    config = load_config()
+    assert config.models.lqc.checkpoint == "bundled:tiny-lqc"
+    lqc = load_lqc(config.models.lqc.checkpoint)
+    assert (lqc.config.codebook_size, lqc.config.latent_dim, lqc.config.feature_dim) == (2048, 3, clip.dim)
+    features = mask_feature_corpus(clip, views, make_mask_mapper(config.models.masks))
+    decoded = lqc.decode(lqc.encode(features))
+    assert decoded.shape == features.shape
+    cosine = float((decoded * features).sum(1).mean())
+    assert cosine >= 0.9, cosine

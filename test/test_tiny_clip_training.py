@@ -15,6 +15,15 @@ from langscene_core.training.vocabulary import (HELD_OUT, SUBJECT_COLORS, SUBJEC
 from langscene_core.world import BACKGROUND_ID, TABLE_ID
 
 
+@pytest.fixture
+def one_torch_thread():
+    """A small model trains many times faster on one thread than on two contended ones; restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def views() -> ViewSet:
     return render_views(range(3), 3, exclude_held_out=True)
@@ -95,7 +104,7 @@ def test_random_crops_have_the_encoder_size(views):
         assert crop.shape == (3, 32, 32) and 0.0 <= crop.min() and crop.max() <= 1.0 and crop.max() > 0.05
 
 
-def test_losses_rank_right_caption_and_short_training_lowers_them(views):
+def test_losses_are_finite_and_short_training_lowers_them(views, one_torch_thread):
     torch.manual_seed(0)
     clip = build_clip(TINY_CLIP_CONFIG, seed=0)
     bank = build_crop_bank(views, 1, TINY_CLIP_CONFIG["vision_cfg"]["image_size"], seed=0)
