@@ -2,7 +2,9 @@
 from setuptools import find_packages, setup
 
 setup(
-    name="langscene",
+    # The distribution name differs from "langscene", the ROS interface package CMake installs into
+    # the same site-packages: pip would otherwise uninstall the generated messages.
+    name="langscene-py",
     version="0.1.0",
     description="Language-embedded 3D scenes from sparse keyframes (LangScene-X) as a ROS 2 package",
     packages=find_packages(include=["langscene_core", "langscene_core.*", "langscene_ros", "langscene_ros.*"]),

@@ -14,7 +14,8 @@ from langscene_ros import commands
 from langscene_ros.commands import UsageError
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="langscene", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="langscene", description="langscene: language-embedded 3D scenes for ROS 2 (LangScene-X).")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"{commands.__name__}.{info.name}").register(subparsers)
@@ -22,8 +23,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Arguments after ``--ros-args`` (as launch_ros appends them) are kept in ``args.ros_args``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ros_args: list[str] = []
+    if "--ros-args" in argv:
+        split = argv.index("--ros-args")
+        argv, ros_args = argv[:split], argv[split + 1:]
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.ros_args = ros_args
     try:
         return int(args.run(args))
     except UsageError as exc:

@@ -1,0 +1,28 @@
+# langscene: the two commands a newcomer runs are `make demo` and `make test`; both set up first.
+VENV := .venv
+PY := $(VENV)/bin/python
+export TORCH_EXTENSIONS_DIR := $(CURDIR)/build/torch_extensions
+# Test and demo processes discover DDS peers on this machine only.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+
+.PHONY: setup test test-fast demo bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+test: setup
+	@bash scripts/run_tests.sh
+
+# The suite without tests marked slow (for quick iterations while developing).
+test-fast: setup
+	@bash scripts/run_tests.sh -m "not slow"
+
+demo: setup
+	$(PY) -m langscene_ros.cli demo --json build/demo.json
+
+bench: setup
+	@mkdir -p build
+	@for b in bench/*.py; do $(PY) $$b || exit 1; done | tee build/bench.jsonl
+
+clean:
+	rm -rf build $(VENV)

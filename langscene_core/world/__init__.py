@@ -1,0 +1,30 @@
+"""Synthetic tabletop world (DESIGN.md section 5): scene specs, meshes, ray-cast renderer, datasets,
+and a parallel-jaw grasp checker against the true geometry.
+
+Typical use::
+
+    spec = load_spec("scene.json")            # or random_spec(seed=3, count=5)
+    world = build_world(spec)                 # meshes + cached open3d RaycastingScene
+    dataset = render_dataset(world)           # capture + eval frames, LERF-OVS labels
+    write_dataset(dataset, "out/", with_contact_sheet=True);  load_dataset("out/")
+    frames = render(world, intrinsics, poses) # any poses [V, 4, 4]
+    check_grasp(world, "red mug", gripper_to_world_4x4, width)  # -> GraspCheck(valid, reason)
+
+Instance ids: -1 background, 0 table, k = spec.objects[k - 1]. World frame: z up, table top z = 0.
+"""
+from langscene_core.world.dataset import Dataset, load_dataset, render_dataset, write_dataset
+from langscene_core.world.generate import random_spec
+from langscene_core.world.grasp_check import GraspCheck, check_grasp
+from langscene_core.world.render import RenderedFrame, intrinsics_of, render
+from langscene_core.world.scene import BACKGROUND_ID, TABLE_ID, World, build_world
+from langscene_core.world.spec import (COLORS, SHAPES, TRAJECTORIES, CameraSpec, ObjectSpec, SpecError, TableSpec,
+                                       WorldSpec, load_spec, parse_spec, spec_to_dict)
+from langscene_core.world.trajectory import capture_poses, eval_poses
+
+__all__ = [
+    "BACKGROUND_ID", "COLORS", "CameraSpec", "Dataset", "GraspCheck", "ObjectSpec", "RenderedFrame", "SHAPES",
+    "SpecError", "TABLE_ID",
+    "TRAJECTORIES", "TableSpec", "World", "WorldSpec", "build_world", "capture_poses", "check_grasp", "eval_poses",
+    "intrinsics_of", "load_dataset", "load_spec", "parse_spec", "random_spec", "render", "render_dataset",
+    "spec_to_dict", "write_dataset",
+]

@@ -1,0 +1,89 @@
+"""Client side of the node's interface, for the CLI, the demo and the tests."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from langscene.msg import SceneStatus
+from langscene.srv import QueryObject
+from langscene_ros import convert
+
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class ServiceUnavailable(RuntimeError):
+    """The node's service did not appear or did not answer in time."""
+
+
+class NodeClient:
+    """An rclpy participant in its own context, spun in a background thread.
+
+    Follows the node's ``~/status`` (``statuses``, newest last) and calls its services. ``target`` is
+    the node's fully qualified name, e.g. ``/langscene`` or ``/robot/langscene``.
+    """
+
+    def __init__(self, name: str = "langscene_client", target: str = "/langscene") -> None:
+        self.target = target.rstrip("/")
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.statuses: list[SceneStatus] = []
+        self.node.create_subscription(SceneStatus, f"{self.target}/status", self.statuses.append, LATCHED)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def call(self, srv_type, service: str, request, timeout_s: float = 30.0):
+        """Call ``<target>/<service>`` and return the response. Raises ServiceUnavailable."""
+        name = service if service.startswith("/") else f"{self.target}/{service}"
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout_s):
+                raise ServiceUnavailable(f"service {name} is not available (is `langscene run` running?)")
+            done = threading.Event()
+            future = client.call_async(request)
+            future.add_done_callback(lambda _: done.set())
+            if not done.wait(timeout_s) or future.result() is None:
+                raise ServiceUnavailable(f"service {name} did not answer within {timeout_s:.0f} s")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+    def __enter__(self) -> "NodeClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def query_request(prompt: str, negatives=(), relevancy_threshold: float = 0.0, max_points: int = 0,
+                  max_grasps: int = 0) -> QueryObject.Request:
+    return QueryObject.Request(prompt=prompt, negatives=list(negatives), relevancy_threshold=float(relevancy_threshold),
+                               max_points=int(max_points), max_grasps=int(max_grasps))
+
+
+def query_response_to_dict(response: QueryObject.Response) -> dict:
+    """A JSON-ready summary of a QueryObject answer (poses as position + quaternion xyzw)."""
+    def pose_dict(pose) -> dict:
+        return {"position": [pose.position.x, pose.position.y, pose.position.z],
+                "orientation_xyzw": [pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w]}
+
+    cloud = convert.pointcloud2_to_numpy(response.relevancy_cloud) if response.relevancy_cloud.fields else np.zeros(0)
+    answer = {"success": bool(response.success), "message": response.message,
+              "max_relevancy": float(response.max_relevancy), "points": int(cloud.shape[0]),
+              "grasps": [{"pose": pose_dict(g.pose.pose), "score": float(g.score), "width": float(g.width)}
+                         for g in response.grasps]}
+    if response.success and response.object_pose.header.frame_id:
+        answer["object"] = {"frame": response.object_pose.header.frame_id, **pose_dict(response.object_pose.pose),
+                            "extent": [response.object_extent.x, response.object_extent.y, response.object_extent.z]}
+    return answer

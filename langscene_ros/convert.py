@@ -1,0 +1,222 @@
+"""Conversions between ROS messages and numpy: Image, CameraInfo, PointCloud2, Pose.
+
+Written here rather than taken from cv_bridge / sensor_msgs_py: PyPI's cv-bridge is a ROS 1-era copy
+that breaks with NumPy 2 and silently converts 16UC1 to uint8, and sensor_msgs_py is not installable
+from the wheels (see ../shared/FACTS.md). Every conversion honours ``step`` (row padding) and
+``is_bigendian``.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from geometry_msgs.msg import Point, Pose, Quaternion
+from scipy.spatial.transform import Rotation
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+
+from langscene_core.camera import Intrinsics
+
+
+class ConversionError(ValueError):
+    """A message that cannot be converted; the message says why."""
+
+
+# encoding -> (numpy scalar type, channels)
+IMAGE_ENCODINGS: dict[str, tuple[type, int]] = {
+    "rgb8": (np.uint8, 3),
+    "bgr8": (np.uint8, 3),
+    "mono8": (np.uint8, 1),
+    "16UC1": (np.uint16, 1),
+    "mono16": (np.uint16, 1),
+    "32FC1": (np.float32, 1),
+}
+
+_HOST_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def image_to_numpy(msg: Image) -> np.ndarray:
+    """Image -> [H, W] (one channel) or [H, W, 3] array in the message's own encoding and dtype.
+
+    bgr8 is returned as stored (BGR); use :func:`image_to_rgb` for RGB. Raises ConversionError on an
+    unknown encoding or when ``step``/``data`` do not match the size.
+    """
+    if msg.encoding not in IMAGE_ENCODINGS:
+        raise ConversionError(f"unsupported image encoding '{msg.encoding}' (supported: {', '.join(IMAGE_ENCODINGS)})")
+    scalar, channels = IMAGE_ENCODINGS[msg.encoding]
+    dtype = np.dtype(scalar).newbyteorder(">" if msg.is_bigendian else "<")
+    row_bytes = msg.width * channels * dtype.itemsize
+    if msg.width == 0 or msg.height == 0:
+        raise ConversionError("image has zero width or height")
+    if msg.step < row_bytes:
+        raise ConversionError(f"image step {msg.step} is smaller than a row ({row_bytes} bytes)")
+    if len(msg.data) < msg.step * msg.height:
+        raise ConversionError(f"image data has {len(msg.data)} bytes, expected step*height = {msg.step * msg.height}")
+    raw = np.frombuffer(bytes(msg.data), dtype=np.uint8, count=msg.step * msg.height)
+    rows = raw.reshape(msg.height, msg.step)[:, :row_bytes]
+    array = np.ascontiguousarray(rows).view(dtype).reshape(msg.height, msg.width, channels)
+    array = array.astype(dtype.newbyteorder("="), copy=False)
+    return array[..., 0] if channels == 1 else array
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """Colour image -> [H, W, 3] uint8 RGB (rgb8, bgr8 or mono8)."""
+    if msg.encoding not in ("rgb8", "bgr8", "mono8"):
+        raise ConversionError(f"expected a colour image (rgb8, bgr8, mono8), got '{msg.encoding}'")
+    array = image_to_numpy(msg)
+    if msg.encoding == "bgr8":
+        return np.ascontiguousarray(array[..., ::-1])
+    if msg.encoding == "mono8":
+        return np.repeat(array[..., None], 3, axis=-1)
+    return array
+
+
+def image_to_depth(msg: Image) -> np.ndarray:
+    """Depth image -> [H, W] float32 metres; 16UC1/mono16 are millimetres, 0 = no measurement (NaN)."""
+    if msg.encoding in ("16UC1", "mono16"):
+        mm = image_to_numpy(msg).astype(np.float32)
+        return np.where(mm > 0, mm / 1000.0, np.nan).astype(np.float32)
+    if msg.encoding == "32FC1":
+        metres = image_to_numpy(msg).astype(np.float32)
+        return np.where(np.isfinite(metres) & (metres > 0), metres, np.nan).astype(np.float32)
+    raise ConversionError(f"expected a depth image (16UC1 mm or 32FC1 m), got '{msg.encoding}'")
+
+
+def numpy_to_image(array: np.ndarray, encoding: str, header=None) -> Image:
+    """[H, W] or [H, W, C] array -> Image with a tight step, host byte order."""
+    if encoding not in IMAGE_ENCODINGS:
+        raise ConversionError(f"unsupported image encoding '{encoding}'")
+    scalar, channels = IMAGE_ENCODINGS[encoding]
+    array = np.asarray(array)
+    expected_ndim = 2 if channels == 1 else 3
+    if array.ndim != expected_ndim or (channels > 1 and array.shape[2] != channels):
+        raise ConversionError(f"array of shape {array.shape} does not fit encoding '{encoding}'")
+    array = np.ascontiguousarray(array, dtype=scalar)
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = int(_HOST_BIG_ENDIAN)
+    msg.step = msg.width * channels * array.dtype.itemsize
+    msg.data = array.tobytes()
+    return msg
+
+
+def depth_to_image(depth_m: np.ndarray, header=None) -> Image:
+    """[H, W] float metres (NaN = none) -> 32FC1 Image."""
+    return numpy_to_image(np.nan_to_num(depth_m, nan=0.0).astype(np.float32), "32FC1", header)
+
+
+def camera_info_to_intrinsics(msg: CameraInfo) -> Intrinsics:
+    """CameraInfo -> Intrinsics (from K; the image is assumed rectified)."""
+    k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+    if msg.width == 0 or msg.height == 0 or k[0, 0] <= 0 or k[1, 1] <= 0:
+        raise ConversionError("camera_info has no size or no focal length")
+    return Intrinsics.from_K(k, msg.width, msg.height)
+
+
+def intrinsics_to_camera_info(intrinsics: Intrinsics, header=None) -> CameraInfo:
+    msg = CameraInfo()
+    if header is not None:
+        msg.header = header
+    msg.width, msg.height = intrinsics.width, intrinsics.height
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    msg.k = intrinsics.K.reshape(-1).tolist()
+    msg.r = np.eye(3).reshape(-1).tolist()
+    p = np.zeros((3, 4))
+    p[:, :3] = intrinsics.K
+    msg.p = p.reshape(-1).tolist()
+    return msg
+
+
+def matrix_to_pose(matrix: np.ndarray) -> Pose:
+    """Rigid [4, 4] transform -> Pose (position + unit quaternion x, y, z, w)."""
+    x, y, z, w = Rotation.from_matrix(np.asarray(matrix, dtype=np.float64)[:3, :3]).as_quat()
+    t = np.asarray(matrix, dtype=np.float64)[:3, 3]
+    return Pose(position=Point(x=float(t[0]), y=float(t[1]), z=float(t[2])),
+                orientation=Quaternion(x=float(x), y=float(y), z=float(z), w=float(w)))
+
+
+def pose_to_matrix(pose: Pose) -> np.ndarray:
+    """Pose -> [4, 4] float64. Raises ConversionError for a zero or non-finite quaternion."""
+    q = np.array([pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w])
+    t = np.array([pose.position.x, pose.position.y, pose.position.z])
+    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(t))) or np.linalg.norm(q) < 1e-6:
+        raise ConversionError("pose has a zero or non-finite quaternion or position")
+    matrix = np.eye(4)
+    matrix[:3, :3] = Rotation.from_quat(q / np.linalg.norm(q)).as_matrix()
+    matrix[:3, 3] = t
+    return matrix
+
+
+# PointField datatype <-> numpy scalar type
+_FIELD_TYPES = {
+    PointField.INT8: np.int8, PointField.UINT8: np.uint8, PointField.INT16: np.int16,
+    PointField.UINT16: np.uint16, PointField.INT32: np.int32, PointField.UINT32: np.uint32,
+    PointField.FLOAT32: np.float32, PointField.FLOAT64: np.float64,
+}
+_NUMPY_TO_FIELD = {np.dtype(v): k for k, v in _FIELD_TYPES.items()}
+
+
+def pack_rgb(colors: np.ndarray) -> np.ndarray:
+    """[N, 3] colours (uint8 0..255 or float 0..1) -> [N] float32 whose bits are 0x00RRGGBB (PCL/RViz)."""
+    colors = np.asarray(colors)
+    if colors.dtype != np.uint8:
+        colors = np.clip(np.round(colors * 255.0), 0, 255).astype(np.uint8)
+    packed = (colors[:, 0].astype(np.uint32) << 16) | (colors[:, 1].astype(np.uint32) << 8) | colors[:, 2]
+    return packed.view(np.float32)
+
+
+def unpack_rgb(packed: np.ndarray) -> np.ndarray:
+    """[N] float32 packed rgb -> [N, 3] uint8."""
+    bits = np.ascontiguousarray(packed, dtype=np.float32).view(np.uint32)
+    return np.stack([(bits >> 16) & 255, (bits >> 8) & 255, bits & 255], axis=-1).astype(np.uint8)
+
+
+def numpy_to_pointcloud2(points: np.ndarray, header=None) -> PointCloud2:
+    """Structured array [N] (e.g. fields x, y, z, relevancy float32 and rgb) -> unorganised PointCloud2."""
+    if points.dtype.names is None:
+        raise ConversionError("point cloud array must be a structured array with named fields")
+    points = np.ascontiguousarray(points)
+    fields = []
+    for name in points.dtype.names:
+        dtype, offset = points.dtype.fields[name][:2]
+        if dtype.shape or dtype.base.newbyteorder("=") not in _NUMPY_TO_FIELD:
+            raise ConversionError(f"point field '{name}' has unsupported dtype {dtype}")
+        fields.append(PointField(name=name, offset=offset, datatype=_NUMPY_TO_FIELD[dtype.base.newbyteorder("=")], count=1))
+    msg = PointCloud2()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = 1, int(points.shape[0])
+    msg.fields = fields
+    msg.is_bigendian = _HOST_BIG_ENDIAN
+    msg.point_step = points.dtype.itemsize
+    msg.row_step = msg.point_step * msg.width
+    msg.is_dense = True
+    msg.data = points.tobytes()
+    return msg
+
+
+def pointcloud2_to_numpy(msg: PointCloud2) -> np.ndarray:
+    """PointCloud2 -> structured array [height * width] with the message's fields (host byte order)."""
+    for f in msg.fields:
+        if f.datatype not in _FIELD_TYPES:
+            raise ConversionError(f"point field '{f.name}' has unknown datatype {f.datatype}")
+
+    def layout(order: str) -> list:
+        formats = [(np.dtype(_FIELD_TYPES[f.datatype]).newbyteorder(order), (f.count,)) if f.count > 1
+                   else np.dtype(_FIELD_TYPES[f.datatype]).newbyteorder(order) for f in msg.fields]
+        return formats
+
+    names = [f.name for f in msg.fields]
+    wire = np.dtype({"names": names, "formats": layout(">" if msg.is_bigendian else "<"),
+                     "offsets": [f.offset for f in msg.fields], "itemsize": msg.point_step})
+    if msg.row_step < msg.point_step * msg.width or len(msg.data) < msg.row_step * msg.height:
+        raise ConversionError("point cloud data is shorter than row_step * height")
+    rows = np.frombuffer(bytes(msg.data), dtype=np.uint8, count=msg.row_step * msg.height).reshape(msg.height, msg.row_step)
+    packed = np.ascontiguousarray(rows[:, : msg.point_step * msg.width]).reshape(-1).view(wire)
+    out = np.empty(packed.shape[0], dtype=np.dtype({"names": names, "formats": layout("=")}))
+    for name in names:
+        out[name] = packed[name]
+    return out

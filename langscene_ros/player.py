@@ -1,0 +1,76 @@
+"""Publish a world dataset on the node's camera input topics, like a bag player.
+
+Per frame, all with the same header stamp (the player's clock at publish time): ``camera_info``,
+``camera_pose`` (geometry_msgs/PoseStamped, pose of the camera optical frame in ``scene_frame``),
+``depth`` (32FC1 metres, 0 = no surface) and ``image`` (rgb8). Topic names are relative, so
+``--ros-args -r __ns:=/robot`` or remaps apply. Publishers are reliable (they also match the node's
+best-effort sensor-data subscriptions).
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from langscene_core.world import RenderedFrame
+from langscene_ros import convert
+
+CAMERA_FRAME = "camera_optical"  # frame_id of image, depth and camera_info
+PUBLISH_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def frame_messages(frame: RenderedFrame, stamp: Time, scene_frame: str) -> list[tuple[str, object]]:
+    """(topic, message) pairs of one frame in publishing order; camera_info first, image last."""
+    camera = Header(stamp=stamp, frame_id=CAMERA_FRAME)
+    return [
+        ("camera_info", convert.intrinsics_to_camera_info(frame.intrinsics, camera)),
+        ("camera_pose", PoseStamped(header=Header(stamp=stamp, frame_id=scene_frame),
+                                    pose=convert.matrix_to_pose(frame.cam_to_world))),
+        ("depth", convert.depth_to_image(frame.depth, camera)),
+        ("image", convert.numpy_to_image(frame.rgb, "rgb8", camera)),
+    ]
+
+
+class Player:
+    """Publishers of the four topics on ``node``; :meth:`play` sends frames at a fixed rate."""
+
+    TYPES = {"camera_info": CameraInfo, "camera_pose": PoseStamped, "depth": Image, "image": Image}
+
+    def __init__(self, node: Node, scene_frame: str = "map") -> None:
+        self.node = node
+        self.scene_frame = scene_frame
+        self.publishers = {topic: node.create_publisher(kind, topic, PUBLISH_QOS) for topic, kind in self.TYPES.items()}
+
+    def wait_for_subscribers(self, timeout_s: float, settle_s: float = 1.0) -> bool:
+        """True once every topic has a subscriber (the node subscribes to all four), then ``settle_s``
+        more seconds: the publisher sees a subscription before the subscriber has matched the publisher,
+        and a best-effort subscriber loses what arrives in between. False after ``timeout_s`` without."""
+        deadline = time.monotonic() + timeout_s
+        while any(p.get_subscription_count() == 0 for p in self.publishers.values()):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        time.sleep(settle_s)
+        return True
+
+    def play(self, frames: Iterator[RenderedFrame], rate_hz: float) -> int:
+        """Publish each frame, one every 1 / rate_hz seconds (steady schedule); returns how many."""
+        period = 1.0 / rate_hz
+        next_time = time.monotonic()
+        count = 0
+        for frame in frames:
+            delay = next_time - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            stamp = self.node.get_clock().now().to_msg()
+            for topic, message in frame_messages(frame, stamp, self.scene_frame):
+                self.publishers[topic].publish(message)
+            count += 1
+            next_time += period
+        return count

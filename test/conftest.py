@@ -1,0 +1,52 @@
+"""Shared fixtures: a private ROS domain per test session and a node running in a subprocess."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_ros_domain():
+    """A ROS_DOMAIN_ID of our own (0..101 are valid on Linux with default ports), localhost discovery."""
+    os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    yield
+
+
+@pytest.fixture
+def node_process(tmp_path):
+    """Start `langscene run` in a subprocess; yields a function that starts it with extra CLI args."""
+    processes: list[subprocess.Popen] = []
+
+    def start(*extra_args: str) -> subprocess.Popen:
+        log = open(tmp_path / f"node{len(processes)}.log", "w")
+        proc = subprocess.Popen([sys.executable, "-m", "langscene_ros.cli", "run", *extra_args],
+                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        processes.append(proc)
+        return proc
+
+    yield start
+    for proc in processes:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_until(predicate, timeout_s: float = 20.0, period_s: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true or the timeout passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period_s)
+    return predicate()

@@ -1,0 +1,108 @@
+"""Round trips of the message conversions, with hypothesis-generated arrays and layouts."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from scipy.spatial.transform import Rotation
+
+from langscene_ros import convert
+
+sizes = st.tuples(st.integers(1, 9), st.integers(1, 9))
+
+
+def padded(msg, extra: int, big_endian: bool):
+    """The same image with `extra` padding bytes per row and the given byte order."""
+    scalar, channels = convert.IMAGE_ENCODINGS[msg.encoding]
+    array = convert.image_to_numpy(msg).reshape(msg.height, msg.width * channels)
+    raw = array.astype(np.dtype(scalar).newbyteorder(">" if big_endian else "<")).view(np.uint8)
+    rows = np.concatenate([raw, np.full((msg.height, extra), 0xAB, np.uint8)], axis=1)
+    msg.data, msg.step, msg.is_bigendian = rows.tobytes(), rows.shape[1], int(big_endian)
+    return msg
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), encoding=st.sampled_from(sorted(convert.IMAGE_ENCODINGS)), size=sizes,
+       extra=st.integers(0, 7), big_endian=st.booleans())
+def test_image_round_trip_honours_step_and_endianness(data, encoding, size, extra, big_endian):
+    scalar, channels = convert.IMAGE_ENCODINGS[encoding]
+    shape = size if channels == 1 else (*size, channels)
+    elements = st.floats(-1e6, 1e6, width=32) if scalar is np.float32 else None
+    array = data.draw(hnp.arrays(scalar, shape, elements=elements))
+    msg = padded(convert.numpy_to_image(array, encoding), extra, big_endian)
+    np.testing.assert_array_equal(convert.image_to_numpy(msg), array)
+
+
+def test_bgr_and_mono_become_rgb():
+    rgb = np.random.default_rng(0).integers(0, 255, (4, 5, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(convert.image_to_rgb(convert.numpy_to_image(rgb[..., ::-1], "bgr8")), rgb)
+    grey = rgb[..., 0]
+    np.testing.assert_array_equal(convert.image_to_rgb(convert.numpy_to_image(grey, "mono8")), np.stack([grey] * 3, -1))
+
+
+def test_depth_16uc1_is_millimetres_and_zero_is_missing():
+    mm = np.array([[0, 1000], [1500, 65535]], dtype=np.uint16)
+    depth = convert.image_to_depth(convert.numpy_to_image(mm, "16UC1"))
+    assert np.isnan(depth[0, 0])
+    np.testing.assert_allclose(depth[~np.isnan(depth)], [1.0, 1.5, 65.535], rtol=1e-6)
+    metres = np.array([[0.5, np.nan]], dtype=np.float32)
+    back = convert.image_to_depth(convert.depth_to_image(metres))
+    assert back[0, 0] == 0.5 and np.isnan(back[0, 1])
+
+
+def test_bad_images_are_rejected_with_a_reason():
+    msg = convert.numpy_to_image(np.zeros((4, 4, 3), np.uint8), "rgb8")
+    msg.encoding = "yuv422"
+    with pytest.raises(convert.ConversionError, match="yuv422"):
+        convert.image_to_numpy(msg)
+    msg = convert.numpy_to_image(np.zeros((4, 4, 3), np.uint8), "rgb8")
+    msg.data = bytes(msg.data)[:-1]
+    with pytest.raises(convert.ConversionError, match="bytes"):
+        convert.image_to_numpy(msg)
+    msg = convert.numpy_to_image(np.zeros((4, 4), np.uint16), "16UC1")
+    with pytest.raises(convert.ConversionError, match="colour"):
+        convert.image_to_rgb(msg)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 50), seed=st.integers(0, 2**31 - 1))
+def test_pointcloud2_round_trip(n, seed):
+    rng = np.random.default_rng(seed)
+    points = np.zeros(n, dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("relevancy", "f4"), ("rgb", "f4"), ("id", "u2")])
+    for name in ("x", "y", "z", "relevancy"):
+        points[name] = rng.normal(size=n)
+    colors = rng.integers(0, 256, (n, 3), dtype=np.uint8)
+    points["rgb"] = convert.pack_rgb(colors)
+    points["id"] = rng.integers(0, 65535, n)
+    back = convert.pointcloud2_to_numpy(convert.numpy_to_pointcloud2(points))
+    assert back.dtype.names == points.dtype.names
+    for name in ("x", "y", "z", "relevancy", "id"):
+        np.testing.assert_array_equal(back[name], points[name])
+    np.testing.assert_array_equal(convert.unpack_rgb(back["rgb"]), colors)
+
+
+def test_pointcloud2_big_endian_wire_format():
+    points = np.zeros(3, dtype=[("x", ">f4"), ("y", ">f4")])
+    points["x"], points["y"] = [1, 2, 3], [4, 5, 6]
+    msg = convert.numpy_to_pointcloud2(points.astype([("x", "f4"), ("y", "f4")]))
+    msg.data, msg.is_bigendian = points.tobytes(), True
+    back = convert.pointcloud2_to_numpy(msg)
+    np.testing.assert_array_equal(back["x"], [1, 2, 3])
+    np.testing.assert_array_equal(back["y"], [4, 5, 6])
+
+
+@settings(max_examples=60, deadline=None)
+@given(quat=hnp.arrays(np.float64, 4, elements=st.floats(-1, 1)).filter(lambda q: np.linalg.norm(q) > 0.1),
+       t=hnp.arrays(np.float64, 3, elements=st.floats(-100, 100)))
+def test_pose_matrix_round_trip(quat, t):
+    matrix = np.eye(4)
+    matrix[:3, :3] = Rotation.from_quat(quat / np.linalg.norm(quat)).as_matrix()
+    matrix[:3, 3] = t
+    np.testing.assert_allclose(convert.pose_to_matrix(convert.matrix_to_pose(matrix)), matrix, atol=1e-9)
+
+
+def test_zero_quaternion_is_rejected():
+    pose = convert.matrix_to_pose(np.eye(4))
+    pose.orientation.w = 0.0
+    with pytest.raises(convert.ConversionError):
+        convert.pose_to_matrix(pose)
