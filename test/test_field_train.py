@@ -13,7 +13,7 @@ import torch
 from _field_scene import make_views
 from langscene_core.config import FieldConfig
 from langscene_core.field import losses
-from langscene_core.field.gaussians import Gaussians, rgbd_points
+from langscene_core.field.gaussians import Gaussians
 from langscene_core.field.render import render
 from langscene_core.field.train import train_field
 
