@@ -190,8 +190,20 @@ def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor
         ids = gauss_ids[(tile_start[tiles, None] + slot[None, :]).clamp(max=len(gauss_ids) - 1)]  # [T, L]
         origin = torch.stack([tiles % tiles_x, tiles // tiles_x], dim=-1).to(means2d.dtype) * tile_size  # [T, 2]
         pix = origin[:, None, :] + local_xy[None]  # [T, P, 2]
+        mean = means2d[ids]  # [T, L, 2]
+        dx = pix[:, :, None, 0] - mean[:, None, :, 0]  # [T, P, L]
+        dy = pix[:, :, None, 1] - mean[:, None, :, 1]
+        con = conics[ids]  # [T, L, 3]
+        sigma = (0.5 * (con[:, None, :, 0] * dx * dx + con[:, None, :, 2] * dy * dy)
+                 + con[:, None, :, 1] * dx * dy)
+        alpha = torch.clamp_max(opacities[ids][:, None, :] * torch.exp(-sigma), ALPHA_MAX)
+        keep = valid[:, None, :] & (sigma >= 0) & (alpha >= ALPHA_MIN)
+        alpha = torch.where(keep, alpha, torch.zeros_like(alpha))
+        log_trans = torch.cumsum(torch.log1p(-alpha), dim=-1)  # log T after each Gaussian
+        trans_before = torch.exp(log_trans - torch.log1p(-alpha))
+        weights = alpha * trans_before * (log_trans.detach() > math.log(T_MIN))  # [T, P, L]
         group_tiles.append(tiles)
-        group_results.append(_CompositeTiles.apply(means2d[ids], conics[ids], opacities[ids], colors[ids], valid, pix))
+        group_results.append((torch.einsum("tpl,tlc->tpc", weights, colors[ids]), weights.sum(-1)))
     if group_tiles:
         tiles = torch.cat(group_tiles)
         out_colors = out_colors.index_copy(0, tiles, torch.cat([r[0] for r in group_results]))
@@ -246,59 +258,3 @@ def _untile(values: Tensor, tiles_x: int, tiles_y: int, tile_size: int) -> Tenso
     d = values.shape[-1]
     return (values.reshape(tiles_y, tiles_x, tile_size, tile_size, d)
             .permute(0, 2, 1, 3, 4).reshape(tiles_y * tile_size, tiles_x * tile_size, d))
-
-
-class _CompositeTiles(torch.autograd.Function):
-    """Dense compositing of a group of T tiles, each with its depth-ordered list of L Gaussians.
-
-    Inputs (per tile copies): means2d [T, L, 2], conics [T, L, 3], opacities [T, L], colors [T, L, D],
-    valid [T, L] bool (False = padding), pix [T, P, 2] pixel centres. Outputs colors [T, P, D] and
-    alpha [T, P]. The backward is written by hand: torch autograd of the same expressions keeps about
-    three times as many [T, P, L] intermediates and was about twice as slow on the CPU.
-    """
-
-    @staticmethod
-    def _sigma(means2d, conics, pix):
-        dx = pix[:, :, None, 0] - means2d[:, None, :, 0]  # [T, P, L]
-        dy = pix[:, :, None, 1] - means2d[:, None, :, 1]
-        a, b, c = conics[:, None, :, 0], conics[:, None, :, 1], conics[:, None, :, 2]
-        return dx, dy, 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-
-    @staticmethod
-    def forward(ctx, means2d, conics, opacities, colors, valid, pix):
-        _, _, sigma = _CompositeTiles._sigma(means2d, conics, pix)
-        raw = opacities[:, None, :] * torch.exp(-sigma)
-        alpha = raw.clamp_max(ALPHA_MAX)
-        keep = valid[:, None, :] & (sigma >= 0) & (alpha >= ALPHA_MIN)
-        alpha = alpha * keep
-        log_keep = torch.log1p(-alpha)
-        log_trans = torch.cumsum(log_keep, dim=-1)  # log transmittance after each Gaussian
-        include = log_trans > math.log(T_MIN)  # gsplat stops before the Gaussian that ends the ray
-        trans_before = torch.exp(log_trans - log_keep) * include
-        weights = alpha * trans_before  # [T, P, L]
-        out_colors = torch.einsum("tpl,tlc->tpc", weights, colors)
-        ctx.save_for_backward(means2d, conics, opacities, colors, pix, alpha, trans_before,
-                              keep & (raw <= ALPHA_MAX))
-        return out_colors, weights.sum(-1)
-
-    @staticmethod
-    def backward(ctx, grad_colors, grad_alpha):
-        means2d, conics, opacities, colors, pix, alpha, trans_before, unclamped = ctx.saved_tensors
-        weights = alpha * trans_before
-        grad_color_in = torch.einsum("tpl,tpc->tlc", weights, grad_colors)
-        grad_w = torch.einsum("tpc,tlc->tpl", grad_colors, colors) + grad_alpha[..., None]  # dL/dw
-        # w_i = a_i T_i with T_i = prod_{j<i} (1 - a_j):
-        # dL/da_i = T_i dL/dw_i - (sum_{k>i} w_k dL/dw_k) / (1 - a_i)
-        gw = grad_w * weights
-        later = gw.sum(-1, keepdim=True) - torch.cumsum(gw, dim=-1)
-        grad_a = (trans_before * grad_w - later / (1.0 - alpha)) * unclamped
-        dx, dy, sigma = _CompositeTiles._sigma(means2d, conics, pix)
-        gauss = torch.exp(-sigma)
-        grad_opac = (grad_a * gauss).sum(1)  # [T, L]
-        grad_sigma = -grad_a * gauss * opacities[:, None, :]  # d(o exp(-s))/ds = -o exp(-s)
-        a, b, c = conics[:, None, :, 0], conics[:, None, :, 1], conics[:, None, :, 2]
-        grad_conics = torch.stack([(grad_sigma * 0.5 * dx * dx).sum(1), (grad_sigma * dx * dy).sum(1),
-                                   (grad_sigma * 0.5 * dy * dy).sum(1)], dim=-1)
-        grad_means = -torch.stack([(grad_sigma * (a * dx + b * dy)).sum(1),
-                                   (grad_sigma * (c * dy + b * dx)).sum(1)], dim=-1)
-        return grad_means, grad_conics, grad_opac, grad_color_in, None, None
