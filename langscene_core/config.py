@@ -122,7 +122,7 @@ class FieldConfig:
     lr_opacities: float = 5e-2
     lr_sh0: float = 1e-2
     lr_shN: float = 5e-4
-    lr_latents: float = 2e-2
+    lr_latents: float = 5e-2
     # stage A loss weights
     rgb_l2_weight: float = 0.5  # RGB loss = (1 - w) L1 + w L2
     depth_weight: float = 0.5  # L1 on expected depth where the view has depth

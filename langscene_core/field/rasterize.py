@@ -32,7 +32,7 @@ T_MIN = 1e-4  # gsplat stops a pixel when transmittance would drop to this
 # the memory autograd keeps (~10 float32 tensors of this size).
 GROUP_ELEMENTS = 1 << 21
 # Small tiles waste less work on pixels outside a Gaussian's footprint; 4 was fastest on 2 cores
-# (10k Gaussians, 160x120: 16 -> 0.62 s, 8 -> 0.37 s, 4 -> 0.24 s forward+backward).
+# (10k Gaussians, 160x120, other agents loading the CPU: 16 -> 0.62 s, 8 -> 0.37 s, 4 -> 0.24 s fwd+bwd).
 CPU_TILE_SIZE = 4
 
 
