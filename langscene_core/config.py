@@ -156,6 +156,11 @@ class QueryConfig:
     cluster_min_points: int = 4  # DBSCAN core-point neighbour count (in voxels)
     box_alignment: str = "gravity"  # gravity (z = up, yaw only: tabletop objects) | free (3D)
     box_quantile: float = 0.005  # extents from this quantile to 1 - it per axis (outlier-robust)
+    # the relevant cluster seeds the object, which grows over Gaussians above the support surface that
+    # lie within object_growth metres of it (relevancy often covers only part of an object). 0: off
+    object_growth: float = 0.01
+    object_growth_limit: float = 0.05  # metres: growth stays within this margin of the seed's bounding box
+    support_clearance: float = 0.006  # metres above the support surface (table) still counted as support
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import open3d as o3d
-from scipy.spatial import ConvexHull, QhullError
+from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from langscene_core.config import GraspConfig, QueryConfig
 from langscene_core.grasp import Grasp, plan_grasps
@@ -189,6 +189,37 @@ def object_box(points: np.ndarray, config: QueryConfig) -> ObjectBox:
     return ObjectBox(pose=pose, extent=hi - lo)
 
 
+def grow_object(seed: np.ndarray, means: np.ndarray, config: QueryConfig) -> np.ndarray:
+    """The whole object around a relevant cluster, by region growing over the scene's Gaussians.
+
+    seed: [K] int64 scene indices of the cluster; means: [N, 3] scene frame. Only Gaussians within
+    ``object_growth_limit`` of the seed's bounding box are considered. The support height is their
+    5th height percentile (the table shows around an object's foot); Gaussians less than
+    ``support_clearance`` above it are support, not object. From the seed, the object takes every
+    remaining Gaussian within ``object_growth`` of a Gaussian it already has, until none is added.
+    Returns sorted scene indices, the seed included.
+    """
+    up = _unit_up(config)
+    lo = means[seed].min(axis=0) - config.object_growth_limit
+    hi = means[seed].max(axis=0) + config.object_growth_limit
+    region = np.flatnonzero(np.all((means >= lo) & (means <= hi), axis=1))
+    heights = means[region].astype(np.float64) @ up
+    support = np.percentile(heights, 5.0)
+    candidates = region[heights > support + config.support_clearance]
+    if len(candidates) == 0:
+        return np.sort(seed)
+    tree = cKDTree(means[candidates])
+    inside = np.isin(candidates, seed)
+    frontier = inside.copy()
+    while frontier.any():
+        reached = np.zeros(len(candidates), dtype=bool)
+        for neighbours in tree.query_ball_point(means[candidates[frontier]], r=config.object_growth):
+            reached[neighbours] = True
+        frontier = reached & ~inside
+        inside |= reached
+    return np.union1d(seed, candidates[inside])
+
+
 def _unit_up(config: QueryConfig) -> np.ndarray:
     up = np.asarray(config.up, dtype=np.float64)
     if up.shape != (3,) or not np.linalg.norm(up) > 0:
@@ -255,13 +286,17 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
                    f"within {config.cluster_eps} m")
         return QueryResult(cloud, selected, max_relevancy, None, none, (), message, timings)
     members = selected[labels == best]
+    if config.object_growth > 0 and config.box_alignment == "gravity":
+        members = grow_object(members, means, config)
     object_points = means[members].astype(np.float64)
     box = object_box(object_points, config)
     lap("box")
 
     others = np.ones(len(means), dtype=bool)
     others[members] = False
-    grasps = plan_grasps(object_points, relevancy[members], means[others], grasp_config, _unit_up(config),
+    # grown members may lie below the threshold: they are the object all the same
+    grasps = plan_grasps(object_points, np.maximum(relevancy[members], threshold), means[others], grasp_config,
+                         _unit_up(config),
                          object_normals=None if normals is None else normals[members], max_grasps=max_grasps)
     lap("grasps")
     centre, size = box.pose[:3, 3], box.extent

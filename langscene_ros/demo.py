@@ -98,7 +98,7 @@ def wait_for_state(client, states: set[str], timeout_s: float, node: subprocess.
 def run_demo(spec: WorldSpec, params_file: Path, work_dir: Path, extra_prompts: list[str],
              rate_hz: float = 10.0, reconstruct_timeout_s: float = 600.0) -> dict:
     """Run the whole demo; returns the JSON-ready result. Raises DemoError when a stage cannot finish."""
-    from langscene.srv import QueryObject
+    from langscene.srv import QueryObject, SceneFile
     from langscene_ros.client import NodeClient, query_request
     from langscene_ros.player import Player
     from std_srvs.srv import Trigger
@@ -136,6 +136,9 @@ def run_demo(spec: WorldSpec, params_file: Path, work_dir: Path, extra_prompts: 
             if answer.success:
                 state = wait_for_state(client, {"ready", "error"}, reconstruct_timeout_s, node)
                 print(f"[demo]   state {state}: {client.statuses[-1].message}", flush=True)
+                if state == "ready":
+                    saved = client.call(SceneFile, "save_scene", SceneFile.Request(path=str(work_dir.resolve() / "scene.ply")))
+                    print(f"[demo]   ~/save_scene: {saved.message}", flush=True)
         queries = []
         with clock.stage("queries"):
             for prompt in [o.name for o in spec.objects] + list(extra_prompts):

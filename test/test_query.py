@@ -160,3 +160,22 @@ def test_malformed_inputs_raise():
     bad[0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         query_object(bad, scene.means, scene.colors, QUERY, GRASP)
+
+
+@pytest.mark.parametrize("target", [0, 1])
+def test_partly_relevant_object_grows_to_the_whole_object(target):
+    """Relevancy on one side of the object only (as a reconstruction often gives): the relevant
+    cluster seeds the object, which grows to all of its Gaussians above the table and no more."""
+    scene = make_scene(OBJECTS, target)
+    obj = OBJECTS[target]
+    one_side = (scene.owner == target) & (scene.means[:, 0] > obj.centre[0])
+    relevancy = np.where(one_side, scene.relevancy, np.minimum(scene.relevancy, 0.5)).astype(np.float32)
+    grown = query_object(relevancy, scene.means, scene.colors, QUERY, GRASP, scene.normals)
+    assert np.all(scene.owner[grown.object_indices] == target)  # nothing of the table or the neighbours
+    above_support = np.flatnonzero((scene.owner == target) & (scene.means[:, 2] > QUERY.support_clearance + 0.003))
+    assert np.isin(above_support, grown.object_indices).all()
+    assert np.linalg.norm(grown.object_box.pose[:3, 3] - obj.centre) < 0.01
+    assert grown.grasps and all(not grasp_violations(g, OBJECTS, target, GRASP) for g in grown.grasps)
+    seed_only = query_object(relevancy, scene.means, scene.colors, dataclasses.replace(QUERY, object_growth=0.0), GRASP,
+                             scene.normals)
+    assert len(seed_only.object_indices) < 0.7 * len(grown.object_indices)
