@@ -173,7 +173,7 @@ class GraspConfig:
     palm_depth: float = 0.02  # metres, palm thickness behind the fingers (along approach)
     # metres the fingertips reach past the contacts, tried in this order (first collision-free wins)
     contact_depths: tuple[float, ...] = (0.02, 0.012, 0.005)
-    width_clearance: float = 0.005  # metres of opening added on each side beyond the contacts
+    width_clearance: float = 0.01  # metres of opening added on each side beyond the contacts
     friction_coefficient: float = 0.4  # friction cone half angle = atan(coefficient)
     contact_samples: int = 128  # first contacts sampled on the object (farthest-point sampling)
     object_voxel_size: float = 0.004  # metres; object points are voxel-averaged before pairing

@@ -189,23 +189,43 @@ def object_box(points: np.ndarray, config: QueryConfig) -> ObjectBox:
     return ObjectBox(pose=pose, extent=hi - lo)
 
 
+def support_height(points: np.ndarray, up: np.ndarray, clearance: float) -> np.ndarray:
+    """[M] height of each point above the support surface, minus the support's thickness.
+
+    The support is the dominant plane (open3d RANSAC) when it faces ``up`` within 30 degrees, else
+    the horizontal plane at the 5th height percentile. A reconstructed table is not a thin plane: its
+    thickness is ``clearance`` or three standard deviations of its inliers' residuals, the larger.
+    Positive values are above the support.
+    """
+    heights = points @ up
+    if len(points) >= 3:
+        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+        o3d.utility.random.seed(0)  # open3d's RANSAC draws from its one global generator: same answer each query
+        plane, inliers = cloud.segment_plane(distance_threshold=max(2 * clearance, 0.01), ransac_n=3,
+                                             num_iterations=200)
+        normal = np.asarray(plane[:3])
+        if len(inliers) >= 3 and abs(normal @ up) > np.cos(np.radians(30.0)):
+            sign = np.sign(normal @ up)
+            distance = sign * (points @ normal + plane[3])
+            thickness = max(clearance, 3.0 * float(np.std(distance[inliers])))
+            return distance - thickness
+    return heights - np.percentile(heights, 5.0) - clearance
+
+
 def grow_object(seed: np.ndarray, means: np.ndarray, config: QueryConfig) -> np.ndarray:
     """The whole object around a relevant cluster, by region growing over the scene's Gaussians.
 
     seed: [K] int64 scene indices of the cluster; means: [N, 3] scene frame. Only Gaussians within
-    ``object_growth_limit`` of the seed's bounding box are considered. The support height is their
-    5th height percentile (the table shows around an object's foot); Gaussians less than
-    ``support_clearance`` above it are support, not object. From the seed, the object takes every
-    remaining Gaussian within ``object_growth`` of a Gaussian it already has, until none is added.
-    Returns sorted scene indices, the seed included.
+    ``object_growth_limit`` of the seed's bounding box and above the support surface
+    (:func:`support_height`) are considered. From the seed, the object takes every such Gaussian
+    within ``object_growth`` of a Gaussian it already has, until none is added. Returns sorted scene
+    indices, the seed included.
     """
-    up = _unit_up(config)
     lo = means[seed].min(axis=0) - config.object_growth_limit
     hi = means[seed].max(axis=0) + config.object_growth_limit
     region = np.flatnonzero(np.all((means >= lo) & (means <= hi), axis=1))
-    heights = means[region].astype(np.float64) @ up
-    support = np.percentile(heights, 5.0)
-    candidates = region[heights > support + config.support_clearance]
+    height = support_height(means[region].astype(np.float64), _unit_up(config), config.support_clearance)
+    candidates = region[height > 0.0]
     if len(candidates) == 0:
         return np.sort(seed)
     tree = cKDTree(means[candidates])
