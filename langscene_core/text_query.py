@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from langscene_core.clip import encode_text
 from langscene_core.models import Models

@@ -20,18 +20,11 @@ from langscene_core.trimap.loading import build_tiny_pipeline, tiny_trimap_confi
 from langscene_core.training.vocabulary import HELD_OUT, SUBJECT_COLORS, SUBJECT_SHAPES
 from langscene_core.world import SHAPES
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
+
 FRESH_SEEDS = range(3_000_000, 3_000_004)
 MIN_PIXELS = 80  # objects at least this visible are scored
 MAX_ASSET_BYTES = 10 * 2**20
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small models run many times faster on one thread than on two contended ones; restored after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -110,16 +110,7 @@ def test_checkpoint_round_trip_and_bundled(tmp_path, monkeypatch):
         load_lqc(tmp_path / "other.safetensors")
 
 
-@pytest.fixture
-def one_thread():
-    """Two training runs on a CPU shared with other jobs: one thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_compression_of_a_clustered_corpus_against_an_autoencoder(one_thread):
+def test_compression_of_a_clustered_corpus_against_an_autoencoder(one_torch_thread):
     """512-d features around 64 cluster centres; texts near the centres. Held-out features must come
     back with mean cosine >= 0.9 and the same best-matching text for >= 95% of them."""
     generator = torch.Generator().manual_seed(1)

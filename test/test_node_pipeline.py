@@ -2,7 +2,6 @@
 background, QueryObject answers, save / load of the scene, and clear failures on bad requests."""
 import dataclasses
 
-import numpy as np
 import pytest
 import yaml
 from std_srvs.srv import Trigger

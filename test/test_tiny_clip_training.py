@@ -15,15 +15,6 @@ from langscene_core.training.vocabulary import (HELD_OUT, SUBJECT_COLORS, SUBJEC
 from langscene_core.world import BACKGROUND_ID, TABLE_ID
 
 
-@pytest.fixture
-def one_torch_thread():
-    """A small model trains many times faster on one thread than on two contended ones; restored after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def views() -> ViewSet:
     return render_views(range(3), 3, exclude_held_out=True)

@@ -14,7 +14,8 @@ from langscene_core.trimap.passes import (TrimapKeyframe, densify_pair, model_si
                                           semantic_pass)
 from langscene_core.trimap.poses import PoseRecoveryError, RecoveredPoses
 from langscene_core.world.trajectory import orbit_pose
-from trimap_helpers import one_torch_thread  # noqa: F401  (autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
 
 SETTINGS = TrimapModelConfig(frames=9, steps=2, guidance=3.0, height=32, width=48)
 INTRINSICS = Intrinsics.from_hfov(40, 24, 60.0)  # keyframe size differs from the model size

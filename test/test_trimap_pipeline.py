@@ -8,7 +8,8 @@ import torch
 from langscene_core.config import TrimapModelConfig
 from langscene_core.trimap import loading
 from langscene_core.trimap.loading import build_tiny_pipeline, load_trimap, resolve_model_path
-from trimap_helpers import one_torch_thread  # noqa: F401  (autouse fixture)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
 
 
 @pytest.fixture(scope="module")

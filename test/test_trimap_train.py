@@ -8,7 +8,9 @@ import torch
 from langscene_core.trimap.loading import build_tiny_pipeline
 from langscene_core.trimap.train import (TrainClip, TrainSettings, TrainStage, calibrate_latent_scale, encode_clip,
                                          progressive_stages, train_trimap, train_vae)
-from trimap_helpers import moving_square_clip, one_torch_thread  # noqa: F401  (autouse fixture)
+from trimap_helpers import moving_square_clip
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
 
 
 def _pipe():

@@ -2,17 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import torch
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread when the 2 cores are shared; restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def moving_square_clip(frames: int = 9, size: int = 32) -> np.ndarray:

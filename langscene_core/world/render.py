@@ -82,7 +82,6 @@ def render(world: World, intrinsics: Intrinsics, cam_to_world: np.ndarray,
     names = names if names is not None else [f"view_{i:04d}" for i in range(len(poses))]
     if len(names) != len(poses):
         raise ValueError(f"names: {len(names)} names for {len(poses)} poses")
-    h, w = intrinsics.height, intrinsics.width
     dirs = np.einsum("vij,hwj->vhwi", poses[:, :3, :3], pixel_rays(intrinsics))  # camera z = 1 per ray
     origins = np.broadcast_to(poses[:, None, None, :3, 3], dirs.shape)
     rays = np.concatenate([origins, dirs], axis=-1).astype(np.float32)
