@@ -189,6 +189,9 @@ def object_box(points: np.ndarray, config: QueryConfig) -> ObjectBox:
     return ObjectBox(pose=pose, extent=hi - lo)
 
 
+PLANE_FIT_POINTS = 5000  # points the support-plane RANSAC sees at most
+
+
 def support_height(points: np.ndarray, up: np.ndarray, clearance: float) -> np.ndarray:
     """[M] height of each point above the support surface, minus the support's thickness.
 
@@ -199,7 +202,8 @@ def support_height(points: np.ndarray, up: np.ndarray, clearance: float) -> np.n
     """
     heights = points @ up
     if len(points) >= 3:
-        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+        sample = points[:: max(1, len(points) // PLANE_FIT_POINTS)]  # the fit needs no more points
+        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(sample))
         o3d.utility.random.seed(0)  # open3d's RANSAC draws from its one global generator: same answer each query
         plane, inliers = cloud.segment_plane(distance_threshold=max(2 * clearance, 0.01), ransac_n=3,
                                              num_iterations=200)
@@ -207,7 +211,7 @@ def support_height(points: np.ndarray, up: np.ndarray, clearance: float) -> np.n
         if len(inliers) >= 3 and abs(normal @ up) > np.cos(np.radians(30.0)):
             sign = np.sign(normal @ up)
             distance = sign * (points @ normal + plane[3])
-            thickness = max(clearance, 3.0 * float(np.std(distance[inliers])))
+            thickness = max(clearance, 3.0 * float(np.std(sign * (sample[inliers] @ normal + plane[3]))))
             return distance - thickness
     return heights - np.percentile(heights, 5.0) - clearance
 
@@ -217,27 +221,32 @@ def grow_object(seed: np.ndarray, means: np.ndarray, config: QueryConfig) -> np.
 
     seed: [K] int64 scene indices of the cluster; means: [N, 3] scene frame. Only Gaussians within
     ``object_growth_limit`` of the seed's bounding box and above the support surface
-    (:func:`support_height`) are considered. From the seed, the object takes every such Gaussian
-    within ``object_growth`` of a Gaussian it already has, until none is added. Returns sorted scene
-    indices, the seed included.
+    (:func:`support_height`) are considered. They are grouped in voxels of ``cluster_voxel_size`` /
+    2 (a dense scene holds tens of thousands of them near an object); from the seed's voxels, the
+    object takes every voxel whose centroid lies within ``object_growth`` of one it already has, until
+    none is added. Returns sorted scene indices, the seed included.
     """
     lo = means[seed].min(axis=0) - config.object_growth_limit
     hi = means[seed].max(axis=0) + config.object_growth_limit
     region = np.flatnonzero(np.all((means >= lo) & (means <= hi), axis=1))
-    height = support_height(means[region].astype(np.float64), _unit_up(config), config.support_clearance)
-    candidates = region[height > 0.0]
-    if len(candidates) == 0:
+    points = means[region].astype(np.float64)
+    height = support_height(points, _unit_up(config), config.support_clearance)
+    above = height > 0.0
+    if not above.any():
         return np.sort(seed)
-    tree = cKDTree(means[candidates])
-    inside = np.isin(candidates, seed)
+    candidates, points = region[above], points[above]
+    voxels = group_by_voxel(points, config.cluster_voxel_size / 2.0)
+    tree = cKDTree(voxels.centroids)
+    inside = np.zeros(len(voxels.counts), dtype=bool)
+    inside[voxels.inverse[np.isin(candidates, seed)]] = True
     frontier = inside.copy()
     while frontier.any():
-        reached = np.zeros(len(candidates), dtype=bool)
-        for neighbours in tree.query_ball_point(means[candidates[frontier]], r=config.object_growth):
+        reached = np.zeros_like(inside)
+        for neighbours in tree.query_ball_point(voxels.centroids[frontier], r=config.object_growth):
             reached[neighbours] = True
         frontier = reached & ~inside
         inside |= reached
-    return np.union1d(seed, candidates[inside])
+    return np.union1d(seed, candidates[inside[voxels.inverse]])
 
 
 def _unit_up(config: QueryConfig) -> np.ndarray:
