@@ -1,7 +1,7 @@
 """`query_roundtrip_200k`: QueryObject round trip over ROS (DDS included) on a 200k-Gaussian scene.
 
 The scene: Gaussians sampled on the surfaces of a synthetic world (bench/query_core.py's
-sample_scene), each with the LQC latent of its object's name (the table: "table"), saved with
+sample_scene), each with the LQC latent of its instance's CLIP feature in rendered views, saved with
 save_scene, loaded by a `langscene run` node in another process through ~/load_scene. Each object
 is then queried by name repeatedly; the line gives the median round trip and, measured in this
 process on the same scene, the split: text relevancy through the code table, query_object stages
@@ -23,7 +23,7 @@ import torch
 from std_msgs.msg import Header
 
 from langscene.srv import QueryObject, SceneFile
-from langscene_core.clip import encode_text
+from langscene_core.features import mask_features
 from langscene_core.config import DEFAULT_CONFIG_PATH, load_config
 from langscene_core.field.gaussians import Gaussians
 from langscene_core.models import load_models
@@ -32,18 +32,32 @@ from langscene_core.scene import build_scene, save_scene
 from langscene_core.text_query import scene_relevancy
 from langscene_ros.client import NodeClient, query_request
 from langscene_ros.query_response import fill_query_response
-from query_core import sample_scene
+from langscene_core.world import build_world, capture_poses, intrinsics_of, parse_spec, render
+from query_core import SPEC, sample_scene
 
 REPO = Path(__file__).resolve().parent.parent
 REPEATS = 10
 
 
-def build_bench_scene(models, config, count: int):
-    """A Scene of ``count`` Gaussians whose latents are the LQC codes of their objects' names."""
-    means, normals, owner, names = sample_scene(count)
-    labels = ["table", *names]
+def instance_latents(models, views: int = 4) -> torch.Tensor:
+    """[1 + O, 3] LQC latent of the table and of each object of the bench world, as a reconstruction
+    gets them: CLIP features of instance-mask crops of rendered views (mean over views), compressed."""
+    world = build_world(parse_spec(SPEC))
+    frames = render(world, intrinsics_of(world.spec.camera), capture_poses(world.spec.camera)[:views])
+    count = len(world.spec.objects) + 1
+    total = 0
+    for frame in frames:
+        masks = np.repeat(frame.ids[None], 3, axis=0)  # -1 background, 0 table, k objects: mask ids as they are
+        table = mask_features(models.clip, frame.rgb, masks).table[:count]  # level 0 rows = instance ids
+        total = total + table
     with torch.no_grad():
-        latent_of_label = models.lqc.encode(encode_text(models.clip, labels).to(models.device)).cpu()  # [1 + O, 3]
+        return models.lqc.encode(torch.nn.functional.normalize(total, dim=-1).to(models.device)).cpu()
+
+
+def build_bench_scene(models, config, count: int):
+    """A Scene of ``count`` Gaussians whose latents are those of their instances (instance_latents)."""
+    means, normals, owner, names = sample_scene(count)
+    latent_of_label = instance_latents(models)
     gaussians = Gaussians.from_points(means, np.full_like(means, 0.5), normals)
     with torch.no_grad():
         gaussians.params["latents"][:] = latent_of_label[torch.from_numpy(owner)][:, None, :]
