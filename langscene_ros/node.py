@@ -119,47 +119,34 @@ class LangsceneNode(Node):
         self.get_logger().warning(f"rejected message ({reason}); {count} so far", throttle_duration_sec=5.0)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._ingest("camera_info", lambda: convert.camera_info_to_intrinsics(msg), self._sync.set_intrinsics)
+
+    def _ingest(self, label: str, to_numpy, add_to_sync) -> None:
+        """Convert one input message (``to_numpy()``), reject it with a reason if that fails, else hand
+        the value to the synchronizer (``add_to_sync(value)``) and offer the frames it completes."""
         try:
-            intrinsics = convert.camera_info_to_intrinsics(msg)
+            value = to_numpy()
         except convert.ConversionError as exc:
-            self._reject(f"camera_info: {exc}")
+            self._reject(f"{label}: {exc}")
             return
         with self._lock:
-            frames = self._sync.set_intrinsics(intrinsics)
+            frames = add_to_sync(value)
         self._take_frames(frames)
 
     def _on_pose(self, msg: PoseStamped) -> None:
         if msg.header.frame_id and msg.header.frame_id != self.config.node.scene_frame:
             self._reject(f"camera_pose in frame '{msg.header.frame_id}', expected '{self.config.node.scene_frame}'")
             return
-        try:
-            matrix = convert.pose_to_matrix(msg.pose)
-        except convert.ConversionError as exc:
-            self._reject(f"camera_pose: {exc}")
-            return
-        with self._lock:
-            frames = self._sync.add_pose(_stamp_seconds(msg.header.stamp), matrix)
-        self._take_frames(frames)
+        stamp = _stamp_seconds(msg.header.stamp)
+        self._ingest("camera_pose", lambda: convert.pose_to_matrix(msg.pose), lambda m: self._sync.add_pose(stamp, m))
 
     def _on_depth(self, msg: Image) -> None:
-        try:
-            depth = convert.image_to_depth(msg)
-        except convert.ConversionError as exc:
-            self._reject(f"depth: {exc}")
-            return
-        with self._lock:
-            frames = self._sync.add_depth(_stamp_seconds(msg.header.stamp), depth)
-        self._take_frames(frames)
+        stamp = _stamp_seconds(msg.header.stamp)
+        self._ingest("depth", lambda: convert.image_to_depth(msg), lambda d: self._sync.add_depth(stamp, d))
 
     def _on_image(self, msg: Image) -> None:
-        try:
-            rgb = convert.image_to_rgb(msg)
-        except convert.ConversionError as exc:
-            self._reject(f"image: {exc}")
-            return
-        with self._lock:
-            frames = self._sync.add_image(_stamp_seconds(msg.header.stamp), rgb)
-        self._take_frames(frames)
+        stamp = _stamp_seconds(msg.header.stamp)
+        self._ingest("image", lambda: convert.image_to_rgb(msg), lambda rgb: self._sync.add_image(stamp, rgb))
 
     def _take_frames(self, frames: list[Frame]) -> None:
         """Offer paired frames to the keyframe buffer, rejecting those whose sizes disagree."""
