@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import open3d as o3d
-from scipy.spatial import ConvexHull, QhullError, cKDTree
+from scipy.spatial import ConvexHull, Delaunay, QhullError, cKDTree
 
 from langscene_core.config import GraspConfig, QueryConfig
 from langscene_core.grasp import Grasp, plan_grasps
@@ -118,6 +118,59 @@ def best_cluster(labels: np.ndarray, weights: np.ndarray) -> int | None:
     return int(np.argmax(np.bincount(labels[valid], weights=weights[valid])))
 
 
+def best_object_cluster(selected: np.ndarray, means: np.ndarray, relevancy: np.ndarray,
+                        config: QueryConfig) -> np.ndarray | None:
+    """Scene indices [K] of the relevant cluster with the largest summed relevancy, or None.
+
+    selected: [M] int64 indices of the relevant Gaussians; means: [N, 3] scene frame; relevancy: [N].
+    With gravity alignment (a tabletop), objects stand on the support surface (:func:`fit_support`
+    over the whole scene): relevant Gaussians on the support itself are left out, so a table that
+    half-matches a prompt neither wins nor merges with the object on it. The support answers when the
+    prompt is relevant on at least SUPPORT_COVERAGE of it (a query for the table itself) or when
+    nothing relevant above it forms a cluster.
+    """
+    points = means[selected].astype(np.float64)
+    if config.box_alignment == "gravity":
+        up = _unit_up(config)
+        support = fit_support(means, up, config.support_clearance)
+        on_support = support.heights(points) <= 0.0
+        names_support = on_support.sum() >= SUPPORT_COVERAGE * max(1, int((support.heights(means) <= 0.0).sum()))
+        chosen = None if names_support else _cluster_of(np.flatnonzero(~on_support), points, relevancy[selected], config)
+        if chosen is not None:
+            # the object's own base lies within the support's thickness: take it back by footprint
+            base = np.flatnonzero(on_support)
+            inside = _within_footprint(points[chosen], points[base], up, config.cluster_voxel_size / 4.0)
+            return selected[np.sort(np.concatenate([chosen, base[inside]]))]
+    chosen = _cluster_of(np.arange(len(selected)), points, relevancy[selected], config)
+    return None if chosen is None else selected[chosen]
+
+
+def _cluster_of(subset: np.ndarray, points: np.ndarray, weights: np.ndarray, config: QueryConfig) -> np.ndarray | None:
+    """Members (positions in ``points`` [M, 3]) of the best cluster of ``points[subset]``, or None."""
+    if len(subset) == 0:
+        return None
+    labels = cluster_labels(points[subset], config)
+    best = best_cluster(labels, weights[subset].astype(np.float64))
+    return None if best is None else subset[labels == best]
+
+
+def _within_footprint(body: np.ndarray, queries: np.ndarray, up: np.ndarray, margin: float) -> np.ndarray:
+    """[Q] bool: queries [Q, 3] whose projection along ``up`` falls inside the convex footprint of
+    body [K, 3], grown by ``margin`` metres. A degenerate footprint (a line) contains nothing."""
+    basis = _horizontal_basis(up)
+    flat = body @ basis
+    if len(queries) == 0 or len(flat) < 3:
+        return np.zeros(len(queries), dtype=bool)
+    try:
+        hull = flat[ConvexHull(flat).vertices]
+        centre = hull.mean(axis=0)
+        outward = hull - centre
+        hull = hull + margin * outward / np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-12)
+        return Delaunay(hull).find_simplex(queries @ basis) >= 0
+    except QhullError:
+        return np.zeros(len(queries), dtype=bool)
+
+
 def _min_area_yaw(xy: np.ndarray) -> float:
     """Angle (rad) of the side of the minimum-area rectangle around 2D points [K, 2].
 
@@ -139,13 +192,18 @@ def _min_area_yaw(xy: np.ndarray) -> float:
     return float(angles[np.argmin(areas)])
 
 
-def _gravity_axes(points: np.ndarray, up: np.ndarray) -> np.ndarray:
-    """[3, 3] rotation (columns x, y, z) with z = up and x along the longer side of the minimum-area
-    footprint rectangle of points [K, 3]."""
+def _horizontal_basis(up: np.ndarray) -> np.ndarray:
+    """[3, 2] two orthonormal directions perpendicular to the unit vector ``up`` [3]."""
     helper = np.eye(3)[np.argmin(np.abs(up))]
     a = np.cross(up, helper)
     a /= np.linalg.norm(a)
-    b = np.cross(up, a)
+    return np.stack([a, np.cross(up, a)], axis=1)
+
+
+def _gravity_axes(points: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """[3, 3] rotation (columns x, y, z) with z = up and x along the longer side of the minimum-area
+    footprint rectangle of points [K, 3]."""
+    a, b = _horizontal_basis(up).T
     yaw = _min_area_yaw(np.stack([points @ a, points @ b], axis=1))
     x = np.cos(yaw) * a + np.sin(yaw) * b
     y = np.cross(up, x)
@@ -190,30 +248,48 @@ def object_box(points: np.ndarray, config: QueryConfig) -> ObjectBox:
 
 
 PLANE_FIT_POINTS = 5000  # points the support-plane RANSAC sees at most
+MIN_SUPPORT_FRACTION = 0.2  # a plane holding fewer of the fitted points is not the scene's support
+SUPPORT_COVERAGE = 0.5  # a prompt relevant on this share of the support's Gaussians names the support
 
 
-def support_height(points: np.ndarray, up: np.ndarray, clearance: float) -> np.ndarray:
-    """[M] height of each point above the support surface, minus the support's thickness.
+@dataclass(frozen=True)
+class SupportPlane:
+    """The surface objects stand on (a table), scene frame.
 
-    The support is the dominant plane (open3d RANSAC) when it faces ``up`` within 30 degrees, else
-    the horizontal plane at the 5th height percentile. A reconstructed table is not a thin plane: its
-    thickness is ``clearance`` or three standard deviations of its inliers' residuals, the larger.
-    Positive values are above the support.
+    normal: [3] float64 unit, pointing up; offset: plane is ``normal . x + offset = 0``; thickness:
+    metres above the plane still counted as support (a reconstructed table is not a thin plane).
     """
-    heights = points @ up
-    if len(points) >= 3:
-        sample = points[:: max(1, len(points) // PLANE_FIT_POINTS)]  # the fit needs no more points
+
+    normal: np.ndarray
+    offset: float
+    thickness: float
+
+    def heights(self, points: np.ndarray) -> np.ndarray:
+        """[M] height of points [M, 3] above the support, minus its thickness: positive above it."""
+        return points @ self.normal + self.offset - self.thickness
+
+
+def fit_support(points: np.ndarray, up: np.ndarray, clearance: float) -> SupportPlane:
+    """The support surface of points [M, 3] (scene frame; ``up`` [3] unit).
+
+    The dominant plane (open3d RANSAC on at most PLANE_FIT_POINTS points) when it faces ``up`` within
+    30 degrees and holds at least MIN_SUPPORT_FRACTION of them, else the horizontal plane at the 5th
+    height percentile. Thickness is ``clearance`` or three standard deviations of the inliers'
+    residuals, the larger.
+    """
+    sample = np.asarray(points[:: max(1, len(points) // PLANE_FIT_POINTS)], dtype=np.float64)  # enough for the fit
+    if len(sample) >= 3:
         cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(sample))
         o3d.utility.random.seed(0)  # open3d's RANSAC draws from its one global generator: same answer each query
         plane, inliers = cloud.segment_plane(distance_threshold=max(2 * clearance, 0.01), ransac_n=3,
                                              num_iterations=200)
-        normal = np.asarray(plane[:3])
-        if len(inliers) >= 3 and abs(normal @ up) > np.cos(np.radians(30.0)):
-            sign = np.sign(normal @ up)
-            distance = sign * (points @ normal + plane[3])
-            thickness = max(clearance, 3.0 * float(np.std(sign * (sample[inliers] @ normal + plane[3]))))
-            return distance - thickness
-    return heights - np.percentile(heights, 5.0) - clearance
+        normal, offset = np.asarray(plane[:3], dtype=np.float64), float(plane[3])
+        if len(inliers) >= max(3, MIN_SUPPORT_FRACTION * len(sample)) and abs(normal @ up) > np.cos(np.radians(30.0)):
+            sign = float(np.sign(normal @ up))
+            residuals = sign * (sample[inliers] @ normal + offset)
+            return SupportPlane(sign * normal, sign * offset, max(clearance, 3.0 * float(np.std(residuals))))
+    floor = float(np.percentile(points @ up, 5.0)) if len(points) else 0.0
+    return SupportPlane(np.asarray(up, dtype=np.float64), -floor, clearance)
 
 
 def grow_object(seed: np.ndarray, means: np.ndarray, config: QueryConfig) -> np.ndarray:
@@ -221,7 +297,7 @@ def grow_object(seed: np.ndarray, means: np.ndarray, config: QueryConfig) -> np.
 
     seed: [K] int64 scene indices of the cluster; means: [N, 3] scene frame. Only Gaussians within
     ``object_growth_limit`` of the seed's bounding box and above the support surface
-    (:func:`support_height`) are considered. They are grouped in voxels of ``cluster_voxel_size`` /
+    (:func:`fit_support` on that region) are considered. They are grouped in voxels of ``cluster_voxel_size`` /
     2 (a dense scene holds tens of thousands of them near an object); from the seed's voxels, the
     object takes every voxel whose centroid lies within ``object_growth`` of one it already has, until
     none is added. Returns sorted scene indices, the seed included.
@@ -230,8 +306,7 @@ def grow_object(seed: np.ndarray, means: np.ndarray, config: QueryConfig) -> np.
     hi = means[seed].max(axis=0) + config.object_growth_limit
     region = np.flatnonzero(np.all((means >= lo) & (means <= hi), axis=1))
     points = means[region].astype(np.float64)
-    height = support_height(points, _unit_up(config), config.support_clearance)
-    above = height > 0.0
+    above = fit_support(points, _unit_up(config), config.support_clearance).heights(points) > 0.0
     if not above.any():
         return np.sort(seed)
     candidates, points = region[above], points[above]
@@ -307,14 +382,12 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
                    f"nothing relevant: no Gaussian reaches relevancy {threshold:.3f} (max {max_relevancy:.3f})")
         return QueryResult(cloud, selected, max_relevancy, None, none, (), message, timings)
 
-    labels = cluster_labels(means[selected].astype(np.float64), config)
-    best = best_cluster(labels, relevancy[selected].astype(np.float64))
+    members = best_object_cluster(selected, means, relevancy, config)
     lap("cluster")
-    if best is None:
+    if members is None:
         message = (f"{len(selected)} relevant points but no cluster of {config.cluster_min_points} voxels "
                    f"within {config.cluster_eps} m")
         return QueryResult(cloud, selected, max_relevancy, None, none, (), message, timings)
-    members = selected[labels == best]
     if config.object_growth > 0 and config.box_alignment == "gravity":
         members = grow_object(members, means, config)
     object_points = means[members].astype(np.float64)

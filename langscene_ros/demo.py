@@ -141,7 +141,7 @@ def run_demo(spec: WorldSpec, params_file: Path, work_dir: Path, extra_prompts: 
                     print(f"[demo]   ~/save_scene: {saved.message}", flush=True)
         queries = []
         with clock.stage("queries"):
-            for prompt in [o.name for o in spec.objects] + list(extra_prompts):
+            for prompt in dict.fromkeys([o.name for o in spec.objects] + list(extra_prompts)):  # each once
                 response = client.call(QueryObject, "query_object", query_request(prompt), timeout_s=60.0)
                 record = grade_answer(world, prompt, response, config.grasp.gripper_max_width, config.grasp.finger_depth)
                 queries.append(record)

@@ -179,3 +179,32 @@ def test_partly_relevant_object_grows_to_the_whole_object(target):
     seed_only = query_object(relevancy, scene.means, scene.colors, dataclasses.replace(QUERY, object_growth=0.0), GRASP,
                              scene.normals)
     assert len(seed_only.object_indices) < 0.7 * len(grown.object_indices)
+
+
+def test_table_half_matching_the_prompt_neither_wins_nor_merges_with_the_object():
+    # the bundled CLIP finds "white mug" on a gray table too: a wide patch of table around the target
+    # (more relevancy mass than the object) is relevant, touching the object's base
+    scene = make_scene(OBJECTS, 0)
+    table = scene.owner == -1
+    near = table & (np.linalg.norm(scene.means[:, :2] - OBJECTS[0].centre[:2], axis=1) < 0.25)
+    relevancy = scene.relevancy.copy()
+    relevancy[near] = 0.8
+    assert relevancy[near].sum() > 2 * relevancy[scene.owner == 0].sum()
+    assert near.sum() < 0.5 * table.sum()
+    result = query_object(relevancy, scene.means, scene.colors, QUERY, GRASP, scene.normals)
+    target = np.flatnonzero(scene.owner == 0)
+    assert np.isin(target, result.object_indices).all()
+    extra = np.setdiff1d(result.object_indices, target)  # table points hugging the object's base only
+    assert len(extra) < 0.05 * len(target)
+    assert np.all(np.abs(OBJECTS[0].sdf(scene.means[extra] + [0.0, 0.0, 1e-4])) < 0.005)
+    assert np.linalg.norm(result.object_box.pose[:3, 3] - OBJECTS[0].centre) < 0.01
+
+
+def test_prompt_relevant_on_most_of_the_table_answers_with_the_table():
+    scene = make_scene(OBJECTS, 1)
+    table = scene.owner == -1
+    relevancy = scene.relevancy.copy()
+    relevancy[table] = 0.9  # "table": the whole support, and the target cylinder somewhat too
+    result = query_object(relevancy, scene.means, scene.colors, QUERY, GRASP, scene.normals)
+    assert np.isin(np.flatnonzero(table), result.object_indices).mean() > 0.95
+    assert result.object_box.extent[0] > 0.9 and result.object_box.extent[1] > 0.6
