@@ -96,6 +96,7 @@ class KeyframeConfig:
     min_rotation_deg: float = 10.0
     min_sharpness: float = 10.0  # variance of the Laplacian of the grey image (0..255 scale)
     max_keyframes: int = 64  # bounded buffer; frames past it are dropped and counted
+    max_image_side: int = 0  # pixels; reconstruction downscales larger keyframes (0: full resolution)
 
 
 @dataclass(frozen=True)

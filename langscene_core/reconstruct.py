@@ -21,6 +21,7 @@ from langscene_core.field.views import TrainView
 from langscene_core.frames import Frame
 from langscene_core.models import Models
 from langscene_core.normals import depth_to_normals, normals_to_world
+from langscene_core.resample import downscale_frame
 from langscene_core.scene import Scene, build_scene
 
 ProgressFn = Callable[[float, str], None]  # (fraction done 0..1, message)
@@ -100,6 +101,7 @@ def reconstruct(keyframes: Sequence[Frame], models: Models, config: LangsceneCon
     (fraction 0..1, message) now and then.
     """
     report = progress or (lambda fraction, message: None)
+    keyframes = [downscale_frame(f, config.keyframe.max_image_side) for f in keyframes]
     if len(keyframes) < 2:
         raise ReconstructionError(f"need at least 2 keyframes, have {len(keyframes)}")
     if not any(f.depth is not None and np.isfinite(f.depth).any() for f in keyframes):
