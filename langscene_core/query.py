@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import open3d as o3d
-from scipy.spatial import ConvexHull, Delaunay, QhullError, cKDTree
+from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from langscene_core.config import GraspConfig, QueryConfig
 from langscene_core.grasp import Grasp, plan_grasps
@@ -118,28 +118,69 @@ def best_cluster(labels: np.ndarray, weights: np.ndarray) -> int | None:
     return int(np.argmax(np.bincount(labels[valid], weights=weights[valid])))
 
 
-def best_object_cluster(selected: np.ndarray, means: np.ndarray, relevancy: np.ndarray,
-                        config: QueryConfig) -> np.ndarray | None:
-    """Scene indices [K] of the relevant cluster with the largest summed relevancy, or None.
+@dataclass(frozen=True)
+class Tabletop:
+    """A scene seen as a support with objects standing on it (gravity-aligned queries).
+
+    support: the fitted support plane. heights: [N] float32 height of every Gaussian above the support,
+    its thickness excluded (positive above). above: [A] int64 scene indices of the Gaussians above it;
+    flat: [2, A] float32 their coordinates across ``up``, metres (one contiguous row per axis).
+    """
+
+    support: SupportPlane
+    heights: np.ndarray
+    above: np.ndarray
+    flat: np.ndarray
+
+    def column(self, seed: np.ndarray, margin: float) -> np.ndarray:
+        """[C] int64 scene indices of the Gaussians above the support, within ``margin`` of the
+        horizontal bounding box of the Gaussians ``seed`` (scene indices [K]) and at most ``margin``
+        above its top: the space an object whose part is ``seed`` can occupy (an object stands on
+        the support, so its column reaches down to it)."""
+        seed_flat = self.flat[:, np.searchsorted(self.above, seed[self.heights[seed] > 0.0])]
+        if seed_flat.shape[1] == 0:
+            return np.zeros(0, dtype=np.int64)
+        lo, hi = seed_flat.min(axis=1) - margin, seed_flat.max(axis=1) + margin
+        inside = self.heights[self.above] <= self.heights[seed].max() + margin
+        for axis in range(2):
+            inside &= (self.flat[axis] >= lo[axis]) & (self.flat[axis] <= hi[axis])
+        return self.above[inside]
+
+
+def tabletop_of(means: np.ndarray, config: QueryConfig) -> Tabletop:
+    """The support (:func:`fit_support` over the whole scene, means [N, 3]) and every Gaussian's place
+    relative to it."""
+    up = _unit_up(config)
+    support = fit_support(means, up, config.support_clearance)
+    heights = support.heights(means).astype(np.float32)
+    above = np.flatnonzero(heights > 0.0)
+    flat = np.ascontiguousarray((means[above] @ _horizontal_basis(up).astype(means.dtype)).T)
+    return Tabletop(support=support, heights=heights, above=above, flat=flat)
+
+
+def best_object_cluster(selected: np.ndarray, means: np.ndarray, relevancy: np.ndarray, config: QueryConfig,
+                        tabletop: Tabletop | None = None) -> np.ndarray | None:
+    """Scene indices [K] of the best relevant cluster (the object), or None.
 
     selected: [M] int64 indices of the relevant Gaussians; means: [N, 3] scene frame; relevancy: [N].
-    With gravity alignment (a tabletop), objects stand on the support surface (:func:`fit_support`
-    over the whole scene): relevant Gaussians on the support itself are left out, so a table that
-    half-matches a prompt neither wins nor merges with the object on it. The support answers when the
-    prompt is relevant on at least SUPPORT_COVERAGE of it (a query for the table itself) or when
-    nothing relevant above it forms a cluster.
+    Without a tabletop, the cluster with the largest summed relevancy. On a tabletop, objects stand on
+    the support: relevant Gaussians on the support itself are left out, so a table that half-matches a
+    prompt neither wins nor merges with the object on it, and clusters above it compete by purity
+    (:func:`_purest_cluster`). The support answers when the prompt is relevant
+    on at least SUPPORT_COVERAGE of it (a query for the table itself) or when nothing relevant above
+    it forms a cluster.
     """
     points = means[selected].astype(np.float64)
-    if config.box_alignment == "gravity":
-        up = _unit_up(config)
-        support = fit_support(means, up, config.support_clearance)
-        on_support = support.heights(points) <= 0.0
-        names_support = on_support.sum() >= SUPPORT_COVERAGE * max(1, int((support.heights(means) <= 0.0).sum()))
-        chosen = None if names_support else _cluster_of(np.flatnonzero(~on_support), points, relevancy[selected], config)
+    if tabletop is not None:
+        on_support = tabletop.heights[selected] <= 0.0
+        names_support = on_support.sum() >= SUPPORT_COVERAGE * max(1, int((tabletop.heights <= 0.0).sum()))
+        chosen = None if names_support else _purest_cluster(selected, np.flatnonzero(~on_support), points,
+                                                             relevancy, tabletop, config)
         if chosen is not None:
             # the object's own base lies within the support's thickness: take it back by footprint
             base = np.flatnonzero(on_support)
-            inside = _within_footprint(points[chosen], points[base], up, config.cluster_voxel_size / 4.0)
+            basis = _horizontal_basis(_unit_up(config))
+            inside = _within_footprint(points[chosen] @ basis, points[base] @ basis, config.cluster_voxel_size / 4.0)
             return selected[np.sort(np.concatenate([chosen, base[inside]]))]
     chosen = _cluster_of(np.arange(len(selected)), points, relevancy[selected], config)
     return None if chosen is None else selected[chosen]
@@ -154,21 +195,40 @@ def _cluster_of(subset: np.ndarray, points: np.ndarray, weights: np.ndarray, con
     return None if best is None else subset[labels == best]
 
 
-def _within_footprint(body: np.ndarray, queries: np.ndarray, up: np.ndarray, margin: float) -> np.ndarray:
-    """[Q] bool: queries [Q, 3] whose projection along ``up`` falls inside the convex footprint of
-    body [K, 3], grown by ``margin`` metres. A degenerate footprint (a line) contains nothing."""
-    basis = _horizontal_basis(up)
-    flat = body @ basis
-    if len(queries) == 0 or len(flat) < 3:
+def _purest_cluster(selected: np.ndarray, subset: np.ndarray, points: np.ndarray, relevancy: np.ndarray,
+                    tabletop: Tabletop, config: QueryConfig) -> np.ndarray | None:
+    """Members (positions in ``selected``) of the purest cluster of the relevant Gaussians
+    ``selected[subset]`` (points: [M, 3] their positions, float64), or None.
+
+    Purity: the mean relevancy (relevancy: [N]) of the scene's Gaussians in the cluster's column
+    (:meth:`Tabletop.column`), where its object stands. The object the prompt names is relevant all
+    over; summed relevancy would favour big objects that are relevant in patches (the top face of a
+    tall cylinder of the prompt's colour), and a compact patch on a mostly irrelevant object is
+    diluted by the rest of its column.
+    """
+    if len(subset) == 0:
+        return None
+    labels = cluster_labels(points[subset], config)
+    best, best_purity = None, -1.0
+    for label in np.unique(labels[labels >= 0]):
+        members = subset[labels == label]
+        column = tabletop.column(selected[members], config.cluster_voxel_size / 2.0)
+        purity = float(relevancy[column].mean()) if len(column) else 0.0
+        if purity > best_purity:
+            best, best_purity = members, purity
+    return best
+
+
+def _within_footprint(body: np.ndarray, queries: np.ndarray, margin: float) -> np.ndarray:
+    """[Q] bool: horizontal points queries [Q, 2] inside the convex footprint of body [K, 2], its edges
+    pushed ``margin`` metres out. A degenerate footprint (a line) contains nothing."""
+    if len(queries) == 0 or len(body) < 3:
         return np.zeros(len(queries), dtype=bool)
     try:
-        hull = flat[ConvexHull(flat).vertices]
-        centre = hull.mean(axis=0)
-        outward = hull - centre
-        hull = hull + margin * outward / np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-12)
-        return Delaunay(hull).find_simplex(queries @ basis) >= 0
+        edges = ConvexHull(body).equations  # [F, 3]: outward unit normal, offset; inside is <= 0
     except QhullError:
         return np.zeros(len(queries), dtype=bool)
+    return np.all(queries @ edges[:, :2].T + edges[:, 2] <= margin, axis=1)
 
 
 def _min_area_yaw(xy: np.ndarray) -> float:
@@ -265,8 +325,9 @@ class SupportPlane:
     thickness: float
 
     def heights(self, points: np.ndarray) -> np.ndarray:
-        """[M] height of points [M, 3] above the support, minus its thickness: positive above it."""
-        return points @ self.normal + self.offset - self.thickness
+        """[M] height of points [M, 3] above the support, minus its thickness: positive above it (in
+        the points' floating dtype)."""
+        return points @ self.normal.astype(points.dtype) + (self.offset - self.thickness)
 
 
 def fit_support(points: np.ndarray, up: np.ndarray, clearance: float) -> SupportPlane:
@@ -292,25 +353,20 @@ def fit_support(points: np.ndarray, up: np.ndarray, clearance: float) -> Support
     return SupportPlane(np.asarray(up, dtype=np.float64), -floor, clearance)
 
 
-def grow_object(seed: np.ndarray, means: np.ndarray, config: QueryConfig) -> np.ndarray:
+def grow_object(seed: np.ndarray, means: np.ndarray, tabletop: Tabletop, config: QueryConfig) -> np.ndarray:
     """The whole object around a relevant cluster, by region growing over the scene's Gaussians.
 
-    seed: [K] int64 scene indices of the cluster; means: [N, 3] scene frame. Only Gaussians within
-    ``object_growth_limit`` of the seed's bounding box and above the support surface
-    (:func:`fit_support` on that region) are considered. They are grouped in voxels of ``cluster_voxel_size`` /
-    2 (a dense scene holds tens of thousands of them near an object); from the seed's voxels, the
-    object takes every voxel whose centroid lies within ``object_growth`` of one it already has, until
-    none is added. Returns sorted scene indices, the seed included.
+    seed: [K] int64 scene indices of the cluster; means: [N, 3] scene frame. Only Gaussians in the
+    seed's column (:meth:`Tabletop.column`, margin ``object_growth_limit``: above the support, down
+    to it) are considered. They are grouped in voxels of ``cluster_voxel_size`` / 2 (a dense scene
+    holds tens of thousands of them near an object); from the seed's voxels, the object takes every
+    voxel whose centroid lies within ``object_growth`` of one it already has, until none is added.
+    Returns sorted scene indices, the seed included.
     """
-    lo = means[seed].min(axis=0) - config.object_growth_limit
-    hi = means[seed].max(axis=0) + config.object_growth_limit
-    region = np.flatnonzero(np.all((means >= lo) & (means <= hi), axis=1))
-    points = means[region].astype(np.float64)
-    above = fit_support(points, _unit_up(config), config.support_clearance).heights(points) > 0.0
-    if not above.any():
+    candidates = tabletop.column(seed, config.object_growth_limit)
+    if len(candidates) == 0:
         return np.sort(seed)
-    candidates, points = region[above], points[above]
-    voxels = group_by_voxel(points, config.cluster_voxel_size / 2.0)
+    voxels = group_by_voxel(means[candidates].astype(np.float64), config.cluster_voxel_size / 2.0)
     tree = cKDTree(voxels.centroids)
     inside = np.zeros(len(voxels.counts), dtype=bool)
     inside[voxels.inverse[np.isin(candidates, seed)]] = True
@@ -382,14 +438,15 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
                    f"nothing relevant: no Gaussian reaches relevancy {threshold:.3f} (max {max_relevancy:.3f})")
         return QueryResult(cloud, selected, max_relevancy, None, none, (), message, timings)
 
-    members = best_object_cluster(selected, means, relevancy, config)
+    tabletop = tabletop_of(means, config) if config.box_alignment == "gravity" else None
+    members = best_object_cluster(selected, means, relevancy, config, tabletop)
     lap("cluster")
     if members is None:
         message = (f"{len(selected)} relevant points but no cluster of {config.cluster_min_points} voxels "
                    f"within {config.cluster_eps} m")
         return QueryResult(cloud, selected, max_relevancy, None, none, (), message, timings)
-    if config.object_growth > 0 and config.box_alignment == "gravity":
-        members = grow_object(members, means, config)
+    if config.object_growth > 0 and tabletop is not None:
+        members = grow_object(members, means, tabletop, config)
     object_points = means[members].astype(np.float64)
     box = object_box(object_points, config)
     lap("box")
