@@ -15,7 +15,7 @@ import open3d as o3d
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from langscene_core.config import GraspConfig, QueryConfig
-from langscene_core.grasp import Grasp, plan_grasps
+from langscene_core.grasp import Grasp, Support, plan_grasps
 from langscene_core.voxel import group_by_voxel
 
 # One relevancy-cloud point, laid out for sensor_msgs/PointCloud2: float32 x, y, z, relevancy and the
@@ -192,45 +192,61 @@ def object_box(points: np.ndarray, config: QueryConfig) -> ObjectBox:
 PLANE_FIT_POINTS = 5000  # points the support-plane RANSAC sees at most
 
 
-def support_height(points: np.ndarray, up: np.ndarray, clearance: float) -> np.ndarray:
-    """[M] height of each point above the support surface, minus the support's thickness.
+def fit_support(points: np.ndarray, up: np.ndarray, clearance: float) -> Support | None:
+    """The support surface under an object as a half-space, or None when there is no plane facing up.
 
-    The support is the dominant plane (open3d RANSAC) when it faces ``up`` within 30 degrees, else
-    the horizontal plane at the 5th height percentile. A reconstructed table is not a thin plane: its
-    thickness is ``clearance`` or three standard deviations of its inliers' residuals, the larger.
-    Positive values are above the support.
+    points: [M, 3] scene frame around the object. The support is the dominant plane (open3d RANSAC on
+    at most ``PLANE_FIT_POINTS`` points) when it faces ``up`` within 30 degrees. A reconstructed table
+    is not a thin plane: its thickness is ``clearance`` or three standard deviations of its inliers'
+    residuals, the larger, and is included in the half-space's offset.
     """
+    if len(points) < 3:
+        return None
+    sample = points[:: max(1, len(points) // PLANE_FIT_POINTS)]  # the fit needs no more points
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(sample))
+    o3d.utility.random.seed(0)  # open3d's RANSAC draws from its one global generator: same answer each query
+    plane, inliers = cloud.segment_plane(distance_threshold=max(2 * clearance, 0.01), ransac_n=3,
+                                         num_iterations=200)
+    plane = np.asarray(plane, dtype=np.float64) / np.linalg.norm(plane[:3])
+    if len(inliers) < 3 or abs(plane[:3] @ up) <= np.cos(np.radians(30.0)):
+        return None
+    plane *= np.sign(plane[:3] @ up)
+    thickness = max(clearance, 3.0 * float(np.std(sample[inliers] @ plane[:3] + plane[3])))
+    return Support(normal=plane[:3], offset=float(plane[3] - thickness))
+
+
+def support_height(points: np.ndarray, up: np.ndarray, support: Support | None, clearance: float) -> np.ndarray:
+    """[M] height of each point above the support surface (its thickness excluded); positive above.
+
+    Without a support plane, the horizontal plane ``clearance`` above the 5th height percentile."""
+    if support is not None:
+        return points @ support.normal + support.offset
     heights = points @ up
-    if len(points) >= 3:
-        sample = points[:: max(1, len(points) // PLANE_FIT_POINTS)]  # the fit needs no more points
-        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(sample))
-        o3d.utility.random.seed(0)  # open3d's RANSAC draws from its one global generator: same answer each query
-        plane, inliers = cloud.segment_plane(distance_threshold=max(2 * clearance, 0.01), ransac_n=3,
-                                             num_iterations=200)
-        normal = np.asarray(plane[:3])
-        if len(inliers) >= 3 and abs(normal @ up) > np.cos(np.radians(30.0)):
-            sign = np.sign(normal @ up)
-            distance = sign * (points @ normal + plane[3])
-            thickness = max(clearance, 3.0 * float(np.std(sign * (sample[inliers] @ normal + plane[3]))))
-            return distance - thickness
     return heights - np.percentile(heights, 5.0) - clearance
 
 
-def grow_object(seed: np.ndarray, means: np.ndarray, config: QueryConfig) -> np.ndarray:
+def neighbourhood(seed: np.ndarray, means: np.ndarray, margin: float) -> np.ndarray:
+    """[R] sorted scene indices of the Gaussians within ``margin`` metres of the bounding box of the
+    Gaussians ``seed`` (means: [N, 3] scene frame)."""
+    lo = means[seed].min(axis=0) - margin
+    hi = means[seed].max(axis=0) + margin
+    return np.flatnonzero(np.all((means >= lo) & (means <= hi), axis=1))
+
+
+def grow_object(seed: np.ndarray, means: np.ndarray, region: np.ndarray, support: Support | None,
+                config: QueryConfig) -> np.ndarray:
     """The whole object around a relevant cluster, by region growing over the scene's Gaussians.
 
-    seed: [K] int64 scene indices of the cluster; means: [N, 3] scene frame. Only Gaussians within
-    ``object_growth_limit`` of the seed's bounding box and above the support surface
-    (:func:`support_height`) are considered. They are grouped in voxels of ``cluster_voxel_size`` /
-    2 (a dense scene holds tens of thousands of them near an object); from the seed's voxels, the
-    object takes every voxel whose centroid lies within ``object_growth`` of one it already has, until
-    none is added. Returns sorted scene indices, the seed included.
+    seed: [K] int64 scene indices of the cluster; means: [N, 3] scene frame; region: scene indices
+    the object may grow into (:func:`neighbourhood` of the seed); support: the table under it
+    (:func:`fit_support`). Only Gaussians above the support (:func:`support_height`) are considered.
+    They are grouped in voxels of ``cluster_voxel_size`` / 2 (a dense scene holds tens of thousands of
+    them near an object); from the seed's voxels, the object takes every voxel whose centroid lies
+    within ``object_growth`` of one it already has, until none is added. Returns sorted scene
+    indices, the seed included.
     """
-    lo = means[seed].min(axis=0) - config.object_growth_limit
-    hi = means[seed].max(axis=0) + config.object_growth_limit
-    region = np.flatnonzero(np.all((means >= lo) & (means <= hi), axis=1))
     points = means[region].astype(np.float64)
-    height = support_height(points, _unit_up(config), config.support_clearance)
+    height = support_height(points, _unit_up(config), support, config.support_clearance)
     above = height > 0.0
     if not above.any():
         return np.sort(seed)
@@ -315,8 +331,12 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
                    f"within {config.cluster_eps} m")
         return QueryResult(cloud, selected, max_relevancy, None, none, (), message, timings)
     members = selected[labels == best]
-    if config.object_growth > 0 and config.box_alignment == "gravity":
-        members = grow_object(members, means, config)
+    support = None
+    if config.box_alignment == "gravity":  # a tabletop: the object stands on a support
+        region = neighbourhood(members, means, config.object_growth_limit)
+        support = fit_support(means[region].astype(np.float64), _unit_up(config), config.support_clearance)
+        if config.object_growth > 0:
+            members = grow_object(members, means, region, support, config)
     object_points = means[members].astype(np.float64)
     box = object_box(object_points, config)
     lap("box")
@@ -326,7 +346,8 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
     # grown members may lie below the threshold: they are the object all the same
     grasps = plan_grasps(object_points, np.maximum(relevancy[members], threshold), means[others], grasp_config,
                          _unit_up(config),
-                         object_normals=None if normals is None else normals[members], max_grasps=max_grasps)
+                         object_normals=None if normals is None else normals[members], max_grasps=max_grasps,
+                         support=support)
     lap("grasps")
     centre, size = box.pose[:3, 3], box.extent
     message = (f"{len(selected)} relevant points; object of {len(members)} points at "
