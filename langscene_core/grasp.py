@@ -177,12 +177,18 @@ def _approach_directions(closing: np.ndarray, up: np.ndarray, config: GraspConfi
 
 @dataclass(frozen=True)
 class Support:
-    """The support surface (table) as a half-space, scene frame: points p with normal @ p + offset > 0
-    are above it. normal: [3] unit vector pointing up; offset: metres (the surface's own thickness
-    already included)."""
+    """The support surface (table) as a fitted plane, scene frame: points p with
+    ``normal @ p + offset > 0`` are above it. normal: [3] unit vector pointing up; offset: metres;
+    thickness: metres of scatter of the surface's own points about the plane (a reconstructed table
+    is not a thin plane). The gripper keeps ``collision_margin`` above the plane itself."""
 
     normal: np.ndarray
     offset: float
+    thickness: float = 0.0
+
+    def height(self, points: np.ndarray) -> np.ndarray:
+        """[M] signed distance above the plane of points [M, 3]."""
+        return points @ self.normal + self.offset
 
 
 @dataclass(frozen=True)
@@ -217,8 +223,8 @@ class _Closing:
 
     feasible: [C, D] bool, the fingers touch the object on both sides within the friction cone,
     within the opening, and nothing is hit on the way in. depth: [C, D] fingertip positions along z
-    (``contact_depths``, then the palm-limited one of :func:`_palm_limited_depth`). shift: [C, D] metres along x that centres
-    the fingers on the touched object. opening: [C, D] the fingers' opening (0 where they touch nothing).
+    (``contact_depths``, then the deepest clear one of :func:`_deepest_clear_depth`). shift: [C, D]
+    metres along x that centres the fingers on the touched object. opening: [C, D] the fingers' opening (0 where they touch nothing).
     contacts: [C, D, 2, 3] the two contact patches' centres (gripper frame, before the shift).
     antipodality: [C, D] 1 - (larger contact-normal angle) / (cone half angle).
     """
@@ -248,13 +254,14 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
     """Close the gripper on the points, as the world's grasp checker does on true meshes.
 
     poses: [C, 4, 4] gripper poses (x closing, z approach) with the origin at a contact pair's
-    midpoint. For each fingertip position d (``config.contact_depths``, then the palm-limited one;
+    midpoint. For each fingertip position d (``config.contact_depths``, then the deepest clear one;
     the origin moved d along z):
     the finger pads (|y| <= finger_width / 2, z from -finger_depth to 0 behind the fingertips) first
     touch the outermost object samples along +x and -x; the fingers are re-centred on them and open
-    ``width_clearance`` beyond each (less where the gripper's opening ends, down to ``collision_margin``). The contact normal is the mean over the samples within
-    ``contact_tolerance`` of the outermost one; most of them must lie on smooth patches (not an edge or
-    a rim). Collision, with ``collision_margin`` around every part:
+    ``width_clearance`` beyond each (less where the gripper's opening ends, down to ``collision_margin``).
+    The contact is the mean of the smooth samples (not on an edge or a rim) within ``contact_tolerance``
+    of the outermost one, its normal their mean normal. Collision, with ``collision_margin`` around
+    every part:
     the fingers and palm swept ``approach_distance`` along the approach may hold no object sample
     outside the slot between the fingers, no obstacle point outside the part of the slot between the
     contacts, and must stay above the support.
@@ -278,7 +285,7 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
     found, owner, local = found[near_y], owner[near_y], local[near_y]
     target = surroundings.target[found]
     depths = np.concatenate([np.broadcast_to(fixed, (C, D - 1)),
-                             _palm_limited_depth(local, owner, target, C, config)[:, None]], axis=1)
+                             _deepest_clear_depth(poses, local, owner, target, support, config)[:, None]], axis=1)
     cell = owner[:, None] * D + np.arange(D)[None, :]  # [K, D] flat (candidate, depth) index
     z_tip = local[:, 2:3] - depths[owner]  # [K, D] height relative to the fingertips
     x = np.broadcast_to(local[:, 0:1], z_tip.shape)
@@ -290,23 +297,24 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
         touches = (width > tol) & (width <= max_contact) & (x_hi > 0) & (x_lo < 0)
         shift = np.where(touches, (x_hi + x_lo) / 2, 0.0)
         half_open = np.where(touches, np.minimum(width / 2 + config.width_clearance, config.gripper_max_width / 2), 0.0)
-    # contact patches and their mean outward normals
+    # Contact patches: the pad's samples within contact_tolerance of the outermost one. Their smooth
+    # samples give the contact (centre and mean outward normal): at an edge or a rim the patch also
+    # holds the next face's samples, whose normals are not the contact's; no smooth sample, no contact.
     normals = np.zeros((len(found), 3))  # object samples' outward normals in their candidate's frame
     normals[target] = np.einsum("kc,kcj->kj", surroundings.normals[found[target]], poses[owner[target], :3, :3])
-    contacts = np.zeros((C, D, 2, 3))
-    cos = np.zeros((C, D, 2))
-    smooth = np.zeros(len(found))  # 1 for object samples on smooth patches
+    smooth = np.zeros(len(found), dtype=bool)
     smooth[target] = surroundings.smooth[found[target]]
-    smooth_share = np.zeros((C, D, 2))
+    contacts = np.zeros((C, D, 2, 3))
+    cos = np.full((C, D, 2), -1.0)
     for side, extreme, sign in ((0, x_lo, -1.0), (1, x_hi, 1.0)):
-        patch = pad & (sign * (x - extreme.reshape(-1)[cell]) >= -tol)
-        count = np.maximum(_per_cell(cell[patch], 1.0, C * D, np.add, 0.0), 1.0)
-        rows = np.nonzero(patch)[0]
-        for c in range(3):
-            contacts[..., side, c] = (_per_cell(cell[patch], local[rows, c], C * D, np.add, 0.0) / count).reshape(C, D)
-        mean_normal = np.stack([_per_cell(cell[patch], normals[rows, c], C * D, np.add, 0.0) for c in range(3)], 1)
-        cos[..., side] = (sign * mean_normal[:, 0] / np.maximum(np.linalg.norm(mean_normal, axis=1), 1e-12)).reshape(C, D)
-        smooth_share[..., side] = (_per_cell(cell[patch], smooth[rows], C * D, np.add, 0.0) / count).reshape(C, D)
+        patch = pad & (sign * (x - extreme.reshape(-1)[cell]) >= -tol) & smooth[:, None]
+        rows, cells = np.nonzero(patch)[0], cell[patch]
+        count = _per_cell(cells, 1.0, C * D, np.add, 0.0)
+        sums = np.stack([_per_cell(cells, local[rows, c], C * D, np.add, 0.0) for c in range(3)], 1)
+        contacts[..., side, :] = (sums / np.maximum(count, 1.0)[:, None]).reshape(C, D, 3)
+        mean_normal = np.stack([_per_cell(cells, normals[rows, c], C * D, np.add, 0.0) for c in range(3)], 1)
+        cos[..., side] = np.where(count > 0, sign * mean_normal[:, 0]
+                                  / np.maximum(np.linalg.norm(mean_normal, axis=1), 1e-12), -1.0).reshape(C, D)
     worst = np.arccos(np.clip(cos.min(axis=2), -1.0, 1.0))
     cone = np.arctan(config.friction_coefficient)
     # collisions of the re-centred gripper
@@ -320,25 +328,36 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
     hit = _per_cell(cell[in_box & ~slot], 1.0, C * D, np.add, 0.0).reshape(C, D) > 0
     if support is not None:
         hit |= _below_support(poses, depths, shift, half_open, support, config)
-    feasible = touches & (worst <= cone) & (smooth_share.min(axis=2) >= 0.5) & ~hit
+    feasible = touches & (worst <= cone) & ~hit
     return _Closing(feasible=feasible, depth=depths, shift=shift, opening=2 * half_open,
                     contacts=contacts, antipodality=1.0 - worst / cone)
 
 
-def _palm_limited_depth(local: np.ndarray, owner: np.ndarray, target: np.ndarray, count: int,
-                        config: GraspConfig) -> np.ndarray:
-    """[C] deepest fingertip position (along z from the seed midpoint) at which the palm's front stays
-    ``collision_margin`` short of every object sample in front of it (within the widest opening),
-    within (-finger_depth, finger_depth): the fingers then reach as far round the object as its far
-    side allows (e.g. down to a ball's equator or a mug's rim).
+def _deepest_clear_depth(poses: np.ndarray, local: np.ndarray, owner: np.ndarray, target: np.ndarray,
+                         support: Support | None, config: GraspConfig) -> np.ndarray:
+    """[C] deepest fingertip position (along z from the seed midpoint, within +-finger_depth) at
+    which, within the widest opening's footprint, the palm's front stays ``collision_margin`` short of
+    every object sample, and the fingertips short of every obstacle point ahead of the seed and of
+    the support: the fingers reach as far round the object as its far side and the table allow (e.g.
+    down to a ball's equator, a mug's rim, or just above the table beside a small box).
 
-    local: [K, 3] points in their candidate's frame; owner: [K] candidate index; target: [K] bool."""
-    half_x = config.gripper_max_width / 2 + config.finger_thickness + config.collision_margin
-    front = target & (np.abs(local[:, 0]) <= half_x) & (np.abs(local[:, 1]) <= config.finger_width / 2
-                                                          + config.collision_margin)
-    nearest = _per_cell(owner[front], local[front, 2], count, np.minimum, np.inf)
+    poses: [C, 4, 4]; local: [K, 3] points in their candidate's frame; owner: [K] candidate index;
+    target: [K] bool (object sample)."""
+    m = config.collision_margin
+    half_x = config.gripper_max_width / 2 + config.finger_thickness + m
+    half_y = config.finger_width / 2 + m
+    under = (np.abs(local[:, 0]) <= half_x) & (np.abs(local[:, 1]) <= half_y)
+    nearest = _per_cell(owner[under & target], local[under & target, 2], len(poses), np.minimum, np.inf)
+    ahead = under & ~target & (local[:, 2] >= 0)
+    obstacle = _per_cell(owner[ahead], local[ahead, 2], len(poses), np.minimum, np.inf)
+    depth = np.minimum(nearest + config.finger_depth - 2 * m, obstacle - 2 * m)
+    if support is not None:
+        axes = np.einsum("cji,j->ci", poses[:, :3, :3], support.normal)  # support normal, gripper frame
+        lowest = support.height(poses[:, :3, 3]) - half_x * np.abs(axes[:, 0]) - half_y * np.abs(axes[:, 1])
+        down = axes[:, 2] < -1e-6  # approaching the support: the fingertips go down towards it
+        depth = np.where(down, np.minimum(depth, (lowest - 2 * m) / np.where(down, -axes[:, 2], 1.0)), depth)
     limit = 0.999 * config.finger_depth
-    return np.clip(nearest + config.finger_depth - 2 * config.collision_margin, -limit, limit)
+    return np.clip(depth, -limit, limit)
 
 
 def _below_support(poses: np.ndarray, depths: np.ndarray, shift: np.ndarray, half_open: np.ndarray,
@@ -357,7 +376,7 @@ def _below_support(poses: np.ndarray, depths: np.ndarray, shift: np.ndarray, hal
     cz = depths[:, :, None] + np.where(signs[:, 2] > 0, 0.0, z_back)[None, None, :]
     cz = np.broadcast_to(cz, cx.shape)
     axes = np.einsum("cji,j->ci", poses[:, :3, :3], support.normal)  # [C, 3] support normal, gripper frame
-    height = (poses[:, :3, 3] @ support.normal + support.offset)[:, None, None] \
+    height = support.height(poses[:, :3, 3])[:, None, None] \
         + cx * axes[:, None, None, 0] + cy * axes[:, None, None, 1] + cz * axes[:, None, None, 2]
     return (height < m).any(axis=2)
 

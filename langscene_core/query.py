@@ -198,7 +198,7 @@ def fit_support(points: np.ndarray, up: np.ndarray, clearance: float) -> Support
     points: [M, 3] scene frame around the object. The support is the dominant plane (open3d RANSAC on
     at most ``PLANE_FIT_POINTS`` points) when it faces ``up`` within 30 degrees. A reconstructed table
     is not a thin plane: its thickness is ``clearance`` or three standard deviations of its inliers'
-    residuals, the larger, and is included in the half-space's offset.
+    residuals, the larger (``Support.thickness``).
     """
     if len(points) < 3:
         return None
@@ -212,15 +212,15 @@ def fit_support(points: np.ndarray, up: np.ndarray, clearance: float) -> Support
         return None
     plane *= np.sign(plane[:3] @ up)
     thickness = max(clearance, 3.0 * float(np.std(sample[inliers] @ plane[:3] + plane[3])))
-    return Support(normal=plane[:3], offset=float(plane[3] - thickness))
+    return Support(normal=plane[:3], offset=float(plane[3]), thickness=thickness)
 
 
 def support_height(points: np.ndarray, up: np.ndarray, support: Support | None, clearance: float) -> np.ndarray:
-    """[M] height of each point above the support surface (its thickness excluded); positive above.
+    """[M] height of each point above the support surface, its thickness excluded; positive above.
 
     Without a support plane, the horizontal plane ``clearance`` above the 5th height percentile."""
     if support is not None:
-        return points @ support.normal + support.offset
+        return support.height(points) - support.thickness
     heights = points @ up
     return heights - np.percentile(heights, 5.0) - clearance
 

@@ -95,7 +95,8 @@ def test_contacts_keep_off_edges_where_normals_blend(name, with_normals):
     for grasp in grasps:
         local = np.abs(box.to_local(grasp.contacts)) - np.asarray(box.size) / 2
         gap_to_edge = -np.sort(local, axis=1)[:, 1]  # distance to the nearest edge of the contact's face
-        assert (gap_to_edge > 0.005).all(), gap_to_edge
+        # smooth samples' normal patch (smooth_radius) barely reaches over an edge: half a radius away
+        assert (gap_to_edge > CONFIG.smooth_radius / 2).all(), gap_to_edge
 
 
 def test_normal_signs_are_ignored_and_results_are_deterministic():
