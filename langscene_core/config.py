@@ -173,7 +173,8 @@ class GraspConfig:
     palm_depth: float = 0.02  # metres, palm thickness behind the fingers (along approach)
     # metres the fingertips reach past a seed contact pair's midpoint along the approach, tried in this
     # order (first feasible wins); negative: the fingers close on the near side (e.g. above a ball's equator)
-    contact_depths: tuple[float, ...] = (0.02, 0.012, 0.005, -0.004, -0.01)
+    # (after these, the deepest clear position of the palm and fingertips is tried: most grasps use it)
+    contact_depths: tuple[float, ...] = (0.02, 0.008, -0.004)
     width_clearance: float = 0.01  # metres of opening added on each side beyond the contacts
     friction_coefficient: float = 0.4  # friction cone half angle = atan(coefficient)
     contact_samples: int = 128  # first contacts sampled on the object (farthest-point sampling)
@@ -193,6 +194,9 @@ class GraspConfig:
     # metres added around fingers and palm in the collision check: reconstructed surfaces sit a few mm
     # inside the true ones and their points are ~voxel spacing apart
     collision_margin: float = 0.005
+    # metres kept between the palm and the object along the approach: a reconstructed object's far side
+    # (e.g. a cylinder's top seen at a grazing angle) can sit deeper inside its true surface than its sides
+    palm_margin: float = 0.008
     collision_voxel_size: float = 0.006  # metres; object and obstacle points for the collision check
     nms_distance: float = 0.01  # metres; a grasp this close to a better one with a similar
     nms_angle_deg: float = 20.0  # approach (within this angle) is suppressed

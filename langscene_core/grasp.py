@@ -35,6 +35,7 @@ from langscene_core.config import GraspConfig
 from langscene_core.voxel import group_by_voxel
 
 _BATCH = 64  # candidates per vectorised collision check; stops early once enough grasps are found
+_CLEARANCE = 0.001  # metres beyond collision_margin kept by the deepest clear fingertip position
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ def validate_grasp_config(config: GraspConfig) -> None:
     """Raise ValueError naming the first inconsistent gripper setting."""
     positive = ("gripper_max_width", "finger_depth", "finger_thickness", "finger_width", "palm_depth",
                 "object_voxel_size", "contact_tolerance", "normal_radius", "smooth_radius", "collision_voxel_size",
+                "palm_margin",
                 "friction_coefficient")
     for name in positive:
         if not getattr(config, name) > 0:
@@ -177,10 +179,10 @@ def _approach_directions(closing: np.ndarray, up: np.ndarray, config: GraspConfi
 
 @dataclass(frozen=True)
 class Support:
-    """The support surface (table) as a fitted plane, scene frame: points p with
-    ``normal @ p + offset > 0`` are above it. normal: [3] unit vector pointing up; offset: metres;
-    thickness: metres of scatter of the surface's own points about the plane (a reconstructed table
-    is not a thin plane). The gripper keeps ``collision_margin`` above the plane itself."""
+    """The support surface (table) as a plane, scene frame: points p with ``normal @ p + offset > 0``
+    are above its top. normal: [3] unit vector pointing up; offset: metres; thickness: metres above
+    the top where the surface's own scattered points still reach (a reconstructed table is not a thin
+    plane). The gripper keeps ``collision_margin`` above the top."""
 
     normal: np.ndarray
     offset: float
@@ -193,7 +195,7 @@ class Support:
 
 @dataclass(frozen=True)
 class _Surroundings:
-    """What the gripper closes on and must not hit, with one open3d radius-search index over it.
+    """What the gripper closes on and must not hit.
 
     points: [N, 3] float64 scene frame, the grasped object's samples first, then the obstacles.
     normals: [T, 3] outward unit normals of the T object samples; smooth: [T] bool, the sample's
@@ -205,16 +207,13 @@ class _Surroundings:
     normals: np.ndarray
     smooth: np.ndarray
     target: np.ndarray
-    index: o3d.core.nns.NearestNeighborSearch
 
     @classmethod
     def build(cls, object_points: np.ndarray, object_normals: np.ndarray, object_smooth: np.ndarray,
               obstacle_points: np.ndarray) -> "_Surroundings":
-        points = np.ascontiguousarray(np.concatenate([object_points, obstacle_points]))
-        index = o3d.core.nns.NearestNeighborSearch(o3d.core.Tensor(points))
-        index.fixed_radius_index()
+        points = np.concatenate([object_points, obstacle_points])
         return cls(points=points, normals=object_normals, smooth=object_smooth,
-                   target=np.arange(len(points)) < len(object_points), index=index)
+                   target=np.arange(len(points)) < len(object_points))
 
 
 @dataclass(frozen=True)
@@ -261,7 +260,7 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
     ``width_clearance`` beyond each (less where the gripper's opening ends, down to ``collision_margin``).
     The contact is the mean of the smooth samples (not on an edge or a rim) within ``contact_tolerance``
     of the outermost one, its normal their mean normal. Collision, with ``collision_margin`` around
-    every part:
+    every part (``palm_margin`` between the palm and the object):
     the fingers and palm swept ``approach_distance`` along the approach may hold no object sample
     outside the slot between the fingers, no obstacle point outside the part of the slot between the
     contacts, and must stay above the support.
@@ -272,17 +271,17 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
     half_y = config.finger_width / 2
     max_contact = _max_contact_width(config)
     z_back = -(config.finger_depth + config.palm_depth + config.approach_distance + m)
-    # Every point any part can touch at any depth and shift lies in this sphere around each candidate.
+    # Every point any part can touch at any depth and shift lies in this box around each candidate.
     x_reach = max_contact + config.width_clearance + config.finger_thickness + m
     z_lo, z_hi = z_back - config.finger_depth, m + config.finger_depth
-    centres = poses[:, :3, 3] + (z_lo + z_hi) / 2 * poses[:, :3, 2]
-    radius = float(np.sqrt(x_reach ** 2 + (half_y + m) ** 2 + ((z_hi - z_lo) / 2) ** 2))
-    found, _, splits = surroundings.index.fixed_radius_search(o3d.core.Tensor(centres), radius, sort=False)
-    found, splits = found.numpy(), splits.numpy()
-    owner = np.repeat(np.arange(C), np.diff(splits))
-    local = np.einsum("kc,kcj->kj", surroundings.points[found] - poses[owner, :3, 3], poses[owner, :3, :3])
-    near_y = np.abs(local[:, 1]) <= half_y + m
-    found, owner, local = found[near_y], owner[near_y], local[near_y]
+    # All points in every candidate's frame with one matrix product ([N, C, 3]): dense, but cheaper
+    # than a radius search whose sphere must hold the long, thin swept box.
+    rotations = poses[:, :3, :3]
+    frames = (surroundings.points @ rotations.transpose(1, 0, 2).reshape(3, 3 * C)).reshape(-1, C, 3) \
+        - np.einsum("ci,cij->cj", poses[:, :3, 3], rotations)[None]
+    found, owner = np.nonzero((np.abs(frames[..., 1]) <= half_y + m) & (np.abs(frames[..., 0]) <= x_reach)
+                              & (frames[..., 2] >= z_lo) & (frames[..., 2] <= z_hi))
+    local = frames[found, owner]
     target = surroundings.target[found]
     depths = np.concatenate([np.broadcast_to(fixed, (C, D - 1)),
                              _deepest_clear_depth(poses, local, owner, target, support, config)[:, None]], axis=1)
@@ -324,7 +323,7 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
     # In front of the palm, object samples may fill the slot between the fingers; other points only
     # where the object encloses them (between its two contacts: e.g. a mug's floor, segmented as table).
     inner = np.where(target[:, None], open_, np.where(touches, width / 2, 0.0).reshape(-1)[cell])
-    slot = (ax < inner - m) & (z_tip > -config.finger_depth + m)
+    slot = (ax < inner - m) & (z_tip > -config.finger_depth + config.palm_margin)
     hit = _per_cell(cell[in_box & ~slot], 1.0, C * D, np.add, 0.0).reshape(C, D) > 0
     if support is not None:
         hit |= _below_support(poses, depths, shift, half_open, support, config)
@@ -336,7 +335,7 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
 def _deepest_clear_depth(poses: np.ndarray, local: np.ndarray, owner: np.ndarray, target: np.ndarray,
                          support: Support | None, config: GraspConfig) -> np.ndarray:
     """[C] deepest fingertip position (along z from the seed midpoint, within +-finger_depth) at
-    which, within the widest opening's footprint, the palm's front stays ``collision_margin`` short of
+    which, within the widest opening's footprint, the palm's front stays ``palm_margin`` short of
     every object sample, and the fingertips short of every obstacle point ahead of the seed and of
     the support: the fingers reach as far round the object as its far side and the table allow (e.g.
     down to a ball's equator, a mug's rim, or just above the table beside a small box).
@@ -350,12 +349,12 @@ def _deepest_clear_depth(poses: np.ndarray, local: np.ndarray, owner: np.ndarray
     nearest = _per_cell(owner[under & target], local[under & target, 2], len(poses), np.minimum, np.inf)
     ahead = under & ~target & (local[:, 2] >= 0)
     obstacle = _per_cell(owner[ahead], local[ahead, 2], len(poses), np.minimum, np.inf)
-    depth = np.minimum(nearest + config.finger_depth - 2 * m, obstacle - 2 * m)
+    depth = np.minimum(nearest + config.finger_depth - config.palm_margin - _CLEARANCE, obstacle - m - _CLEARANCE)
     if support is not None:
         axes = np.einsum("cji,j->ci", poses[:, :3, :3], support.normal)  # support normal, gripper frame
         lowest = support.height(poses[:, :3, 3]) - half_x * np.abs(axes[:, 0]) - half_y * np.abs(axes[:, 1])
         down = axes[:, 2] < -1e-6  # approaching the support: the fingertips go down towards it
-        depth = np.where(down, np.minimum(depth, (lowest - 2 * m) / np.where(down, -axes[:, 2], 1.0)), depth)
+        depth = np.where(down, np.minimum(depth, (lowest - m - _CLEARANCE) / np.where(down, -axes[:, 2], 1.0)), depth)
     limit = 0.999 * config.finger_depth
     return np.clip(depth, -limit, limit)
 
@@ -429,7 +428,10 @@ def plan_grasps(object_points: np.ndarray, object_relevancy: np.ndarray, obstacl
     candidates = _ranked_candidates(points, rel, normals, first, second, antipodality, up, config)
     centre = points.mean(axis=0)
     radius = np.max(np.linalg.norm(points - centre, axis=1)) + gripper_reach(config)
-    obstacles = group_by_voxel(_near(obstacle_points, centre, radius), config.collision_voxel_size).centroids
+    obstacles = _near(obstacle_points, centre, radius)
+    if support is not None:  # the support half-space stands for the table's own (noisy) points
+        obstacles = obstacles[support.height(obstacles) >= config.collision_margin]
+    obstacles = group_by_voxel(obstacles, config.collision_voxel_size).centroids
     surroundings = _Surroundings.build(points, normals, smooth, obstacles)
     return _feasible(candidates, surroundings, support, limit, config)
 

@@ -196,9 +196,10 @@ def fit_support(points: np.ndarray, up: np.ndarray, clearance: float) -> Support
     """The support surface under an object as a half-space, or None when there is no plane facing up.
 
     points: [M, 3] scene frame around the object. The support is the dominant plane (open3d RANSAC on
-    at most ``PLANE_FIT_POINTS`` points) when it faces ``up`` within 30 degrees. A reconstructed table
-    is not a thin plane: its thickness is ``clearance`` or three standard deviations of its inliers'
-    residuals, the larger (``Support.thickness``).
+    at most ``PLANE_FIT_POINTS`` points) when it faces ``up`` within 30 degrees, raised to the 95th
+    percentile of its inliers' residuals (the surface's top). A reconstructed table is not a thin
+    plane: points up to ``clearance`` or three standard deviations of the residuals (the larger)
+    above the plane's middle still belong to it (``Support.thickness``, above the top).
     """
     if len(points) < 3:
         return None
@@ -211,8 +212,12 @@ def fit_support(points: np.ndarray, up: np.ndarray, clearance: float) -> Support
     if len(inliers) < 3 or abs(plane[:3] @ up) <= np.cos(np.radians(30.0)):
         return None
     plane *= np.sign(plane[:3] @ up)
-    thickness = max(clearance, 3.0 * float(np.std(sample[inliers] @ plane[:3] + plane[3])))
-    return Support(normal=plane[:3], offset=float(plane[3]), thickness=thickness)
+    residuals = sample[inliers] @ plane[:3] + plane[3]
+    # reconstructed surface points sit below the true surface (Gaussian centres inside it): its top
+    # is nearer the upper end of their scatter than the plane through their middle
+    top = float(np.percentile(residuals, 95.0))
+    thickness = max(clearance, 3.0 * float(np.std(residuals)))
+    return Support(normal=plane[:3], offset=float(plane[3] - top), thickness=max(thickness - top, 0.0))
 
 
 def support_height(points: np.ndarray, up: np.ndarray, support: Support | None, clearance: float) -> np.ndarray:
@@ -334,7 +339,9 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
     support = None
     if config.box_alignment == "gravity":  # a tabletop: the object stands on a support
         region = neighbourhood(members, means, config.object_growth_limit)
-        support = fit_support(means[region].astype(np.float64), _unit_up(config), config.support_clearance)
+        # the table is the dominant plane once the relevant part of the object is left out
+        support = fit_support(means[np.setdiff1d(region, members, assume_unique=True)].astype(np.float64),
+                              _unit_up(config), config.support_clearance)
         if config.object_growth > 0:
             members = grow_object(members, means, region, support, config)
     object_points = means[members].astype(np.float64)
