@@ -258,8 +258,9 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
     the finger pads (|y| <= finger_width / 2, z from -finger_depth to 0 behind the fingertips) first
     touch the outermost object samples along +x and -x; the fingers are re-centred on them and open
     ``width_clearance`` beyond each (less where the gripper's opening ends, down to ``collision_margin``).
-    The contact is the mean of the smooth samples (not on an edge or a rim) within ``contact_tolerance``
-    of the outermost one, its normal their mean normal. Collision, with ``collision_margin`` around
+    The contact is the mean of the smooth samples (not on an edge or a rim) within half
+    ``contact_tolerance`` of the outermost one, its normal their mean normal (a wider band would tilt
+    a curved surface's contact normal away from the first touch). Collision, with ``collision_margin`` around
     every part (``palm_margin`` between the palm and the object):
     the fingers and palm swept ``approach_distance`` along the approach may hold no object sample
     outside the slot between the fingers, no obstacle point outside the part of the slot between the
@@ -296,7 +297,7 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
         touches = (width > tol) & (width <= max_contact) & (x_hi > 0) & (x_lo < 0)
         shift = np.where(touches, (x_hi + x_lo) / 2, 0.0)
         half_open = np.where(touches, np.minimum(width / 2 + config.width_clearance, config.gripper_max_width / 2), 0.0)
-    # Contact patches: the pad's samples within contact_tolerance of the outermost one. Their smooth
+    # Contact patches: the pad's samples within contact_tolerance / 2 of the outermost one. Their smooth
     # samples give the contact (centre and mean outward normal): at an edge or a rim the patch also
     # holds the next face's samples, whose normals are not the contact's; no smooth sample, no contact.
     normals = np.zeros((len(found), 3))  # object samples' outward normals in their candidate's frame
@@ -306,7 +307,7 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
     contacts = np.zeros((C, D, 2, 3))
     cos = np.full((C, D, 2), -1.0)
     for side, extreme, sign in ((0, x_lo, -1.0), (1, x_hi, 1.0)):
-        patch = pad & (sign * (x - extreme.reshape(-1)[cell]) >= -tol) & smooth[:, None]
+        patch = pad & (sign * (x - extreme.reshape(-1)[cell]) >= -tol / 2) & smooth[:, None]
         rows, cells = np.nonzero(patch)[0], cell[patch]
         count = _per_cell(cells, 1.0, C * D, np.add, 0.0)
         sums = np.stack([_per_cell(cells, local[rows, c], C * D, np.add, 0.0) for c in range(3)], 1)
