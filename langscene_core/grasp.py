@@ -288,44 +288,48 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
                              _deepest_clear_depth(poses, local, owner, target, support, config)[:, None]], axis=1)
     cell = owner[:, None] * D + np.arange(D)[None, :]  # [K, D] flat (candidate, depth) index
     z_tip = local[:, 2:3] - depths[owner]  # [K, D] height relative to the fingertips
-    x = np.broadcast_to(local[:, 0:1], z_tip.shape)
-    pad = target[:, None] & (np.abs(local[:, 1:2]) <= half_y) & (z_tip >= -config.finger_depth) & (z_tip <= 0)
-    x_hi = _per_cell(cell[pad], x[pad], C * D, np.maximum, -np.inf).reshape(C, D)
-    x_lo = _per_cell(cell[pad], x[pad], C * D, np.minimum, np.inf).reshape(C, D)
-    width = x_hi - x_lo  # inf / nan where the pads touch nothing
+    # the pads' object samples, as (point row, flat cell) pairs
+    pad_row, pad_depth = np.nonzero(target[:, None] & (np.abs(local[:, 1:2]) <= half_y)
+                                    & (z_tip >= -config.finger_depth) & (z_tip <= 0))
+    pad_cell, pad_x = owner[pad_row] * D + pad_depth, local[pad_row, 0]
+    x_hi = _per_cell(pad_cell, pad_x, C * D, np.maximum, -np.inf)
+    x_lo = _per_cell(pad_cell, pad_x, C * D, np.minimum, np.inf)
+    width = (x_hi - x_lo).reshape(C, D)  # inf / nan where the pads touch nothing
     with np.errstate(invalid="ignore"):
-        touches = (width > tol) & (width <= max_contact) & (x_hi > 0) & (x_lo < 0)
-        shift = np.where(touches, (x_hi + x_lo) / 2, 0.0)
+        touches = (width > tol) & (width <= max_contact) & (x_hi > 0).reshape(C, D) & (x_lo < 0).reshape(C, D)
+        shift = np.where(touches, (x_hi + x_lo).reshape(C, D) / 2, 0.0)
         half_open = np.where(touches, np.minimum(width / 2 + config.width_clearance, config.gripper_max_width / 2), 0.0)
     # Contact patches: the pad's samples within contact_tolerance / 2 of the outermost one. Their smooth
     # samples give the contact (centre and mean outward normal): at an edge or a rim the patch also
     # holds the next face's samples, whose normals are not the contact's; no smooth sample, no contact.
-    normals = np.zeros((len(found), 3))  # object samples' outward normals in their candidate's frame
-    normals[target] = np.einsum("kc,kcj->kj", surroundings.normals[found[target]], poses[owner[target], :3, :3])
-    smooth = np.zeros(len(found), dtype=bool)
-    smooth[target] = surroundings.smooth[found[target]]
+    smooth = surroundings.smooth[found[pad_row]]  # pad rows are object samples
     contacts = np.zeros((C, D, 2, 3))
     cos = np.full((C, D, 2), -1.0)
     for side, extreme, sign in ((0, x_lo, -1.0), (1, x_hi, 1.0)):
-        patch = pad & (sign * (x - extreme.reshape(-1)[cell]) >= -tol / 2) & smooth[:, None]
-        rows, cells = np.nonzero(patch)[0], cell[patch]
-        count = _per_cell(cells, 1.0, C * D, np.add, 0.0)
-        sums = np.stack([_per_cell(cells, local[rows, c], C * D, np.add, 0.0) for c in range(3)], 1)
-        contacts[..., side, :] = (sums / np.maximum(count, 1.0)[:, None]).reshape(C, D, 3)
-        mean_normal = np.stack([_per_cell(cells, normals[rows, c], C * D, np.add, 0.0) for c in range(3)], 1)
-        cos[..., side] = np.where(count > 0, sign * mean_normal[:, 0]
-                                  / np.maximum(np.linalg.norm(mean_normal, axis=1), 1e-12), -1.0).reshape(C, D)
+        patch = smooth & (sign * (pad_x - extreme[pad_cell]) >= -tol / 2)
+        rows, cells = pad_row[patch], pad_cell[patch]
+        count = np.bincount(cells, minlength=C * D)
+        sums = np.stack([np.bincount(cells, local[rows, c], C * D) for c in range(3)], 1)
+        contacts[..., side, :] = (sums / np.maximum(count, 1)[:, None]).reshape(C, D, 3)
+        # outward normals in each candidate's frame: only x (the closing axis) matters
+        normal = surroundings.normals[found[rows]]
+        axes = poses[owner[rows], :3, :3]
+        along = np.bincount(cells, np.einsum("kc,kc->k", normal, axes[:, :, 0]), C * D)
+        across = np.stack([np.bincount(cells, np.einsum("kc,kc->k", normal, axes[:, :, c]), C * D)
+                           for c in (1, 2)], 1)
+        norm = np.sqrt(along ** 2 + np.sum(across ** 2, axis=1))
+        cos[..., side] = np.where(count > 0, sign * along / np.maximum(norm, 1e-12), -1.0).reshape(C, D)
     worst = np.arccos(np.clip(cos.min(axis=2), -1.0, 1.0))
     cone = np.arctan(config.friction_coefficient)
     # collisions of the re-centred gripper
-    ax = np.abs(x - shift.reshape(-1)[cell])
+    ax = np.abs(local[:, 0:1] - shift.reshape(-1)[cell])
     open_ = half_open.reshape(-1)[cell]
     in_box = (ax <= open_ + config.finger_thickness + m) & (z_tip <= m) & (z_tip >= z_back)
     # In front of the palm, object samples may fill the slot between the fingers; other points only
     # where the object encloses them (between its two contacts: e.g. a mug's floor, segmented as table).
     inner = np.where(target[:, None], open_, np.where(touches, width / 2, 0.0).reshape(-1)[cell])
     slot = (ax < inner - m) & (z_tip > -config.finger_depth + config.palm_margin)
-    hit = _per_cell(cell[in_box & ~slot], 1.0, C * D, np.add, 0.0).reshape(C, D) > 0
+    hit = np.bincount(cell[in_box & ~slot], minlength=C * D).reshape(C, D) > 0
     if support is not None:
         hit |= _below_support(poses, depths, shift, half_open, support, config)
     feasible = touches & (worst <= cone) & ~hit

@@ -15,7 +15,7 @@ import open3d as o3d
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from langscene_core.config import GraspConfig, QueryConfig
-from langscene_core.grasp import Grasp, Support, plan_grasps
+from langscene_core.grasp import Grasp, Support, gripper_reach, plan_grasps
 from langscene_core.voxel import group_by_voxel
 
 # One relevancy-cloud point, laid out for sensor_msgs/PointCloud2: float32 x, y, z, relevancy and the
@@ -230,12 +230,14 @@ def support_height(points: np.ndarray, up: np.ndarray, support: Support | None, 
     return heights - np.percentile(heights, 5.0) - clearance
 
 
-def neighbourhood(seed: np.ndarray, means: np.ndarray, margin: float) -> np.ndarray:
+def neighbourhood(seed: np.ndarray, means: np.ndarray, margin: float, among: np.ndarray | None = None) -> np.ndarray:
     """[R] sorted scene indices of the Gaussians within ``margin`` metres of the bounding box of the
-    Gaussians ``seed`` (means: [N, 3] scene frame)."""
+    Gaussians ``seed`` (means: [N, 3] scene frame), searched ``among`` sorted indices (None: all)."""
     lo = means[seed].min(axis=0) - margin
     hi = means[seed].max(axis=0) + margin
-    return np.flatnonzero(np.all((means >= lo) & (means <= hi), axis=1))
+    points = means if among is None else means[among]
+    inside = np.flatnonzero(np.all((points >= lo) & (points <= hi), axis=1))
+    return inside if among is None else among[inside]
 
 
 def grow_object(seed: np.ndarray, means: np.ndarray, region: np.ndarray, support: Support | None,
@@ -336,9 +338,11 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
                    f"within {config.cluster_eps} m")
         return QueryResult(cloud, selected, max_relevancy, None, none, (), message, timings)
     members = selected[labels == best]
+    # one pass over the scene: everything the object may grow into or the gripper may reach
+    surroundings = neighbourhood(members, means, config.object_growth_limit + gripper_reach(grasp_config))
     support = None
     if config.box_alignment == "gravity":  # a tabletop: the object stands on a support
-        region = neighbourhood(members, means, config.object_growth_limit)
+        region = neighbourhood(members, means, config.object_growth_limit, among=surroundings)
         # the table is the dominant plane once the relevant part of the object is left out
         support = fit_support(means[np.setdiff1d(region, members, assume_unique=True)].astype(np.float64),
                               _unit_up(config), config.support_clearance)
@@ -348,11 +352,9 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
     box = object_box(object_points, config)
     lap("box")
 
-    others = np.ones(len(means), dtype=bool)
-    others[members] = False
     # grown members may lie below the threshold: they are the object all the same
-    grasps = plan_grasps(object_points, np.maximum(relevancy[members], threshold), means[others], grasp_config,
-                         _unit_up(config),
+    grasps = plan_grasps(object_points, np.maximum(relevancy[members], threshold),
+                         means[np.setdiff1d(surroundings, members)], grasp_config, _unit_up(config),
                          object_normals=None if normals is None else normals[members], max_grasps=max_grasps,
                          support=support)
     lap("grasps")
