@@ -179,7 +179,7 @@ class GraspConfig:
     friction_coefficient: float = 0.4  # friction cone half angle = atan(coefficient)
     contact_samples: int = 128  # first contacts sampled on the object (farthest-point sampling)
     object_voxel_size: float = 0.004  # metres; object points are voxel-averaged before pairing
-    max_object_points: int = 2000  # cap on object points used for pairing (after the voxel grid)
+    max_object_points: int = 2000  # about the most object samples: larger objects get a coarser voxel grid
     contact_tolerance: float = 0.004  # metres; max distance of the second contact from the closing line
     normal_radius: float = 0.012  # metres; open3d normal estimation radius when normals are not given
     # metres; contacts need |mean normal| over the samples within smooth_radius >= min_normal_consistency

@@ -451,17 +451,19 @@ def gripper_reach(config: GraspConfig) -> float:
 
 def _object_samples(object_points: np.ndarray, relevancy: np.ndarray, object_normals: np.ndarray | None,
                     config: GraspConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Object points voxel-averaged at ``object_voxel_size`` and capped at ``max_object_points``:
-    (points [M, 3], relevancy [M], outward unit normals [M, 3]), float64."""
-    groups = group_by_voxel(object_points, config.object_voxel_size)
+    """Object points voxel-averaged at ``object_voxel_size``, or at the coarser voxel that leaves at
+    most about ``max_object_points`` (a surface's voxel count falls with the voxel area; the samples
+    stay evenly spread, with no holes for the collision check to miss): (points [M, 3], relevancy
+    [M], outward unit normals [M, 3]), float64."""
+    voxel = config.object_voxel_size
+    groups = group_by_voxel(object_points, voxel)
+    while len(groups.counts) > config.max_object_points:
+        voxel *= max(np.sqrt(len(groups.counts) / config.max_object_points), 1.1)
+        groups = group_by_voxel(object_points, voxel)
     points, rel = groups.centroids, groups.mean(relevancy)
     averaged = None if object_normals is None else groups.mean(
         outward_normals(object_points, object_normals, config.normal_radius))
-    normals = outward_normals(points, averaged, config.normal_radius)
-    if len(points) > config.max_object_points:
-        keep = np.sort(np.random.default_rng(0).choice(len(points), config.max_object_points, replace=False))
-        points, rel, normals = points[keep], rel[keep], normals[keep]
-    return points, rel, normals
+    return points, rel, outward_normals(points, averaged, config.normal_radius)
 
 
 @dataclass(frozen=True)
