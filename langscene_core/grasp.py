@@ -254,17 +254,16 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
 
     poses: [C, 4, 4] gripper poses (x closing, z approach) with the origin at a contact pair's
     midpoint. For each fingertip position d (``config.contact_depths``, then the deepest clear one;
-    the origin moved d along z):
-    the finger pads (|y| <= finger_width / 2, z from -finger_depth to 0 behind the fingertips) first
-    touch the outermost object samples along +x and -x; the fingers are re-centred on them and open
-    ``width_clearance`` beyond each (less where the gripper's opening ends, down to ``collision_margin``).
-    The contact is the mean of the smooth samples (not on an edge or a rim) within half
-    ``contact_tolerance`` of the outermost one, its normal their mean normal (a wider band would tilt
-    a curved surface's contact normal away from the first touch). Collision, with ``collision_margin`` around
-    every part (``palm_margin`` between the palm and the object):
-    the fingers and palm swept ``approach_distance`` along the approach may hold no object sample
-    outside the slot between the fingers, no obstacle point outside the part of the slot between the
-    contacts, and must stay above the support.
+    the origin moved d along z) the finger pads (|y| <= finger_width / 2, z from -finger_depth to 0
+    behind the fingertips) first touch the outermost object samples along +x and -x; the fingers are
+    re-centred on them and open ``width_clearance`` beyond each (less where the gripper's opening
+    ends, down to ``collision_margin``). The contact is the mean of the smooth samples (not on an
+    edge or a rim) within half ``contact_tolerance`` of the outermost one, its normal their mean
+    normal (a wider band would tilt a curved surface's contact normal away from the first touch).
+    Collision, with ``collision_margin`` around every part (``palm_margin`` between the palm and the
+    object): the fingers and palm swept ``approach_distance`` along the approach may hold no object
+    sample outside the slot between the fingers, no obstacle point outside the part of the slot
+    between the contacts, and must stay above the support.
     """
     fixed = np.asarray(config.contact_depths, dtype=np.float64)
     C, D = len(poses), len(fixed) + 1
