@@ -186,7 +186,7 @@ class GraspConfig:
     # (no edges or rims). Smaller than a small box's half face (a 3.4 cm face is all within 1.2 cm of an edge)
     smooth_radius: float = 0.008
     min_normal_consistency: float = 0.9
-    max_candidates: int = 256  # best-scoring (pair, approach) candidates collision-checked at most
+    max_candidates: int = 128  # best-scoring (pair, approach) candidates collision-checked at most
     approach_count: int = 5  # approach directions per contact pair, spread around the closing axis
     max_approach_angle_deg: float = 90.0  # approaches within this angle of straight down (top-down)
     top_down_preference: float = 0.5  # 0: any approach scores 1; 1: score falls to 0.5 at horizontal
