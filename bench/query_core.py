@@ -34,18 +34,33 @@ SPEC = {"objects": [
 ]}
 
 
+def _visible_samples(mesh, count: int, table: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` uniform samples of the surfaces a camera above the table sees: the table's top face,
+    an object without its bottom face. (points [count, 3], normals [count, 3]) float64."""
+    taken_points, taken_normals, total = [], [], 0
+    while total < count:
+        cloud = mesh.sample_points_uniformly(2 * count + 16, use_triangle_normal=True)
+        points, normals = np.asarray(cloud.points), np.asarray(cloud.normals)
+        seen = points[:, 2] > -0.001 if table else points[:, 2] > 0.001
+        taken_points.append(points[seen])
+        taken_normals.append(normals[seen])
+        total += int(seen.sum())
+    return np.concatenate(taken_points)[:count], np.concatenate(taken_normals)[:count]
+
+
 def sample_scene(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(means [N, 3] float32, normals [N, 3] float32, instance id [N], names) on the world's surfaces,
-    the objects four times as densely sampled as the table (as a reconstruction of them would be)."""
+    """(means [N, 3] float32, normals [N, 3] float32, instance id [N], names) on the world's visible
+    surfaces (no table underside, no object bottoms: a reconstruction has none), the objects four
+    times as densely sampled as the table (as a reconstruction of them would be)."""
     world = build_world(parse_spec(SPEC))
     o3d.utility.random.seed(seed)
     weights = np.array([m.get_surface_area() * (1.0 if i == 0 else 4.0) for i, m in enumerate(world.meshes)])
     counts = np.floor(weights / weights.sum() * count).astype(int)
     counts[0] += count - counts.sum()
-    clouds = [m.sample_points_uniformly(int(n), use_triangle_normal=True) for m, n in zip(world.meshes, counts)]
-    means = np.concatenate([np.asarray(c.points) for c in clouds])
-    normals = np.concatenate([np.asarray(c.normals) for c in clouds])
-    owner = np.repeat(np.arange(len(clouds)), counts)
+    samples = [_visible_samples(m, int(n), i == 0) for i, (m, n) in enumerate(zip(world.meshes, counts))]
+    means = np.concatenate([p for p, _ in samples])
+    normals = np.concatenate([n for _, n in samples])
+    owner = np.repeat(np.arange(len(samples)), counts)
     means += np.random.default_rng(seed).normal(0.0, 0.001, means.shape)
     return means.astype(np.float32), normals.astype(np.float32), owner, [o.name for o in world.spec.objects]
 

@@ -172,22 +172,32 @@ class GraspConfig:
     finger_thickness: float = 0.01  # metres, along the closing direction
     finger_width: float = 0.02  # metres, across the closing direction (gripper y)
     palm_depth: float = 0.02  # metres, palm thickness behind the fingers (along approach)
-    # metres the fingertips reach past the contacts, tried in this order (first collision-free wins)
-    contact_depths: tuple[float, ...] = (0.02, 0.012, 0.005)
+    # metres the fingertips reach past a seed contact pair's midpoint along the approach, tried in this
+    # order (first feasible wins); negative: the fingers close on the near side (e.g. above a ball's equator)
+    # (after these, the deepest clear position of the palm and fingertips is tried: most grasps use it)
+    contact_depths: tuple[float, ...] = (0.02, 0.008, -0.004)
     width_clearance: float = 0.01  # metres of opening added on each side beyond the contacts
     friction_coefficient: float = 0.4  # friction cone half angle = atan(coefficient)
     contact_samples: int = 128  # first contacts sampled on the object (farthest-point sampling)
     object_voxel_size: float = 0.004  # metres; object points are voxel-averaged before pairing
-    max_object_points: int = 2000  # cap on object points used for pairing (after the voxel grid)
+    max_object_points: int = 2000  # about the most object samples: larger objects get a coarser voxel grid
     contact_tolerance: float = 0.004  # metres; max distance of the second contact from the closing line
     normal_radius: float = 0.012  # metres; open3d normal estimation radius when normals are not given
-    min_normal_consistency: float = 0.9  # contacts need |mean normal| over their normal_radius patch >= this
-    max_candidates: int = 256  # best-scoring (pair, approach) candidates collision-checked at most
+    # metres; contacts need |mean normal| over the samples within smooth_radius >= min_normal_consistency
+    # (no edges or rims). Smaller than a small box's half face (a 3.4 cm face is all within 1.2 cm of an edge)
+    smooth_radius: float = 0.008
+    min_normal_consistency: float = 0.9
+    max_candidates: int = 128  # best-scoring (pair, approach) candidates collision-checked at most
     approach_count: int = 5  # approach directions per contact pair, spread around the closing axis
     max_approach_angle_deg: float = 90.0  # approaches within this angle of straight down (top-down)
     top_down_preference: float = 0.5  # 0: any approach scores 1; 1: score falls to 0.5 at horizontal
     approach_distance: float = 0.05  # metres the gripper travels along the approach before closing
-    collision_margin: float = 0.002  # metres added around fingers and palm in the collision check
+    # metres added around fingers and palm in the collision check: reconstructed surfaces sit a few mm
+    # inside the true ones and their points are ~voxel spacing apart
+    collision_margin: float = 0.005
+    # metres kept between the palm and the object along the approach: a reconstructed object's far side
+    # (e.g. a cylinder's top seen at a grazing angle) can sit deeper inside its true surface than its sides
+    palm_margin: float = 0.008
     collision_voxel_size: float = 0.006  # metres; object and obstacle points for the collision check
     nms_distance: float = 0.01  # metres; a grasp this close to a better one with a similar
     nms_angle_deg: float = 20.0  # approach (within this angle) is suppressed

@@ -1,17 +1,25 @@
 """Parallel-jaw grasp candidates on an object's surface points (DESIGN.md section 2.9).
 
 Gripper frame (the ``GraspCandidate.msg`` convention): z = approach direction towards the object,
-x = closing direction, y = z x x, origin midway between the fingertips. The contacts lie on the
-line through ``origin - depth * z`` along x, ``width / 2 - width_clearance`` either side, with
-``depth`` the first of ``GraspConfig.contact_depths`` at which the gripper is collision-free.
+x = closing direction, y = z x x, origin midway between the fingertips. The fingers' pads span
+|y| <= finger_width / 2 and z from -finger_depth to 0; the contacts are where they first touch the
+object when closing, within ``width / 2`` of the origin on either side.
 
-Pipeline: voxel-average the object points -> outward normals (given, or open3d estimates) -> sample
-first contacts on smooth patches (normals agree within ``normal_radius``: no edges or rims) -> for
-each, the far contact is the outermost object point on the closing line (where the opposite finger
-first touches) -> keep pairs antipodal within the friction cone and within the opening -> approach
-directions around the closing axis (top-down first) -> score -> drop near-duplicates -> collision
-check of fingers and palm, swept along the approach, against every scene point (the grasped object
-may only lie between the fingers), best first, with non-maximum suppression.
+Pipeline: voxel-average the object points -> outward normals (given, or open3d estimates) -> seed
+contact pairs: first contacts on smooth patches (normals agree within ``smooth_radius``: no edges or
+rims), the far contact the outermost object point on the closing line, pairs antipodal within the
+friction cone and the opening -> approach directions around each closing axis (top-down first) ->
+score -> drop near-duplicates -> close the gripper on the points at several fingertip positions
+along the approach (:func:`_close`: re-centred on the samples its pads touch, contact normals from
+those samples, swept collision check of fingers and palm with ``collision_margin`` against the
+object's own samples, every other scene point and the support plane) -> best first, with
+non-maximum suppression.
+
+Reconstructed objects are the hard case: Gaussian centres sit 2-5 mm inside the true surface, with
+floaters outside, noisy normals and holes a few mm wide. Closing on the points (rather than trusting
+the seed pair) puts the contacts where the fingers really touch, e.g. above a ball's equator when
+the palm would otherwise hit its top, and the margin covers the inward bias and the gaps between
+samples.
 
 Only external grasps (fingers outside the object on both sides) are produced; normals are oriented
 away from the object's centroid, which is right for convex and tabletop-like objects.
@@ -27,6 +35,7 @@ from langscene_core.config import GraspConfig
 from langscene_core.voxel import group_by_voxel
 
 _BATCH = 64  # candidates per vectorised collision check; stops early once enough grasps are found
+_CLEARANCE = 0.001  # metres beyond collision_margin kept by the deepest clear fingertip position
 
 
 @dataclass(frozen=True)
@@ -34,8 +43,8 @@ class Grasp:
     """One parallel-jaw grasp, scene frame.
 
     pose: [4, 4] float64 gripper pose (columns: x closing, y, z approach, origin between fingertips).
-    width: opening needed, metres: the contacts' distance plus ``width_clearance`` on each side (the
-        fingers' inner faces sit at x = +-width / 2 while approaching).
+    width: opening needed, metres: the contacts' distance plus ``width_clearance`` on each side, at most
+        ``gripper_max_width`` (the fingers' inner faces sit at x = +-width / 2 while approaching).
     score: antipodality x contact relevancy x approach preference, in [0, 1].
     contacts: [2, 3] float64 contact points, the first on the -x side, the second on the +x side.
     """
@@ -49,7 +58,8 @@ class Grasp:
 def validate_grasp_config(config: GraspConfig) -> None:
     """Raise ValueError naming the first inconsistent gripper setting."""
     positive = ("gripper_max_width", "finger_depth", "finger_thickness", "finger_width", "palm_depth",
-                "object_voxel_size", "contact_tolerance", "normal_radius", "collision_voxel_size",
+                "object_voxel_size", "contact_tolerance", "normal_radius", "smooth_radius", "collision_voxel_size",
+                "palm_margin",
                 "friction_coefficient")
     for name in positive:
         if not getattr(config, name) > 0:
@@ -57,9 +67,9 @@ def validate_grasp_config(config: GraspConfig) -> None:
     for name in ("max_grasps", "contact_samples", "max_object_points", "max_candidates", "approach_count"):
         if getattr(config, name) < 1:
             raise ValueError(f"grasp.{name} must be at least 1, got {getattr(config, name)}")
-    if not config.contact_depths or not all(0 <= d < config.finger_depth for d in config.contact_depths):
+    if not config.contact_depths or not all(abs(d) < config.finger_depth for d in config.contact_depths):
         raise ValueError(f"grasp.contact_depths {config.contact_depths} must be non-empty, each in "
-                         f"[0, finger_depth ({config.finger_depth}))")
+                         f"(-finger_depth, finger_depth) = +-{config.finger_depth}")
     if not config.gripper_max_width > 2 * config.width_clearance >= 0:
         raise ValueError(f"grasp.gripper_max_width ({config.gripper_max_width}) must exceed twice "
                          f"grasp.width_clearance ({config.width_clearance})")
@@ -88,29 +98,28 @@ def outward_normals(points: np.ndarray, normals: np.ndarray | None, radius: floa
 def _smooth(points: np.ndarray, normals: np.ndarray, config: GraspConfig) -> np.ndarray:
     """[M] bool: the point's surface patch is smooth enough to be a contact.
 
-    Normals are averaged over the points within ``normal_radius`` (open3d radius search); near
+    Normals are averaged over the points within ``smooth_radius`` (open3d radius search); near
     edges, corners and thin rims they disagree, the mean's length drops below
     ``min_normal_consistency`` and the contact's normal is not trusted.
     """
     index = o3d.core.nns.NearestNeighborSearch(o3d.core.Tensor(np.ascontiguousarray(points)))
-    index.fixed_radius_index(config.normal_radius)
+    index.fixed_radius_index(config.smooth_radius)
     found, _, splits = index.fixed_radius_search(o3d.core.Tensor(np.ascontiguousarray(points)),
-                                                 config.normal_radius, sort=False)
+                                                 config.smooth_radius, sort=False)
     found, splits = found.numpy(), splits.numpy()
     owner = np.repeat(np.arange(len(points)), np.diff(splits))  # every point finds itself: no empty rows
     total = np.stack([np.bincount(owner, weights=normals[found, c], minlength=len(points)) for c in range(3)], 1)
     return np.linalg.norm(total, axis=1) >= config.min_normal_consistency * np.diff(splits)
 
 
-def _antipodal_pairs(points: np.ndarray, normals: np.ndarray, config: GraspConfig
+def _antipodal_pairs(points: np.ndarray, normals: np.ndarray, smooth: np.ndarray, config: GraspConfig
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Contact pairs on the object whose closing line is inside both friction cones.
 
     points, normals: [M, 3] float64 (outward unit normals). Both contacts must lie on smooth patches
-    (:func:`_smooth`). Returns (first [P] int, second [P] int, antipodality [P] float64 in [0, 1]:
+    (smooth: [M] bool, :func:`_smooth`). Returns (first [P] int, second [P] int, antipodality [P] float64 in [0, 1]:
     1 - (larger contact angle) / (cone half angle)).
     """
-    smooth = _smooth(points, normals, config)
     candidates = np.flatnonzero(smooth)
     rng = np.random.default_rng(0)  # fixed seed: the same scene gives the same grasps
     first = candidates if len(candidates) <= config.contact_samples else np.sort(
@@ -126,7 +135,7 @@ def _antipodal_pairs(points: np.ndarray, normals: np.ndarray, config: GraspConfi
     far_along = np.where(on_line, along, -np.inf)
     second = np.argmax(far_along, axis=1)
     reach = far_along[np.arange(len(first)), second]
-    max_contact_width = config.gripper_max_width - 2 * config.width_clearance
+    max_contact_width = _max_contact_width(config)
     keep = outermost & smooth[second] & (reach > config.contact_tolerance) & (reach <= max_contact_width)
     first, second = first[keep], second[keep]
     closing = points[second] - points[first]
@@ -169,66 +178,210 @@ def _approach_directions(closing: np.ndarray, up: np.ndarray, config: GraspConfi
 
 
 @dataclass(frozen=True)
-class _Surroundings:
-    """Points the gripper must not hit, with an open3d radius-search index over them.
+class Support:
+    """The support surface (table) as a plane, scene frame: points p with ``normal @ p + offset > 0``
+    are above its top. normal: [3] unit vector pointing up; offset: metres; thickness: metres above
+    the top where the surface's own scattered points still reach (a reconstructed table is not a thin
+    plane). The gripper keeps ``collision_margin`` above the top."""
 
-    points: [N, 3] float64 scene frame. grasped: [N] bool, True for points of the grasped object
-    (allowed in the slot between the open fingers).
+    normal: np.ndarray
+    offset: float
+    thickness: float = 0.0
+
+    def height(self, points: np.ndarray) -> np.ndarray:
+        """[M] signed distance above the plane of points [M, 3]."""
+        return points @ self.normal + self.offset
+
+
+@dataclass(frozen=True)
+class _Surroundings:
+    """What the gripper closes on and must not hit.
+
+    points: [N, 3] float64 scene frame, the grasped object's samples first, then the obstacles.
+    normals: [T, 3] outward unit normals of the T object samples; smooth: [T] bool, the sample's
+    patch is smooth (:func:`_smooth`). target: [N] bool, True for object
+    samples (they may lie in the slot between the open fingers).
     """
 
     points: np.ndarray
-    grasped: np.ndarray
-    index: o3d.core.nns.NearestNeighborSearch
+    normals: np.ndarray
+    smooth: np.ndarray
+    target: np.ndarray
 
     @classmethod
-    def build(cls, object_points: np.ndarray, obstacle_points: np.ndarray) -> "_Surroundings":
-        points = np.ascontiguousarray(np.concatenate([object_points, obstacle_points]))
-        grasped = np.arange(len(points)) < len(object_points)
-        index = o3d.core.nns.NearestNeighborSearch(o3d.core.Tensor(points))
-        index.fixed_radius_index()
-        return cls(points=points, grasped=grasped, index=index)
+    def build(cls, object_points: np.ndarray, object_normals: np.ndarray, object_smooth: np.ndarray,
+              obstacle_points: np.ndarray) -> "_Surroundings":
+        points = np.concatenate([object_points, obstacle_points])
+        return cls(points=points, normals=object_normals, smooth=object_smooth,
+                   target=np.arange(len(points)) < len(object_points))
 
 
-def _swept_hits(poses: np.ndarray, widths: np.ndarray, surroundings: _Surroundings,
-                config: GraspConfig) -> np.ndarray:
-    """Whether the gripper, swept along its approach, hits anything, per contact depth.
+@dataclass(frozen=True)
+class _Closing:
+    """The gripper closed at every (candidate, fingertip position) of a batch, from the points.
 
-    poses: [C, 4, 4] gripper poses with the origin at the contacts' midpoint (depth 0); widths: [C]
-    contact distances. At depth d the fingertips sit d further along the approach (z). The swept
-    volume is the box |x| <= opening/2 + finger_thickness, |y| <= finger_width/2, z from the
-    fingertips back past the palm by ``approach_distance``, all grown by ``collision_margin``.
-    Points of the grasped object may also lie in the slot between the open fingers in front of the
-    palm. Returns [C, D] bool for D = len(config.contact_depths).
+    feasible: [C, D] bool, the fingers touch the object on both sides within the friction cone,
+    within the opening, and nothing is hit on the way in. depth: [C, D] fingertip positions along z
+    (``contact_depths``, then the deepest clear one of :func:`_deepest_clear_depth`). shift: [C, D]
+    metres along x that centres the fingers on the touched object. opening: [C, D] the fingers' opening (0 where they touch nothing).
+    contacts: [C, D, 2, 3] the two contact patches' centres (gripper frame, before the shift).
+    antipodality: [C, D] 1 - (larger contact-normal angle) / (cone half angle).
     """
-    depths = np.asarray(config.contact_depths)
-    m = config.collision_margin
-    half_open = widths / 2 + config.width_clearance  # [C]
-    half_outer = half_open + config.finger_thickness + m
-    half_y = config.finger_width / 2 + m
+
+    feasible: np.ndarray
+    depth: np.ndarray
+    shift: np.ndarray
+    opening: np.ndarray
+    contacts: np.ndarray
+    antipodality: np.ndarray
+
+
+def _max_contact_width(config: GraspConfig) -> float:
+    """Widest contact distance: the open fingers still clear both contacts by ``collision_margin``."""
+    return config.gripper_max_width - 2 * config.collision_margin
+
+
+def _per_cell(cells: np.ndarray, values: np.ndarray, size: int, reduce: np.ufunc, start: float) -> np.ndarray:
+    """[size] ``reduce`` (np.maximum / np.minimum / np.add) of ``values`` [K] grouped by ``cells`` [K]."""
+    out = np.full(size, start)
+    reduce.at(out, cells, values)
+    return out
+
+
+def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | None,
+           config: GraspConfig) -> _Closing:
+    """Close the gripper on the points, as the world's grasp checker does on true meshes.
+
+    poses: [C, 4, 4] gripper poses (x closing, z approach) with the origin at a contact pair's
+    midpoint. For each fingertip position d (``config.contact_depths``, then the deepest clear one;
+    the origin moved d along z) the finger pads (|y| <= finger_width / 2, z from -finger_depth to 0
+    behind the fingertips) first touch the outermost object samples along +x and -x; the fingers are
+    re-centred on them and open ``width_clearance`` beyond each (less where the gripper's opening
+    ends, down to ``collision_margin``). The contact is the mean of the smooth samples (not on an
+    edge or a rim) within half ``contact_tolerance`` of the outermost one, its normal their mean
+    normal (a wider band would tilt a curved surface's contact normal away from the first touch).
+    Collision, with ``collision_margin`` around every part (``palm_margin`` between the palm and the
+    object): the fingers and palm swept ``approach_distance`` along the approach may hold no object
+    sample outside the slot between the fingers, no obstacle point outside the part of the slot
+    between the contacts, and must stay above the support.
+    """
+    fixed = np.asarray(config.contact_depths, dtype=np.float64)
+    C, D = len(poses), len(fixed) + 1
+    m, tol = config.collision_margin, config.contact_tolerance
+    half_y = config.finger_width / 2
+    max_contact = _max_contact_width(config)
     z_back = -(config.finger_depth + config.palm_depth + config.approach_distance + m)
-    # Only points inside each candidate's bounding sphere of the swept box (all depths) can hit it.
-    z_lo, z_hi = z_back + depths.min(), m + depths.max()
-    centres = poses[:, :3, 3] + (z_lo + z_hi) / 2 * poses[:, :3, 2]
-    radius = float(np.sqrt(half_outer.max() ** 2 + half_y ** 2 + ((z_hi - z_lo) / 2) ** 2))
-    found, _, splits = surroundings.index.fixed_radius_search(o3d.core.Tensor(centres), radius, sort=False)
-    found, splits = found.numpy(), splits.numpy()
-    points = surroundings.points[found]
-    local = np.empty_like(points)  # [K, 3] coordinates in the gripper frame of the candidate owning each
-    for c in range(len(poses)):
-        block = slice(splits[c], splits[c + 1])
-        local[block] = (points[block] - poses[c, :3, 3]) @ poses[c, :3, :3]
-    owner = np.repeat(np.arange(len(poses)), np.diff(splits))
-    ax = np.abs(local[:, 0])
-    section = np.flatnonzero((ax <= half_outer[owner]) & (np.abs(local[:, 1]) <= half_y))
-    owner, ax = owner[section], ax[section]
-    z_tip = local[section, 2:3] - depths[None, :]  # [S, D] point z relative to the fingertips
-    slot = (surroundings.grasped[found[section]] & (ax < half_open[owner] - m))[:, None] \
-        & (z_tip > -config.finger_depth + m)
-    inside = (z_tip <= m) & (z_tip >= z_back) & ~slot
-    hits = np.zeros((len(poses), len(depths)), dtype=bool)
-    for k in range(len(depths)):
-        hits[:, k] = np.bincount(owner, weights=inside[:, k], minlength=len(poses)) > 0
-    return hits
+    # Every point any part can touch at any depth and shift lies in this box around each candidate.
+    x_reach = max_contact + config.width_clearance + config.finger_thickness + m
+    z_lo, z_hi = z_back - config.finger_depth, m + config.finger_depth
+    # All points in every candidate's frame with one matrix product ([N, C, 3]): dense, but cheaper
+    # than a radius search whose sphere must hold the long, thin swept box.
+    rotations = poses[:, :3, :3]
+    frames = (surroundings.points @ rotations.transpose(1, 0, 2).reshape(3, 3 * C)).reshape(-1, C, 3) \
+        - np.einsum("ci,cij->cj", poses[:, :3, 3], rotations)[None]
+    found, owner = np.nonzero((np.abs(frames[..., 1]) <= half_y + m) & (np.abs(frames[..., 0]) <= x_reach)
+                              & (frames[..., 2] >= z_lo) & (frames[..., 2] <= z_hi))
+    local = frames[found, owner]
+    target = surroundings.target[found]
+    depths = np.concatenate([np.broadcast_to(fixed, (C, D - 1)),
+                             _deepest_clear_depth(poses, local, owner, target, support, config)[:, None]], axis=1)
+    cell = owner[:, None] * D + np.arange(D)[None, :]  # [K, D] flat (candidate, depth) index
+    z_tip = local[:, 2:3] - depths[owner]  # [K, D] height relative to the fingertips
+    # the pads' object samples, as (point row, flat cell) pairs
+    pad_row, pad_depth = np.nonzero(target[:, None] & (np.abs(local[:, 1:2]) <= half_y)
+                                    & (z_tip >= -config.finger_depth) & (z_tip <= 0))
+    pad_cell, pad_x = owner[pad_row] * D + pad_depth, local[pad_row, 0]
+    x_hi = _per_cell(pad_cell, pad_x, C * D, np.maximum, -np.inf)
+    x_lo = _per_cell(pad_cell, pad_x, C * D, np.minimum, np.inf)
+    width = (x_hi - x_lo).reshape(C, D)  # inf / nan where the pads touch nothing
+    with np.errstate(invalid="ignore"):
+        touches = (width > tol) & (width <= max_contact) & (x_hi > 0).reshape(C, D) & (x_lo < 0).reshape(C, D)
+        shift = np.where(touches, (x_hi + x_lo).reshape(C, D) / 2, 0.0)
+        half_open = np.where(touches, np.minimum(width / 2 + config.width_clearance, config.gripper_max_width / 2), 0.0)
+    # Contact patches: the pad's samples within contact_tolerance / 2 of the outermost one. Their smooth
+    # samples give the contact (centre and mean outward normal): at an edge or a rim the patch also
+    # holds the next face's samples, whose normals are not the contact's; no smooth sample, no contact.
+    smooth = surroundings.smooth[found[pad_row]]  # pad rows are object samples
+    contacts = np.zeros((C, D, 2, 3))
+    cos = np.full((C, D, 2), -1.0)
+    for side, extreme, sign in ((0, x_lo, -1.0), (1, x_hi, 1.0)):
+        patch = smooth & (sign * (pad_x - extreme[pad_cell]) >= -tol / 2)
+        rows, cells = pad_row[patch], pad_cell[patch]
+        count = np.bincount(cells, minlength=C * D)
+        sums = np.stack([np.bincount(cells, local[rows, c], C * D) for c in range(3)], 1)
+        contacts[..., side, :] = (sums / np.maximum(count, 1)[:, None]).reshape(C, D, 3)
+        # outward normals in each candidate's frame: only x (the closing axis) matters
+        normal = surroundings.normals[found[rows]]
+        axes = poses[owner[rows], :3, :3]
+        along = np.bincount(cells, np.einsum("kc,kc->k", normal, axes[:, :, 0]), C * D)
+        across = np.stack([np.bincount(cells, np.einsum("kc,kc->k", normal, axes[:, :, c]), C * D)
+                           for c in (1, 2)], 1)
+        norm = np.sqrt(along ** 2 + np.sum(across ** 2, axis=1))
+        cos[..., side] = np.where(count > 0, sign * along / np.maximum(norm, 1e-12), -1.0).reshape(C, D)
+    worst = np.arccos(np.clip(cos.min(axis=2), -1.0, 1.0))
+    cone = np.arctan(config.friction_coefficient)
+    # collisions of the re-centred gripper
+    ax = np.abs(local[:, 0:1] - shift.reshape(-1)[cell])
+    open_ = half_open.reshape(-1)[cell]
+    in_box = (ax <= open_ + config.finger_thickness + m) & (z_tip <= m) & (z_tip >= z_back)
+    # In front of the palm, object samples may fill the slot between the fingers; other points only
+    # where the object encloses them (between its two contacts: e.g. a mug's floor, segmented as table).
+    inner = np.where(target[:, None], open_, np.where(touches, width / 2, 0.0).reshape(-1)[cell])
+    slot = (ax < inner - m) & (z_tip > -config.finger_depth + config.palm_margin)
+    hit = np.bincount(cell[in_box & ~slot], minlength=C * D).reshape(C, D) > 0
+    if support is not None:
+        hit |= _below_support(poses, depths, shift, half_open, support, config)
+    feasible = touches & (worst <= cone) & ~hit
+    return _Closing(feasible=feasible, depth=depths, shift=shift, opening=2 * half_open,
+                    contacts=contacts, antipodality=1.0 - worst / cone)
+
+
+def _deepest_clear_depth(poses: np.ndarray, local: np.ndarray, owner: np.ndarray, target: np.ndarray,
+                         support: Support | None, config: GraspConfig) -> np.ndarray:
+    """[C] deepest fingertip position (along z from the seed midpoint, within +-finger_depth) at
+    which, within the widest opening's footprint, the palm's front stays ``palm_margin`` short of
+    every object sample, and the fingertips short of every obstacle point ahead of the seed and of
+    the support: the fingers reach as far round the object as its far side and the table allow (e.g.
+    down to a ball's equator, a mug's rim, or just above the table beside a small box).
+
+    poses: [C, 4, 4]; local: [K, 3] points in their candidate's frame; owner: [K] candidate index;
+    target: [K] bool (object sample)."""
+    m = config.collision_margin
+    half_x = config.gripper_max_width / 2 + config.finger_thickness + m
+    half_y = config.finger_width / 2 + m
+    under = (np.abs(local[:, 0]) <= half_x) & (np.abs(local[:, 1]) <= half_y)
+    nearest = _per_cell(owner[under & target], local[under & target, 2], len(poses), np.minimum, np.inf)
+    ahead = under & ~target & (local[:, 2] >= 0)
+    obstacle = _per_cell(owner[ahead], local[ahead, 2], len(poses), np.minimum, np.inf)
+    depth = np.minimum(nearest + config.finger_depth - config.palm_margin - _CLEARANCE, obstacle - m - _CLEARANCE)
+    if support is not None:
+        axes = np.einsum("cji,j->ci", poses[:, :3, :3], support.normal)  # support normal, gripper frame
+        lowest = support.height(poses[:, :3, 3]) - half_x * np.abs(axes[:, 0]) - half_y * np.abs(axes[:, 1])
+        down = axes[:, 2] < -1e-6  # approaching the support: the fingertips go down towards it
+        depth = np.where(down, np.minimum(depth, (lowest - m - _CLEARANCE) / np.where(down, -axes[:, 2], 1.0)), depth)
+    limit = 0.999 * config.finger_depth
+    return np.clip(depth, -limit, limit)
+
+
+def _below_support(poses: np.ndarray, depths: np.ndarray, shift: np.ndarray, half_open: np.ndarray,
+                   support: Support, config: GraspConfig) -> np.ndarray:
+    """[C, D] bool: a corner of the swept gripper box comes within ``collision_margin`` of the support
+    (depths: [C, D] fingertip positions, shift and half_open: [C, D], as in :func:`_close`).
+
+    The swept volume is a box, so it clears the support's half-space when all 8 corners do."""
+    m = config.collision_margin
+    half_x = half_open + config.finger_thickness  # [C, D]
+    z_back = -(config.finger_depth + config.palm_depth + config.approach_distance)
+    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (0, 1)], dtype=np.float64)
+    # corner coordinates in the candidate's (unshifted) frame: [C, D, 8, 3]
+    cx = shift[..., None] + signs[None, None, :, 0] * half_x[..., None]
+    cy = np.broadcast_to(signs[:, 1] * config.finger_width / 2, cx.shape)
+    cz = depths[:, :, None] + np.where(signs[:, 2] > 0, 0.0, z_back)[None, None, :]
+    cz = np.broadcast_to(cz, cx.shape)
+    axes = np.einsum("cji,j->ci", poses[:, :3, :3], support.normal)  # [C, 3] support normal, gripper frame
+    height = support.height(poses[:, :3, 3])[:, None, None] \
+        + cx * axes[:, None, None, 0] + cy * axes[:, None, None, 1] + cz * axes[:, None, None, 2]
+    return (height < m).any(axis=2)
 
 
 def _near(points: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
@@ -240,7 +393,7 @@ def _near(points: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
 
 def plan_grasps(object_points: np.ndarray, object_relevancy: np.ndarray, obstacle_points: np.ndarray,
                 config: GraspConfig, up: np.ndarray, object_normals: np.ndarray | None = None,
-                max_grasps: int | None = None) -> tuple[Grasp, ...]:
+                max_grasps: int | None = None, support: Support | None = None) -> tuple[Grasp, ...]:
     """Collision-free parallel-jaw grasps on an object, best first.
 
     object_points: [M, 3] float32/64 surface points of the object (e.g. Gaussian centres), scene frame.
@@ -249,6 +402,8 @@ def plan_grasps(object_points: np.ndarray, object_relevancy: np.ndarray, obstacl
     up: [3] scene up direction (against gravity); top-down approaches are preferred.
     object_normals: [M, 3] or None (estimated with open3d); their sign is ignored (oriented outward).
     max_grasps: overrides ``config.max_grasps`` when given.
+    support: the table as a half-space (e.g. fitted by the query); the gripper keeps
+        ``collision_margin`` above it even where its reconstructed points have holes.
     Returns at most ``max_grasps`` grasps, highest score first; empty when none is feasible.
     """
     validate_grasp_config(config)
@@ -270,49 +425,55 @@ def plan_grasps(object_points: np.ndarray, object_relevancy: np.ndarray, obstacl
         return ()
 
     points, rel, normals = _object_samples(object_points, relevancy, object_normals, config)
-    first, second, antipodality = _antipodal_pairs(points, normals, config)
+    smooth = _smooth(points, normals, config)
+    first, second, antipodality = _antipodal_pairs(points, normals, smooth, config)
     if len(first) == 0:
         return ()
     candidates = _ranked_candidates(points, rel, normals, first, second, antipodality, up, config)
     centre = points.mean(axis=0)
     radius = np.max(np.linalg.norm(points - centre, axis=1)) + gripper_reach(config)
-    surroundings = _Surroundings.build(
-        group_by_voxel(points, config.collision_voxel_size).centroids,
-        group_by_voxel(_near(obstacle_points, centre, radius), config.collision_voxel_size).centroids)
-    return _collision_free(candidates, surroundings, limit, config)
+    obstacles = _near(obstacle_points, centre, radius)
+    if support is not None:  # the support half-space stands for the table's own (noisy) points
+        obstacles = obstacles[support.height(obstacles) >= config.collision_margin]
+    obstacles = group_by_voxel(obstacles, config.collision_voxel_size).centroids
+    surroundings = _Surroundings.build(points, normals, smooth, obstacles)
+    return _feasible(candidates, surroundings, support, limit, config)
 
 
 def gripper_reach(config: GraspConfig) -> float:
-    """Metres from the contacts' midpoint to the farthest point of the gripper's swept volume."""
-    swept_corner = np.array([config.gripper_max_width / 2 + config.finger_thickness, config.finger_width / 2,
+    """Metres from a contact pair's midpoint to the farthest point the gripper's swept volume can reach
+    (fingers re-centred by up to half the opening)."""
+    swept_corner = np.array([config.gripper_max_width + config.finger_thickness, config.finger_width / 2,
                              config.finger_depth + config.palm_depth + config.approach_distance])
-    return float(max(config.contact_depths) + np.linalg.norm(swept_corner + config.collision_margin))
+    return float(max(np.abs(config.contact_depths)) + np.linalg.norm(swept_corner + config.collision_margin))
 
 
 def _object_samples(object_points: np.ndarray, relevancy: np.ndarray, object_normals: np.ndarray | None,
                     config: GraspConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Object points voxel-averaged at ``object_voxel_size`` and capped at ``max_object_points``:
-    (points [M, 3], relevancy [M], outward unit normals [M, 3]), float64."""
-    groups = group_by_voxel(object_points, config.object_voxel_size)
+    """Object points voxel-averaged at ``object_voxel_size``, or at the coarser voxel that leaves at
+    most about ``max_object_points`` (a surface's voxel count falls with the voxel area; the samples
+    stay evenly spread, with no holes for the collision check to miss): (points [M, 3], relevancy
+    [M], outward unit normals [M, 3]), float64."""
+    voxel = config.object_voxel_size
+    groups = group_by_voxel(object_points, voxel)
+    while len(groups.counts) > config.max_object_points:
+        voxel *= max(np.sqrt(len(groups.counts) / config.max_object_points), 1.1)
+        groups = group_by_voxel(object_points, voxel)
     points, rel = groups.centroids, groups.mean(relevancy)
     averaged = None if object_normals is None else groups.mean(
         outward_normals(object_points, object_normals, config.normal_radius))
-    normals = outward_normals(points, averaged, config.normal_radius)
-    if len(points) > config.max_object_points:
-        keep = np.sort(np.random.default_rng(0).choice(len(points), config.max_object_points, replace=False))
-        points, rel, normals = points[keep], rel[keep], normals[keep]
-    return points, rel, normals
+    return points, rel, outward_normals(points, averaged, config.normal_radius)
 
 
 @dataclass(frozen=True)
 class _Candidates:
-    """Grasp candidates, best score first: poses [C, 4, 4] with the origin at the contacts'
-    midpoint (depth 0), contact distances [C], scores [C], contacts [C, 2, 3]."""
+    """Grasp candidates, best seed score first: poses [C, 4, 4] with the origin at the seed contact
+    pair's midpoint, weights [C] (contact relevancy x approach preference) and seed scores [C]
+    (weights x the seed pair's antipodality)."""
 
     poses: np.ndarray
-    widths: np.ndarray
+    weights: np.ndarray
     scores: np.ndarray
-    contacts: np.ndarray
 
 
 def _ranked_candidates(points: np.ndarray, rel: np.ndarray, normals: np.ndarray, first: np.ndarray,
@@ -320,11 +481,11 @@ def _ranked_candidates(points: np.ndarray, rel: np.ndarray, normals: np.ndarray,
                        config: GraspConfig) -> _Candidates:
     """Every contact pair x approach direction, scored, sorted, deduplicated, capped."""
     closing = points[second] - points[first]
-    widths = np.linalg.norm(closing, axis=1)
-    closing /= widths[:, None]
+    closing /= np.linalg.norm(closing, axis=1, keepdims=True)
     approach, valid = _approach_directions(closing, up, config)
     preference = 1.0 - config.top_down_preference * (1.0 - approach @ -up) / 2.0  # [P, A]
-    score = (antipodality * (rel[first] + rel[second]) / 2.0)[:, None] * preference
+    weight = ((rel[first] + rel[second]) / 2.0)[:, None] * preference
+    score = antipodality[:, None] * weight
     pair, direction = np.nonzero(valid)
     order = np.argsort(-score[pair, direction], kind="stable")
     pair, direction = pair[order], direction[order]
@@ -339,29 +500,34 @@ def _ranked_candidates(points: np.ndarray, rel: np.ndarray, normals: np.ndarray,
     z, x = approach[pair, direction], closing[pair]
     poses = np.tile(np.eye(4), (len(pair), 1, 1))
     poses[:, :3, 0], poses[:, :3, 1], poses[:, :3, 2], poses[:, :3, 3] = x, np.cross(z, x), z, midpoints[keep]
-    return _Candidates(poses=poses, widths=widths[pair], scores=score[pair, direction],
-                       contacts=np.stack([points[first[pair]], points[second[pair]]], axis=1))
+    return _Candidates(poses=poses, weights=weight[pair, direction], scores=score[pair, direction])
 
 
-def _collision_free(candidates: _Candidates, surroundings: _Surroundings, limit: int,
-                    config: GraspConfig) -> tuple[Grasp, ...]:
-    """The first ``limit`` candidates (score order) with a collision-free contact depth that are not
-    within ``nms_distance`` and ``nms_angle_deg`` of a better accepted grasp."""
+def _feasible(candidates: _Candidates, surroundings: _Surroundings, support: Support | None, limit: int,
+              config: GraspConfig) -> tuple[Grasp, ...]:
+    """Grasps from the candidates (seed score order) that close feasibly (:func:`_close`) at their
+    first feasible fingertip position, skipping any within ``nms_distance`` and ``nms_angle_deg`` of
+    one already taken; at most ``limit``, sorted by their final score (weight x antipodality of the
+    contacts the fingers actually touch)."""
     cos_nms = np.cos(np.radians(config.nms_angle_deg))
     accepted: list[Grasp] = []
     for start in range(0, len(candidates.poses), _BATCH):
-        batch = slice(start, start + _BATCH)
-        collides = _swept_hits(candidates.poses[batch], candidates.widths[batch], surroundings, config)  # [B, D]
-        for c, row in enumerate(collides, start=start):
-            if row.all():
+        poses = candidates.poses[start:start + _BATCH]
+        closing = _close(poses, surroundings, support, config)
+        for c, row in enumerate(closing.feasible):
+            if not row.any():
                 continue
-            pose = candidates.poses[c].copy()
-            pose[:3, 3] += config.contact_depths[int(np.argmin(row))] * pose[:3, 2]  # first free depth
+            k = int(np.argmax(row))  # first feasible fingertip position
+            local = np.array([closing.shift[c, k], 0.0, closing.depth[c, k]])
+            pose = poses[c].copy()
+            pose[:3, 3] += pose[:3, :3] @ local
             if any(np.linalg.norm(pose[:3, 3] - g.pose[:3, 3]) < config.nms_distance
                    and pose[:3, 2] @ g.pose[:3, 2] > cos_nms for g in accepted):
                 continue
-            accepted.append(Grasp(pose=pose, width=float(candidates.widths[c] + 2 * config.width_clearance),
-                                  score=float(candidates.scores[c]), contacts=candidates.contacts[c]))
+            contacts = closing.contacts[c, k] @ poses[c, :3, :3].T + poses[c, :3, 3]
+            score = float(candidates.weights[start + c] * closing.antipodality[c, k])
+            accepted.append(Grasp(pose=pose, width=float(closing.opening[c, k]),
+                                  score=score, contacts=contacts))
             if len(accepted) == limit:
-                return tuple(accepted)
-    return tuple(accepted)
+                return tuple(sorted(accepted, key=lambda g: -g.score))
+    return tuple(sorted(accepted, key=lambda g: -g.score))

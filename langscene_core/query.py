@@ -15,7 +15,7 @@ import open3d as o3d
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from langscene_core.config import GraspConfig, QueryConfig
-from langscene_core.grasp import Grasp, plan_grasps
+from langscene_core.grasp import Grasp, Support, gripper_reach, plan_grasps
 from langscene_core.voxel import group_by_voxel
 
 # One relevancy-cloud point, laid out for sensor_msgs/PointCloud2: float32 x, y, z, relevancy and the
@@ -118,119 +118,6 @@ def best_cluster(labels: np.ndarray, weights: np.ndarray) -> int | None:
     return int(np.argmax(np.bincount(labels[valid], weights=weights[valid])))
 
 
-@dataclass(frozen=True)
-class Tabletop:
-    """A scene seen as a support with objects standing on it (gravity-aligned queries).
-
-    support: the fitted support plane. heights: [N] float32 height of every Gaussian above the support,
-    its thickness excluded (positive above). above: [A] int64 scene indices of the Gaussians above it;
-    flat: [2, A] float32 their coordinates across ``up``, metres (one contiguous row per axis).
-    """
-
-    support: SupportPlane
-    heights: np.ndarray
-    above: np.ndarray
-    flat: np.ndarray
-
-    def column(self, seed: np.ndarray, margin: float) -> np.ndarray:
-        """[C] int64 scene indices of the Gaussians above the support, within ``margin`` of the
-        horizontal bounding box of the Gaussians ``seed`` (scene indices [K]) and at most ``margin``
-        above its top: the space an object whose part is ``seed`` can occupy (an object stands on
-        the support, so its column reaches down to it)."""
-        seed_flat = self.flat[:, np.searchsorted(self.above, seed[self.heights[seed] > 0.0])]
-        if seed_flat.shape[1] == 0:
-            return np.zeros(0, dtype=np.int64)
-        lo, hi = seed_flat.min(axis=1) - margin, seed_flat.max(axis=1) + margin
-        inside = self.heights[self.above] <= self.heights[seed].max() + margin
-        for axis in range(2):
-            inside &= (self.flat[axis] >= lo[axis]) & (self.flat[axis] <= hi[axis])
-        return self.above[inside]
-
-
-def tabletop_of(means: np.ndarray, config: QueryConfig) -> Tabletop:
-    """The support (:func:`fit_support` over the whole scene, means [N, 3]) and every Gaussian's place
-    relative to it."""
-    up = _unit_up(config)
-    support = fit_support(means, up, config.support_clearance)
-    heights = support.heights(means).astype(np.float32)
-    above = np.flatnonzero(heights > 0.0)
-    flat = np.ascontiguousarray((means[above] @ _horizontal_basis(up).astype(means.dtype)).T)
-    return Tabletop(support=support, heights=heights, above=above, flat=flat)
-
-
-def best_object_cluster(selected: np.ndarray, means: np.ndarray, relevancy: np.ndarray, config: QueryConfig,
-                        tabletop: Tabletop | None = None) -> np.ndarray | None:
-    """Scene indices [K] of the best relevant cluster (the object), or None.
-
-    selected: [M] int64 indices of the relevant Gaussians; means: [N, 3] scene frame; relevancy: [N].
-    Without a tabletop, the cluster with the largest summed relevancy. On a tabletop, objects stand on
-    the support: relevant Gaussians on the support itself are left out, so a table that half-matches a
-    prompt neither wins nor merges with the object on it, and clusters above it compete by purity
-    (:func:`_purest_cluster`). The support answers when the prompt is relevant
-    on at least SUPPORT_COVERAGE of it (a query for the table itself) or when nothing relevant above
-    it forms a cluster.
-    """
-    points = means[selected].astype(np.float64)
-    if tabletop is not None:
-        on_support = tabletop.heights[selected] <= 0.0
-        names_support = on_support.sum() >= SUPPORT_COVERAGE * max(1, int((tabletop.heights <= 0.0).sum()))
-        chosen = None if names_support else _purest_cluster(selected, np.flatnonzero(~on_support), points,
-                                                             relevancy, tabletop, config)
-        if chosen is not None:
-            # the object's own base lies within the support's thickness: take it back by footprint
-            base = np.flatnonzero(on_support)
-            basis = _horizontal_basis(_unit_up(config))
-            inside = _within_footprint(points[chosen] @ basis, points[base] @ basis, config.cluster_voxel_size / 4.0)
-            return selected[np.sort(np.concatenate([chosen, base[inside]]))]
-    chosen = _cluster_of(np.arange(len(selected)), points, relevancy[selected], config)
-    return None if chosen is None else selected[chosen]
-
-
-def _cluster_of(subset: np.ndarray, points: np.ndarray, weights: np.ndarray, config: QueryConfig) -> np.ndarray | None:
-    """Members (positions in ``points`` [M, 3]) of the best cluster of ``points[subset]``, or None."""
-    if len(subset) == 0:
-        return None
-    labels = cluster_labels(points[subset], config)
-    best = best_cluster(labels, weights[subset].astype(np.float64))
-    return None if best is None else subset[labels == best]
-
-
-def _purest_cluster(selected: np.ndarray, subset: np.ndarray, points: np.ndarray, relevancy: np.ndarray,
-                    tabletop: Tabletop, config: QueryConfig) -> np.ndarray | None:
-    """Members (positions in ``selected``) of the purest cluster of the relevant Gaussians
-    ``selected[subset]`` (points: [M, 3] their positions, float64), or None.
-
-    Purity: the mean relevancy (relevancy: [N]) of the scene's Gaussians in the cluster's column
-    (:meth:`Tabletop.column`), where its object stands. The object the prompt names is relevant all
-    over; summed relevancy would favour big objects that are relevant in patches (the top face of a
-    tall cylinder of the prompt's colour), and a compact patch on a mostly irrelevant object is
-    diluted by the rest of its column.
-    """
-    if len(subset) == 0:
-        return None
-    labels = cluster_labels(points[subset], config)
-    best, best_purity = None, -1.0
-    for label in np.unique(labels[labels >= 0]):
-        members = subset[labels == label]
-        column = tabletop.column(selected[members], config.cluster_voxel_size / 2.0)
-        purity = float(relevancy[column].mean()) if len(column) else 0.0
-        if purity > best_purity:
-            best, best_purity = members, purity
-    return best
-
-
-def _within_footprint(body: np.ndarray, queries: np.ndarray, margin: float) -> np.ndarray:
-    """[Q] bool: horizontal points queries [Q, 2] inside the convex footprint of body [K, 2], its edges
-    pushed ``margin`` metres out. A degenerate footprint (a line) contains nothing."""
-    if len(queries) == 0 or len(body) < 3:
-        return np.zeros(len(queries), dtype=bool)
-    try:
-        edges = ConvexHull(body).equations  # [F, 3]: outward unit normal, offset; inside is <= 0
-    except QhullError:
-        return np.zeros(len(queries), dtype=bool)
-    return np.all(queries @ edges[:, :2].T + edges[:, 2] <= margin, axis=1)
-
-
 def _min_area_yaw(xy: np.ndarray) -> float:
     """Angle (rad) of the side of the minimum-area rectangle around 2D points [K, 2].
 
@@ -312,45 +199,168 @@ MIN_SUPPORT_FRACTION = 0.2  # a plane holding fewer of the fitted points is not 
 SUPPORT_COVERAGE = 0.5  # a prompt relevant on this share of the support's Gaussians names the support
 
 
-@dataclass(frozen=True)
-class SupportPlane:
-    """The surface objects stand on (a table), scene frame.
+def fit_support(points: np.ndarray, up: np.ndarray, clearance: float) -> Support | None:
+    """The support surface (a table) as a half-space, or None when no plane faces up.
 
-    normal: [3] float64 unit, pointing up; offset: plane is ``normal . x + offset = 0``; thickness:
-    metres above the plane still counted as support (a reconstructed table is not a thin plane).
+    points: [M, 3] scene frame. The support is the dominant plane (open3d RANSAC on at most
+    ``PLANE_FIT_POINTS`` points) when it faces ``up`` within 30 degrees and holds at least
+    ``MIN_SUPPORT_FRACTION`` of them (not the top of one object), raised to the 95th
+    percentile of its inliers' residuals (the surface's top). A reconstructed table is not a thin
+    plane: points up to ``clearance`` or three standard deviations of the residuals (the larger)
+    above the plane's middle still belong to it (``Support.thickness``, above the top).
     """
-
-    normal: np.ndarray
-    offset: float
-    thickness: float
-
-    def heights(self, points: np.ndarray) -> np.ndarray:
-        """[M] height of points [M, 3] above the support, minus its thickness: positive above it (in
-        the points' floating dtype)."""
-        return points @ self.normal.astype(points.dtype) + (self.offset - self.thickness)
-
-
-def fit_support(points: np.ndarray, up: np.ndarray, clearance: float) -> SupportPlane:
-    """The support surface of points [M, 3] (scene frame; ``up`` [3] unit).
-
-    The dominant plane (open3d RANSAC on at most PLANE_FIT_POINTS points) when it faces ``up`` within
-    30 degrees and holds at least MIN_SUPPORT_FRACTION of them, else the horizontal plane at the 5th
-    height percentile. Thickness is ``clearance`` or three standard deviations of the inliers'
-    residuals, the larger.
-    """
+    if len(points) < 3:
+        return None
     sample = np.asarray(points[:: max(1, len(points) // PLANE_FIT_POINTS)], dtype=np.float64)  # enough for the fit
-    if len(sample) >= 3:
-        cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(sample))
-        o3d.utility.random.seed(0)  # open3d's RANSAC draws from its one global generator: same answer each query
-        plane, inliers = cloud.segment_plane(distance_threshold=max(2 * clearance, 0.01), ransac_n=3,
-                                             num_iterations=200)
-        normal, offset = np.asarray(plane[:3], dtype=np.float64), float(plane[3])
-        if len(inliers) >= max(3, MIN_SUPPORT_FRACTION * len(sample)) and abs(normal @ up) > np.cos(np.radians(30.0)):
-            sign = float(np.sign(normal @ up))
-            residuals = sign * (sample[inliers] @ normal + offset)
-            return SupportPlane(sign * normal, sign * offset, max(clearance, 3.0 * float(np.std(residuals))))
-    floor = float(np.percentile(points @ up, 5.0)) if len(points) else 0.0
-    return SupportPlane(np.asarray(up, dtype=np.float64), -floor, clearance)
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(sample))
+    o3d.utility.random.seed(0)  # open3d's RANSAC draws from its one global generator: same answer each query
+    plane, inliers = cloud.segment_plane(distance_threshold=max(2 * clearance, 0.01), ransac_n=3,
+                                         num_iterations=200)
+    plane = np.asarray(plane, dtype=np.float64) / np.linalg.norm(plane[:3])
+    if len(inliers) < max(3, MIN_SUPPORT_FRACTION * len(sample)) or abs(plane[:3] @ up) <= np.cos(np.radians(30.0)):
+        return None
+    plane *= np.sign(plane[:3] @ up)
+    residuals = sample[inliers] @ plane[:3] + plane[3]
+    # reconstructed surface points sit below the true surface (Gaussian centres inside it): its top
+    # is nearer the upper end of their scatter than the plane through their middle
+    top = float(np.percentile(residuals, 95.0))
+    thickness = max(clearance, 3.0 * float(np.std(residuals)))
+    return Support(normal=plane[:3], offset=float(plane[3] - top), thickness=max(thickness - top, 0.0))
+
+
+def support_height(points: np.ndarray, up: np.ndarray, support: Support | None, clearance: float) -> np.ndarray:
+    """[M] height of each point above the support surface, its thickness excluded; positive above.
+
+    Without a support plane, the horizontal plane ``clearance`` above the 5th height percentile."""
+    if support is not None:
+        return support.height(points) - support.thickness
+    heights = points @ up
+    return heights - np.percentile(heights, 5.0) - clearance
+
+
+@dataclass(frozen=True)
+class Tabletop:
+    """A scene seen as a support with objects standing on it (gravity-aligned queries).
+
+    support: the fitted support plane (None: none, heights are then above the lowest Gaussians).
+    heights: [N] float32 height of every Gaussian above the support, its thickness excluded (positive
+    above). above: [A] int64 scene indices of the Gaussians above it;
+    flat: [2, A] float32 their coordinates across ``up``, metres (one contiguous row per axis).
+    """
+
+    support: Support | None
+    heights: np.ndarray
+    above: np.ndarray
+    flat: np.ndarray
+
+    def column(self, seed: np.ndarray, margin: float) -> np.ndarray:
+        """[C] int64 scene indices of the Gaussians above the support, within ``margin`` of the
+        horizontal bounding box of the Gaussians ``seed`` (scene indices [K]) and at most ``margin``
+        above its top: the space an object whose part is ``seed`` can occupy (an object stands on
+        the support, so its column reaches down to it)."""
+        seed_flat = self.flat[:, np.searchsorted(self.above, seed[self.heights[seed] > 0.0])]
+        if seed_flat.shape[1] == 0:
+            return np.zeros(0, dtype=np.int64)
+        lo, hi = seed_flat.min(axis=1) - margin, seed_flat.max(axis=1) + margin
+        inside = self.heights[self.above] <= self.heights[seed].max() + margin
+        for axis in range(2):
+            inside &= (self.flat[axis] >= lo[axis]) & (self.flat[axis] <= hi[axis])
+        return self.above[inside]
+
+
+def tabletop_of(means: np.ndarray, config: QueryConfig) -> Tabletop:
+    """The support (:func:`fit_support` over the whole scene, means [N, 3]) and every Gaussian's place
+    relative to it."""
+    up = _unit_up(config)
+    support = fit_support(means, up, config.support_clearance)
+    heights = support_height(means, up, support, config.support_clearance).astype(np.float32)
+    above = np.flatnonzero(heights > 0.0)
+    flat = np.ascontiguousarray((means[above] @ _horizontal_basis(up).astype(means.dtype)).T)
+    return Tabletop(support=support, heights=heights, above=above, flat=flat)
+
+
+def best_object_cluster(selected: np.ndarray, means: np.ndarray, relevancy: np.ndarray, config: QueryConfig,
+                        tabletop: Tabletop | None = None) -> np.ndarray | None:
+    """Scene indices [K] of the best relevant cluster (the object), or None.
+
+    selected: [M] int64 indices of the relevant Gaussians; means: [N, 3] scene frame; relevancy: [N].
+    Without a tabletop, the cluster with the largest summed relevancy. On a tabletop, objects stand on
+    the support: relevant Gaussians on the support itself are left out, so a table that half-matches a
+    prompt neither wins nor merges with the object on it, and clusters above it compete by purity
+    (:func:`_purest_cluster`). The support answers when the prompt is relevant
+    on at least SUPPORT_COVERAGE of it (a query for the table itself) or when nothing relevant above
+    it forms a cluster.
+    """
+    points = means[selected].astype(np.float64)
+    if tabletop is not None:
+        on_support = tabletop.heights[selected] <= 0.0
+        names_support = on_support.sum() >= SUPPORT_COVERAGE * max(1, int((tabletop.heights <= 0.0).sum()))
+        chosen = None if names_support else _purest_cluster(selected, np.flatnonzero(~on_support), points,
+                                                             relevancy, tabletop, config)
+        if chosen is not None:
+            # the object's own base lies within the support's thickness: take it back by footprint
+            base = np.flatnonzero(on_support)
+            basis = _horizontal_basis(_unit_up(config))
+            inside = _within_footprint(points[chosen] @ basis, points[base] @ basis, config.cluster_voxel_size / 4.0)
+            return selected[np.sort(np.concatenate([chosen, base[inside]]))]
+    chosen = _cluster_of(np.arange(len(selected)), points, relevancy[selected], config)
+    return None if chosen is None else selected[chosen]
+
+
+def _cluster_of(subset: np.ndarray, points: np.ndarray, weights: np.ndarray, config: QueryConfig) -> np.ndarray | None:
+    """Members (positions in ``points`` [M, 3]) of the best cluster of ``points[subset]``, or None."""
+    if len(subset) == 0:
+        return None
+    labels = cluster_labels(points[subset], config)
+    best = best_cluster(labels, weights[subset].astype(np.float64))
+    return None if best is None else subset[labels == best]
+
+
+def _purest_cluster(selected: np.ndarray, subset: np.ndarray, points: np.ndarray, relevancy: np.ndarray,
+                    tabletop: Tabletop, config: QueryConfig) -> np.ndarray | None:
+    """Members (positions in ``selected``) of the purest cluster of the relevant Gaussians
+    ``selected[subset]`` (points: [M, 3] their positions, float64), or None.
+
+    Purity: the mean relevancy (relevancy: [N]) of the scene's Gaussians in the cluster's column
+    (:meth:`Tabletop.column`), where its object stands. The object the prompt names is relevant all
+    over; summed relevancy would favour big objects that are relevant in patches (the top face of a
+    tall cylinder of the prompt's colour), and a compact patch on a mostly irrelevant object is
+    diluted by the rest of its column.
+    """
+    if len(subset) == 0:
+        return None
+    labels = cluster_labels(points[subset], config)
+    best, best_purity = None, -1.0
+    for label in np.unique(labels[labels >= 0]):
+        members = subset[labels == label]
+        column = tabletop.column(selected[members], config.cluster_voxel_size / 2.0)
+        purity = float(relevancy[column].mean()) if len(column) else 0.0
+        if purity > best_purity:
+            best, best_purity = members, purity
+    return best
+
+
+def _within_footprint(body: np.ndarray, queries: np.ndarray, margin: float) -> np.ndarray:
+    """[Q] bool: horizontal points queries [Q, 2] inside the convex footprint of body [K, 2], its edges
+    pushed ``margin`` metres out. A degenerate footprint (a line) contains nothing."""
+    if len(queries) == 0 or len(body) < 3:
+        return np.zeros(len(queries), dtype=bool)
+    try:
+        edges = ConvexHull(body).equations  # [F, 3]: outward unit normal, offset; inside is <= 0
+    except QhullError:
+        return np.zeros(len(queries), dtype=bool)
+    return np.all(queries @ edges[:, :2].T + edges[:, 2] <= margin, axis=1)
+
+
+def neighbourhood(seed: np.ndarray, means: np.ndarray, margin: float) -> np.ndarray:
+    """[R] sorted scene indices of the Gaussians within ``margin`` metres of the bounding box of the
+    Gaussians ``seed`` (means: [N, 3] scene frame)."""
+    lo = means[seed].min(axis=0) - margin
+    hi = means[seed].max(axis=0) + margin
+    inside = np.ones(len(means), dtype=bool)
+    for axis in range(3):  # one axis at a time: np.all over a short axis is slow on 200k rows
+        inside &= (means[:, axis] >= lo[axis]) & (means[:, axis] <= hi[axis])
+    return np.flatnonzero(inside)
 
 
 def grow_object(seed: np.ndarray, means: np.ndarray, tabletop: Tabletop, config: QueryConfig) -> np.ndarray:
@@ -451,12 +461,12 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
     box = object_box(object_points, config)
     lap("box")
 
-    others = np.ones(len(means), dtype=bool)
-    others[members] = False
     # grown members may lie below the threshold: they are the object all the same
-    grasps = plan_grasps(object_points, np.maximum(relevancy[members], threshold), means[others], grasp_config,
-                         _unit_up(config),
-                         object_normals=None if normals is None else normals[members], max_grasps=max_grasps)
+    surroundings = neighbourhood(members, means, gripper_reach(grasp_config))  # all the gripper may reach
+    grasps = plan_grasps(object_points, np.maximum(relevancy[members], threshold),
+                         means[np.setdiff1d(surroundings, members)], grasp_config, _unit_up(config),
+                         object_normals=None if normals is None else normals[members], max_grasps=max_grasps,
+                         support=None if tabletop is None else tabletop.support)
     lap("grasps")
     centre, size = box.pose[:3, 3], box.extent
     message = (f"{len(selected)} relevant points; object of {len(members)} points at "

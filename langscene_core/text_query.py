@@ -1,20 +1,55 @@
 """Text prompt -> per-Gaussian relevancy of a scene, through the LQC code table (DESIGN.md 2.8).
 
-Each Gaussian holds one LQC code per mask level. The prompt and the negatives are embedded once, the
-relevancy of all K codes is computed once per level, and each Gaussian gathers its code's value:
-O(K + N) per query instead of decoding N 512-d features. As in LangSplat, the level whose maximum
-relevancy is highest answers.
+Each Gaussian holds one LQC code per mask level. The prompt and the negatives are embedded once (or
+taken from a :class:`TextEmbeddingCache`: the canonical negatives repeat in every query), the
+relevancy of all K codes is computed once, and each Gaussian gathers its code's value: O(K + N) per
+query instead of decoding N 512-d features. As in LangSplat, the level whose maximum relevancy is
+highest answers; the level maxima come from the codes each level uses (one bincount per level), so
+only that level's N values are gathered.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import torch
 
-from langscene_core.clip import encode_text
+from langscene_core.clip import ClipModel, encode_text
 from langscene_core.models import Models
 from langscene_core.relevancy import negative_phrases, relevancy
+
+
+class TextEmbeddingCache:
+    """Bounded LRU of one CLIP model's text embeddings: phrase -> [D] float32 unit vector.
+
+    Owned by whoever holds the model (e.g. the node, one per loaded model); not shared state.
+    """
+
+    def __init__(self, clip: ClipModel, capacity: int = 256):
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.clip = clip
+        self.capacity = capacity
+        self._items: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """[T, D] embeddings of ``texts`` on the model's device; only phrases not cached are encoded."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._items]
+        if missing:
+            with torch.inference_mode():
+                for text, vector in zip(missing, encode_text(self.clip, missing)):
+                    self._items[text] = vector.clone()
+        for text in texts:
+            self._items.move_to_end(text)
+        rows = torch.stack([self._items[t] for t in texts])
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return rows
 
 
 @dataclass(frozen=True)
@@ -26,16 +61,26 @@ class SceneRelevancy:
 
 
 def scene_relevancy(codes: np.ndarray, models: Models, prompt: str, canonical_negatives: Sequence[str],
-                    extra_negatives: Sequence[str] = ()) -> SceneRelevancy:
-    """codes: [N, L] int64 LQC code of each Gaussian per level. Raises ValueError on an empty prompt."""
+                    extra_negatives: Sequence[str] = (), cache: TextEmbeddingCache | None = None) -> SceneRelevancy:
+    """codes: [N, L] int64 LQC code of each Gaussian per level. cache: text embeddings of
+    ``models.clip`` to reuse (None: encode every phrase). Raises ValueError on an empty prompt or a
+    cache of another model."""
     if not prompt.strip():
         raise ValueError("empty prompt")
+    if cache is not None and cache.clip is not models.clip:
+        raise ValueError("the text embedding cache belongs to another CLIP model")
     negatives = [n for n in negative_phrases(canonical_negatives, extra_negatives) if n != prompt.strip()]
-    texts = encode_text(models.clip, [prompt.strip(), *negatives]).to(models.code_features.device)
-    per_code = relevancy(models.code_features, texts[0], texts[1:])  # [K]
-    table = per_code.cpu().numpy()
-    per_level = table[codes]  # [N, L]
-    if per_level.size == 0:
+    phrases = [prompt.strip(), *negatives]
+    if cache is None:
+        with torch.inference_mode():
+            texts = encode_text(models.clip, phrases)
+    else:
+        texts = cache.embed(phrases)
+    texts = texts.to(models.code_features.device)
+    with torch.inference_mode():
+        table = relevancy(models.code_features, texts[0], texts[1:]).cpu().numpy()  # [K]
+    if codes.size == 0:
         return SceneRelevancy(values=np.zeros(0, np.float32), level=0)
-    level = int(np.argmax(per_level.max(axis=0)))
-    return SceneRelevancy(values=per_level[:, level].astype(np.float32), level=level)
+    used = [np.bincount(codes[:, level], minlength=len(table)) > 0 for level in range(codes.shape[1])]
+    level = int(np.argmax([table[u].max() for u in used]))
+    return SceneRelevancy(values=table[codes[:, level]].astype(np.float32, copy=False), level=level)

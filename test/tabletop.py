@@ -170,10 +170,11 @@ def grasp_violations(grasp, objects: tuple, target: int, config, surface_tol: fl
                      angle_tol_deg: float = 5.0, penetration_tol: float = 0.001) -> list[str]:
     """Analytic check of one grasp against the true geometry; returns the problems (empty = valid).
 
-    Checks: a proper rotation; both contacts on the target's surface; the closing axis along the
-    contact line; width within the gripper's opening; origin ``depth`` past the contacts along the
-    approach with depth in [0, finger_depth); the closing line inside both true friction cones; the
-    fingers and palm (swept along the approach) clear of the table, the other objects and the target.
+    Checks: a proper rotation; both contacts on the target's surface, the first on the -x side and the
+    second on the +x side, inside the open fingers' pads (|y| <= finger_width / 2, z from -finger_depth
+    to 0 behind the fingertips, |x| < width / 2); width within the gripper's opening; the closing axis
+    inside both true friction cones; the fingers and palm (swept along the approach) clear of the table,
+    the other objects and the target.
     """
     problems = []
     pose = grasp.pose
@@ -185,17 +186,14 @@ def grasp_violations(grasp, objects: tuple, target: int, config, surface_tol: fl
     dist = np.abs(obj.sdf(c))
     if (dist > surface_tol).any():
         problems.append(f"contacts {dist} m from the target surface")
-    line = c[1] - c[0]
-    if abs(np.linalg.norm(line) + 2 * config.width_clearance - grasp.width) > 1e-6:
-        problems.append("width is not the contact distance plus the clearances")
-    if np.degrees(np.arccos(np.clip(line @ rot[:, 0] / np.linalg.norm(line), -1, 1))) > 0.1:
-        problems.append("x is not the closing direction from the first to the second contact")
-    if grasp.width > config.gripper_max_width + 1e-9:
-        problems.append(f"width {grasp.width} exceeds the gripper opening")
-    offset = pose[:3, 3] - c.mean(axis=0)
-    depth = offset @ rot[:, 2]
-    if np.linalg.norm(offset - depth * rot[:, 2]) > 1e-6 or not 0 <= depth < config.finger_depth:
-        problems.append(f"origin is not between the fingertips past the contacts (depth {depth})")
+    if not 0 < grasp.width <= config.gripper_max_width + 1e-9:
+        problems.append(f"width {grasp.width} is outside the gripper opening")
+    local = (c - pose[:3, 3]) @ rot
+    if not (local[0, 0] < 0 < local[1, 0]) or (np.abs(local[:, 0]) >= grasp.width / 2).any():
+        problems.append(f"contacts are not between the open fingers, -x then +x: x = {local[:, 0]}")
+    if (np.abs(local[:, 1]) > config.finger_width / 2 + 1e-9).any() \
+            or (local[:, 2] > 1e-9).any() or (local[:, 2] < -config.finger_depth - 1e-9).any():
+        problems.append(f"contacts are not on the finger pads: y = {local[:, 1]}, z = {local[:, 2]}")
     cone = np.degrees(np.arctan(config.friction_coefficient)) + angle_tol_deg
     for contact, push in ((c[0], rot[:, 0]), (c[1], -rot[:, 0])):  # direction each finger pushes
         normals = obj.surface_normals(contact, surface_tol)
