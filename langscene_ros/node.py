@@ -31,7 +31,7 @@ from langscene_core.models import Models, load_models
 from langscene_core.query import pack_rgb, query_object
 from langscene_core.reconstruct import ReconstructionError, reconstruct
 from langscene_core.scene import Scene, SceneFileError, load_scene, save_scene
-from langscene_core.text_query import scene_relevancy
+from langscene_core.text_query import TextEmbeddingCache, scene_relevancy
 from langscene_ros import convert, viz
 from langscene_ros.query_response import fill_query_response
 
@@ -73,6 +73,7 @@ class LangsceneNode(Node):
         self._progress = 0.0
         self._scene: Scene | None = None  # immutable snapshot, swapped whole when a new one is ready
         self._models: Models | None = None  # loaded on first use (reconstruct, load, query)
+        self._text_embeddings: TextEmbeddingCache | None = None  # of self._models' CLIP; queries only
         self._models_lock = threading.Lock()
         self._worker: threading.Thread | None = None
 
@@ -191,6 +192,7 @@ class LangsceneNode(Node):
             if self._models is None:
                 self.get_logger().info("loading models")
                 self._models = load_models(self.config.models, self.config.densify)
+                self._text_embeddings = TextEmbeddingCache(self._models.clip)
             return self._models
 
     def _header(self) -> Header:
@@ -223,7 +225,7 @@ class LangsceneNode(Node):
         try:
             models = self._ensure_models()
             relevancy = scene_relevancy(scene.codes, models, request.prompt, self.config.query.negatives,
-                                        list(request.negatives))
+                                        list(request.negatives), cache=self._text_embeddings)
             result = query_object(relevancy.values, scene.means, scene.colors, self.config.query, self.config.grasp,
                                   scene.normals, threshold=request.relevancy_threshold or None,
                                   max_points=request.max_points or None, max_grasps=request.max_grasps or None)
