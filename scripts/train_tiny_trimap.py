@@ -104,6 +104,18 @@ def evaluate(pipe, clips: list[RenderedClip], settings: TrimapModelConfig, seed:
     return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
 
 
+def evaluate_buckets(model: str, held_out: dict[str, list[RenderedClip]],
+                     args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """evaluate() of the model as loaded by load_trimap (exactly what ships) per arc-width bucket, and
+    over all buckets ("all": the mean of the equally sized buckets)."""
+    settings = TrimapModelConfig(path=model, dtype="float32", frames=args.frames, steps=args.eval_steps,
+                                 guidance=args.eval_guidance)
+    pipe = load_trimap(settings)
+    metrics = {name: evaluate(pipe, clips, settings, args.seed) for name, clips in held_out.items()}
+    metrics["all"] = {key: float(np.mean([m[key] for m in metrics.values()])) for key in next(iter(metrics.values()))}
+    return metrics
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, required=True, help="directory for the rendered clips")
@@ -127,6 +139,7 @@ def main() -> int:
     parser.add_argument("--eval-guidance", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--evaluate-only", metavar="MODEL", help="only evaluate this model (a path or bundled:NAME)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -134,12 +147,15 @@ def main() -> int:
 
     start = time.perf_counter()
     tag = f"f{args.frames}_px{args.size}"
-    train = cached_clips(args.cache / f"train_s{args.seed}_n{args.train_scenes}_{tag}_{bucket_name(ARC_SPAN_RANGE_DEG)}.pkl",
-                         range(args.seed * 100_000, args.seed * 100_000 + args.train_scenes), args.frames, args.size)
     held_out = {bucket_name(span): cached_clips(
         args.cache / f"eval_n{args.eval_scenes}_{tag}_{bucket_name(span)}.pkl",
         range(EVAL_SEED_OFFSET + 1000 * b, EVAL_SEED_OFFSET + 1000 * b + args.eval_scenes), args.frames, args.size, span)
         for b, span in enumerate(ARC_SPAN_BUCKETS_DEG)}
+    if args.evaluate_only is not None:
+        print(json.dumps({"model": args.evaluate_only, "metrics": evaluate_buckets(args.evaluate_only, held_out, args)}))
+        return 0
+    train = cached_clips(args.cache / f"train_s{args.seed}_n{args.train_scenes}_{tag}_{bucket_name(ARC_SPAN_RANGE_DEG)}.pkl",
+                         range(args.seed * 100_000, args.seed * 100_000 + args.train_scenes), args.frames, args.size)
     clips = [c for clip in train for c in clip.train_clips()]
     seconds["data_s"] = time.perf_counter() - start
 
@@ -167,11 +183,7 @@ def main() -> int:
     pipe.save_pretrained(args.out)
 
     start = time.perf_counter()
-    evaluation = TrimapModelConfig(path=str(args.out), dtype="float32", frames=args.frames, steps=args.eval_steps,
-                                   guidance=args.eval_guidance)
-    shipped = load_trimap(evaluation)  # exactly what ships
-    metrics = {name: evaluate(shipped, bucket, evaluation, args.seed) for name, bucket in held_out.items()}
-    metrics["all"] = {key: float(np.mean([m[key] for m in metrics.values()])) for key in next(iter(metrics.values()))}
+    metrics = evaluate_buckets(str(args.out), held_out, args)
     seconds["eval_s"] = time.perf_counter() - start
     record = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "threads": args.threads,
               "model": dataclasses.asdict(config), "train": dataclasses.asdict(settings),
