@@ -122,8 +122,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "langscene_core/assets/tiny-trimap")
     parser.add_argument("--train-scenes", type=int, default=200)
     parser.add_argument("--eval-scenes", type=int, default=5, help="held-out scenes per arc-width bucket")
-    parser.add_argument("--frames", type=int, default=9, help="frames per clip, k * 8 + 1")
-    parser.add_argument("--size", type=int, default=64, help="square frame size in pixels, a multiple of 16")
+    parser.add_argument("--frames", type=int, default=9, help="frames per clip, k * 2 * temporal compression + 1")
+    parser.add_argument("--size", type=int, default=64, help="square frame size in pixels, a multiple of VAE spatial compression x 2")
     parser.add_argument("--latent-channels", type=int, default=16)
     parser.add_argument("--vae-channels", type=int, nargs="+", default=(16, 32, 32),
                         help="VAE block widths; n blocks compress 2^(n-1)x spatially")
