@@ -10,7 +10,9 @@ PSNR of generated in-between RGB frames and mean angular error of generated norm
 rendered truth and compared with a linear cross-fade of the keyframes (and the PSNR of the true frames
 through the VAE alone, the ceiling of any generation); pixel accuracy of the semantic
 pass against showing the nearer keyframe's masks; and whether SfM (pycolmap, recover_poses) registers
-the generated frames (and, for reference, the true rendered frames). Writes ``training.json``.
+the generated frames (and, for reference, the true rendered frames). Every metric is reported per
+arc-width bucket (ARC_SPAN_BUCKETS_DEG: the azimuth between the keyframes) and over all held-out clips;
+training clips cover the whole range (ARC_SPAN_RANGE_DEG). Writes ``training.json``.
 
     scripts/train_tiny_trimap.py --cache /work/cache/tiny-trimap
 """
@@ -31,23 +33,27 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from langscene_core.config import DensifyConfig, TrimapModelConfig  # noqa: E402
-from langscene_core.training.trimap_clips import (RenderedClip, cross_fade, normal_error_deg, psnr,  # noqa: E402
-                                                  render_clip)
+from langscene_core.training.trimap_clips import (ARC_SPAN_BUCKETS_DEG, ARC_SPAN_RANGE_DEG,  # noqa: E402
+                                                  RenderedClip, cross_fade, normal_error_deg, psnr, render_clip)
 from langscene_core.trimap import PoseRecoveryError, load_trimap, normal_pass, recover_poses, rgb_pass, \
     semantic_pass  # noqa: E402
 from langscene_core.trimap.loading import build_tiny_pipeline, tiny_trimap_config  # noqa: E402
 from langscene_core.trimap.train import TrainSettings, progressive_stages, train_trimap, train_vae  # noqa: E402
 
-EVAL_SEED_OFFSET = 4_000_000  # held-out scenes
-MODEL_SIZES = {"heads": 4, "head_dim": 16, "layers": 4, "text_tokens": 16}
+EVAL_SEED_OFFSET = 4_000_000  # held-out scenes; bucket b uses seeds EVAL_SEED_OFFSET + 1000 b + i
 
 
-def cached_clips(path: Path, seeds: range, frames: int, size: int) -> list[RenderedClip]:
+def cached_clips(path: Path, seeds: range, frames: int, size: int,
+                 span_range_deg: tuple[float, float] = ARC_SPAN_RANGE_DEG) -> list[RenderedClip]:
     if path.is_file():
         return pickle.loads(path.read_bytes())
-    clips = [render_clip(seed, frames, (size, size)) for seed in seeds]
+    clips = [render_clip(seed, frames, (size, size), span_range_deg) for seed in seeds]
     path.write_bytes(pickle.dumps(clips))
     return clips
+
+
+def bucket_name(span_range_deg: tuple[float, float]) -> str:
+    return f"{span_range_deg[0]:g}-{span_range_deg[1]:g}deg"
 
 
 def registered_fraction(frames: np.ndarray, clip: RenderedClip) -> float:
@@ -68,7 +74,13 @@ def vae_round_trip(pipe, video: np.ndarray) -> np.ndarray:
     return ((decoded.clamp(-1, 1) + 1) / 2).numpy()
 
 
+def vae_ceiling(pipe, clips: list[RenderedClip]) -> float:
+    """Mean PSNR of the in-between RGB frames through the VAE alone (no diffusion)."""
+    return float(np.mean([psnr(vae_round_trip(pipe, c.rgb)[1:-1], c.rgb[1:-1]) for c in clips]))
+
+
 def evaluate(pipe, clips: list[RenderedClip], settings: TrimapModelConfig, seed: int) -> dict[str, float]:
+    """Mean of every metric over the clips (see the module docstring)."""
     rows = []
     for k, clip in enumerate(clips):
         generator = torch.Generator().manual_seed(seed + k)
@@ -92,15 +104,34 @@ def evaluate(pipe, clips: list[RenderedClip], settings: TrimapModelConfig, seed:
     return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
 
 
+def evaluate_buckets(model: str, held_out: dict[str, list[RenderedClip]],
+                     args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """evaluate() of the model as loaded by load_trimap (exactly what ships) per arc-width bucket, and
+    over all buckets ("all": the mean of the equally sized buckets)."""
+    settings = TrimapModelConfig(path=model, dtype="float32", frames=args.frames, steps=args.eval_steps,
+                                 guidance=args.eval_guidance)
+    pipe = load_trimap(settings)
+    metrics = {name: evaluate(pipe, clips, settings, args.seed) for name, clips in held_out.items()}
+    metrics["all"] = {key: float(np.mean([m[key] for m in metrics.values()])) for key in next(iter(metrics.values()))}
+    return metrics
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, required=True, help="directory for the rendered clips")
     parser.add_argument("--out", type=Path, default=REPO / "langscene_core/assets/tiny-trimap")
     parser.add_argument("--train-scenes", type=int, default=200)
-    parser.add_argument("--eval-scenes", type=int, default=8)
-    parser.add_argument("--frames", type=int, default=9, help="frames per clip, k * 8 + 1")
-    parser.add_argument("--size", type=int, default=64, help="square frame size in pixels, a multiple of 16")
+    parser.add_argument("--eval-scenes", type=int, default=5, help="held-out scenes per arc-width bucket")
+    parser.add_argument("--frames", type=int, default=9, help="frames per clip, k * 2 * temporal compression + 1")
+    parser.add_argument("--size", type=int, default=64, help="square frame size in pixels, a multiple of VAE spatial compression x 2")
+    parser.add_argument("--latent-channels", type=int, default=16)
+    parser.add_argument("--vae-channels", type=int, nargs="+", default=(16, 32, 32),
+                        help="VAE block widths; n blocks compress 2^(n-1)x spatially")
+    parser.add_argument("--temporal-compression", type=int, default=2, choices=(1, 2, 4))
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--vae-steps", type=int, default=400)
+    parser.add_argument("--vae-lr", type=float, default=2e-3)
     parser.add_argument("--stage-steps", type=int, nargs=3, default=(500, 300, 300),
                         metavar=("RGB", "NORMALS", "SEMANTICS"), help="steps of the three progressive stages")
     parser.add_argument("--lr", type=float, default=5e-4)
@@ -108,6 +139,7 @@ def main() -> int:
     parser.add_argument("--eval-guidance", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--evaluate-only", metavar="MODEL", help="only evaluate this model (a path or bundled:NAME)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -115,21 +147,29 @@ def main() -> int:
 
     start = time.perf_counter()
     tag = f"f{args.frames}_px{args.size}"
-    train = cached_clips(args.cache / f"train_s{args.seed}_n{args.train_scenes}_{tag}.pkl",
+    held_out = {bucket_name(span): cached_clips(
+        args.cache / f"eval_n{args.eval_scenes}_{tag}_{bucket_name(span)}.pkl",
+        range(EVAL_SEED_OFFSET + 1000 * b, EVAL_SEED_OFFSET + 1000 * b + args.eval_scenes), args.frames, args.size, span)
+        for b, span in enumerate(ARC_SPAN_BUCKETS_DEG)}
+    if args.evaluate_only is not None:
+        print(json.dumps({"model": args.evaluate_only, "metrics": evaluate_buckets(args.evaluate_only, held_out, args)}))
+        return 0
+    train = cached_clips(args.cache / f"train_s{args.seed}_n{args.train_scenes}_{tag}_{bucket_name(ARC_SPAN_RANGE_DEG)}.pkl",
                          range(args.seed * 100_000, args.seed * 100_000 + args.train_scenes), args.frames, args.size)
-    held_out = cached_clips(args.cache / f"eval_n{args.eval_scenes}_{tag}.pkl",
-                            range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + args.eval_scenes), args.frames, args.size)
     clips = [c for clip in train for c in clip.train_clips()]
     seconds["data_s"] = time.perf_counter() - start
 
-    config = tiny_trimap_config(**MODEL_SIZES, sample_height=args.size, sample_width=args.size)
+    config = tiny_trimap_config(latent_channels=args.latent_channels, vae_channels=tuple(args.vae_channels),
+                                temporal_compression=args.temporal_compression, heads=args.heads, head_dim=16,
+                                layers=args.layers, text_tokens=16, sample_height=args.size, sample_width=args.size)
     pipe = build_tiny_pipeline(config, seed=args.seed)
     pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()
-    vae_losses = train_vae(pipe, clips, args.vae_steps, seed=args.seed)
+    vae_losses = train_vae(pipe, clips, args.vae_steps, learning_rate=args.vae_lr, seed=args.seed)
     seconds["vae_s"] = time.perf_counter() - start
     print(json.dumps({"vae_first": vae_losses[0], "vae_last": float(np.mean(vae_losses[-20:])),
-                      "vae_s": round(seconds["vae_s"], 1)}), flush=True)
+                      "vae_s": round(seconds["vae_s"], 1),
+                      "vae_round_trip_psnr": {k: vae_ceiling(pipe, v) for k, v in held_out.items()}}), flush=True)
 
     def log(stage: str, step: int, loss: float) -> None:
         if step % 50 == 0:
@@ -143,17 +183,16 @@ def main() -> int:
     pipe.save_pretrained(args.out)
 
     start = time.perf_counter()
-    evaluation = TrimapModelConfig(path=str(args.out), dtype="float32", frames=args.frames, steps=args.eval_steps,
-                                   guidance=args.eval_guidance)
-    metrics = evaluate(load_trimap(evaluation), held_out, evaluation, args.seed)  # exactly what ships
+    metrics = evaluate_buckets(str(args.out), held_out, args)
     seconds["eval_s"] = time.perf_counter() - start
     record = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "threads": args.threads,
               "model": dataclasses.asdict(config), "train": dataclasses.asdict(settings),
               "stages": dict(zip(("interpolation", "normals", "semantics"), args.stage_steps)),
-              "vae_steps": args.vae_steps,
               "final_losses": {k: float(np.mean(v[-50:])) for k, v in history.items() if v},
-              "data": {"train_scenes": args.train_scenes, "eval_scenes": args.eval_scenes, "frames": args.frames,
-                       "size": args.size},
+              "vae": {"steps": args.vae_steps, "learning_rate": args.vae_lr},
+              "data": {"train_scenes": args.train_scenes, "train_arc_deg": ARC_SPAN_RANGE_DEG,
+                       "eval_scenes_per_bucket": args.eval_scenes, "eval_buckets_deg": ARC_SPAN_BUCKETS_DEG,
+                       "frames": args.frames, "size": args.size},
               "evaluation": {"frames": args.frames, "steps": args.eval_steps, "guidance": args.eval_guidance},
               "seconds": {k: round(v, 1) for k, v in seconds.items()}, "metrics": metrics}
     (args.out / "training.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -104,8 +104,10 @@ def test_tiny_trimap_interpolates_a_fresh_clip_in_all_three_passes():
     random weights (it does not beat a linear cross-fade: see assets/README.md)."""
     settings = TrimapModelConfig(path="bundled:tiny-trimap", dtype="float32", frames=9, steps=10, guidance=1.0)
     trained = load_trimap(settings)
-    shape = trained.transformer.config
+    shape, vae = trained.transformer.config, trained.vae.config
     untrained = build_tiny_pipeline(tiny_trimap_config(
+        latent_channels=vae.latent_channels, vae_channels=tuple(vae.block_out_channels),
+        vae_layers_per_block=vae.layers_per_block, temporal_compression=int(vae.temporal_compression_ratio),
         heads=shape.num_attention_heads, head_dim=shape.attention_head_dim, layers=shape.num_layers,
         sample_height=trained.native_size[0], sample_width=trained.native_size[1]))
     clip = render_clip(FRESH_SEEDS[0], 9, trained.native_size)

@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from langscene_core.training.trimap_clips import cross_fade, normal_error_deg, psnr, render_clip
+from langscene_core.training.trimap_clips import (ARC_SPAN_BUCKETS_DEG, ARC_SPAN_RANGE_DEG, cross_fade, normal_error_deg,
+                                                  psnr, render_clip)
+from langscene_core.world.trajectory import LOOK_AT
 from langscene_core.trimap.palette import make_palette, rgb_to_masks
 from langscene_core.trimap.train import MODALITIES
 
@@ -52,3 +54,17 @@ def test_cross_fade_and_metrics():
     assert normal_error_deg(np.zeros_like(up), up) == pytest.approx(90.0, abs=1e-3)
     up[0, 0] = 0  # pixels without a surface in the truth are ignored
     assert normal_error_deg(tilted, up) == pytest.approx(30.0, abs=1e-3)
+
+
+def _arc_deg(cam_to_world: np.ndarray) -> float:
+    """Azimuth in degrees between the first and last camera around the orbit centre."""
+    a, b = (cam_to_world[i, :2, 3] - LOOK_AT[:2] for i in (0, -1))
+    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
+
+
+def test_arc_width_follows_the_requested_range():
+    """Training arcs span ARC_SPAN_RANGE_DEG; each evaluation bucket gets arcs inside it."""
+    assert ARC_SPAN_BUCKETS_DEG[0][0] == ARC_SPAN_RANGE_DEG[0] and ARC_SPAN_BUCKETS_DEG[-1][1] == ARC_SPAN_RANGE_DEG[1]
+    for low, high in ARC_SPAN_BUCKETS_DEG:
+        spans = [_arc_deg(render_clip(seed, 2, (16, 16), (low, high)).cam_to_world) for seed in range(4)]
+        assert all(low - 1e-6 <= s <= high + 1e-6 for s in spans), (low, high, spans)

@@ -116,3 +116,22 @@ def test_dpm_scheduler_also_runs(pipe):
     frames = _generate(dpm, torch.rand(3, 32, 32), torch.rand(3, 32, 32), num_inference_steps=4)
     assert frames.shape == (1, 9, 3, 32, 32) and torch.isfinite(frames).all()
     assert frames.min() >= 0 and frames.max() <= 1
+
+
+def test_less_temporal_compression_keeps_the_frame_count():
+    """A 3-block VAE compressing time 2x (the bundled model's layout): 9 frames <-> 5 latent frames."""
+    pipe = build_tiny_pipeline(loading.tiny_trimap_config(latent_channels=16, vae_channels=(8, 8, 16),
+                                                          temporal_compression=2))
+    pipe.set_progress_bar_config(disable=True)
+    assert (pipe.spatial_factor, pipe.temporal_factor, pipe.latent_frames(9)) == (4, 2, 5)
+    first, last = torch.rand(3, 32, 32), torch.rand(3, 32, 32)
+    assert _generate(pipe, first, last, output_type="latent").shape == (1, 5, 16, 8, 8)
+    assert _generate(pipe, first, last).shape == (1, 9, 3, 32, 32)
+    with pytest.raises(ValueError, match="num_frames"):
+        _generate(pipe, first, last, num_frames=11)  # (T - 1) must be a multiple of 2 * 2
+
+
+@pytest.mark.parametrize("channels, ratio", [((8, 16), 4), ((8, 8, 16), 3)])
+def test_bad_temporal_compression_raises(channels, ratio):
+    with pytest.raises(ValueError, match="temporal_compression"):
+        build_tiny_pipeline(loading.tiny_trimap_config(vae_channels=channels, temporal_compression=ratio))

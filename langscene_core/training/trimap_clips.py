@@ -19,7 +19,8 @@ from langscene_core.trimap.train import TrainClip
 from langscene_core.world import build_world, render
 from langscene_core.world.trajectory import orbit_pose
 
-ARC_SPAN_RANGE_DEG = (15.0, 40.0)  # azimuth travelled between the two keyframes
+ARC_SPAN_RANGE_DEG = (15.0, 60.0)  # azimuth travelled between the two keyframes
+ARC_SPAN_BUCKETS_DEG = ((15.0, 25.0), (25.0, 40.0), (40.0, 60.0))  # evaluation reports each bucket
 HFOV_DEG = 60.0
 PALETTE_SIZE = 32  # ids 0 (background), 1 (table), 2.. objects
 
@@ -43,24 +44,26 @@ class RenderedClip:
                 TrainClip(masks_to_rgb(self.ids, palette), "semantic")]
 
 
-def arc_poses(rng: np.random.Generator, frames: int) -> np.ndarray:
-    """[frames, 4, 4] poses evenly along a random orbit arc (ARC_SPAN_RANGE_DEG of azimuth)."""
+def arc_poses(rng: np.random.Generator, frames: int,
+              span_range_deg: tuple[float, float] = ARC_SPAN_RANGE_DEG) -> np.ndarray:
+    """[frames, 4, 4] poses evenly along a random orbit arc (a uniform ``span_range_deg`` of azimuth)."""
     start = rng.uniform(0.0, 360.0)
-    span = rng.uniform(*ARC_SPAN_RANGE_DEG) * rng.choice([-1.0, 1.0])
+    span = rng.uniform(*span_range_deg) * rng.choice([-1.0, 1.0])
     elevation, radius = rng.uniform(*ELEVATION_RANGE_DEG), rng.uniform(*RADIUS_RANGE)
     return np.stack([orbit_pose(a, elevation, radius) for a in start + span * np.linspace(0.0, 1.0, frames)])
 
 
-def render_clip(seed: int, frames: int, size: tuple[int, int]) -> RenderedClip:
+def render_clip(seed: int, frames: int, size: tuple[int, int],
+                span_range_deg: tuple[float, float] = ARC_SPAN_RANGE_DEG) -> RenderedClip:
     """The clip of seed ``seed``: :func:`crops.training_spec` (held-out combinations kept) seen along
-    :func:`arc_poses`, ``frames`` views of ``size`` (height, width) pixels."""
+    :func:`arc_poses` over ``span_range_deg``, ``frames`` views of ``size`` (height, width) pixels."""
     if frames < 2:
         raise ValueError(f"a clip needs at least 2 frames, got {frames}")
     spec = training_spec(seed, exclude_held_out=False)
     if len(spec.objects) + 2 > PALETTE_SIZE:
         raise ValueError(f"seed {seed}: {len(spec.objects)} objects do not fit a {PALETTE_SIZE}-colour palette")
     intrinsics = Intrinsics.from_hfov(size[1], size[0], HFOV_DEG)
-    poses = arc_poses(np.random.default_rng([seed, 2]), frames)
+    poses = arc_poses(np.random.default_rng([seed, 2]), frames, span_range_deg)
     rendered = render(build_world(spec), intrinsics, poses)
     # world-frame normals n -> camera frame R^T n, written for row vectors as n @ R
     normals = np.stack([f.normals @ f.cam_to_world[:3, :3] for f in rendered]).astype(np.float32)

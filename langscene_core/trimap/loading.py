@@ -26,6 +26,7 @@ class TinyTrimapConfig:
     latent_channels: int = 4
     vae_channels: tuple[int, ...] = (8, 8, 16, 16)  # 4 blocks: 8x spatial compression
     vae_layers_per_block: int = 1
+    temporal_compression: int = 4  # frames per latent frame after the first (1, 2 or 4; CogVideoX: 4)
     heads: int = 2
     head_dim: int = 16
     layers: int = 2
@@ -53,6 +54,9 @@ def offline_t5_tokenizer() -> T5Tokenizer:
 
 def build_tiny_pipeline(config: TinyTrimapConfig = TinyTrimapConfig(), seed: int = 0) -> TrimapPipeline:
     """A TrimapPipeline with random weights of the given sizes (float32, CPU)."""
+    if config.temporal_compression not in (1, 2, 4) or 2 ** (len(config.vae_channels) - 1) < config.temporal_compression:
+        raise ValueError(f"temporal_compression={config.temporal_compression}: expected 1, 2 or 4, at most the "
+                         f"spatial compression of {len(config.vae_channels)} VAE blocks")
     torch.manual_seed(seed)
     tokenizer = offline_t5_tokenizer()
     text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=config.text_dim, d_kv=16,
@@ -62,6 +66,7 @@ def build_tiny_pipeline(config: TinyTrimapConfig = TinyTrimapConfig(), seed: int
                                  up_block_types=("CogVideoXUpBlock3D",) * blocks,
                                  block_out_channels=config.vae_channels, latent_channels=config.latent_channels,
                                  layers_per_block=config.vae_layers_per_block, norm_num_groups=2,
+                                 temporal_compression_ratio=config.temporal_compression,
                                  sample_height=config.sample_height, sample_width=config.sample_width)
     factor = 2 ** (blocks - 1)
     transformer = CogVideoXTransformer3DModel(

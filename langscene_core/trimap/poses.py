@@ -20,6 +20,13 @@ from langscene_core.camera import Intrinsics
 from langscene_core.config import DensifyConfig
 
 
+# SIFT settings for small rendered frames (upsampled, little texture): COLMAP's default peak threshold
+# (0.0067) finds too few keypoints on the smooth table texture, and domain-size pooling (DSP-SIFT)
+# makes descriptors of upsampled, blurry frames match across views.
+SIFT_PEAK_THRESHOLD = 0.002
+SIFT_DOMAIN_SIZE_POOLING = True
+
+
 class PoseRecoveryError(RuntimeError):
     """SfM could not register the frames well enough; callers fall back to the keyframes alone."""
 
@@ -95,8 +102,11 @@ def _run_sfm(frames: np.ndarray, intrinsics: Intrinsics, min_size: int, tmp: Pat
     reader.camera_model = "PINHOLE"
     reader.camera_params = ",".join(str(v) for v in (intrinsics.fx * sx, intrinsics.fy * sy,
                                                       intrinsics.cx * sx, intrinsics.cy * sy))
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.sift.peak_threshold = SIFT_PEAK_THRESHOLD
+    extraction.sift.domain_size_pooling = SIFT_DOMAIN_SIZE_POOLING
     pycolmap.extract_features(database, image_dir, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
-                              device=pycolmap.Device.cpu)
+                              extraction_options=extraction, device=pycolmap.Device.cpu)
     pycolmap.match_exhaustive(database, device=pycolmap.Device.cpu)
     options = pycolmap.IncrementalPipelineOptions()
     options.ba_refine_focal_length = False

@@ -69,13 +69,15 @@ def train_vae(pipe: TrimapPipeline, clips: Sequence[TrainClip], steps: int, lear
               kl_weight: float = 1e-6, seed: int = 0) -> list[float]:
     """Fit the VAE to reconstruct whole clips and their single first/last frames (the condition path).
 
-    Returns the loss per step (L1 + kl_weight * KL).
+    AdamW at ``learning_rate``, cosine-annealed to zero over ``steps``. Returns the loss per step
+    (L1 + kl_weight * KL).
     """
     _check_clips(pipe, clips)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     vae = pipe.vae
     optimiser = torch.optim.AdamW(vae.parameters(), lr=learning_rate)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(steps, 1))
     losses = []
     vae.train()
     for step in range(steps):
@@ -88,6 +90,7 @@ def train_vae(pipe: TrimapPipeline, clips: Sequence[TrainClip], steps: int, lear
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
+        schedule.step()
         losses.append(loss.item())
     vae.eval()
     calibrate_latent_scale(pipe, clips)
