@@ -119,7 +119,9 @@ def evaluate_buckets(model: str, held_out: dict[str, list[RenderedClip]],
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, required=True, help="directory for the rendered clips")
-    parser.add_argument("--out", type=Path, default=REPO / "langscene_core/assets/tiny-trimap")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="model directory, required unless --evaluate-only (the shipped model is "
+                             "langscene_core/assets/tiny-trimap: replace it only with one that evaluates better)")
     parser.add_argument("--train-scenes", type=int, default=200)
     parser.add_argument("--eval-scenes", type=int, default=5, help="held-out scenes per arc-width bucket")
     parser.add_argument("--frames", type=int, default=9, help="frames per clip, k * 2 * temporal compression + 1")
@@ -141,6 +143,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--evaluate-only", metavar="MODEL", help="only evaluate this model (a path or bundled:NAME)")
     args = parser.parse_args()
+    if args.out is None and args.evaluate_only is None:
+        parser.error("--out is required (unless --evaluate-only)")
     torch.set_num_threads(args.threads)
     args.cache.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
