@@ -15,6 +15,7 @@ gradient is a batched matmul. Profiling at 10k Gaussians, 160x120, showed gather
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -67,17 +68,18 @@ def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor
 @torch.no_grad()
 def bin_tiles(means2d: Tensor, conics: Tensor, opacities: Tensor, depths: Tensor, radii: Tensor,
               width: int, height: int, tile_size: int) -> TileBins:
-    """Bin each drawn Gaussian to the tiles its alpha >= 1/255 ellipse can touch.
+    """Bin each drawn Gaussian to the tiles where its alpha can reach 1/255.
 
-    alpha >= 1/255 needs sigma <= log(255 opacity), an ellipse whose bounding box half-extents are
-    sqrt(2 log(255 opacity) cov_xx) and ... cov_yy: gsplat's 3.33-sigma radius for opacity 1, tighter
-    for fainter Gaussians (a small margin keeps the box conservative under rounding).
+    alpha >= 1/255 needs sigma <= log(255 opacity): an ellipse (gsplat's 3.33-sigma radius is its
+    bounding box for opacity 1; fainter Gaussians have smaller ones). Candidates are the tiles of the
+    ellipse's bounding box; a candidate is kept when the ellipse reaches one of its pixel centres'
+    rectangle (``_reaches``). Bounds carry a small margin, so binning is conservative under rounding.
     """
     tiles_x, tiles_y = math.ceil(width / tile_size), math.ceil(height / tile_size)
-    bound = 2.0 * torch.log(255.0 * opacities.clamp_min(1e-30))  # [N] max of dx^T conic dx
+    bound = 2.0 * torch.log(255.0 * opacities.clamp_min(1e-30)) * (1 + 1e-4) + 1e-4  # [N] max dx^T conic dx
     det = conics[:, 0] * conics[:, 2] - conics[:, 1] ** 2
     cov_diag = conics[:, [2, 0]] / det.clamp_min(1e-30)[:, None]  # [N, 2] cov_xx, cov_yy
-    extent = torch.sqrt(bound.clamp_min(0.0)[:, None] * cov_diag) * (1 + 1e-4) + 1e-3
+    extent = torch.sqrt(bound.clamp_min(0.0)[:, None] * cov_diag) + 1e-3
     drawn = (radii > 0).all(dim=-1) & (bound > 0) & (det > 0)
     visible = torch.nonzero(drawn).squeeze(1)
     visible = visible[torch.argsort(depths[visible], stable=True)]
@@ -91,11 +93,35 @@ def bin_tiles(means2d: Tensor, conics: Tensor, opacities: Tensor, depths: Tensor
     rank = torch.repeat_interleave(torch.arange(len(visible), device=means2d.device), count)
     first = torch.cumsum(count, 0) - count
     k = torch.arange(len(rank), device=means2d.device) - first[rank]
-    tile = (y0[rank] + k // span_x[rank]) * tiles_x + x0[rank] + k % span_x[rank]
+    tile_x, tile_y = x0[rank] + k % span_x[rank], y0[rank] + k // span_x[rank]
+    reach = _reaches(centre[rank], conics[visible[rank]], bound[visible[rank]], tile_x, tile_y, tile_size,
+                     width, height)
+    rank, tile = rank[reach], (tile_y * tiles_x + tile_x)[reach]
     tile_sorted, order = torch.sort(tile, stable=True)  # stable: keeps the depth order within a tile
     tile_count = torch.bincount(tile_sorted, minlength=tiles_x * tiles_y)
     tile_start = torch.cumsum(tile_count, 0) - tile_count
     return TileBins(visible[rank[order]], tile_start, tile_count, tiles_x, tiles_y, tile_size)
+
+
+def _reaches(mean: Tensor, conic: Tensor, bound: Tensor, tile_x: Tensor, tile_y: Tensor, tile_size: int,
+             width: int, height: int) -> Tensor:
+    """[K] bool: does {d : a dx^2 + 2 b dx dy + c dy^2 <= bound} around mean [K, 2] meet the rectangle
+    of the pixel centres of tile (tile_x, tile_y) [K]? The quadratic's minimum over the rectangle is 0
+    when the mean is inside, else the least of its minima along the four edges."""
+    a, b, c = conic.unbind(-1)
+    xl = (tile_x * tile_size).to(mean.dtype) + 0.5 - mean[:, 0]  # rectangle in offsets from the mean
+    yl = (tile_y * tile_size).to(mean.dtype) + 0.5 - mean[:, 1]
+    xh = ((tile_x + 1) * tile_size).clamp(max=width).to(mean.dtype) - 0.5 - mean[:, 0]
+    yh = ((tile_y + 1) * tile_size).clamp(max=height).to(mean.dtype) - 0.5 - mean[:, 1]
+    inside = (xl <= 0) & (xh >= 0) & (yl <= 0) & (yh >= 0)
+    best = torch.full_like(a, math.inf)
+    for x in (xl, xh):  # vertical edges: minimise over dy
+        dy = torch.minimum(torch.maximum(-b * x / c, yl), yh)
+        best = torch.minimum(best, a * x * x + 2.0 * b * x * dy + c * dy * dy)
+    for y in (yl, yh):  # horizontal edges: minimise over dx
+        dx = torch.minimum(torch.maximum(-b * y / a, xl), xh)
+        best = torch.minimum(best, a * dx * dx + 2.0 * b * dx * y + c * y * y)
+    return inside | (best <= bound * (1 + 1e-4) + 1e-4)
 
 
 def _tile_groups(tile_count: Tensor, pix_per_tile: int) -> list[Tensor]:
@@ -128,38 +154,14 @@ class _Composite(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor, bins: TileBins):
         n_tiles, pix_per_tile = bins.tiles_x * bins.tiles_y, bins.tile_size ** 2
-        # one table per Gaussian: x, y, a, b, c, opacity -> one gather per group
-        table = torch.cat([means2d, conics, opacities[:, None]], dim=1).T.contiguous()  # [6, N]
         out_colors = colors.new_zeros(n_tiles, pix_per_tile, colors.shape[-1])
         out_alpha = colors.new_zeros(n_tiles, pix_per_tile)
         saved = []
-        for tiles in _tile_groups(bins.tile_count, pix_per_tile):
-            ids, valid = _group_ids(bins, tiles)
-            gauss = table.index_select(1, ids.reshape(-1)).reshape(6, *ids.shape)  # [6, T, L]
-            gauss[5] *= valid  # padding slots get opacity 0: alpha < 1/255, never composited
+        for tiles, ids, gauss, origin, blend in _blend_groups(means2d, conics, opacities, bins):
             group_colors = colors.index_select(0, ids.reshape(-1)).reshape(*ids.shape, -1)  # [T, L, D]
-            origin = _tile_origins(bins, tiles).to(gauss.dtype)  # [T, 2]
-            pixels = origin[:, None, :] + _local_pixels(bins.tile_size, gauss.dtype)[None]  # [T, P, 2]
-            dx = pixels[:, :, 0, None] - gauss[0, :, None, :]  # [T, P, L]
-            dy = pixels[:, :, 1, None] - gauss[1, :, None, :]
-            a, b, c, opacity = (gauss[k, :, None, :] for k in (2, 3, 4, 5))
-            sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy  # gsplat's expression, term by term
-            falloff = torch.exp(-sigma)
-            raw = opacity * falloff
-            alpha = torch.clamp_max(raw, ALPHA_MAX)
-            used = (sigma >= 0) & (alpha >= ALPHA_MIN)
-            alpha *= used
-            keep = 1.0 - alpha
-            trans_after = torch.cumprod(keep, dim=-1)
-            used &= trans_after > T_MIN  # gsplat's early stop: this and all later ones dropped
-            trans = torch.ones_like(trans_after)  # T before each Gaussian, 0 where not composited
-            trans[..., 1:] = trans_after[..., :-1]
-            trans *= used
-            weights = alpha * trans
-            out_colors[tiles] = torch.bmm(weights, group_colors)
-            out_alpha[tiles] = weights.sum(-1)
-            falloff *= used & (raw <= ALPHA_MAX)  # where alpha follows opacity and sigma
-            saved.append((tiles, ids, gauss, origin, group_colors, keep, trans, weights, falloff))
+            out_colors[tiles] = torch.bmm(blend.weights, group_colors)
+            out_alpha[tiles] = blend.weights.sum(-1)
+            saved.append((tiles, ids, gauss, origin, group_colors, blend))
         ctx.groups = saved
         ctx.shapes = (means2d.shape[0], colors.shape[-1], bins.tile_size)
         return out_colors, out_alpha
@@ -171,7 +173,8 @@ class _Composite(torch.autograd.Function):
         grad_table = grad_colors.new_zeros(6, n)
         grad_feats = grad_colors.new_zeros(n, n_channels)
         moments_basis = _pixel_moments(tile_size, grad_colors.dtype)  # [6, P]
-        for tiles, ids, gauss, origin, group_colors, keep, trans, weights, gated_falloff in ctx.groups:
+        for tiles, ids, gauss, origin, group_colors, blend in ctx.groups:
+            keep, trans, weights, gated_falloff = blend.keep, blend.trans, blend.weights, blend.gated_falloff
             g = grad_colors[tiles]  # [T, P, D]
             flat_ids = ids.reshape(-1)
             grad_feats.index_add_(0, flat_ids, torch.bmm(weights.transpose(1, 2), g).reshape(len(flat_ids), -1))
@@ -198,6 +201,117 @@ class _Composite(torch.autograd.Function):
             grad_table.index_add_(1, flat_ids, grads.reshape(6, -1))
         del ctx.groups
         return grad_table[:2].T, grad_table[2:5].T, grad_table[5], grad_feats, None
+
+
+@dataclass(frozen=True)
+class _Blend:
+    """Compositing of one group of tiles, each [T, P, L]: weights w_i = alpha_i T_i (0 where a Gaussian
+    is not composited), keep = 1 - alpha_i, trans = T_i (0 where not composited) and gated_falloff =
+    exp(-sigma) where alpha follows opacity and sigma (composited, not clamped), else 0."""
+
+    weights: Tensor
+    keep: Tensor
+    trans: Tensor
+    gated_falloff: Tensor
+
+
+def _blend_groups(means2d: Tensor, conics: Tensor, opacities: Tensor, bins: TileBins):
+    """Yield (tiles [T], ids [T, L], gauss [6, T, L] (x, y, a, b, c, opacity; padding has opacity 0),
+    tile origins [T, 2], _Blend) for each group of tiles, with gsplat's compositing rules."""
+    # one table per Gaussian: x, y, a, b, c, opacity -> one gather per group
+    table = torch.cat([means2d, conics, opacities[:, None]], dim=1).T.contiguous()  # [6, N]
+    for tiles in _tile_groups(bins.tile_count, bins.tile_size ** 2):
+        ids, valid = _group_ids(bins, tiles)
+        gauss = table.index_select(1, ids.reshape(-1)).reshape(6, *ids.shape)  # [6, T, L]
+        gauss[5] *= valid  # padding slots get opacity 0: alpha < 1/255, never composited
+        origin = _tile_origins(bins, tiles).to(gauss.dtype)  # [T, 2]
+        pixels = origin[:, None, :] + _local_pixels(bins.tile_size, gauss.dtype)[None]  # [T, P, 2]
+        dx = pixels[:, :, 0, None] - gauss[0, :, None, :]  # [T, P, L]
+        dy = pixels[:, :, 1, None] - gauss[1, :, None, :]
+        a, b, c, opacity = (gauss[k, :, None, :] for k in (2, 3, 4, 5))
+        sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy  # gsplat's expression, term by term
+        falloff = torch.exp(-sigma)
+        raw = opacity * falloff
+        alpha = torch.clamp_max(raw, ALPHA_MAX)
+        used = (sigma >= 0) & (alpha >= ALPHA_MIN)
+        alpha *= used
+        keep = 1.0 - alpha
+        trans_after = torch.cumprod(keep, dim=-1)
+        used &= trans_after > T_MIN  # gsplat's early stop: this and all later ones dropped
+        trans = torch.ones_like(trans_after)  # T before each Gaussian, 0 where not composited
+        trans[..., 1:] = trans_after[..., :-1]
+        trans *= used
+        falloff *= used & (raw <= ALPHA_MAX)
+        yield tiles, ids, gauss, origin, _Blend(alpha * trans, keep, trans, falloff)
+
+
+@dataclass(frozen=True)
+class CompositingMatrix:
+    """One camera's compositing for fixed geometry as a linear map from per-Gaussian features to pixels.
+
+    matrix: sparse CSR [H * W, N] float32 (pixel row y * W + x, int32 indices); transposed: the same
+    map as CSR [N, H * W] for the backward. ``apply(features)`` equals ``composite``'s image for any
+    features [N, D] whenever means, conics and opacities are the ones it was built from.
+    """
+
+    matrix: Tensor
+    transposed: Tensor
+
+    def apply(self, features: Tensor) -> Tensor:
+        """features [N, D] -> [H * W, D], differentiable w.r.t. features."""
+        return _SparseProduct.apply(features, self)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by both CSR matrices."""
+        return sum(t.numel() * t.element_size() for m in (self.matrix, self.transposed)
+                   for t in (m.crow_indices(), m.col_indices(), m.values()))
+
+
+class _SparseProduct(torch.autograd.Function):
+    """features [N, D] -> matrix @ features; backward transposed @ grad (both sparse CSR products)."""
+
+    @staticmethod
+    def forward(ctx, features: Tensor, op: CompositingMatrix) -> Tensor:
+        ctx.op = op
+        return torch.sparse.mm(op.matrix, features.contiguous())
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        return torch.sparse.mm(ctx.op.transposed, grad.contiguous()), None
+
+
+@torch.no_grad()
+def compositing_matrix(means2d: Tensor, conics: Tensor, opacities: Tensor, depths: Tensor, radii: Tensor,
+                       width: int, height: int, tile_size: int = CPU_TILE_SIZE) -> CompositingMatrix:
+    """``composite``'s weights for fixed geometry (same inputs, no colours) as a CompositingMatrix:
+    for frozen geometry (stage B of training) it replaces projection, binning and compositing."""
+    bins = bin_tiles(means2d, conics, opacities, depths, radii, width, height, tile_size)
+    rows, cols, values = [means2d.new_zeros(0, dtype=torch.long)], [means2d.new_zeros(0, dtype=torch.long)], \
+        [means2d.new_zeros(0)]
+    for _, ids, _, origin, blend in _blend_groups(means2d, conics, opacities, bins):
+        t, p, s = torch.nonzero(blend.weights, as_tuple=True)
+        x = origin[t, 0].long() + p % tile_size
+        y = origin[t, 1].long() + torch.div(p, tile_size, rounding_mode="floor")
+        inside = (x < width) & (y < height)
+        rows.append((y * width + x)[inside])
+        cols.append(ids[t, s][inside])
+        values.append(blend.weights[t, p, s][inside])
+    rows, cols, values = torch.cat(rows), torch.cat(cols), torch.cat(values)
+    n_pix, n = width * height, means2d.shape[0]
+    return CompositingMatrix(_csr(rows, cols, values, n_pix, n), _csr(cols, rows, values, n, n_pix))
+
+
+def _csr(rows: Tensor, cols: Tensor, values: Tensor, n_rows: int, n_cols: int) -> Tensor:
+    """Sparse CSR [n_rows, n_cols] with int32 indices from distinct (row, col) entries [K] each."""
+    order = torch.argsort(rows * n_cols + cols)
+    crow = torch.zeros(n_rows + 1, dtype=torch.long, device=rows.device)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n_rows), 0)
+    with warnings.catch_warnings():  # torch flags sparse CSR as beta on every first use; we rely on mm only
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow.int(), cols[order].int(), values[order], (n_rows, n_cols),
+                                       check_invariants=False)
 
 
 def _group_ids(bins: TileBins, tiles: Tensor) -> tuple[Tensor, Tensor]:
