@@ -177,9 +177,9 @@ def train_language(gaussians: Gaussians, views: Sequence[TrainView], config: Fie
 
 def _frozen_operators(gaussians: Gaussians, views: Sequence[TrainView], budget_mb: float
                       ) -> list[Optional[CompositingMatrix]]:
-    """Per view, its compositing for the frozen geometry of stage B (``compositing_operator``) while the
-    matrices fit in ``budget_mb``; None for the views past the budget (they render every step) and
-    for CUDA Gaussians (gsplat renders them)."""
+    """Per view, its compositing for the frozen geometry of stage B (``compositing_operator``, built up
+    front: about one rasterisation each) until the matrices hold ``budget_mb`` (0 disables the cache);
+    None for the views past that (they rasterise every step) and for CUDA Gaussians (gsplat renders)."""
     operators: list[Optional[CompositingMatrix]] = []
     used = 0.0
     for view in views:
