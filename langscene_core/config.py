@@ -136,6 +136,7 @@ class FieldConfig:
     s2d_weight: float = 0.1
     s3d_weight: float = 0.05
     s3d_k: int = 5
+    language_cache_mb: float = 2048.0  # CPU stage B: memory for per-view compositing matrices (~10 MB each at 160x120)
     # densification and pruning (gsplat DefaultStrategy)
     densify_start: int = 100
     densify_stop: int = 1000

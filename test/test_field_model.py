@@ -10,7 +10,7 @@ from langscene_core.camera import Intrinsics, look_at
 from langscene_core.field import losses
 from langscene_core.field.gaussians import Gaussians, knn, quat_from_z_axis
 from langscene_core.field.ply import load_ply, read_sidecar, save_ply, sidecar_path
-from langscene_core.field.render import render
+from langscene_core.field.render import compositing_operator, render, render_latents
 from langscene_core.field.views import TrainView
 
 
@@ -84,6 +84,14 @@ def test_s2d_and_s3d_are_zero_only_when_consistent():
     assert losses.s3d_loss(lat, nbrs).item() > 0.1
 
 
+def test_s3d_over_levels_is_the_mean_of_the_levels():
+    g = torch.Generator().manual_seed(0)
+    latents, nbrs = torch.randn(50, 3, 3, generator=g), torch.randint(0, 50, (50, 5), generator=g)
+    per_level = torch.stack([losses.s3d_loss(latents[:, level], nbrs) for level in range(3)]).mean()
+    assert losses.s3d_loss(latents, nbrs).item() == pytest.approx(per_level.item(), rel=1e-6)
+    assert per_level.item() > 0.1
+
+
 def test_flatten_and_rgb_losses():
     assert losses.flatten_loss(torch.log(torch.tensor([[0.1, 0.02, 0.3]]))).item() == pytest.approx(0.02)
     a, b = torch.zeros(2, 2, 3), torch.full((2, 2, 3), 0.5)
@@ -125,3 +133,23 @@ def test_load_rejects_mismatched_sidecar(tmp_path):
     sidecar_path(path).write_text(json.dumps(side))
     with pytest.raises(ValueError, match="sidecar says"):
         load_ply(path)
+
+
+def test_compositing_operator_renders_latents_like_render():
+    """Frozen geometry: the sparse compositing map gives the rasteriser's latent maps and gradients."""
+    views = _plane_views()
+    g = Gaussians.from_rgbd(views[:1], stride=2)
+    with torch.no_grad():
+        g.params["latents"].copy_(torch.randn(len(g), g.levels, 3, generator=torch.Generator().manual_seed(0)))
+        g.params["means"].add_(0.01 * torch.randn(len(g), 3, generator=torch.Generator().manual_seed(1)))
+    view = views[1]
+    weights = torch.rand(g.levels, 24, 32, 3, generator=torch.Generator().manual_seed(2))
+    ref = render(g, view.intrinsics, view.cam_to_world, rgb=False, normal=False, latents=True).latents
+    (ref * weights).sum().backward()
+    ref_grad, g.params["latents"].grad = g.params["latents"].grad.clone(), None
+    operator = compositing_operator(g, view.intrinsics, view.cam_to_world)
+    out = render_latents(operator, g, view.intrinsics)
+    (out * weights).sum().backward()
+    assert ref.abs().max() > 0.5 and operator.nbytes > 0
+    assert (out - ref).abs().max() <= 1e-5
+    assert (g.params["latents"].grad - ref_grad).abs().max() <= 1e-5 * ref_grad.abs().max()

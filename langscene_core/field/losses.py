@@ -88,9 +88,11 @@ def s2d_loss(rendered: Tensor, mask_ids: Tensor) -> Tensor:
 
 def s3d_loss(latents: Tensor, neighbours: Tensor) -> Tensor:
     """L_s3d (Eq. 9): KL(f_i || f_j) summed over each Gaussian's k nearest neighbours j, averaged over
-    Gaussians. latents: [N, C]; neighbours: [N, k] int64. The 3-d latents are turned into
-    distributions with a softmax (the reference implementation's choice), so the loss is >= 0 and 0
-    exactly when neighbours' latents agree up to a constant offset."""
-    log_p = F.log_softmax(latents, dim=-1)  # [N, C]
-    log_q = log_p[neighbours]  # [N, k, C]
-    return (log_p.exp()[:, None, :] * (log_p[:, None, :] - log_q)).sum(-1).sum(-1).mean()
+    Gaussians (and levels). latents: [N, C] or [N, L, C] (each level on its own); neighbours: [N, k]
+    int64. The latents are turned into distributions with a softmax over C (the reference
+    implementation's choice), so the loss is >= 0 and 0 exactly when neighbours' latents agree up to a
+    constant offset."""
+    log_p = F.log_softmax(latents, dim=-1)  # [N, ..., C]
+    log_q = log_p.index_select(0, neighbours.reshape(-1)).reshape(*neighbours.shape, *log_p.shape[1:])
+    kl = (log_p.exp()[:, None] * (log_p[:, None] - log_q)).sum(-1)  # [N, k, ...]
+    return kl.sum(1).mean()

@@ -3,17 +3,15 @@
 ``rasterize`` mirrors ``gsplat.rasterization`` (unbatched, unpacked): the same arguments, the same
 ``(render_colors, render_alphas, meta)`` result. CUDA tensors go to gsplat itself. gsplat 1.5 ships no
 CPU rasteriser (its ``rasterization`` needs CUDA and its pure-torch ``_isect_tiles`` is a per-Gaussian
-Python loop), so CPU tensors go through gsplat's pure-torch projection (``gsplat.cuda._torch_impl``) and
-the hand-written compositor below, which follows gsplat's compositing rules exactly:
-alpha = min(0.99, opacity * exp(-sigma)), Gaussians with sigma < 0 or alpha < 1/255 are skipped, and a
-pixel stops at the Gaussian whose transmittance would fall to 1e-4 or below. Backward is torch autograd.
+Python loop), so CPU tensors go through gsplat's pure-torch projection (``gsplat.cuda._torch_impl``,
+autograd) and the hand-written tile compositor of ``langscene_core.field.composite`` (gsplat's
+compositing rules, analytic backward).
 
 Frames: ``viewmats`` are world -> camera (OpenCV axes, see ``langscene_core.camera``); pixel centres
 are at integer + 0.5.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
 
 import torch
@@ -24,16 +22,9 @@ from gsplat.cuda._torch_impl import (
 )
 from torch import Tensor
 
+from langscene_core.field.composite import CPU_TILE_SIZE, composite
+
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
-ALPHA_MAX = 0.99  # gsplat's clamp of a single Gaussian's alpha
-ALPHA_MIN = 1.0 / 255.0  # gsplat skips Gaussians below this alpha
-T_MIN = 1e-4  # gsplat stops a pixel when transmittance would drop to this
-# Elements ([tiles, pixels per tile, Gaussians per tile]) composited in one vectorised group; bounds
-# the memory autograd keeps (~10 float32 tensors of this size).
-GROUP_ELEMENTS = 1 << 21
-# Small tiles waste less work on pixels outside a Gaussian's footprint; 4 was fastest on 2 cores
-# (10k Gaussians, 160x120, other agents loading the CPU: 16 -> 0.62 s, 8 -> 0.37 s, 4 -> 0.24 s fwd+bwd).
-CPU_TILE_SIZE = 4
 
 
 def rasterize(
@@ -160,101 +151,3 @@ def _rasterize_cpu(means, quats, scales, opacities, features, viewmats, Ks, widt
     meta = {"radii": radii, "means2d": means2d, "depths": depths, "conics": conics, "width": width,
             "height": height, "n_cameras": n_cams, "gaussian_ids": None, "tile_size": tile_size}
     return render_colors, render_alphas, meta
-
-
-def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor, depths: Tensor, radii: Tensor,
-              width: int, height: int, tile_size: int = CPU_TILE_SIZE) -> tuple[Tensor, Tensor]:
-    """Front-to-back alpha compositing of one camera's projected Gaussians, tile by tile.
-
-    means2d [N, 2] pixels, conics [N, 3], opacities [N], colors [N, D], depths [N], radii [N, 2]
-    (Gaussians with a zero radius are skipped). Returns image [H, W, D] and alpha [H, W, 1].
-
-    Gaussians are binned to the square tiles their 3.33-sigma box touches (one sort by depth, one stable
-    sort by tile), tiles are processed in groups padded to the group's longest list, and transmittance
-    is an exclusive cumulative sum of log(1 - alpha) along each pixel's list.
-    """
-    n_channels = colors.shape[-1]
-    tiles_x, tiles_y = math.ceil(width / tile_size), math.ceil(height / tile_size)
-    n_tiles, pix_per_tile = tiles_x * tiles_y, tile_size * tile_size
-    gauss_ids, tile_start, tile_count = _bin_tiles(means2d.detach(), depths.detach(), radii, tiles_x, tiles_y, tile_size)
-
-    out_colors = colors.new_zeros(n_tiles, pix_per_tile, n_channels)
-    out_alpha = colors.new_zeros(n_tiles, pix_per_tile)
-    local = torch.arange(pix_per_tile, device=means2d.device)
-    local_xy = torch.stack([local % tile_size, local // tile_size], dim=-1).to(means2d.dtype) + 0.5  # [P, 2]
-    group_tiles, group_results = [], []
-    for tiles in _tile_groups(tile_count, pix_per_tile):
-        max_len = int(tile_count[tiles].max())
-        slot = torch.arange(max_len, device=means2d.device)
-        valid = slot[None, :] < tile_count[tiles, None]  # [T, L]
-        ids = gauss_ids[(tile_start[tiles, None] + slot[None, :]).clamp(max=len(gauss_ids) - 1)]  # [T, L]
-        origin = torch.stack([tiles % tiles_x, tiles // tiles_x], dim=-1).to(means2d.dtype) * tile_size  # [T, 2]
-        pix = origin[:, None, :] + local_xy[None]  # [T, P, 2]
-        mean = means2d[ids]  # [T, L, 2]
-        dx = pix[:, :, None, 0] - mean[:, None, :, 0]  # [T, P, L]
-        dy = pix[:, :, None, 1] - mean[:, None, :, 1]
-        con = conics[ids]  # [T, L, 3]
-        sigma = (0.5 * (con[:, None, :, 0] * dx * dx + con[:, None, :, 2] * dy * dy)
-                 + con[:, None, :, 1] * dx * dy)
-        alpha = torch.clamp_max(opacities[ids][:, None, :] * torch.exp(-sigma), ALPHA_MAX)
-        keep = valid[:, None, :] & (sigma >= 0) & (alpha >= ALPHA_MIN)
-        alpha = torch.where(keep, alpha, torch.zeros_like(alpha))
-        log_trans = torch.cumsum(torch.log1p(-alpha), dim=-1)  # log T after each Gaussian
-        trans_before = torch.exp(log_trans - torch.log1p(-alpha))
-        weights = alpha * trans_before * (log_trans.detach() > math.log(T_MIN))  # [T, P, L]
-        group_tiles.append(tiles)
-        group_results.append((torch.einsum("tpl,tlc->tpc", weights, colors[ids]), weights.sum(-1)))
-    if group_tiles:
-        tiles = torch.cat(group_tiles)
-        out_colors = out_colors.index_copy(0, tiles, torch.cat([r[0] for r in group_results]))
-        out_alpha = out_alpha.index_copy(0, tiles, torch.cat([r[1] for r in group_results]))
-    image = _untile(out_colors, tiles_x, tiles_y, tile_size)[:height, :width]
-    alpha_img = _untile(out_alpha[..., None], tiles_x, tiles_y, tile_size)[:height, :width]
-    return image, alpha_img
-
-
-@torch.no_grad()
-def _bin_tiles(means2d: Tensor, depths: Tensor, radii: Tensor, tiles_x: int, tiles_y: int, tile_size: int):
-    """Depth-ordered Gaussian lists per tile.
-
-    Returns gauss_ids [M] (Gaussian index of each tile-Gaussian pair, grouped by tile, near to far),
-    tile_start [n_tiles] and tile_count [n_tiles] (each tile's slice of gauss_ids).
-    """
-    visible = torch.nonzero((radii > 0).all(dim=-1)).squeeze(1)
-    visible = visible[torch.argsort(depths[visible], stable=True)]
-    centre, radius = means2d[visible], radii[visible].to(means2d.dtype)
-    lo = torch.floor((centre - radius) / tile_size).long()
-    hi = torch.floor((centre + radius) / tile_size).long() + 1
-    x0, x1 = lo[:, 0].clamp(0, tiles_x), hi[:, 0].clamp(0, tiles_x)
-    y0, y1 = lo[:, 1].clamp(0, tiles_y), hi[:, 1].clamp(0, tiles_y)
-    span_x = (x1 - x0).clamp(min=0)
-    count = span_x * (y1 - y0).clamp(min=0)
-    rank = torch.repeat_interleave(torch.arange(len(visible), device=means2d.device), count)
-    first = torch.cumsum(count, 0) - count
-    k = torch.arange(len(rank), device=means2d.device) - first[rank]
-    tile = (y0[rank] + k // span_x[rank]) * tiles_x + x0[rank] + k % span_x[rank]
-    tile_sorted, order = torch.sort(tile, stable=True)  # stable: keeps the depth order within a tile
-    tile_count = torch.bincount(tile_sorted, minlength=tiles_x * tiles_y)
-    tile_start = torch.cumsum(tile_count, 0) - tile_count
-    return visible[rank[order]], tile_start, tile_count
-
-
-def _tile_groups(tile_count: Tensor, pix_per_tile: int) -> list[Tensor]:
-    """Non-empty tiles, longest list first, cut into groups of at most GROUP_ELEMENTS padded elements."""
-    tiles = torch.nonzero(tile_count).squeeze(1)
-    tiles = tiles[torch.argsort(tile_count[tiles], descending=True)]
-    counts = tile_count[tiles].tolist()
-    groups, start = [], 0
-    while start < len(counts):
-        # the first tile of a group is its longest; take as many as fit in the budget
-        n = max(1, GROUP_ELEMENTS // (pix_per_tile * counts[start]))
-        groups.append(tiles[start:start + n])
-        start += n
-    return groups
-
-
-def _untile(values: Tensor, tiles_x: int, tiles_y: int, tile_size: int) -> Tensor:
-    """[n_tiles, P, D] tile-major pixels -> [tiles_y * tile_size, tiles_x * tile_size, D] image."""
-    d = values.shape[-1]
-    return (values.reshape(tiles_y, tiles_x, tile_size, tile_size, d)
-            .permute(0, 2, 1, 3, 4).reshape(tiles_y * tile_size, tiles_x * tile_size, d))

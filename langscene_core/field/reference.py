@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from langscene_core.field.rasterize import ALPHA_MAX, ALPHA_MIN, T_MIN, project
+from langscene_core.field.composite import ALPHA_MAX, ALPHA_MIN, T_MIN
+from langscene_core.field.rasterize import project
 
 
 def rasterize_brute_force(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, features: Tensor,

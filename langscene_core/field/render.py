@@ -14,7 +14,8 @@ from torch import Tensor
 
 from langscene_core.camera import Intrinsics, invert_pose
 from langscene_core.field.gaussians import Gaussians
-from langscene_core.field.rasterize import rasterize, view_colors
+from langscene_core.field.composite import CompositingMatrix, compositing_matrix
+from langscene_core.field.rasterize import project, rasterize, view_colors
 
 
 @dataclass
@@ -84,3 +85,23 @@ def render(gaussians: Gaussians, intrinsics: Intrinsics, cam_to_world: np.ndarra
             value = value.reshape(intrinsics.height, intrinsics.width, gaussians.levels, 3).permute(2, 0, 1, 3)
         setattr(out, name, value)
     return out
+
+
+@torch.no_grad()
+def compositing_operator(gaussians: Gaussians, intrinsics: Intrinsics, cam_to_world: np.ndarray) -> CompositingMatrix:
+    """The view's compositing for the CURRENT geometry as a sparse linear map (CPU Gaussians only):
+    while means, rotations, scales and opacities stay fixed, ``render_latents`` with it equals
+    ``render(..., latents=True).latents`` at the cost of two sparse products."""
+    if gaussians.means.is_cuda:
+        raise ValueError("compositing_operator is for CPU Gaussians; on CUDA render() uses gsplat")
+    viewmats, Ks = camera_tensors(intrinsics, cam_to_world)
+    radii, means2d, depths, conics = project(gaussians.means, gaussians.quats, gaussians.scales, viewmats, Ks,
+                                             intrinsics.width, intrinsics.height)
+    return compositing_matrix(means2d[0], conics[0], gaussians.opacities, depths[0], radii[0],
+                              intrinsics.width, intrinsics.height)
+
+
+def render_latents(operator: CompositingMatrix, gaussians: Gaussians, intrinsics: Intrinsics) -> Tensor:
+    """[L, H, W, 3] latent maps through ``compositing_operator``'s map; differentiable w.r.t. the latents."""
+    flat = operator.apply(gaussians.latents.reshape(len(gaussians), -1))  # [H * W, L * 3]
+    return flat.reshape(intrinsics.height, intrinsics.width, gaussians.levels, 3).permute(2, 0, 1, 3)

@@ -4,7 +4,9 @@ Stage A (``FieldConfig.geometry_steps``): colour (L1/L2 mix), depth L1 where the
 flattening (smallest scale) and the progressive normal loss of Eq. 7-8; densification and pruning by
 ``gsplat.strategy.DefaultStrategy``. Stage B (``FieldConfig.language_steps``): geometry frozen, only the
 per-level latents learn: L2 to the LQC latent maps, L_s2d inside each mask and L_s3d over each
-Gaussian's k nearest neighbours (Eq. 9).
+Gaussian's k nearest neighbours (Eq. 9). With the geometry frozen, a view's latent map is a fixed linear
+function of the latents: on the CPU, stage B builds each view's sparse compositing matrix once
+(``FieldConfig.language_cache_mb`` bounds their memory) instead of rasterising every step.
 
 Public API (the reconstruction job calls ``train_field``)::
 
@@ -20,8 +22,9 @@ from gsplat.strategy import DefaultStrategy
 
 from langscene_core.config import FieldConfig
 from langscene_core.field import losses
+from langscene_core.field.composite import CompositingMatrix
 from langscene_core.field.gaussians import Gaussians, knn
-from langscene_core.field.render import render
+from langscene_core.field.render import compositing_operator, render, render_latents
 from langscene_core.field.views import TrainView
 
 ProgressFn = Callable[[float, str], None]  # (fraction done 0..1, message)
@@ -142,23 +145,26 @@ def train_language(gaussians: Gaussians, views: Sequence[TrainView], config: Fie
     for key, param in params.items():
         param.requires_grad_(key == "latents")
     neighbours = knn(gaussians.means.detach(), config.s3d_k)[0]
+    operators = _frozen_operators(gaussians, lang_views, config.language_cache_mb)
     optimizer = torch.optim.Adam([params["latents"]], lr=config.lr_latents)
     order = _views_order(len(lang_views), steps, torch.Generator().manual_seed(config.seed + 1))
     try:
         for step, index in enumerate(order):
             view = lang_views[index]
-            out = render(gaussians, view.intrinsics, view.cam_to_world, rgb=False, normal=False, latents=True)
+            if operators[index] is not None:
+                rendered = render_latents(operators[index], gaussians, view.intrinsics)
+            else:
+                rendered = render(gaussians, view.intrinsics, view.cam_to_world, rgb=False, normal=False,
+                                  latents=True).latents
             target = _tensor(view.latents, device)
             masks = _tensor(view.masks, device, torch.long)
             valid = None if masks is None else masks >= 0
-            loss = config.latent_weight * losses.latent_loss(out.latents, target, valid)
+            loss = config.latent_weight * losses.latent_loss(rendered, target, valid)
             if masks is not None and config.s2d_weight > 0:
                 loss = loss + config.s2d_weight * torch.stack(
-                    [losses.s2d_loss(out.latents[level], masks[level]) for level in range(len(masks))]).mean()
+                    [losses.s2d_loss(rendered[level], masks[level]) for level in range(len(masks))]).mean()
             if config.s3d_weight > 0:
-                loss = loss + config.s3d_weight * torch.stack(
-                    [losses.s3d_loss(params["latents"][:, level], neighbours)
-                     for level in range(gaussians.levels)]).mean()
+                loss = loss + config.s3d_weight * losses.s3d_loss(params["latents"], neighbours)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -167,3 +173,19 @@ def train_language(gaussians: Gaussians, views: Sequence[TrainView], config: Fie
     finally:
         for key, param in params.items():
             param.requires_grad_(frozen[key])
+
+
+def _frozen_operators(gaussians: Gaussians, views: Sequence[TrainView], budget_mb: float
+                      ) -> list[Optional[CompositingMatrix]]:
+    """Per view, its compositing for the frozen geometry of stage B (``compositing_operator``, built up
+    front: about one rasterisation each) until the matrices hold ``budget_mb`` (0 disables the cache);
+    None for the views past that (they rasterise every step) and for CUDA Gaussians (gsplat renders)."""
+    operators: list[Optional[CompositingMatrix]] = []
+    used = 0.0
+    for view in views:
+        operator = None
+        if not gaussians.means.is_cuda and used < budget_mb:
+            operator = compositing_operator(gaussians, view.intrinsics, view.cam_to_world)
+            used += operator.nbytes / 2 ** 20
+        operators.append(operator)
+    return operators
