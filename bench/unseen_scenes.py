@@ -108,7 +108,9 @@ def main() -> None:
     common = {"scenes": per_scene, "objects": len(records)}
     print(json.dumps({"bench": "unseen_scenes_located", "value": round(float(np.mean(located)), 3), "unit": "fraction",
                       "target": 1.0, "criterion_m": LOCATED_M,
-                      "missed": [r["prompt"] for r, ok in zip(records, located) if not ok], **common}))
+                      "missed": [r["prompt"] for r, ok in zip(records, located) if not ok],
+                      "per_object": [[r["prompt"], None if r["center_error_m"] is None else round(r["center_error_m"] * 100, 2),
+                                      r["grasps"], r["grasps_valid"]] for r in records], **common}))
     print(json.dumps({"bench": "unseen_scenes_centre_error", "value": round(float(np.median(found)) * 100, 2) if found else None,
                       "unit": "cm", "target": 1.0, "max_cm": round(float(np.max(found)) * 100, 2) if found else None}))
     print(json.dumps({"bench": "unseen_scenes_grasps_valid", "value": round(valid / grasps, 3) if grasps else None,
