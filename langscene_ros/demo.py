@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from langscene_core.config import load_config
+from langscene_core.evaluate import object_centre
 from langscene_core.world import World, build_world, check_grasp, render_dataset
 from langscene_core.world.spec import WorldSpec
 
@@ -51,11 +52,6 @@ def peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
-
-
-def object_centre(world: World, name: str) -> np.ndarray:
-    """[3] centre of the object's axis-aligned bounding box, world frame."""
-    return np.asarray(world.meshes[world.instance_id(name)].get_axis_aligned_bounding_box().get_center())
 
 
 def grade_answer(world: World, prompt: str, response, gripper_max_width: float, finger_depth: float) -> dict:

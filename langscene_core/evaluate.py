@@ -1,0 +1,235 @@
+"""Evaluation of a reconstructed scene against a world dataset (DESIGN.md sections 6 and 8).
+
+2D (LERF-OVS protocol, as LangSplat evaluates it), per eval view and object name:
+
+- the per-pixel relevancy map of the prompt is rendered at the eval camera (:func:`pixel_relevancy`);
+- localization: the argmax pixel of ``0.5 * (box_filter(map) + map)`` lies inside any bbox of the
+  category (:func:`localization_hit`);
+- IoU: the map, min-max normalised, thresholded at 0.4, against the union of the category's polygons
+  (:func:`normalized_iou`).
+
+3D, per object name: ``query_object`` on the per-Gaussian relevancy; the error of the object box
+centre against the true mesh's bounding-box centre, and every returned grasp checked against the true
+geometry (``world.grasp_check.check_grasp``).
+
+Result layout (:func:`evaluate`)::
+
+    {"loc_acc": float 0..1 | None, "miou": float 0..1 | None, "center_error_m": float | None,
+     "grasp_valid_rate": float 0..1 | None, "views": int, "names": [str],
+     "per_query": [{"kind": "2d", "view": "eval_0000", "name": str, "hit": bool, "iou": float,
+                    "level": int, "argmax_xy": [x, y]},
+                   {"kind": "3d", "name": str, "found": bool, "center_error_m": float | None,
+                    "grasps": int, "grasps_valid": int, "max_relevancy": float}]}
+
+None where nothing was measured (no labelled views, no object found, no grasp returned).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from scipy.ndimage import uniform_filter
+
+from langscene_core.camera import Intrinsics
+from langscene_core.config import KeyframeConfig, LangsceneConfig
+from langscene_core.field.render import render
+from langscene_core.frames import Frame
+from langscene_core.keyframes import KeyframeBuffer
+from langscene_core.models import Models
+from langscene_core.query import query_object
+from langscene_core.scene import Scene
+from langscene_core.text_query import scene_relevancy
+from langscene_core.world import build_world
+from langscene_core.world.dataset import Dataset
+from langscene_core.world.grasp_check import check_grasp
+from langscene_core.world.labels import polygon_mask
+from langscene_core.world.scene import World
+
+MODES = ("dense", "sparse", "sparse_trimap")
+IOU_THRESHOLD = 0.4  # LangSplat: fraction of the normalised relevancy range
+# LangSplat box-filters with a 30 px kernel on ~1000 px wide LERF images; the same fraction of the width.
+FILTER_WIDTH_FRACTION = 0.03
+# A pixel's rendered latent is alpha-weighted: below this coverage it is shrunk towards the origin and
+# its nearest code is meaningless, so such pixels (and the background) get relevancy 0.
+MIN_ALPHA = 0.5
+
+
+def filter_size(width: int) -> int:
+    """Odd box-filter side in pixels for an image ``width`` pixels wide (at least 3)."""
+    size = max(3, int(round(FILTER_WIDTH_FRACTION * width)))
+    return size if size % 2 else size + 1
+
+
+def localization_score(relevancy_map: np.ndarray, size: int) -> np.ndarray:
+    """[H, W] float64 mean of the ``size`` x ``size`` box-filtered map and the raw map [H, W]."""
+    raw = np.asarray(relevancy_map, dtype=np.float64)
+    return 0.5 * (uniform_filter(raw, size=size, mode="nearest") + raw)
+
+
+def localization_hit(relevancy_map: np.ndarray, boxes: Sequence[Sequence[float]], size: int) -> tuple[bool, list[int]]:
+    """Whether the argmax pixel of :func:`localization_score` lies in any box.
+
+    relevancy_map: [H, W]. boxes: [[x1, y1, x2, y2], ...] continuous pixel coordinates (pixel (c, r)
+    covers [c, c + 1] x [r, r + 1]; the labels' bbox convention). Returns (hit, [x, y] argmax pixel).
+    """
+    score = localization_score(relevancy_map, size)
+    row, col = np.unravel_index(int(np.argmax(score)), score.shape)
+    x, y = col + 0.5, row + 0.5
+    hit = any(x1 <= x <= x2 and y1 <= y <= y2 for x1, y1, x2, y2 in boxes)
+    return hit, [int(col), int(row)]
+
+
+def normalized_iou(relevancy_map: np.ndarray, mask: np.ndarray, threshold: float = IOU_THRESHOLD) -> float:
+    """IoU of ``(map - min) / (max - min) > threshold`` with ``mask``; relevancy_map: [H, W] float,
+    mask: [H, W] bool. A constant map predicts nothing."""
+    values = np.asarray(relevancy_map, dtype=np.float64)
+    if values.shape != mask.shape:
+        raise ValueError(f"relevancy map {values.shape} and mask {mask.shape} differ in shape")
+    span = values.max() - values.min()
+    predicted = (values - values.min()) / span > threshold if span > 0 else np.zeros(mask.shape, bool)
+    union = np.logical_or(predicted, mask).sum()
+    return float(np.logical_and(predicted, mask).sum() / union) if union else 0.0
+
+
+def category_boxes(labels: dict[str, Any], category: str) -> list[list[float]]:
+    """Bboxes [x1, y1, x2, y2] of every labelled part of ``category`` in a LERF-OVS label dict."""
+    return [o["bbox"] for o in labels["objects"] if o["category"] == category]
+
+
+def category_mask(labels: dict[str, Any], category: str) -> np.ndarray:
+    """[H, W] bool union of the polygons of ``category`` in a LERF-OVS label dict."""
+    h, w = labels["info"]["height"], labels["info"]["width"]
+    mask = np.zeros((h, w), dtype=bool)
+    for o in labels["objects"]:
+        if o["category"] == category:
+            mask |= polygon_mask(o["segmentation"], h, w)
+    return mask
+
+
+def pixel_codes(scene: Scene, models: Models, intrinsics: Intrinsics, cam_to_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LQC code of every pixel's rendered latent at one camera.
+
+    cam_to_world: [4, 4] OpenCV camera, scene frame. Returns (codes [H * W, L] int64, covered [H * W]
+    bool: rendered alpha >= MIN_ALPHA).
+    """
+    with torch.no_grad():
+        out = render(scene.gaussians, intrinsics, cam_to_world, rgb=False, normal=False, latents=True)
+        latents = out.latents  # [L, H, W, 3]
+        levels = latents.shape[0]
+        flat = latents.permute(1, 2, 0, 3).reshape(-1, latents.shape[-1]).to(models.lqc.codebook.device)
+        codes = models.lqc.code_of(flat).reshape(-1, levels).cpu().numpy().astype(np.int64)
+    return codes, (out.alpha.reshape(-1) >= MIN_ALPHA).cpu().numpy()
+
+
+def pixel_relevancy(codes: np.ndarray, covered: np.ndarray, shape: tuple[int, int], models: Models, prompt: str,
+                    negatives: Sequence[str]) -> tuple[np.ndarray, int]:
+    """[H, W] float32 relevancy map of ``prompt`` and the level that answered.
+
+    codes: [H * W, L] int64 and covered: [H * W] bool from :func:`pixel_codes`. The covered pixels'
+    codes go through ``scene_relevancy`` (the same code table, and LangSplat's level choice: the level
+    with the highest maximum); uncovered pixels get 0.
+    """
+    values = np.zeros(covered.shape, dtype=np.float32)
+    result = scene_relevancy(codes[covered], models, prompt, negatives)
+    values[covered] = result.values
+    return values.reshape(shape), result.level
+
+
+def object_centre(world: World, name: str) -> np.ndarray:
+    """[3] centre of the object's axis-aligned bounding box, world frame."""
+    return np.asarray(world.meshes[world.instance_id(name)].get_axis_aligned_bounding_box().get_center())
+
+
+def evaluate_views(dataset: Dataset, scene: Scene, models: Models, config: LangsceneConfig) -> list[dict[str, Any]]:
+    """2D records (layout in the module docstring), one per (eval view, object name) labelled in it."""
+    records = []
+    k = dataset.intrinsics
+    size = filter_size(k.width)
+    for frame in dataset.eval:
+        labels = dataset.labels[frame.name]
+        names = list(dict.fromkeys(o["category"] for o in labels["objects"]))
+        if not names:
+            continue
+        codes, covered = pixel_codes(scene, models, k, frame.cam_to_world)
+        for name in names:
+            relevancy_map, level = pixel_relevancy(codes, covered, (k.height, k.width), models, name,
+                                                   config.query.negatives)
+            hit, xy = localization_hit(relevancy_map, category_boxes(labels, name), size)
+            records.append({"kind": "2d", "view": frame.name, "name": name, "hit": hit, "level": level,
+                            "iou": normalized_iou(relevancy_map, category_mask(labels, name)), "argmax_xy": xy})
+    return records
+
+
+def evaluate_objects(world: World, scene: Scene, models: Models, config: LangsceneConfig) -> list[dict[str, Any]]:
+    """3D records (layout in the module docstring), one per object of the world."""
+    records = []
+    for obj in world.spec.objects:
+        relevancy = scene_relevancy(scene.codes, models, obj.name, config.query.negatives).values
+        result = query_object(relevancy, scene.means, scene.colors, config.query, config.grasp, scene.normals)
+        record = {"kind": "3d", "name": obj.name, "found": result.object_box is not None, "center_error_m": None,
+                  "grasps": len(result.grasps), "grasps_valid": 0, "max_relevancy": float(result.max_relevancy)}
+        if result.object_box is not None:
+            record["center_error_m"] = float(np.linalg.norm(result.object_box.pose[:3, 3] - object_centre(world, obj.name)))
+            record["grasps_valid"] = sum(
+                check_grasp(world, obj.name, g.pose, g.width, max_width=config.grasp.gripper_max_width,
+                            finger_depth=config.grasp.finger_depth).valid for g in result.grasps)
+        records.append(record)
+    return records
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The contract's aggregate keys from 2D and 3D records (None where nothing was measured)."""
+    views = [r for r in records if r["kind"] == "2d"]
+    objects = [r for r in records if r["kind"] == "3d"]
+    errors = [r["center_error_m"] for r in objects if r["center_error_m"] is not None]
+    grasps = sum(r["grasps"] for r in objects)
+    return {"loc_acc": float(np.mean([r["hit"] for r in views])) if views else None,
+            "miou": float(np.mean([r["iou"] for r in views])) if views else None,
+            "center_error_m": float(np.mean(errors)) if errors else None,
+            "grasp_valid_rate": sum(r["grasps_valid"] for r in objects) / grasps if grasps else None,
+            "found": len(errors), "names": [r["name"] for r in objects],
+            "views": len({r["view"] for r in views}), "per_query": records}
+
+
+def evaluate(dataset: Dataset, scene: Scene, models: Models, config: LangsceneConfig,
+             world: World | None = None) -> dict[str, Any]:
+    """Evaluate ``scene`` (reconstructed from ``dataset``'s capture, scene frame = world frame) on the
+    dataset's labelled eval views and its objects; layout in the module docstring. world: the built
+    world of ``dataset.spec`` (None: built here)."""
+    world = build_world(dataset.spec) if world is None else world
+    return summarize(evaluate_views(dataset, scene, models, config) + evaluate_objects(world, scene, models, config))
+
+
+def farthest_view(cam_to_worlds: Sequence[np.ndarray]) -> int:
+    """Index of the camera whose viewing direction (its z axis) is farthest in angle from the first's.
+
+    cam_to_worlds: at least 2 [4, 4] OpenCV poses, world frame."""
+    if len(cam_to_worlds) < 2:
+        raise ValueError(f"need at least 2 cameras to pick a second view, have {len(cam_to_worlds)}")
+    axes = np.stack([np.asarray(p, dtype=np.float64)[:3, 2] for p in cam_to_worlds])
+    return 1 + int(np.argmin(axes[1:] @ axes[0]))
+
+
+def mode_keyframes(dataset: Dataset, mode: str, keyframe: KeyframeConfig) -> list[Frame]:
+    """Keyframes of an evaluation mode: ``dense`` every capture frame offered to a KeyframeBuffer;
+    ``sparse`` and ``sparse_trimap`` the first capture frame and the one farthest from it in viewing
+    direction (:func:`farthest_view`)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown evaluation mode {mode!r}; expected one of {', '.join(MODES)}")
+    frames = [view.to_camera_frame(float(index)) for index, view in enumerate(dataset.capture)]
+    if mode == "dense":
+        buffer = KeyframeBuffer(keyframe)
+        for frame in frames:
+            buffer.offer(frame)
+        return list(buffer.keyframes)
+    return [frames[0], frames[farthest_view([f.cam_to_world for f in dataset.capture])]]
+
+
+def mode_config(config: LangsceneConfig, mode: str) -> LangsceneConfig:
+    """``config`` with the densification of ``mode``: TriMap for ``sparse_trimap``, off otherwise."""
+    if mode not in MODES:
+        raise ValueError(f"unknown evaluation mode {mode!r}; expected one of {', '.join(MODES)}")
+    densify = replace(config.densify, mode="trimap" if mode == "sparse_trimap" else "off")
+    return replace(config, densify=densify)
