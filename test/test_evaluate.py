@@ -1,0 +1,158 @@
+"""`langscene eval` and langscene_core.evaluate: LERF-OVS metrics on hand-made maps and labels, mode
+keyframes, CLI bad input (exit 2, one line), and one end-to-end run on a small world dataset."""
+import json
+
+import numpy as np
+import pytest
+
+from langscene_core.camera import look_at
+from langscene_core.config import KeyframeConfig, load_config
+from langscene_core.evaluate import (category_boxes, category_mask, farthest_view, filter_size, localization_hit,
+                                     mode_config, mode_keyframes, normalized_iou, summarize)
+from langscene_core.world import build_world, load_dataset, render_dataset, write_dataset
+from langscene_core.world.spec import parse_spec
+from langscene_ros.cli import main
+
+SPEC = {"objects": [{"name": "red mug", "shape": "mug", "color": "red", "size": 0.1, "position": [0.1, -0.05]},
+                    {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.08, "position": [-0.1, 0.08]}],
+        "camera": {"views": 8}, "eval_views": 2}
+TINY_PARAMS = """langscene:
+  ros__parameters:
+    keyframe:
+      max_image_side: 160
+    field:
+      geometry_steps: 20
+      language_steps: 20
+      init_max_points: 5000
+      densify_start: 1000
+"""
+
+
+def blob_and_spike() -> np.ndarray:
+    """[40, 40]: a broad 0.8 blob over pixels rows/cols 10..20 and a single 1.0 spike at (row 30, col 30)."""
+    m = np.zeros((40, 40))
+    m[10:21, 10:21] = 0.8
+    m[30, 30] = 1.0
+    return m
+
+
+def test_localization_uses_the_box_filtered_map():
+    m = blob_and_spike()
+    hit, xy = localization_hit(m, [[10.0, 10.0, 21.0, 21.0]], size=7)
+    assert hit and 10 <= xy[0] <= 20 and 10 <= xy[1] <= 20  # the raw argmax (the spike) would miss
+    assert localization_hit(m, [[25.0, 25.0, 35.0, 35.0]], size=7) == (False, xy)
+    assert localization_hit(m, [[0, 0, 5, 5], [25.0, 25.0, 35.0, 35.0]], size=1)[0]  # no filter: the spike wins
+
+
+def test_localization_box_edges_follow_the_label_convention():
+    m = np.zeros((10, 30))
+    m[4, 20] = 1.0  # pixel (col 20, row 4) covers x in [20, 21]
+    assert localization_hit(m, [[15.0, 0.0, 21.0, 10.0]], size=1) == (True, [20, 4])
+    assert not localization_hit(m, [[15.0, 0.0, 20.0, 10.0]], size=1)[0]  # bbox x2 is exclusive of col 20
+    assert not localization_hit(m, [[21.0, 0.0, 25.0, 10.0]], size=1)[0]
+
+
+def test_iou_of_the_normalised_map():
+    mask = np.zeros((30, 30), bool)
+    mask[5:15, 10:20] = True
+    m = np.full((30, 30), 0.50)
+    m[5:15, 5:15] = 0.60  # predicted region: 10 x 10, overlapping the mask on 10 x 5
+    assert normalized_iou(m, mask) == pytest.approx(50 / 150)  # 0.5..0.6 normalised: not everything > 0.4
+    m[0, 0] = 0.53  # 0.3 of the range: below the threshold; 0.55 would be above it
+    assert normalized_iou(m, mask) == pytest.approx(50 / 150)
+    m[0, 0] = 0.55
+    assert normalized_iou(m, mask) == pytest.approx(50 / 151)
+    assert normalized_iou(np.where(mask, 0.9, 0.1), mask) == 1.0
+    assert normalized_iou(np.full((30, 30), 0.7), mask) == 0.0
+    with pytest.raises(ValueError, match="shape"):
+        normalized_iou(np.zeros((3, 3)), mask)
+
+
+def test_category_mask_is_the_union_of_its_polygons():
+    square = lambda x, y: [[x, y], [x + 4, y], [x + 4, y + 4], [x, y + 4]]
+    labels = {"info": {"name": "v.png", "width": 20, "height": 12},
+              "objects": [{"category": "red mug", "segmentation": square(2, 2), "bbox": [2, 2, 6, 6]},
+                          {"category": "blue ball", "segmentation": square(8, 2), "bbox": [8, 2, 12, 6]},
+                          {"category": "red mug", "segmentation": square(14, 6), "bbox": [14, 6, 18, 10]}]}
+    mask = category_mask(labels, "red mug")
+    assert mask.shape == (12, 20) and mask.sum() == 32
+    assert mask[2:6, 2:6].all() and mask[6:10, 14:18].all() and not mask[2:6, 8:12].any()
+    assert category_boxes(labels, "red mug") == [[2, 2, 6, 6], [14, 6, 18, 10]]
+
+
+def test_filter_size_is_odd_and_grows_with_width():
+    assert filter_size(160) == 5 and filter_size(1000) == 31 and filter_size(20) == 3
+
+
+def test_farthest_view_is_the_most_different_direction():
+    target = np.zeros(3)
+    poses = [look_at(np.array(eye, float), target) for eye in ([1, 0, 1], [0.9, 0.3, 1], [-1, 0, 1], [0, 1, 1])]
+    assert farthest_view(poses) == 2
+    with pytest.raises(ValueError, match="at least 2"):
+        farthest_view(poses[:1])
+
+
+def test_summary_rates_and_none_when_nothing_measured():
+    records = [{"kind": "2d", "view": "a", "name": "x", "hit": True, "iou": 0.5},
+               {"kind": "2d", "view": "b", "name": "x", "hit": False, "iou": 0.1},
+               {"kind": "3d", "name": "x", "center_error_m": 0.01, "grasps": 3, "grasps_valid": 2},
+               {"kind": "3d", "name": "y", "center_error_m": 0.03, "grasps": 1, "grasps_valid": 1},
+               {"kind": "3d", "name": "z", "center_error_m": None, "grasps": 0, "grasps_valid": 0}]
+    s = summarize(records)
+    assert s["loc_acc"] == 0.5 and s["miou"] == pytest.approx(0.3) and s["views"] == 2
+    assert s["center_error_m"] == pytest.approx(0.02) and s["grasp_valid_rate"] == 0.75 and s["found"] == 2
+    empty = summarize([records[-1]])
+    assert empty["loc_acc"] is None and empty["miou"] is None and empty["center_error_m"] is None
+    assert empty["grasp_valid_rate"] is None
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    return write_dataset(render_dataset(build_world(parse_spec(SPEC))), tmp_path_factory.mktemp("eval") / "ds")
+
+
+def test_mode_keyframes_and_config(dataset_dir):
+    dataset = load_dataset(dataset_dir)
+    sparse = mode_keyframes(dataset, "sparse", KeyframeConfig())
+    far = farthest_view([f.cam_to_world for f in dataset.capture])
+    assert len(sparse) == 2 and far > 0
+    np.testing.assert_array_equal(sparse[1].cam_to_world, dataset.capture[far].cam_to_world)
+    assert len(mode_keyframes(dataset, "dense", KeyframeConfig())) > 2
+    config = load_config()
+    assert mode_config(config, "sparse_trimap").densify.mode == "trimap"
+    assert mode_config(mode_config(config, "sparse_trimap"), "sparse").densify.mode == "off"
+    with pytest.raises(ValueError, match="unknown evaluation mode"):
+        mode_keyframes(dataset, "dens", KeyframeConfig())
+
+
+@pytest.mark.parametrize("case, fragment", [("missing", "no such directory"), ("empty", "not a langscene world dataset"),
+                                            ("mode", "unknown mode")])
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, dataset_dir, case, fragment):
+    (tmp_path / "empty").mkdir()
+    data = {"missing": tmp_path / "nope", "empty": tmp_path / "empty", "mode": dataset_dir}[case]
+    mode = "dens" if case == "mode" else "dense"
+    assert main(["eval", "--data", str(data), "--mode", mode, "--json", str(tmp_path / "r.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("langscene eval: ") and fragment in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_end_to_end_dense_eval(tmp_path, capsys, dataset_dir):
+    (tmp_path / "p.yaml").write_text(TINY_PARAMS)
+    out = tmp_path / "r.json"
+    assert main(["eval", "--data", str(dataset_dir), "--mode", "dense", "--json", str(out),
+                 "--params-file", str(tmp_path / "p.yaml")]) == 0
+    assert capsys.readouterr().out.count("\n") == 1
+    result = json.loads(out.read_text())
+    assert {"mode", "loc_acc", "miou", "center_error_m", "grasp_valid_rate", "per_query", "notes"} <= set(result)
+    assert result["mode"] == "dense" and result["views"] == 2
+    views = [r for r in result["per_query"] if r["kind"] == "2d"]
+    objects = [r for r in result["per_query"] if r["kind"] == "3d"]
+    assert len(views) == 4 and {r["name"] for r in objects} == {"red mug", "blue ball"}
+    assert all(0.0 <= r["iou"] <= 1.0 for r in views)
+    # even 20 + 20 field steps separate a red mug from a blue ball (measured: loc_acc 1.0, miou 0.70)
+    assert result["loc_acc"] >= 0.75 and result["miou"] >= 0.4
+    assert result["loc_acc"] == np.mean([r["hit"] for r in views])
+    assert any(r["found"] for r in objects)
+    assert result["center_error_m"] is not None and 0.0 <= result["center_error_m"] < 0.05
+    assert result["grasp_valid_rate"] is None or 0.0 <= result["grasp_valid_rate"] <= 1.0
