@@ -8,6 +8,9 @@
 - IoU: the map, min-max normalised, thresholded at 0.4, against the union of the category's polygons
   (:func:`normalized_iou`).
 
+2D baseline (mode ``baseline_2d``, :func:`evaluate_baseline`): the same 2D metrics on the CLIP relevancy
+map of the eval view's nearest keyframe, taken as is (no 3D, no LQC).
+
 3D, per object name: ``query_object`` on the per-Gaussian relevancy; the error of the object box
 centre against the true mesh's bounding-box centre, and every returned grasp checked against the true
 geometry (``world.grasp_check.check_grasp``).
@@ -15,9 +18,9 @@ geometry (``world.grasp_check.check_grasp``).
 Result layout (:func:`evaluate`)::
 
     {"loc_acc": float 0..1 | None, "miou": float 0..1 | None, "center_error_m": float | None,
-     "grasp_valid_rate": float 0..1 | None, "views": int, "names": [str],
+     "grasp_valid_rate": float 0..1 | None, "views": int, "names": [str] (3D), "found": int (3D),
      "per_query": [{"kind": "2d", "view": "eval_0000", "name": str, "hit": bool, "iou": float,
-                    "level": int, "argmax_xy": [x, y]},
+                    "level": int, "argmax_xy": [x, y] (argmax pixel), "keyframe": int (baseline only)},
                    {"kind": "3d", "name": str, "found": bool, "center_error_m": float | None,
                     "grasps": int, "grasps_valid": int, "max_relevancy": float}]}
 
@@ -25,6 +28,7 @@ None where nothing was measured (no labelled views, no object found, no grasp re
 """
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any, Sequence
 
@@ -33,12 +37,16 @@ import torch
 from scipy.ndimage import uniform_filter
 
 from langscene_core.camera import Intrinsics
+from langscene_core.clip import encode_text
 from langscene_core.config import KeyframeConfig, LangsceneConfig
 from langscene_core.field.render import render
+from langscene_core.features import MaskFeatures, mask_features
 from langscene_core.frames import Frame
 from langscene_core.keyframes import KeyframeBuffer
 from langscene_core.models import Models
 from langscene_core.query import query_object
+from langscene_core.reconstruct import reconstruct
+from langscene_core.relevancy import negative_phrases, relevancy
 from langscene_core.scene import Scene
 from langscene_core.text_query import scene_relevancy
 from langscene_core.world import build_world
@@ -47,7 +55,7 @@ from langscene_core.world.grasp_check import check_grasp
 from langscene_core.world.labels import polygon_mask
 from langscene_core.world.scene import World
 
-MODES = ("dense", "sparse", "sparse_trimap")
+MODES = ("dense", "sparse", "sparse_trimap", "baseline_2d")
 IOU_THRESHOLD = 0.4  # LangSplat: fraction of the normalised relevancy range
 # LangSplat box-filters with a 30 px kernel on ~1000 px wide LERF images; the same fraction of the width.
 FILTER_WIDTH_FRACTION = 0.03
@@ -91,6 +99,15 @@ def normalized_iou(relevancy_map: np.ndarray, mask: np.ndarray, threshold: float
     predicted = (values - values.min()) / span > threshold if span > 0 else np.zeros(mask.shape, bool)
     union = np.logical_or(predicted, mask).sum()
     return float(np.logical_and(predicted, mask).sum() / union) if union else 0.0
+
+
+def view_record(view: str, name: str, labels: dict[str, Any], relevancy_map: np.ndarray, level: int,
+                size: int) -> dict[str, Any]:
+    """The 2D record of one (view, name): localization hit and IoU of ``relevancy_map`` [H, W] against
+    the view's LERF-OVS ``labels``; ``size``: the box filter's side (:func:`filter_size`)."""
+    hit, xy = localization_hit(relevancy_map, category_boxes(labels, name), size)
+    return {"kind": "2d", "view": view, "name": name, "hit": hit, "level": level,
+            "iou": normalized_iou(relevancy_map, category_mask(labels, name)), "argmax_xy": xy}
 
 
 def category_boxes(labels: dict[str, Any], category: str) -> list[list[float]]:
@@ -137,6 +154,45 @@ def pixel_relevancy(codes: np.ndarray, covered: np.ndarray, shape: tuple[int, in
     return values.reshape(shape), result.level
 
 
+def mask_relevancy(features: MaskFeatures, models: Models, prompt: str, negatives: Sequence[str]) -> tuple[np.ndarray, int]:
+    """[H, W] float32 CLIP relevancy map of ``prompt`` on one frame's own mask features (no 3D, no
+    LQC) and the level that answered (highest maximum, as :func:`pixel_relevancy`); 0 where no mask."""
+    phrases = [prompt.strip(), *[n for n in negative_phrases(negatives) if n != prompt.strip()]]
+    with torch.inference_mode():
+        texts = encode_text(models.clip, phrases).cpu()
+        table = relevancy(features.table, texts[0], texts[1:]).numpy()  # [M]
+    ids = features.ids.numpy()  # [L, H, W]
+    maps = np.where(ids >= 0, table[np.clip(ids, 0, None)], 0.0).astype(np.float32)
+    level = int(np.argmax(maps.reshape(len(maps), -1).max(axis=1)))
+    return maps[level], level
+
+
+def nearest_camera(cam_to_world: np.ndarray, candidates: Sequence[np.ndarray]) -> int:
+    """Index of the candidate [4, 4] pose whose camera centre is nearest to ``cam_to_world``'s."""
+    centres = np.stack([np.asarray(c)[:3, 3] for c in candidates])
+    return int(np.argmin(np.linalg.norm(centres - np.asarray(cam_to_world)[:3, 3], axis=1)))
+
+
+def evaluate_baseline(dataset: Dataset, keyframes: Sequence[Frame], models: Models,
+                      config: LangsceneConfig) -> list[dict[str, Any]]:
+    """2D baseline records: each eval view is scored with the relevancy map of its nearest keyframe
+    (camera centre) taken as is, no 3D (DESIGN.md 6); the record adds ``"keyframe": index``.
+    Keyframes must have the eval views' image size."""
+    if any(f.rgb.shape[:2] != (dataset.intrinsics.height, dataset.intrinsics.width) for f in keyframes):
+        raise ValueError("the 2D baseline needs keyframes of the eval views' image size")
+    features = [mask_features(models.clip, f.rgb, models.masks(f.rgb), batch_size=models.config.clip.batch_size)
+                for f in keyframes]
+    size = filter_size(dataset.intrinsics.width)
+    records = []
+    for frame in dataset.eval:
+        labels = dataset.labels[frame.name]
+        nearest = nearest_camera(frame.cam_to_world, [f.cam_to_world for f in keyframes])
+        for name in dict.fromkeys(o["category"] for o in labels["objects"]):
+            relevancy_map, level = mask_relevancy(features[nearest], models, name, config.query.negatives)
+            records.append({**view_record(frame.name, name, labels, relevancy_map, level, size), "keyframe": nearest})
+    return records
+
+
 def object_centre(world: World, name: str) -> np.ndarray:
     """[3] centre of the object's axis-aligned bounding box, world frame."""
     return np.asarray(world.meshes[world.instance_id(name)].get_axis_aligned_bounding_box().get_center())
@@ -156,9 +212,7 @@ def evaluate_views(dataset: Dataset, scene: Scene, models: Models, config: Langs
         for name in names:
             relevancy_map, level = pixel_relevancy(codes, covered, (k.height, k.width), models, name,
                                                    config.query.negatives)
-            hit, xy = localization_hit(relevancy_map, category_boxes(labels, name), size)
-            records.append({"kind": "2d", "view": frame.name, "name": name, "hit": hit, "level": level,
-                            "iou": normalized_iou(relevancy_map, category_mask(labels, name)), "argmax_xy": xy})
+            records.append(view_record(frame.name, name, labels, relevancy_map, level, size))
     return records
 
 
@@ -214,8 +268,8 @@ def farthest_view(cam_to_worlds: Sequence[np.ndarray]) -> int:
 
 def mode_keyframes(dataset: Dataset, mode: str, keyframe: KeyframeConfig) -> list[Frame]:
     """Keyframes of an evaluation mode: ``dense`` every capture frame offered to a KeyframeBuffer;
-    ``sparse`` and ``sparse_trimap`` the first capture frame and the one farthest from it in viewing
-    direction (:func:`farthest_view`)."""
+    ``sparse``, ``sparse_trimap`` and ``baseline_2d`` the first capture frame and the one farthest from
+    it in viewing direction (:func:`farthest_view`)."""
     if mode not in MODES:
         raise ValueError(f"unknown evaluation mode {mode!r}; expected one of {', '.join(MODES)}")
     frames = [view.to_camera_frame(float(index)) for index, view in enumerate(dataset.capture)]
@@ -225,6 +279,23 @@ def mode_keyframes(dataset: Dataset, mode: str, keyframe: KeyframeConfig) -> lis
             buffer.offer(frame)
         return list(buffer.keyframes)
     return [frames[0], frames[farthest_view([f.cam_to_world for f in dataset.capture])]]
+
+
+def evaluate_mode(dataset: Dataset, mode: str, models: Models, config: LangsceneConfig) -> dict[str, Any]:
+    """Reconstruct ``dataset``'s capture in ``mode`` and evaluate it (the 2D baseline: no reconstruction).
+
+    config: already :func:`mode_config` of ``mode``, and ``models`` loaded with it. Returns
+    :func:`evaluate`'s dict plus ``mode``, ``keyframes`` (count), ``notes`` (the reconstruction's notes,
+    e.g. TriMap frames dropped) and ``reconstruct_s``."""
+    keyframes = mode_keyframes(dataset, mode, config.keyframe)
+    if mode == "baseline_2d":
+        return {"mode": mode, **summarize(evaluate_baseline(dataset, keyframes, models, config)),
+                "keyframes": len(keyframes), "notes": [], "reconstruct_s": 0.0}
+    start = time.perf_counter()
+    scene = reconstruct(keyframes, models, config)
+    seconds = time.perf_counter() - start
+    return {"mode": mode, **evaluate(dataset, scene, models, config), "keyframes": len(keyframes),
+            "notes": list(scene.info.get("notes", [])), "reconstruct_s": round(seconds, 1)}
 
 
 def mode_config(config: LangsceneConfig, mode: str) -> LangsceneConfig:

@@ -8,10 +8,14 @@ import pytest
 from langscene_core.camera import look_at
 from langscene_core.config import KeyframeConfig, load_config
 from langscene_core.evaluate import (category_boxes, category_mask, farthest_view, filter_size, localization_hit,
-                                     mode_config, mode_keyframes, normalized_iou, summarize)
+                                     mask_relevancy, mode_config, mode_keyframes, nearest_camera, normalized_iou,
+                                     summarize)
+from langscene_core.features import mask_features
+from langscene_core.models import load_models
 from langscene_core.world import build_world, load_dataset, render_dataset, write_dataset
 from langscene_core.world.spec import parse_spec
 from langscene_ros.cli import main
+from langscene_ros.commands.demo import DEMO_PARAMS
 
 SPEC = {"objects": [{"name": "red mug", "shape": "mug", "color": "red", "size": 0.1, "position": [0.1, -0.05]},
                     {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.08, "position": [-0.1, 0.08]}],
@@ -156,3 +160,36 @@ def test_end_to_end_dense_eval(tmp_path, capsys, dataset_dir):
     assert any(r["found"] for r in objects)
     assert result["center_error_m"] is not None and 0.0 <= result["center_error_m"] < 0.05
     assert result["grasp_valid_rate"] is None or 0.0 <= result["grasp_valid_rate"] <= 1.0
+
+
+@pytest.fixture(scope="module")
+def models():
+    config = load_config(DEMO_PARAMS)
+    return load_models(config.models, config.densify)
+
+
+def test_keyframe_clip_relevancy_peaks_on_the_named_object(dataset_dir, models):
+    dataset = load_dataset(dataset_dir)
+    frame = dataset.capture[0]
+    features = mask_features(models.clip, frame.rgb, models.masks(frame.rgb))
+    for k, obj in enumerate(dataset.spec.objects, start=1):
+        relevancy_map, level = mask_relevancy(features, models, obj.name, ("object", "things", "stuff", "texture"))
+        assert relevancy_map.shape == frame.ids.shape and 0 <= level < features.ids.shape[0]
+        row, col = np.unravel_index(np.argmax(relevancy_map), relevancy_map.shape)
+        assert frame.ids[row, col] == k, obj.name
+        assert relevancy_map[frame.ids == k].mean() > 10 * relevancy_map[frame.ids != k].mean()
+
+
+def test_nearest_camera():
+    poses = [look_at(np.array(eye, float), np.zeros(3)) for eye in ([1, 0, 1], [0, 1, 1], [-1, 0, 1])]
+    assert nearest_camera(look_at(np.array([0.1, 0.9, 1.0]), np.zeros(3)), poses) == 1
+
+
+def test_baseline_2d_mode_scores_views_without_3d(tmp_path, dataset_dir):
+    out = tmp_path / "b.json"
+    assert main(["eval", "--data", str(dataset_dir), "--mode", "baseline_2d", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["mode"] == "baseline_2d" and result["keyframes"] == 2
+    assert result["center_error_m"] is None and result["grasp_valid_rate"] is None
+    assert len(result["per_query"]) == 4 and all(r["kind"] == "2d" and r["keyframe"] in (0, 1) for r in result["per_query"])
+    assert 0.0 <= result["loc_acc"] <= 1.0 and 0.0 <= result["miou"] <= 1.0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 from langscene_core.config import ConfigError, load_config
@@ -21,9 +20,8 @@ def _fmt(value, unit: str = "") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from langscene_core.evaluate import MODES, evaluate, mode_config, mode_keyframes  # torch: slow to import
+    from langscene_core.evaluate import MODES, evaluate_mode, mode_config  # torch: slow to import
     from langscene_core.models import load_models
-    from langscene_core.reconstruct import reconstruct
     from langscene_core.world.dataset import load_dataset
 
     if args.mode not in MODES:
@@ -41,13 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if not dataset.labels:
         raise UsageError(f"--data {args.data}: the dataset has no labelled eval views")
     config = mode_config(config, args.mode)
-    models = load_models(config.models, config.densify)
-    keyframes = mode_keyframes(dataset, args.mode, config.keyframe)
-    start = time.perf_counter()
-    scene = reconstruct(keyframes, models, config)
-    seconds = time.perf_counter() - start
-    result = {"mode": args.mode, **evaluate(dataset, scene, models, config), "keyframes": len(keyframes),
-              "notes": list(scene.info.get("notes", [])), "reconstruct_s": round(seconds, 1)}
+    result = evaluate_mode(dataset, args.mode, load_models(config.models, config.densify), config)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1))
     print(f"[eval] {args.mode}: loc_acc {_fmt(result['loc_acc'])} miou {_fmt(result['miou'])} "
@@ -61,10 +53,11 @@ def register(subparsers) -> None:
         "eval", help="score a reconstruction of a world dataset (LERF-OVS protocol + 3D)",
         description="Reconstruct the capture of a `langscene world` dataset in one mode (dense: all capture "
                     "frames through keyframe selection; sparse: 2 keyframes; sparse_trimap: 2 keyframes + TriMap "
-                    "densification) and score it: 2D localization accuracy and mIoU on the labelled eval views, "
-                    "3D object centre error and grasp validity against the true geometry.")
+                    "densification; baseline_2d: no 3D, each eval view scored on its nearest of the 2 sparse "
+                    "keyframes' CLIP relevancy) and score it: 2D localization accuracy and mIoU on the labelled eval views, "
+                    "3D object centre error and grasp validity against the true geometry (not for baseline_2d).")
     parser.add_argument("--data", type=Path, required=True, help="dataset directory written by `langscene world`")
-    parser.add_argument("--mode", required=True, help="reconstruction mode: dense, sparse or sparse_trimap")
+    parser.add_argument("--mode", required=True, help="dense, sparse, sparse_trimap or baseline_2d")
     parser.add_argument("--json", type=Path, required=True, help="output JSON file")
     parser.add_argument("--params-file", type=Path, default=DEMO_PARAMS,
                         help=f"ROS parameter file with the pipeline settings (default {DEMO_PARAMS})")
