@@ -9,9 +9,10 @@ from langscene_core.camera import look_at
 from langscene_core.config import KeyframeConfig, load_config
 from langscene_core.evaluate import (category_boxes, category_mask, farthest_view, filter_size, localization_hit,
                                      mask_relevancy, mode_config, mode_keyframes, nearest_camera, normalized_iou,
-                                     summarize)
+                                     pixel_relevancy, summarize)
 from langscene_core.features import mask_features
 from langscene_core.models import load_models
+from langscene_core.text_query import scene_relevancy
 from langscene_core.world import build_world, load_dataset, render_dataset, write_dataset
 from langscene_core.world.spec import parse_spec
 from langscene_ros.cli import main
@@ -193,3 +194,15 @@ def test_baseline_2d_mode_scores_views_without_3d(tmp_path, dataset_dir):
     assert result["center_error_m"] is None and result["grasp_valid_rate"] is None
     assert len(result["per_query"]) == 4 and all(r["kind"] == "2d" and r["keyframe"] in (0, 1) for r in result["per_query"])
     assert 0.0 <= result["loc_acc"] <= 1.0 and 0.0 <= result["miou"] <= 1.0
+
+
+def test_pixel_relevancy_is_the_code_relevancy_where_covered_and_zero_elsewhere(models):
+    k = models.code_features.shape[0]
+    codes = np.random.default_rng(0).integers(0, k, size=(6 * 8, 3))
+    covered = np.zeros(6 * 8, bool)
+    covered[8:24] = True  # rows 1 and 2 of a 6 x 8 image
+    relevancy_map, level = pixel_relevancy(codes, covered, (6, 8), models, "red mug", ("object", "things"))
+    expected = scene_relevancy(codes[covered], models, "red mug", ("object", "things"))
+    assert relevancy_map.shape == (6, 8) and level == expected.level
+    np.testing.assert_array_equal(relevancy_map[1:3].ravel(), expected.values)
+    assert not relevancy_map[[0, 3, 4, 5]].any() and (relevancy_map[1:3] > 0).all()

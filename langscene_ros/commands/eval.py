@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from langscene_core.config import ConfigError, load_config
@@ -22,6 +23,7 @@ def _fmt(value, unit: str = "") -> str:
 def run(args: argparse.Namespace) -> int:
     from langscene_core.evaluate import MODES, evaluate_mode, mode_config  # torch: slow to import
     from langscene_core.models import load_models
+    from langscene_core.reconstruct import ReconstructionError
     from langscene_core.world.dataset import load_dataset
 
     if args.mode not in MODES:
@@ -39,12 +41,16 @@ def run(args: argparse.Namespace) -> int:
     if not dataset.labels:
         raise UsageError(f"--data {args.data}: the dataset has no labelled eval views")
     config = mode_config(config, args.mode)
-    result = evaluate_mode(dataset, args.mode, load_models(config.models, config.densify), config)
+    try:
+        result = evaluate_mode(dataset, args.mode, load_models(config.models, config.densify), config)
+    except ReconstructionError as exc:
+        print(f"langscene eval: reconstruction failed: {exc}", file=sys.stderr)
+        return 1
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1))
     print(f"[eval] {args.mode}: loc_acc {_fmt(result['loc_acc'])} miou {_fmt(result['miou'])} "
           f"centre error {_fmt(result['center_error_m'], ' m')} grasps valid {_fmt(result['grasp_valid_rate'])} "
-          f"({result['views']} views, {result['found']}/{len(result['names'])} objects found); wrote {args.json}")
+          f"({result['views']} views, {result['found']}/{len(result['names'])} objects found in 3D); wrote {args.json}")
     return 0
 
 
