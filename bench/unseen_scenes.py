@@ -3,11 +3,12 @@
 Each scene is a seeded `random_spec` (3-6 objects of the world's vocabulary, random table colour) with
 one of three captures: a 24-view orbit at 160x120, a 12-view 120-degree arc at 320x240 (reconstructed
 at `keyframe.max_image_side`), and a sparse two-view capture. The capture goes through keyframe
-selection and `reconstruct` with `config/demo.yaml` (in process, no ROS), then every object is queried
-by name and two absent objects are queried too. Answers are graded as the demo grades them
-(`langscene_ros.demo.grade_answer`: centre error against the world, every grasp through the world's
-grasp checker). Lines: located fraction (centre within 2 cm), median centre error, valid grasp
-fraction, objects with at least one valid grasp, absent objects answered with an object.
+selection and `reconstruct` with `config/demo.yaml` (in process, no ROS), then the scene is graded by
+`langscene_core.evaluate.evaluate` (as `langscene eval --mode dense`: LERF-OVS 2D metrics on the eval
+views; every object queried by name, its centre error against the world, every grasp through the
+world's grasp checker) and two absent objects are queried too. Lines: located fraction (centre within
+2 cm, with the 2D loc_acc and mIoU), median centre error, valid grasp fraction, objects with at least
+one valid grasp, absent objects answered with an object.
 
     .venv/bin/python bench/unseen_scenes.py [--scenes 3] [--cache DIR]
 
@@ -20,11 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from std_msgs.msg import Header
 
-from langscene.srv import QueryObject
 from langscene_core.config import load_config
-from langscene_core.keyframes import KeyframeBuffer
+from langscene_core.evaluate import evaluate, mode_keyframes
 from langscene_core.models import load_models
 from langscene_core.query import query_object
 from langscene_core.reconstruct import reconstruct
@@ -33,8 +32,6 @@ from langscene_core.text_query import scene_relevancy
 from langscene_core.world import build_world, render_dataset
 from langscene_core.world.generate import random_spec
 from langscene_core.world.spec import COLORS, SHAPES, CameraSpec, TableSpec
-from langscene_ros.demo import grade_answer
-from langscene_ros.query_response import fill_query_response
 
 REPO = Path(__file__).resolve().parent.parent
 CAPTURES = (CameraSpec(), CameraSpec(width=320, height=240, trajectory="arc", views=12),
@@ -57,19 +54,22 @@ def absent_names(spec, count: int, seed: int) -> list[str]:
     return [names[i] for i in np.random.default_rng(seed).choice(len(names), count, replace=False)]
 
 
-def reconstructed(spec, world, models, config, path: Path | None):
-    """The scene of ``spec``'s capture: read from ``path`` when cached, else reconstructed (and cached)."""
+def reconstructed(dataset, models, config, path: Path | None):
+    """The scene of ``dataset``'s capture: read from ``path`` when cached, else reconstructed (and cached)."""
     if path is not None and path.is_file():
         return load_scene(path, models.lqc, config.models.lqc.checkpoint), 0.0
     start = time.perf_counter()
-    keyframes = KeyframeBuffer(config.keyframe)
-    for index, view in enumerate(render_dataset(world).capture):
-        keyframes.offer(view.to_camera_frame(float(index)))
-    scene = reconstruct(keyframes.keyframes, models, config)
+    scene = reconstruct(mode_keyframes(dataset, "dense", config.keyframe), models, config)
     seconds = time.perf_counter() - start
     if path is not None:
         save_scene(scene, path)
     return scene, seconds
+
+
+def answers_absent(scene, models, config, name: str) -> bool:
+    """Whether a query for ``name`` (no such object in the scene) returns an object."""
+    relevancy = scene_relevancy(scene.codes, models, name, config.query.negatives).values
+    return query_object(relevancy, scene.means, scene.colors, config.query, config.grasp).object_box is not None
 
 
 def main() -> None:
@@ -80,26 +80,21 @@ def main() -> None:
     torch.set_num_threads(2)
     config = load_config(REPO / "config" / "demo.yaml")
     models = load_models(config.models, config.densify)
-    header = Header(frame_id=config.node.scene_frame)
     if args.cache is not None:
         args.cache.mkdir(parents=True, exist_ok=True)
     records, absent, per_scene = [], [], []
     for index in range(args.scenes):
         spec = scene_spec(index)
         world = build_world(spec)
+        dataset = render_dataset(world)
         cached = None if args.cache is None else args.cache / f"scene_{index}.ply"
-        scene, seconds = reconstructed(spec, world, models, config, cached)
-        prompts = [o.name for o in spec.objects] + absent_names(spec, 2, index)
-        for prompt in prompts:
-            relevancy = scene_relevancy(scene.codes, models, prompt, config.query.negatives).values
-            result = query_object(relevancy, scene.means, scene.colors, config.query, config.grasp, scene.normals)
-            record = grade_answer(world, prompt, fill_query_response(QueryObject.Response(), result, header),
-                                  config.grasp.gripper_max_width, config.grasp.finger_depth)
-            record["object_found"] = result.object_box is not None
-            (records if prompt in {o.name for o in spec.objects} else absent).append(record)
+        scene, seconds = reconstructed(dataset, models, config, cached)
+        result = evaluate(dataset, scene, models, config, world)
+        records += [r for r in result["per_query"] if r["kind"] == "3d"]
+        absent += [(name, answers_absent(scene, models, config, name)) for name in absent_names(spec, 2, index)]
         per_scene.append({"capture": spec.camera.trajectory, "size": [spec.camera.width, spec.camera.height],
                           "objects": [o.name for o in spec.objects], "table": spec.table.color,
-                          "reconstruct_s": round(seconds, 1)})
+                          "reconstruct_s": round(seconds, 1), "loc_acc": result["loc_acc"], "miou": result["miou"]})
     errors = [r["center_error_m"] for r in records]
     located = [e is not None and e < LOCATED_M for e in errors]
     found = [e for e in errors if e is not None]
@@ -108,16 +103,16 @@ def main() -> None:
     common = {"scenes": per_scene, "objects": len(records)}
     print(json.dumps({"bench": "unseen_scenes_located", "value": round(float(np.mean(located)), 3), "unit": "fraction",
                       "target": 1.0, "criterion_m": LOCATED_M,
-                      "missed": [r["prompt"] for r, ok in zip(records, located) if not ok],
-                      "per_object": [[r["prompt"], None if r["center_error_m"] is None else round(r["center_error_m"] * 100, 2),
+                      "missed": [r["name"] for r, ok in zip(records, located) if not ok],
+                      "per_object": [[r["name"], None if r["center_error_m"] is None else round(r["center_error_m"] * 100, 2),
                                       r["grasps"], r["grasps_valid"]] for r in records], **common}))
     print(json.dumps({"bench": "unseen_scenes_centre_error", "value": round(float(np.median(found)) * 100, 2) if found else None,
                       "unit": "cm", "target": 1.0, "max_cm": round(float(np.max(found)) * 100, 2) if found else None}))
     print(json.dumps({"bench": "unseen_scenes_grasps_valid", "value": round(valid / grasps, 3) if grasps else None,
                       "unit": "fraction", "target": 1.0, "grasps": grasps, "valid": valid,
                       "objects_with_a_valid_grasp": sum(r["grasps_valid"] > 0 for r in records)}))
-    print(json.dumps({"bench": "unseen_scenes_absent_answered", "value": round(float(np.mean([r["object_found"] for r in absent])), 3),
-                      "unit": "fraction", "target": 0.0, "prompts": [r["prompt"] for r in absent],
+    print(json.dumps({"bench": "unseen_scenes_absent_answered", "value": round(float(np.mean([a for _, a in absent])), 3),
+                      "unit": "fraction", "target": 0.0, "answered": [name for name, a in absent if a],
                       "note": "absent objects for which an object was returned (tiny-clip confuses names sharing a "
                               "colour or a shape)"}))
 
