@@ -37,8 +37,7 @@ import torch
 from scipy.ndimage import uniform_filter
 
 from langscene_core.camera import Intrinsics
-from langscene_core.clip import encode_text
-from langscene_core.config import KeyframeConfig, LangsceneConfig
+from langscene_core.config import GraspConfig, KeyframeConfig, LangsceneConfig
 from langscene_core.field.render import render
 from langscene_core.features import MaskFeatures, mask_features
 from langscene_core.frames import Frame
@@ -46,9 +45,8 @@ from langscene_core.keyframes import KeyframeBuffer
 from langscene_core.models import Models
 from langscene_core.query import query_object
 from langscene_core.reconstruct import reconstruct
-from langscene_core.relevancy import negative_phrases, relevancy
 from langscene_core.scene import Scene
-from langscene_core.text_query import scene_relevancy
+from langscene_core.text_query import prompt_relevancy, scene_relevancy
 from langscene_core.world import build_world
 from langscene_core.world.dataset import Dataset
 from langscene_core.world.grasp_check import check_grasp
@@ -157,10 +155,7 @@ def pixel_relevancy(codes: np.ndarray, covered: np.ndarray, shape: tuple[int, in
 def mask_relevancy(features: MaskFeatures, models: Models, prompt: str, negatives: Sequence[str]) -> tuple[np.ndarray, int]:
     """[H, W] float32 CLIP relevancy map of ``prompt`` on one frame's own mask features (no 3D, no
     LQC) and the level that answered (highest maximum, as :func:`pixel_relevancy`); 0 where no mask."""
-    phrases = [prompt.strip(), *[n for n in negative_phrases(negatives) if n != prompt.strip()]]
-    with torch.inference_mode():
-        texts = encode_text(models.clip, phrases).cpu()
-        table = relevancy(features.table, texts[0], texts[1:]).numpy()  # [M]
+    table = prompt_relevancy(features.table, models, prompt, negatives)  # [M]
     ids = features.ids.numpy()  # [L, H, W]
     maps = np.where(ids >= 0, table[np.clip(ids, 0, None)], 0.0).astype(np.float32)
     level = int(np.argmax(maps.reshape(len(maps), -1).max(axis=1)))
@@ -198,6 +193,18 @@ def object_centre(world: World, name: str) -> np.ndarray:
     return np.asarray(world.meshes[world.instance_id(name)].get_axis_aligned_bounding_box().get_center())
 
 
+def grade_object(world: World, name: str, centre: np.ndarray, grasps: Sequence[tuple[np.ndarray, float]],
+                 grasp: GraspConfig) -> tuple[float, int]:
+    """(centre error in metres, number of valid grasps) of an answer locating object ``name``.
+
+    centre: [3] the answered object centre, world frame; grasps: (pose [4, 4] gripper-to-world, opening
+    width m) each, checked against the true geometry with the gripper of ``grasp``."""
+    error = float(np.linalg.norm(np.asarray(centre, dtype=np.float64) - object_centre(world, name)))
+    valid = sum(check_grasp(world, name, pose, width, max_width=grasp.gripper_max_width,
+                            finger_depth=grasp.finger_depth).valid for pose, width in grasps)
+    return error, valid
+
+
 def evaluate_views(dataset: Dataset, scene: Scene, models: Models, config: LangsceneConfig) -> list[dict[str, Any]]:
     """2D records (layout in the module docstring), one per (eval view, object name) labelled in it."""
     records = []
@@ -225,10 +232,8 @@ def evaluate_objects(world: World, scene: Scene, models: Models, config: Langsce
         record = {"kind": "3d", "name": obj.name, "found": result.object_box is not None, "center_error_m": None,
                   "grasps": len(result.grasps), "grasps_valid": 0, "max_relevancy": float(result.max_relevancy)}
         if result.object_box is not None:
-            record["center_error_m"] = float(np.linalg.norm(result.object_box.pose[:3, 3] - object_centre(world, obj.name)))
-            record["grasps_valid"] = sum(
-                check_grasp(world, obj.name, g.pose, g.width, max_width=config.grasp.gripper_max_width,
-                            finger_depth=config.grasp.finger_depth).valid for g in result.grasps)
+            record["center_error_m"], record["grasps_valid"] = grade_object(
+                world, obj.name, result.object_box.pose[:3, 3], [(g.pose, g.width) for g in result.grasps], config.grasp)
         records.append(record)
     return records
 

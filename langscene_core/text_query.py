@@ -60,11 +60,11 @@ class SceneRelevancy:
     level: int
 
 
-def scene_relevancy(codes: np.ndarray, models: Models, prompt: str, canonical_negatives: Sequence[str],
-                    extra_negatives: Sequence[str] = (), cache: TextEmbeddingCache | None = None) -> SceneRelevancy:
-    """codes: [N, L] int64 LQC code of each Gaussian per level. cache: text embeddings of
-    ``models.clip`` to reuse (None: encode every phrase). Raises ValueError on an empty prompt or a
-    cache of another model."""
+def prompt_relevancy(features: torch.Tensor, models: Models, prompt: str, canonical_negatives: Sequence[str],
+                     extra_negatives: Sequence[str] = (), cache: TextEmbeddingCache | None = None) -> np.ndarray:
+    """[K] float32 relevancy of ``prompt`` (against the negatives) for K unit CLIP features [K, D]
+    (the LQC code table, or one frame's mask features). cache: text embeddings of ``models.clip`` to
+    reuse (None: encode every phrase). Raises ValueError on an empty prompt or a cache of another model."""
     if not prompt.strip():
         raise ValueError("empty prompt")
     if cache is not None and cache.clip is not models.clip:
@@ -76,9 +76,15 @@ def scene_relevancy(codes: np.ndarray, models: Models, prompt: str, canonical_ne
             texts = encode_text(models.clip, phrases)
     else:
         texts = cache.embed(phrases)
-    texts = texts.to(models.code_features.device)
+    texts = texts.to(features.device)
     with torch.inference_mode():
-        table = relevancy(models.code_features, texts[0], texts[1:]).cpu().numpy()  # [K]
+        return relevancy(features, texts[0], texts[1:]).cpu().numpy()
+
+
+def scene_relevancy(codes: np.ndarray, models: Models, prompt: str, canonical_negatives: Sequence[str],
+                    extra_negatives: Sequence[str] = (), cache: TextEmbeddingCache | None = None) -> SceneRelevancy:
+    """codes: [N, L] int64 LQC code of each Gaussian per level; the rest as :func:`prompt_relevancy`."""
+    table = prompt_relevancy(models.code_features, models, prompt, canonical_negatives, extra_negatives, cache)  # [K]
     if codes.size == 0:
         return SceneRelevancy(values=np.zeros(0, np.float32), level=0)
     used = [np.bincount(codes[:, level], minlength=len(table)) > 0 for level in range(codes.shape[1])]

@@ -16,11 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from langscene_core.config import load_config
-from langscene_core.evaluate import object_centre
-from langscene_core.world import World, build_world, check_grasp, render_dataset
+from langscene_core.config import GraspConfig, load_config
+from langscene_core.evaluate import grade_object
+from langscene_core.world import World, build_world, render_dataset
 from langscene_core.world.spec import WorldSpec
 
 
@@ -54,8 +52,9 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def grade_answer(world: World, prompt: str, response, gripper_max_width: float, finger_depth: float) -> dict:
-    """The demo's JSON record of one QueryObject answer, with errors measured against the world."""
+def grade_answer(world: World, prompt: str, response, grasp: GraspConfig) -> dict:
+    """The demo's JSON record of one QueryObject answer, with errors measured against the world
+    (:func:`langscene_core.evaluate.grade_object`)."""
     from langscene_ros.client import query_response_to_dict
     from langscene_ros.convert import pose_to_matrix
 
@@ -65,11 +64,9 @@ def grade_answer(world: World, prompt: str, response, gripper_max_width: float, 
               "center_error_m": None, "grasps": len(answer["grasps"]), "grasps_valid": 0}
     names = {o.name for o in world.spec.objects}
     if prompt in names and "object" in answer:
-        record["center_error_m"] = float(np.linalg.norm(np.asarray(answer["object"]["position"]) - object_centre(world, prompt)))
-        record["grasps_valid"] = sum(
-            check_grasp(world, prompt, pose_to_matrix(g.pose.pose), float(g.width),
-                        max_width=gripper_max_width, finger_depth=finger_depth).valid
-            for g in response.grasps)
+        record["center_error_m"], record["grasps_valid"] = grade_object(
+            world, prompt, answer["object"]["position"],
+            [(pose_to_matrix(g.pose.pose), float(g.width)) for g in response.grasps], grasp)
     return record
 
 
@@ -139,7 +136,7 @@ def run_demo(spec: WorldSpec, params_file: Path, work_dir: Path, extra_prompts: 
         with clock.stage("queries"):
             for prompt in dict.fromkeys([o.name for o in spec.objects] + list(extra_prompts)):  # each once
                 response = client.call(QueryObject, "query_object", query_request(prompt), timeout_s=60.0)
-                record = grade_answer(world, prompt, response, config.grasp.gripper_max_width, config.grasp.finger_depth)
+                record = grade_answer(world, prompt, response, config.grasp)
                 queries.append(record)
                 print(f"[demo]   {format_record(record)}", flush=True)
         rss = peak_rss_mb(node.pid)
