@@ -27,7 +27,7 @@ from langscene_core.features import mask_features
 from langscene_core.config import DEFAULT_CONFIG_PATH, load_config
 from langscene_core.field.gaussians import Gaussians
 from langscene_core.models import load_models
-from langscene_core.query import query_object
+from langscene_core.query import query_object, tabletop_of
 from langscene_core.scene import build_scene, save_scene
 from langscene_core.text_query import TextEmbeddingCache, scene_relevancy
 from langscene_ros.client import NodeClient, query_request
@@ -71,6 +71,7 @@ def in_process_split(scene, models, config, names) -> dict[str, float]:
     canonical negatives and repeated prompts are not re-encoded)."""
     stages: dict[str, list[float]] = {}
     cache = TextEmbeddingCache(models.clip)
+    tabletop = tabletop_of(scene.means, config.query)  # once per scene, as the node does
     for name in names:
         start = time.perf_counter()
         scene_relevancy(scene.codes, models, name, config.query.negatives, cache=cache)
@@ -78,7 +79,8 @@ def in_process_split(scene, models, config, names) -> dict[str, float]:
         start = time.perf_counter()
         relevancy = scene_relevancy(scene.codes, models, name, config.query.negatives)
         relevancy_ms = (time.perf_counter() - start) * 1000.0
-        result = query_object(relevancy.values, scene.means, scene.colors, config.query, config.grasp, scene.normals)
+        result = query_object(relevancy.values, scene.means, scene.colors, config.query, config.grasp, scene.normals,
+                              tabletop=tabletop)
         packed = time.perf_counter()
         fill_query_response(QueryObject.Response(), result, Header(frame_id=scene.frame_id))
         pack_ms = (time.perf_counter() - packed) * 1000.0

@@ -43,7 +43,7 @@ from langscene_core.features import MaskFeatures, mask_features
 from langscene_core.frames import Frame
 from langscene_core.keyframes import KeyframeBuffer
 from langscene_core.models import Models
-from langscene_core.query import query_object
+from langscene_core.query import query_object, tabletop_of
 from langscene_core.reconstruct import reconstruct
 from langscene_core.scene import Scene
 from langscene_core.text_query import prompt_relevancy, scene_relevancy
@@ -226,9 +226,11 @@ def evaluate_views(dataset: Dataset, scene: Scene, models: Models, config: Langs
 def evaluate_objects(world: World, scene: Scene, models: Models, config: LangsceneConfig) -> list[dict[str, Any]]:
     """3D records (layout in the module docstring), one per object of the world."""
     records = []
+    tabletop = tabletop_of(scene.means, config.query)
     for obj in world.spec.objects:
         relevancy = scene_relevancy(scene.codes, models, obj.name, config.query.negatives).values
-        result = query_object(relevancy, scene.means, scene.colors, config.query, config.grasp, scene.normals)
+        result = query_object(relevancy, scene.means, scene.colors, config.query, config.grasp, scene.normals,
+                              tabletop=tabletop)
         record = {"kind": "3d", "name": obj.name, "found": result.object_box is not None, "center_error_m": None,
                   "grasps": len(result.grasps), "grasps_valid": 0, "max_relevancy": float(result.max_relevancy)}
         if result.object_box is not None:

@@ -241,10 +241,16 @@ def _max_contact_width(config: GraspConfig) -> float:
     return config.gripper_max_width - 2 * config.collision_margin
 
 
-def _per_cell(cells: np.ndarray, values: np.ndarray, size: int, reduce: np.ufunc, start: float) -> np.ndarray:
-    """[size] ``reduce`` (np.maximum / np.minimum / np.add) of ``values`` [K] grouped by ``cells`` [K]."""
-    out = np.full(size, start)
-    reduce.at(out, cells, values)
+def _per_candidate(owner: np.ndarray, values: np.ndarray, count: int, reduce: np.ufunc, start: float) -> np.ndarray:
+    """``reduce`` (np.maximum / np.minimum) of the rows of values [K] or [K, D] of each candidate.
+
+    owner: [K] candidate index of every row, sorted (rows of one candidate are contiguous: a segmented
+    reduction, much faster than ``ufunc.at``). Returns [count] or [count, D]; ``start`` where a
+    candidate has no row."""
+    out = np.full((count,) + values.shape[1:], start)
+    if len(owner):
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        out[owner[starts]] = reduce.reduceat(values, starts, axis=0)
     return out
 
 
@@ -275,24 +281,26 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
     x_reach = max_contact + config.width_clearance + config.finger_thickness + m
     z_lo, z_hi = z_back - config.finger_depth, m + config.finger_depth
     # All points in every candidate's frame with one matrix product ([N, C, 3]): dense, but cheaper
-    # than a radius search whose sphere must hold the long, thin swept box.
+    # than a radius search whose sphere must hold the long, thin swept box. The slab |y| <= half_y + m
+    # selects the few points that matter (candidate-major: each candidate's rows are contiguous).
     rotations = poses[:, :3, :3]
     frames = (surroundings.points @ rotations.transpose(1, 0, 2).reshape(3, 3 * C)).reshape(-1, C, 3) \
         - np.einsum("ci,cij->cj", poses[:, :3, 3], rotations)[None]
-    found, owner = np.nonzero((np.abs(frames[..., 1]) <= half_y + m) & (np.abs(frames[..., 0]) <= x_reach)
-                              & (frames[..., 2] >= z_lo) & (frames[..., 2] <= z_hi))
+    owner, found = np.nonzero(np.abs(frames[..., 1].T) <= half_y + m)
     local = frames[found, owner]
+    inside = (np.abs(local[:, 0]) <= x_reach) & (local[:, 2] >= z_lo) & (local[:, 2] <= z_hi)
+    found, owner, local = found[inside], owner[inside], local[inside]
     target = surroundings.target[found]
     depths = np.concatenate([np.broadcast_to(fixed, (C, D - 1)),
                              _deepest_clear_depth(poses, local, owner, target, support, config)[:, None]], axis=1)
     cell = owner[:, None] * D + np.arange(D)[None, :]  # [K, D] flat (candidate, depth) index
     z_tip = local[:, 2:3] - depths[owner]  # [K, D] height relative to the fingertips
     # the pads' object samples, as (point row, flat cell) pairs
-    pad_row, pad_depth = np.nonzero(target[:, None] & (np.abs(local[:, 1:2]) <= half_y)
-                                    & (z_tip >= -config.finger_depth) & (z_tip <= 0))
+    pad = target[:, None] & (np.abs(local[:, 1:2]) <= half_y) & (z_tip >= -config.finger_depth) & (z_tip <= 0)
+    pad_row, pad_depth = np.nonzero(pad)
     pad_cell, pad_x = owner[pad_row] * D + pad_depth, local[pad_row, 0]
-    x_hi = _per_cell(pad_cell, pad_x, C * D, np.maximum, -np.inf)
-    x_lo = _per_cell(pad_cell, pad_x, C * D, np.minimum, np.inf)
+    x_hi = _per_candidate(owner, np.where(pad, local[:, :1], -np.inf), C, np.maximum, -np.inf).reshape(-1)
+    x_lo = _per_candidate(owner, np.where(pad, local[:, :1], np.inf), C, np.minimum, np.inf).reshape(-1)
     width = (x_hi - x_lo).reshape(C, D)  # inf / nan where the pads touch nothing
     with np.errstate(invalid="ignore"):
         touches = (width > tol) & (width <= max_contact) & (x_hi > 0).reshape(C, D) & (x_lo < 0).reshape(C, D)
@@ -344,15 +352,15 @@ def _deepest_clear_depth(poses: np.ndarray, local: np.ndarray, owner: np.ndarray
     the support: the fingers reach as far round the object as its far side and the table allow (e.g.
     down to a ball's equator, a mug's rim, or just above the table beside a small box).
 
-    poses: [C, 4, 4]; local: [K, 3] points in their candidate's frame; owner: [K] candidate index;
+    poses: [C, 4, 4]; local: [K, 3] points in their candidate's frame; owner: [K] candidate index, sorted;
     target: [K] bool (object sample)."""
     m = config.collision_margin
     half_x = config.gripper_max_width / 2 + config.finger_thickness + m
     half_y = config.finger_width / 2 + m
     under = (np.abs(local[:, 0]) <= half_x) & (np.abs(local[:, 1]) <= half_y)
-    nearest = _per_cell(owner[under & target], local[under & target, 2], len(poses), np.minimum, np.inf)
+    nearest = _per_candidate(owner[under & target], local[under & target, 2], len(poses), np.minimum, np.inf)
     ahead = under & ~target & (local[:, 2] >= 0)
-    obstacle = _per_cell(owner[ahead], local[ahead, 2], len(poses), np.minimum, np.inf)
+    obstacle = _per_candidate(owner[ahead], local[ahead, 2], len(poses), np.minimum, np.inf)
     depth = np.minimum(nearest + config.finger_depth - config.palm_margin - _CLEARANCE, obstacle - m - _CLEARANCE)
     if support is not None:
         axes = np.einsum("cji,j->ci", poses[:, :3, :3], support.normal)  # support normal, gripper frame

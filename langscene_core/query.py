@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import open3d as o3d
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from langscene_core.config import GraspConfig, QueryConfig
@@ -242,15 +244,19 @@ def support_height(points: np.ndarray, up: np.ndarray, support: Support | None, 
 class Tabletop:
     """A scene seen as a support with objects standing on it (gravity-aligned queries).
 
+    A property of the scene, not of a prompt: compute it once per scene (:func:`tabletop_of`) and
+    pass it to every :func:`query_object` on that scene.
     support: the fitted support plane (None: none, heights are then above the lowest Gaussians).
     heights: [N] float32 height of every Gaussian above the support, its thickness excluded (positive
-    above). above: [A] int64 scene indices of the Gaussians above it;
+    above). above: [A] int64 scene indices of the Gaussians above it; slot: [N] int64 position of
+    every Gaussian in ``above`` (-1 for those on or below the support);
     flat: [2, A] float32 their coordinates across ``up``, metres (one contiguous row per axis).
     """
 
     support: Support | None
     heights: np.ndarray
     above: np.ndarray
+    slot: np.ndarray
     flat: np.ndarray
 
     def column(self, seed: np.ndarray, margin: float) -> np.ndarray:
@@ -258,7 +264,8 @@ class Tabletop:
         horizontal bounding box of the Gaussians ``seed`` (scene indices [K]) and at most ``margin``
         above its top: the space an object whose part is ``seed`` can occupy (an object stands on
         the support, so its column reaches down to it)."""
-        seed_flat = self.flat[:, np.searchsorted(self.above, seed[self.heights[seed] > 0.0])]
+        seed_slots = self.slot[seed]
+        seed_flat = self.flat[:, seed_slots[seed_slots >= 0]]
         if seed_flat.shape[1] == 0:
             return np.zeros(0, dtype=np.int64)
         lo, hi = seed_flat.min(axis=1) - margin, seed_flat.max(axis=1) + margin
@@ -275,8 +282,10 @@ def tabletop_of(means: np.ndarray, config: QueryConfig) -> Tabletop:
     support = fit_support(means, up, config.support_clearance)
     heights = support_height(means, up, support, config.support_clearance).astype(np.float32)
     above = np.flatnonzero(heights > 0.0)
+    slot = np.full(len(means), -1, dtype=np.int64)
+    slot[above] = np.arange(len(above))
     flat = np.ascontiguousarray((means[above] @ _horizontal_basis(up).astype(means.dtype)).T)
-    return Tabletop(support=support, heights=heights, above=above, flat=flat)
+    return Tabletop(support=support, heights=heights, above=above, slot=slot, flat=flat)
 
 
 def best_object_cluster(selected: np.ndarray, means: np.ndarray, relevancy: np.ndarray, config: QueryConfig,
@@ -353,14 +362,14 @@ def _within_footprint(body: np.ndarray, queries: np.ndarray, margin: float) -> n
 
 
 def neighbourhood(seed: np.ndarray, means: np.ndarray, margin: float) -> np.ndarray:
-    """[R] sorted scene indices of the Gaussians within ``margin`` metres of the bounding box of the
-    Gaussians ``seed`` (means: [N, 3] scene frame)."""
+    """[N] bool: the Gaussians within ``margin`` metres of the bounding box of the Gaussians ``seed``
+    (scene indices [K]; means: [N, 3] scene frame)."""
     lo = means[seed].min(axis=0) - margin
     hi = means[seed].max(axis=0) + margin
     inside = np.ones(len(means), dtype=bool)
     for axis in range(3):  # one axis at a time: np.all over a short axis is slow on 200k rows
         inside &= (means[:, axis] >= lo[axis]) & (means[:, axis] <= hi[axis])
-    return np.flatnonzero(inside)
+    return inside
 
 
 def grow_object(seed: np.ndarray, means: np.ndarray, tabletop: Tabletop, config: QueryConfig) -> np.ndarray:
@@ -370,24 +379,24 @@ def grow_object(seed: np.ndarray, means: np.ndarray, tabletop: Tabletop, config:
     seed's column (:meth:`Tabletop.column`, margin ``object_growth_limit``: above the support, down
     to it) are considered. They are grouped in voxels of ``cluster_voxel_size`` / 2 (a dense scene
     holds tens of thousands of them near an object); from the seed's voxels, the object takes every
-    voxel whose centroid lies within ``object_growth`` of one it already has, until none is added.
+    voxel whose centroid lies within ``object_growth`` of one it already has, until none is added:
+    the connected components of that neighbour graph (scipy) that hold a seed voxel.
     Returns sorted scene indices, the seed included.
     """
+    member = np.zeros(len(means), dtype=bool)
+    member[seed] = True
     candidates = tabletop.column(seed, config.object_growth_limit)
     if len(candidates) == 0:
-        return np.sort(seed)
+        return np.flatnonzero(member)
     voxels = group_by_voxel(means[candidates].astype(np.float64), config.cluster_voxel_size / 2.0)
-    tree = cKDTree(voxels.centroids)
-    inside = np.zeros(len(voxels.counts), dtype=bool)
-    inside[voxels.inverse[np.isin(candidates, seed)]] = True
-    frontier = inside.copy()
-    while frontier.any():
-        reached = np.zeros_like(inside)
-        for neighbours in tree.query_ball_point(voxels.centroids[frontier], r=config.object_growth):
-            reached[neighbours] = True
-        frontier = reached & ~inside
-        inside |= reached
-    return np.union1d(seed, candidates[inside[voxels.inverse]])
+    pairs = cKDTree(voxels.centroids).query_pairs(config.object_growth, output_type="ndarray")
+    count = len(voxels.counts)
+    graph = coo_matrix((np.ones(len(pairs), dtype=bool), (pairs[:, 0], pairs[:, 1])), shape=(count, count))
+    _, component = connected_components(graph, directed=False)
+    seed_components = np.zeros(component.max() + 1, dtype=bool)
+    seed_components[component[voxels.inverse[member[candidates]]]] = True
+    member[candidates[seed_components[component][voxels.inverse]]] = True
+    return np.flatnonzero(member)
 
 
 def _unit_up(config: QueryConfig) -> np.ndarray:
@@ -413,13 +422,15 @@ def _check_inputs(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, 
 def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, config: QueryConfig,
                  grasp_config: GraspConfig, normals: np.ndarray | None = None, *,
                  threshold: float | None = None, max_points: int | None = None,
-                 max_grasps: int | None = None) -> QueryResult:
+                 max_grasps: int | None = None, tabletop: Tabletop | None = None) -> QueryResult:
     """Relevancy cloud, best object cluster, its oriented box and grasps for one query.
 
     relevancy: [N] float32 per-Gaussian relevancy in [0, 1] for the prompt.
     means: [N, 3] float32 Gaussian centres, scene frame. colors: [N, 3] float32 RGB in 0..1.
     normals: [N, 3] float32 Gaussian normals (sign ignored) or None (estimated for the grasps).
     threshold, max_points, max_grasps: per-request overrides of the config (None = config value).
+    tabletop: :func:`tabletop_of` these means and config, computed once per scene by the caller; None:
+    computed here (gravity alignment only).
     """
     relevancy = np.asarray(relevancy)
     means = np.asarray(means)
@@ -448,7 +459,12 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
                    f"nothing relevant: no Gaussian reaches relevancy {threshold:.3f} (max {max_relevancy:.3f})")
         return QueryResult(cloud, selected, max_relevancy, None, none, (), message, timings)
 
-    tabletop = tabletop_of(means, config) if config.box_alignment == "gravity" else None
+    if config.box_alignment != "gravity":
+        tabletop = None
+    elif tabletop is None:
+        tabletop = tabletop_of(means, config)
+    elif len(tabletop.heights) != len(means):
+        raise ValueError(f"tabletop is of {len(tabletop.heights)} Gaussians, the scene has {len(means)}")
     members = best_object_cluster(selected, means, relevancy, config, tabletop)
     lap("cluster")
     if members is None:
@@ -463,8 +479,9 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
 
     # grown members may lie below the threshold: they are the object all the same
     surroundings = neighbourhood(members, means, gripper_reach(grasp_config))  # all the gripper may reach
+    surroundings[members] = False  # the object itself is not an obstacle
     grasps = plan_grasps(object_points, np.maximum(relevancy[members], threshold),
-                         means[np.setdiff1d(surroundings, members)], grasp_config, _unit_up(config),
+                         means[surroundings], grasp_config, _unit_up(config),
                          object_normals=None if normals is None else normals[members], max_grasps=max_grasps,
                          support=None if tabletop is None else tabletop.support)
     lap("grasps")

@@ -28,7 +28,7 @@ from langscene_core.config import ConfigError, LangsceneConfig, flatten, from_di
 from langscene_core.frames import Frame, FrameSynchronizer
 from langscene_core.keyframes import KeyframeBuffer
 from langscene_core.models import Models, load_models
-from langscene_core.query import pack_rgb, query_object
+from langscene_core.query import Tabletop, pack_rgb, query_object, tabletop_of
 from langscene_core.reconstruct import ReconstructionError, reconstruct
 from langscene_core.scene import Scene, SceneFileError, load_scene, save_scene
 from langscene_core.text_query import TextEmbeddingCache, scene_relevancy
@@ -71,7 +71,9 @@ class LangsceneNode(Node):
         self._state = "idle"
         self._message = "waiting for camera frames"
         self._progress = 0.0
-        self._scene: Scene | None = None  # immutable snapshot, swapped whole when a new one is ready
+        # immutable snapshot, swapped whole when a new one is ready: the scene and its tabletop (the
+        # support plane and every Gaussian's height above it, a property of the scene every query uses)
+        self._installed: tuple[Scene, Tabletop | None] | None = None
         self._models: Models | None = None  # loaded on first use (reconstruct, load, query)
         self._text_embeddings: TextEmbeddingCache | None = None  # of self._models' CLIP; queries only
         self._models_lock = threading.Lock()
@@ -198,9 +200,15 @@ class LangsceneNode(Node):
     def _header(self) -> Header:
         return Header(stamp=self.get_clock().now().to_msg(), frame_id=self.config.node.scene_frame)
 
+    @property
+    def _scene(self) -> Scene | None:
+        installed = self._installed
+        return None if installed is None else installed[0]
+
     def _install_scene(self, scene: Scene, message: str) -> None:
         """Swap in a new snapshot and publish its cloud (Gaussian centres with rgb)."""
-        self._scene = scene
+        gravity = self.config.query.box_alignment == "gravity"
+        self._installed = (scene, tabletop_of(scene.means, self.config.query) if gravity else None)
         cloud = np.zeros(scene.num_gaussians, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<f4")])
         cloud["x"], cloud["y"], cloud["z"] = scene.means.T
         cloud["rgb"] = pack_rgb(scene.colors)
@@ -208,7 +216,8 @@ class LangsceneNode(Node):
         self._set_state("ready", message, 1.0)
 
     def _on_query(self, request: QueryObject.Request, response: QueryObject.Response) -> QueryObject.Response:
-        scene = self._scene  # one snapshot for the whole request
+        installed = self._installed  # one snapshot for the whole request
+        scene, tabletop = (None, None) if installed is None else installed
         if not request.prompt.strip():
             response.success, response.message = False, "empty prompt"
             return response
@@ -228,7 +237,8 @@ class LangsceneNode(Node):
                                         list(request.negatives), cache=self._text_embeddings)
             result = query_object(relevancy.values, scene.means, scene.colors, self.config.query, self.config.grasp,
                                   scene.normals, threshold=request.relevancy_threshold or None,
-                                  max_points=request.max_points or None, max_grasps=request.max_grasps or None)
+                                  max_points=request.max_points or None, max_grasps=request.max_grasps or None,
+                                  tabletop=tabletop)
         except (ValueError, FileNotFoundError) as exc:
             response.success, response.message = False, f"query failed: {exc}"
             return response

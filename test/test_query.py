@@ -8,7 +8,7 @@ import pytest
 
 from langscene_core.config import GraspConfig, QueryConfig
 from langscene_core.query import (CLOUD_DTYPE, best_cluster, object_box, pack_rgb, query_object,
-                                  select_relevant, unpack_rgb)
+                                  select_relevant, tabletop_of, unpack_rgb)
 from tabletop import Box, Cylinder, grasp_violations, make_scene
 
 QUERY = QueryConfig()
@@ -160,6 +160,26 @@ def test_malformed_inputs_raise():
     bad[0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         query_object(bad, scene.means, scene.colors, QUERY, GRASP)
+
+
+def test_a_tabletop_computed_once_per_scene_gives_the_same_answers():
+    """The node computes the support and heights once per scene and passes them to every query."""
+    scene = make_scene(OBJECTS, 0)
+    tabletop = tabletop_of(scene.means, QUERY)
+    assert tabletop.support is not None and abs(tabletop.support.normal[2]) > 0.99
+    np.testing.assert_array_equal(tabletop.above, np.flatnonzero(tabletop.heights > 0))
+    np.testing.assert_array_equal(tabletop.slot[tabletop.above], np.arange(len(tabletop.above)))
+    assert (tabletop.slot[tabletop.heights <= 0] == -1).all()
+    for target in range(len(OBJECTS)):
+        relevancy = make_scene(OBJECTS, target).relevancy
+        fresh = query_object(relevancy, scene.means, scene.colors, QUERY, GRASP, scene.normals)
+        cached = query_object(relevancy, scene.means, scene.colors, QUERY, GRASP, scene.normals, tabletop=tabletop)
+        np.testing.assert_array_equal(fresh.object_indices, cached.object_indices)
+        np.testing.assert_array_equal(fresh.object_box.pose, cached.object_box.pose)
+        assert [g.score for g in fresh.grasps] == [g.score for g in cached.grasps]
+    other = tabletop_of(scene.means[:-5], QUERY)
+    with pytest.raises(ValueError, match="tabletop"):
+        query_object(scene.relevancy, scene.means, scene.colors, QUERY, GRASP, tabletop=other)
 
 
 @pytest.mark.parametrize("target", [0, 1])
