@@ -127,9 +127,13 @@ def _antipodal_pairs(points: np.ndarray, normals: np.ndarray, smooth: np.ndarray
     first = candidates if len(candidates) <= config.contact_samples else np.sort(
         rng.choice(candidates, size=config.contact_samples, replace=False))
     inward = -normals[first]  # [K, 3] closing direction of the first finger
-    rel = points[None, :, :] - points[first, None, :]  # [K, M, 3]
-    along = np.einsum("kmc,kc->km", rel, inward)
-    off_line_sq = np.einsum("kmc,kmc->km", rel, rel) - along ** 2
+    # offsets of every point from each first contact, along its closing line and off it, from
+    # matrix products ([K, M]; no [K, M, 3] temporary): |p - q|^2 = |p|^2 + |q|^2 - 2 p.q, with the
+    # points centred on their mean so that the squares stay small
+    centred = points - points.mean(axis=0)
+    square = np.einsum("mc,mc->m", centred, centred)
+    along = inward @ centred.T - np.einsum("kc,kc->k", inward, centred[first])[:, None]
+    off_line_sq = square[None, :] + square[first, None] - 2.0 * (centred[first] @ centred.T) - along ** 2
     on_line = off_line_sq <= config.contact_tolerance ** 2
     # The first contact must be the outermost object point on its side of the line ...
     outermost = ~np.any(on_line & (along < -config.contact_tolerance), axis=1)
