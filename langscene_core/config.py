@@ -202,7 +202,6 @@ class GraspConfig:
     collision_voxel_size: float = 0.006  # metres; object and obstacle points for the collision check
     nms_distance: float = 0.01  # metres; a grasp this close to a better one with a similar
     nms_angle_deg: float = 20.0  # approach (within this angle) is suppressed
-    workers: int = 2  # threads closing candidate batches in parallel (the result does not depend on it)
 
 
 @dataclass(frozen=True)

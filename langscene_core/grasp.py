@@ -26,8 +26,6 @@ away from the object's centroid, which is right for convex and tabletop-like obj
 """
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +34,7 @@ import open3d as o3d
 from langscene_core.config import GraspConfig
 from langscene_core.voxel import group_by_voxel
 
-_BATCH = 32  # candidates per vectorised collision check; stops early once enough grasps are found
+_BATCH = 64  # candidates per vectorised collision check; stops early once enough grasps are found
 _CLEARANCE = 0.001  # metres beyond collision_margin kept by the deepest clear fingertip position
 
 
@@ -66,7 +64,7 @@ def validate_grasp_config(config: GraspConfig) -> None:
     for name in positive:
         if not getattr(config, name) > 0:
             raise ValueError(f"grasp.{name} must be positive, got {getattr(config, name)}")
-    for name in ("max_grasps", "contact_samples", "max_object_points", "max_candidates", "approach_count", "workers"):
+    for name in ("max_grasps", "contact_samples", "max_object_points", "max_candidates", "approach_count"):
         if getattr(config, name) < 1:
             raise ValueError(f"grasp.{name} must be at least 1, got {getattr(config, name)}")
     if not config.contact_depths or not all(abs(d) < config.finger_depth for d in config.contact_depths):
@@ -522,38 +520,26 @@ def _feasible(candidates: _Candidates, surroundings: _Surroundings, support: Sup
     """Grasps from the candidates (seed score order) that close feasibly (:func:`_close`) at their
     first feasible fingertip position, skipping any within ``nms_distance`` and ``nms_angle_deg`` of
     one already taken; at most ``limit``, sorted by their final score (weight x antipodality of the
-    contacts the fingers actually touch).
-
-    Batches of ``_BATCH`` candidates are closed on ``config.workers`` threads (numpy releases the GIL
-    in its array loops), at most that many batches in flight; no more are started once ``limit``
-    grasps are taken. The result does not depend on the number of workers."""
+    contacts the fingers actually touch)."""
     cos_nms = np.cos(np.radians(config.nms_angle_deg))
     accepted: list[Grasp] = []
-    starts = range(0, len(candidates.poses), _BATCH)
-    with ThreadPoolExecutor(max_workers=config.workers) as pool:
-        ahead = deque(pool.submit(_close, candidates.poses[s:s + _BATCH], surroundings, support, config)
-                      for s in starts[:config.workers])
-        for index, start in enumerate(starts):
-            closing = ahead.popleft().result()
-            if index + config.workers < len(starts):
-                following = starts[index + config.workers]
-                ahead.append(pool.submit(_close, candidates.poses[following:following + _BATCH], surroundings,
-                                         support, config))
-            poses = candidates.poses[start:start + _BATCH]
-            for c, row in enumerate(closing.feasible):
-                if not row.any():
-                    continue
-                k = int(np.argmax(row))  # first feasible fingertip position
-                local = np.array([closing.shift[c, k], 0.0, closing.depth[c, k]])
-                pose = poses[c].copy()
-                pose[:3, 3] += pose[:3, :3] @ local
-                if any(np.linalg.norm(pose[:3, 3] - g.pose[:3, 3]) < config.nms_distance
-                       and pose[:3, 2] @ g.pose[:3, 2] > cos_nms for g in accepted):
-                    continue
-                contacts = closing.contacts[c, k] @ poses[c, :3, :3].T + poses[c, :3, 3]
-                score = float(candidates.weights[start + c] * closing.antipodality[c, k])
-                accepted.append(Grasp(pose=pose, width=float(closing.opening[c, k]),
-                                      score=score, contacts=contacts))
-                if len(accepted) == limit:  # the batches still in flight finish before the pool closes
-                    return tuple(sorted(accepted, key=lambda g: -g.score))
+    for start in range(0, len(candidates.poses), _BATCH):
+        poses = candidates.poses[start:start + _BATCH]
+        closing = _close(poses, surroundings, support, config)
+        for c, row in enumerate(closing.feasible):
+            if not row.any():
+                continue
+            k = int(np.argmax(row))  # first feasible fingertip position
+            local = np.array([closing.shift[c, k], 0.0, closing.depth[c, k]])
+            pose = poses[c].copy()
+            pose[:3, 3] += pose[:3, :3] @ local
+            if any(np.linalg.norm(pose[:3, 3] - g.pose[:3, 3]) < config.nms_distance
+                   and pose[:3, 2] @ g.pose[:3, 2] > cos_nms for g in accepted):
+                continue
+            contacts = closing.contacts[c, k] @ poses[c, :3, :3].T + poses[c, :3, 3]
+            score = float(candidates.weights[start + c] * closing.antipodality[c, k])
+            accepted.append(Grasp(pose=pose, width=float(closing.opening[c, k]),
+                                  score=score, contacts=contacts))
+            if len(accepted) == limit:
+                return tuple(sorted(accepted, key=lambda g: -g.score))
     return tuple(sorted(accepted, key=lambda g: -g.score))

@@ -115,22 +115,6 @@ def test_normal_signs_are_ignored_and_results_are_deterministic():
         np.testing.assert_allclose(ga.pose, gb.pose, atol=1e-9)
 
 
-@pytest.mark.parametrize("max_grasps", [3, 10])
-def test_parallel_closing_gives_the_grasps_of_a_single_worker(max_grasps):
-    objects, target = SCENES["box beside a wall"]
-    scene = make_scene(objects, target, density=60000.0, table_density=30000.0)
-    on = scene.owner == target
-    results = [plan_grasps(scene.means[on], scene.relevancy[on], scene.means[~on],
-                           dataclasses.replace(CONFIG, workers=workers), UP, scene.normals[on], max_grasps=max_grasps)
-               for workers in (1, 2, 3)]
-    assert 0 < len(results[0]) <= max_grasps
-    for other in results[1:]:
-        assert len(other) == len(results[0])
-        for ga, gb in zip(results[0], other):
-            np.testing.assert_array_equal(ga.pose, gb.pose)
-            assert ga.score == gb.score and ga.width == gb.width
-
-
 def test_max_grasps_limits_the_count():
     objects, target = SCENES["yawed box"]
     scene = make_scene(objects, target, density=60000.0, table_density=30000.0)
@@ -141,7 +125,6 @@ def test_max_grasps_limits_the_count():
 
 @pytest.mark.parametrize("change, word", [
     ({"contact_depths": (0.03,)}, "contact_depths"),
-    ({"workers": 0}, "workers"),
     ({"gripper_max_width": 0.008}, "width_clearance"),
     ({"friction_coefficient": 0.0}, "friction_coefficient"),
     ({"max_approach_angle_deg": 120.0}, "max_approach_angle_deg"),
