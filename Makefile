@@ -7,6 +7,9 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 # Idle OpenMP threads sleep instead of spinning: on a small shared CPU spinning torch threads made the
 # CPU rasterizer up to 7x slower (8.8 s vs 1.2 s per forward+backward at load 6 on 2 cores).
 export OMP_WAIT_POLICY ?= PASSIVE
+# numpy's BLAS (OpenBLAS) single-threaded, as `langscene` sets it: its matrices are small here and its
+# spinning threads doubled a query's CPU time for the same wall time (query_core_200k).
+export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: setup test test-fast demo bench clean
 
