@@ -15,6 +15,7 @@ import open3d as o3d
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import ConvexHull, QhullError, cKDTree
+from skimage.measure import ransac
 
 from langscene_core.config import GraspConfig, QueryConfig
 from langscene_core.grasp import Grasp, Support, gripper_reach, plan_grasps
@@ -201,27 +202,52 @@ MIN_SUPPORT_FRACTION = 0.2  # a plane holding fewer of the fitted points is not 
 SUPPORT_COVERAGE = 0.5  # a prompt relevant on this share of the support's Gaussians names the support
 
 
+class _PlaneModel:
+    """A plane ``normal @ p + offset = 0`` for ``skimage.measure.ransac``: the least-squares plane
+    through points [K, 3] (SVD of the centred points); falsy when they are collinear.
+    params: [4] float64 (unit normal, offset) or None."""
+
+    def __init__(self, params: np.ndarray | None = None) -> None:
+        self.params = params
+
+    @classmethod
+    def from_estimate(cls, points: np.ndarray) -> "_PlaneModel":
+        centre = points.mean(axis=0)
+        _, singular, vt = np.linalg.svd(points - centre, full_matrices=False)
+        if singular[1] <= 1e-9 * max(singular[0], 1e-12):
+            return cls(None)
+        return cls(np.append(vt[-1], -vt[-1] @ centre))
+
+    def __bool__(self) -> bool:
+        return self.params is not None
+
+    def residuals(self, points: np.ndarray) -> np.ndarray:
+        """[K] distance of points [K, 3] to the plane."""
+        return np.abs(points @ self.params[:3] + self.params[3])
+
+
 def fit_support(points: np.ndarray, up: np.ndarray, clearance: float) -> Support | None:
     """The support surface (a table) as a half-space, or None when no plane faces up.
 
-    points: [M, 3] scene frame. The support is the dominant plane (open3d RANSAC on at most
-    ``PLANE_FIT_POINTS`` points) when it faces ``up`` within 30 degrees and holds at least
-    ``MIN_SUPPORT_FRACTION`` of them (not the top of one object), raised to the 95th
-    percentile of its inliers' residuals (the surface's top). A reconstructed table is not a thin
-    plane: points up to ``clearance`` or three standard deviations of the residuals (the larger)
-    above the plane's middle still belong to it (``Support.thickness``, above the top).
+    points: [M, 3] scene frame. The support is the dominant plane (skimage's seeded RANSAC on at most
+    ``PLANE_FIT_POINTS`` points; open3d's parallel one differs from run to run) when it faces ``up``
+    within 30 degrees and holds at least ``MIN_SUPPORT_FRACTION`` of them (not the top of one
+    object), raised to the 95th percentile of its inliers' residuals (the surface's top). A
+    reconstructed table is not a thin plane: points up to ``clearance`` or three standard deviations
+    of the residuals (the larger) above the plane's middle still belong to it (``Support.thickness``,
+    above the top).
     """
     if len(points) < 3:
         return None
     sample = np.asarray(points[:: max(1, len(points) // PLANE_FIT_POINTS)], dtype=np.float64)  # enough for the fit
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(sample))
-    o3d.utility.random.seed(0)  # open3d's RANSAC draws from its one global generator: same answer each query
-    plane, inliers = cloud.segment_plane(distance_threshold=max(2 * clearance, 0.01), ransac_n=3,
-                                         num_iterations=200)
-    plane = np.asarray(plane, dtype=np.float64) / np.linalg.norm(plane[:3])
-    if len(inliers) < max(3, MIN_SUPPORT_FRACTION * len(sample)) or abs(plane[:3] @ up) <= np.cos(np.radians(30.0)):
+    model, inliers = ransac(sample, _PlaneModel, min_samples=3, residual_threshold=max(2 * clearance, 0.01),
+                            max_trials=200, rng=0)
+    if model is None or inliers.sum() < max(3, MIN_SUPPORT_FRACTION * len(sample)):
         return None
-    plane *= np.sign(plane[:3] @ up)
+    plane = model.params
+    if abs(plane[:3] @ up) <= np.cos(np.radians(30.0)):
+        return None
+    plane = plane * np.sign(plane[:3] @ up)
     residuals = sample[inliers] @ plane[:3] + plane[3]
     # reconstructed surface points sit below the true surface (Gaussian centres inside it): its top
     # is nearer the upper end of their scatter than the plane through their middle
