@@ -8,7 +8,7 @@ import pytest
 
 from langscene_core.config import GraspConfig, QueryConfig
 from langscene_core.query import (CLOUD_DTYPE, best_cluster, object_box, pack_rgb, query_object,
-                                  select_relevant, tabletop_of, unpack_rgb)
+                                  select_relevant, fit_support, tabletop_of, unpack_rgb)
 from tabletop import Box, Cylinder, grasp_violations, make_scene
 
 QUERY = QueryConfig()
@@ -160,6 +160,17 @@ def test_malformed_inputs_raise():
     bad[0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         query_object(bad, scene.means, scene.colors, QUERY, GRASP)
+
+
+def test_support_plane_is_the_table_and_the_same_on_every_fit():
+    scene = make_scene(OBJECTS, 0)
+    fits = [fit_support(scene.means, np.array([0.0, 0.0, 1.0]), QUERY.support_clearance) for _ in range(3)]
+    assert fits[0] is not None and fits[0].normal[2] > 0.99
+    table = scene.means[scene.owner == -1]
+    assert abs(-fits[0].offset - np.percentile(table[:, 2], 95.0)) < 0.002  # the plane's top: the table's top
+    for other in fits[1:]:
+        np.testing.assert_array_equal(other.normal, fits[0].normal)
+        assert other.offset == fits[0].offset and other.thickness == fits[0].thickness
 
 
 def test_a_tabletop_computed_once_per_scene_gives_the_same_answers():
