@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Train ``bundled:tiny-clip`` on the synthetic world and write it to langscene_core/assets/tiny-clip.
 
-Renders random training scenes (held-out colour x shape combinations removed) and held-out evaluation
-scenes once into ``--cache``, builds the augmented crop bank (cached too), trains contrastively
-(langscene_core.training.tiny_clip), reports zero-shot name retrieval on the held-out scenes, saves the
-model in open_clip's local-dir layout (float16 weights) plus ``training.json`` (command, settings,
-durations, metrics). Seeded: the same arguments give the same model on the same machine.
+Renders random training scenes (held-out colour x shape combinations removed, unless
+``--include-held-out``: the shipped model is trained on all combinations, the held-out variant measures
+compositional generalisation) and held-out evaluation scenes once into ``--cache``, builds the augmented
+crop bank (cached too), trains contrastively (langscene_core.training.tiny_clip), reports zero-shot name
+retrieval on the held-out scenes, saves the model in open_clip's local-dir layout (float16 weights) plus
+``training.json`` (command, settings, durations, metrics). Seeded: the same arguments give the same model on the same machine.
 
-    scripts/train_tiny_clip.py --cache /work/cache/tiny-clip
+    scripts/train_tiny_clip.py --cache /work/cache/tiny-clip                      # held-out variant
+    scripts/train_tiny_clip.py --cache /work/cache/tiny-clip --include-held-out   # all combinations
 """
 from __future__ import annotations
 
@@ -61,6 +63,10 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=TinyClipTrainConfig.steps)
     parser.add_argument("--batch-size", type=int, default=TinyClipTrainConfig.batch_size)
     parser.add_argument("--lr", type=float, default=TinyClipTrainConfig.learning_rate)
+    parser.add_argument("--include-held-out", action="store_true",
+                        help="render and caption the held-out colour x shape combinations too")
+    parser.add_argument("--confusable-weight", type=float, default=TinyClipTrainConfig.confusable_weight,
+                        help="weight of the relevancy term over same-colour / same-shape names")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -70,9 +76,10 @@ def main() -> int:
     times: dict[str, float] = {}
 
     start = time.perf_counter()
-    tag = f"s{args.seed}_n{args.train_scenes}_v{args.views}"
+    tag = f"s{args.seed}_n{args.train_scenes}_v{args.views}" + ("_all" if args.include_held_out else "")
     train_views = cached_views(args.cache / f"train_views_{tag}.npz", range(args.seed * 100_000,
-                               args.seed * 100_000 + args.train_scenes), args.views, exclude_held_out=True)
+                               args.seed * 100_000 + args.train_scenes), args.views,
+                               exclude_held_out=not args.include_held_out)
     eval_seeds = range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + args.eval_scenes)
     eval_views = cached_views(args.cache / f"eval_views_n{args.eval_scenes}_v{args.eval_views}.npz", eval_seeds,
                               args.eval_views, exclude_held_out=False)
@@ -84,7 +91,9 @@ def main() -> int:
                       "data_s": round(times["data_s"], 1)}), flush=True)
 
     clip = build_clip(TINY_CLIP_CONFIG, seed=args.seed)
-    config = TinyClipTrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
+    config = TinyClipTrainConfig(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
+                                 confusable_weight=args.confusable_weight, include_held_out=args.include_held_out,
+                                 seed=args.seed)
     start = time.perf_counter()
     train_tiny_clip(clip, bank, config, log=lambda row: print(json.dumps(row), flush=True))
     times["train_s"] = time.perf_counter() - start

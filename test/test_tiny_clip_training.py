@@ -31,6 +31,34 @@ def test_held_out_combinations_never_in_training_captions():
     assert len(shapes.texts) == len(SUBJECT_SHAPES) and len(colors.texts) == len(SUBJECT_COLORS)
 
 
+def test_all_combination_captions_include_the_held_out_names():
+    names, _, _ = sample_captions(np.random.default_rng(0), include_held_out=True)
+    pairs = {(SUBJECT_COLORS[c], SUBJECT_SHAPES[s]) for c, s in zip(names.color, names.shape)}
+    assert set(HELD_OUT) <= pairs and len(names.texts) == len(subject_combos(True))
+
+
+def test_confusable_names_share_exactly_one_attribute():
+    captions = name_captions([("red", "mug"), ("red", "bowl"), ("blue", "mug"), ("blue", "bowl")])
+    _, shapes, colors = sample_captions(np.random.default_rng(1))
+    red, mug = SUBJECT_COLORS.index("red"), SUBJECT_SHAPES.index("mug")
+    assert captions.confusable(np.array([red, -1]), np.array([mug, -1])).tolist() == \
+        [[False, True, True, False], [False, False, False, False]]
+    # shape-only and colour-only captions name one attribute: never confusable
+    assert not shapes.confusable(np.array([red]), np.array([mug])).any()
+    assert not colors.confusable(np.array([red]), np.array([mug])).any()
+
+
+def test_confusable_term_adds_to_the_total(views):
+    clip = build_clip(TINY_CLIP_CONFIG, seed=0)
+    bank = build_crop_bank(views, 1, TINY_CLIP_CONFIG["vision_cfg"]["image_size"], seed=0)
+    groups = sample_captions(np.random.default_rng(0))
+    with torch.no_grad():
+        plain = clip_losses(clip, bank.images[:16], bank.color[:16], bank.shape[:16], groups)
+        weighted = clip_losses(clip, bank.images[:16], bank.color[:16], bank.shape[:16], groups, confusable_weight=2.0)
+    assert plain["confusable"] > 0 and torch.isclose(plain["total"], plain["contrastive"] + plain["relevancy"])
+    assert torch.isclose(weighted["total"], plain["total"] + 2.0 * plain["confusable"])
+
+
 def test_caption_matching_by_attributes():
     captions = name_captions([("red", "mug"), ("blue", "mug")])
     _, shapes, colors = sample_captions(np.random.default_rng(1))
@@ -115,3 +143,5 @@ def test_retrieval_accuracy_of_an_untrained_model_is_near_chance(views):
     assert len(data.images) > 0 and (data.shape >= 0).all()
     metrics = retrieval_accuracy(clip, data)
     assert metrics["seen_top1"] < 0.3 and metrics["seen_count"] + metrics["held_out_count"] == len(data.images)
+    for key in ("other_shape_below_half", "other_color_below_half"):
+        assert 0.0 <= metrics[key] <= 1.0

@@ -8,10 +8,14 @@ Objective, per training crop (a rendered object, table or background region, see
   captions and the negatives; the temperature is CLIP's learned ``logit_scale``;
 * relevancy calibration: the LERF/LangSplat pairwise relevancy ``sigmoid(10 (cos(f, t) - max_n cos(f, n)))``
   of every caption t against the negatives n, with binary cross-entropy towards "t describes the crop"
-  (positives and non-matching captions averaged separately); background crops match no caption.
+  (positives and non-matching captions averaged separately); background crops match no caption;
+* optionally (``confusable_weight``) the same binary cross-entropy once more over the *confusable* names
+  alone (:meth:`vocabulary.Captions.confusable`: same colour and other shape, or same shape and other
+  colour), so that a query for an absent "blue mug" stays below relevancy 0.5 on the blue bowl.
 
-Held-out colour x shape combinations (:data:`vocabulary.HELD_OUT`) are neither rendered nor captioned in
-training; :func:`retrieval_accuracy` reports them apart from the seen ones.
+With ``include_held_out`` False the held-out colour x shape combinations (:data:`vocabulary.HELD_OUT`)
+are neither rendered nor captioned in training, to measure compositional generalisation;
+:func:`retrieval_accuracy` reports them apart from the other ones either way.
 """
 from __future__ import annotations
 
@@ -63,6 +67,8 @@ class TinyClipTrainConfig:
     weight_decay: float = 0.02
     warmup_steps: int = 100  # linear warm-up, then cosine decay to zero
     relevancy_weight: float = 1.0
+    confusable_weight: float = 0.0  # extra relevancy BCE over confusable names (module docstring)
+    include_held_out: bool = False  # caption the HELD_OUT combinations too (render them: crops.render_views)
     seed: int = 0
 
 
@@ -97,12 +103,13 @@ def _text_features(clip: ClipModel, texts: Sequence[str]) -> torch.Tensor:
 
 
 def clip_losses(clip: ClipModel, images: torch.Tensor, color: torch.Tensor, shape: torch.Tensor,
-                groups: Sequence[Captions], relevancy_weight: float = 1.0) -> dict[str, torch.Tensor]:
+                groups: Sequence[Captions], relevancy_weight: float = 1.0,
+                confusable_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """Training losses of one batch (module docstring), with gradients.
 
     images: [B, 3, S, S] uint8 crops; color, shape: [B] int64 subject indices (-1 background);
-    groups: caption groups (names, shapes, colours). Returns {"contrastive", "relevancy", "total"} with
-    total = contrastive + relevancy_weight * relevancy.
+    groups: caption groups (names, shapes, colours). Returns {"contrastive", "relevancy", "confusable",
+    "total"} with total = contrastive + relevancy_weight * relevancy + confusable_weight * confusable.
     """
     image = _image_features(clip, images)
     texts = [t for g in groups for t in g.texts]
@@ -111,6 +118,7 @@ def clip_losses(clip: ClipModel, images: torch.Tensor, color: torch.Tensor, shap
     scale = clip.model.logit_scale.exp().clamp(max=100.0)
     cos_captions, cos_negatives = image @ captions.T, image @ negatives.T
     matches = torch.from_numpy(np.concatenate([g.matches(color.numpy(), shape.numpy()) for g in groups], axis=1))
+    confusable = torch.from_numpy(np.concatenate([g.confusable(color.numpy(), shape.numpy()) for g in groups], axis=1))
     contrastive, start = [], 0
     for g in groups:
         match = matches[:, start:start + len(g.texts)]
@@ -122,8 +130,10 @@ def clip_losses(clip: ClipModel, images: torch.Tensor, color: torch.Tensor, shap
     relevancy_logits = RELEVANCY_TEMPERATURE * (cos_captions - cos_negatives.max(1, keepdim=True).values)
     bce = F.binary_cross_entropy_with_logits(relevancy_logits, matches.float(), reduction="none")
     relevancy = bce[matches].mean() + bce[~matches].mean() if matches.any() else bce.mean()
+    confusable_loss = bce[confusable].mean() if confusable.any() else image.sum() * 0.0
     contrastive_loss = torch.stack(contrastive).mean() if contrastive else image.sum() * 0.0
-    return {"contrastive": contrastive_loss, "relevancy": relevancy, "total": contrastive_loss + relevancy_weight * relevancy}
+    return {"contrastive": contrastive_loss, "relevancy": relevancy, "confusable": confusable_loss,
+            "total": contrastive_loss + relevancy_weight * relevancy + confusable_weight * confusable_loss}
 
 
 def _learning_rate(config: TinyClipTrainConfig, step: int) -> float:
@@ -153,8 +163,9 @@ def train_tiny_clip(clip: ClipModel, bank: CropBank, config: TinyClipTrainConfig
         images = bank.images[index]
         flip = torch.rand(config.batch_size, generator=generator) < 0.5
         images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
-        losses = clip_losses(clip, images, bank.color[index], bank.shape[index], sample_captions(rng),
-                             config.relevancy_weight)
+        losses = clip_losses(clip, images, bank.color[index], bank.shape[index],
+                             sample_captions(rng, config.include_held_out), config.relevancy_weight,
+                             config.confusable_weight)
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()
@@ -202,8 +213,11 @@ def retrieval_accuracy(clip: ClipModel, data: RetrievalSet) -> dict[str, float]:
 
     Candidates are all colour x shape object names (held-out ones included). Returns accuracy over all
     names for crops of seen and of held-out combinations ("seen_top1", "held_out_top1", with counts),
-    accuracy among the names of the crop's own scene ("in_scene_top1"), and the fraction of crops whose
-    right name scores above every canonical negative ("above_negatives").
+    accuracy among the names of the crop's own scene ("in_scene_top1"), the fraction of crops whose
+    right name scores above every canonical negative ("above_negatives"), and, over all (crop, name)
+    pairs where the name has the crop's colour and another shape ("other_shape_below_half") or its shape
+    and another colour ("other_color_below_half"), the fraction whose LERF relevancy (canonical
+    negatives, :data:`RELEVANCY_TEMPERATURE`) is below 0.5: a query for an absent object is rejected.
     """
     combos = [(c, s) for c in SUBJECT_COLORS for s in SHAPES]
     captions = name_captions(combos)
@@ -221,10 +235,16 @@ def retrieval_accuracy(clip: ClipModel, data: RetrievalSet) -> dict[str, float]:
         allowed = [captions.texts.index(n) for n in data.names[view]]
         in_scene.append(allowed[int(scores[i, allowed].argmax())] == int(truth[i]))
     true_score = scores.gather(1, truth[:, None])[:, 0]
-    above = true_score > (image @ negatives.T).max(1).values
+    best_negative = (image @ negatives.T).max(1).values
+    above = true_score > best_negative
+    below_half = torch.sigmoid(RELEVANCY_TEMPERATURE * (scores - best_negative[:, None])) < 0.5
+    confusable = torch.from_numpy(captions.confusable(data.color.numpy(), data.shape.numpy()))
+    same_color = torch.from_numpy(captions.color[None] == data.color.numpy()[:, None])
     return {"seen_top1": float(correct[~held_out].float().mean()) if (~held_out).any() else float("nan"),
             "seen_count": int((~held_out).sum()),
             "held_out_top1": float(correct[held_out].float().mean()) if held_out.any() else float("nan"),
             "held_out_count": int(held_out.sum()),
             "in_scene_top1": float(np.mean(in_scene)),
-            "above_negatives": float(above.float().mean())}
+            "above_negatives": float(above.float().mean()),
+            "other_shape_below_half": float(below_half[confusable & same_color].float().mean()),
+            "other_color_below_half": float(below_half[confusable & ~same_color].float().mean())}

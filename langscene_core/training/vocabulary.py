@@ -26,8 +26,9 @@ NAME_TEMPLATES = ("{color} {shape}", "a {color} {shape}", "the {color} {shape}",
 SHAPE_TEMPLATES = ("{shape}", "a {shape}", "the {shape}", "a photo of a {shape}")
 COLOR_TEMPLATES = ("something {color}", "{color}", "a {color} one")
 
-#: Colour x shape combinations never rendered nor captioned in training: each colour and each shape
-#: still occurs in other combinations, so retrieval of these names measures compositional generalisation.
+#: Colour x shape combinations left out of training when measuring compositional generalisation (the
+#: training scripts' default, and the shipped tiny-clip; ``--include-held-out`` trains on all): each
+#: colour and each shape still occurs in other combinations, so retrieval of these names measures it.
 HELD_OUT: tuple[tuple[str, str], ...] = (
     ("red", "mug"), ("blue", "cone"), ("green", "torus"), ("yellow", "bowl"),
     ("purple", "box"), ("orange", "ball"), ("white", "cylinder"), ("pink", "cone"),
@@ -59,6 +60,14 @@ class Captions:
         ok_shape = (self.shape[None] < 0) | (self.shape[None] == shape)
         return ok_color & ok_shape & (shape >= 0)
 
+    def confusable(self, color: np.ndarray, shape: np.ndarray) -> np.ndarray:
+        """[B, T] bool: caption t names a colour and a shape, exactly one of which is subject b's ("red
+        bowl" for a red mug, "blue mug" for a red mug): the names a query for an absent object uses.
+        color, shape: [B] int64 subject indices, -1 for background (no caption is confusable with it)."""
+        color, shape = np.asarray(color)[:, None], np.asarray(shape)[:, None]
+        full = (self.color[None] >= 0) & (self.shape[None] >= 0)
+        return full & ((self.color[None] == color) != (self.shape[None] == shape)) & (shape >= 0)
+
 
 def _captions(rows: Sequence[tuple[str, int, int]]) -> Captions:
     return Captions(tuple(r[0] for r in rows), np.array([r[1] for r in rows], dtype=np.int64),
@@ -79,11 +88,12 @@ def name_captions(combos: Sequence[tuple[str, str]], template: str = NAME_TEMPLA
                       for c, s in combos])
 
 
-def sample_captions(rng: np.random.Generator) -> tuple[Captions, Captions, Captions]:
+def sample_captions(rng: np.random.Generator, include_held_out: bool = False) -> tuple[Captions, Captions, Captions]:
     """(names, shapes, colours) of the training vocabulary, each caption written with a template drawn
-    from ``rng``. Names cover :func:`subject_combos` without the held-out combinations."""
+    from ``rng``. Names cover :func:`subject_combos`, the held-out combinations only when
+    ``include_held_out``."""
     names = [(NAME_TEMPLATES[rng.integers(len(NAME_TEMPLATES))].format(color=c, shape=s),
-              SUBJECT_COLORS.index(c), SUBJECT_SHAPES.index(s)) for c, s in subject_combos(False)]
+              SUBJECT_COLORS.index(c), SUBJECT_SHAPES.index(s)) for c, s in subject_combos(include_held_out)]
     shapes = [(SHAPE_TEMPLATES[rng.integers(len(SHAPE_TEMPLATES))].format(shape=s), -1, i)
               for i, s in enumerate(SUBJECT_SHAPES)]
     colors = [(COLOR_TEMPLATES[rng.integers(len(COLOR_TEMPLATES))].format(color=c), i, -1)
