@@ -66,11 +66,13 @@ def _pixels(video: np.ndarray) -> torch.Tensor:
 
 
 def train_vae(pipe: TrimapPipeline, clips: Sequence[TrainClip], steps: int, learning_rate: float = 1e-3,
-              kl_weight: float = 1e-6, seed: int = 0) -> list[float]:
-    """Fit the VAE to reconstruct whole clips and their single first/last frames (the condition path).
+              kl_weight: float = 1e-6, seed: int = 0, mse_weight: float = 0.0, frame_batch: int = 8) -> list[float]:
+    """Fit the VAE to reconstruct what it encodes at inference.
 
-    AdamW at ``learning_rate``, cosine-annealed to zero over ``steps``. Returns the loss per step
-    (L1 + kl_weight * KL).
+    A per-frame VAE (``pipe.per_frame_vae``) trains on batches of ``frame_batch`` random single frames
+    of the clips; a VAE that compresses time alternates whole clips and their single first/last frames
+    (the condition path). AdamW at ``learning_rate``, cosine-annealed to zero over ``steps``. Returns
+    the loss per step (L1 + mse_weight * MSE + kl_weight * KL).
     """
     _check_clips(pipe, clips)
     rng = np.random.default_rng(seed)
@@ -81,12 +83,17 @@ def train_vae(pipe: TrimapPipeline, clips: Sequence[TrainClip], steps: int, lear
     losses = []
     vae.train()
     for step in range(steps):
-        video = _pixels(clips[rng.integers(len(clips))].video).to(pipe._execution_device, vae.dtype)
-        if step % 2:  # keyframes are encoded alone at inference: train that path too
-            video = video[:, :, [0 if rng.random() < 0.5 else -1]]
+        if pipe.per_frame_vae:
+            picks = [clips[i].video for i in rng.integers(len(clips), size=frame_batch)]
+            video = torch.cat([_pixels(v[[rng.integers(len(v))]]) for v in picks])  # [frame_batch, 3, 1, H, W]
+        else:
+            video = _pixels(clips[rng.integers(len(clips))].video)
+            if step % 2:  # keyframes are encoded alone at inference: train that path too
+                video = video[:, :, [0 if rng.random() < 0.5 else -1]]
+        video = video.to(pipe._execution_device, vae.dtype)
         posterior = vae.encode(video).latent_dist
-        reconstruction = vae.decode(posterior.sample(generator)).sample
-        loss = (reconstruction - video).abs().mean() + kl_weight * posterior.kl().mean()
+        error = vae.decode(posterior.sample(generator)).sample - video
+        loss = error.abs().mean() + mse_weight * error.square().mean() + kl_weight * posterior.kl().mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -102,10 +109,10 @@ def calibrate_latent_scale(pipe: TrimapPipeline, clips: Sequence[TrainClip]) -> 
     """Set the VAE's scaling_factor to 1 / std of the clips' unscaled latents (posterior mode), so the
     diffusion model sees unit-variance latents as with the real CogVideoX VAE. Returns the factor."""
     vae = pipe.vae
-    samples = [vae.encode(_pixels(c.video).to(pipe._execution_device).to(vae.dtype)).latent_dist.mode().flatten()
-               for c in clips]
+    vae.register_to_config(scaling_factor=1.0, invert_scale_latents=False)
+    samples = [pipe.encode_video(_pixels(c.video).to(pipe._execution_device)).flatten() for c in clips]
     factor = float(1.0 / torch.cat(samples).float().std().clamp_min(1e-6))
-    vae.register_to_config(scaling_factor=factor, invert_scale_latents=False)
+    vae.register_to_config(scaling_factor=factor)
     return factor
 
 
