@@ -8,7 +8,8 @@ model has no pretrained VAE), then the transformer through the paper's progressi
 interpolation, + normals, + semantics; langscene_core.trimap.train). Evaluation on held-out scenes:
 PSNR of generated in-between RGB frames and mean angular error of generated normals, each against the
 rendered truth and compared with a linear cross-fade of the keyframes (and the PSNR of the true frames
-through the VAE alone, the ceiling of any generation); pixel accuracy of the semantic
+through the VAE alone, the ceiling of any generation), at each ``--eval-strength`` (1: sampling from
+noise; below 1: SDEdit from the noised cross-fade of the keyframes); pixel accuracy of the semantic
 pass against showing the nearer keyframe's masks; and whether SfM (pycolmap, recover_poses) registers
 the generated frames (and, for reference, the true rendered frames). Every metric is reported per
 arc-width bucket (ARC_SPAN_BUCKETS_DEG: the azimuth between the keyframes) and over all held-out clips;
@@ -138,7 +139,7 @@ def main() -> int:
     parser.add_argument("--temporal-compression", type=int, default=1, choices=(1, 2, 4))
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--vae-steps", type=int, default=400)
+    parser.add_argument("--vae-steps", type=int, default=1000)
     parser.add_argument("--vae-lr", type=float, default=2e-3)
     parser.add_argument("--vae-mse-weight", type=float, default=1.0, help="MSE weight beside L1 in the VAE loss")
     parser.add_argument("--vae-frame-batch", type=int, default=8,
@@ -146,6 +147,8 @@ def main() -> int:
     parser.add_argument("--stage-steps", type=int, nargs=3, default=(500, 300, 300),
                         metavar=("RGB", "NORMALS", "SEMANTICS"), help="steps of the three progressive stages")
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--max-timestep-fraction", type=float, default=1.0,
+                        help="train the transformer on timesteps below this fraction only (for SDEdit sampling)")
     parser.add_argument("--eval-steps", type=int, default=20, help="denoising steps at evaluation")
     parser.add_argument("--eval-guidance", type=float, default=1.0)
     parser.add_argument("--eval-strength", type=float, nargs="+", default=(1.0,),
@@ -193,7 +196,7 @@ def main() -> int:
                               "seconds": round(time.perf_counter() - start, 1)}), flush=True)
 
     start = time.perf_counter()
-    settings = TrainSettings(learning_rate=args.lr, seed=args.seed)
+    settings = TrainSettings(learning_rate=args.lr, seed=args.seed, max_timestep_fraction=args.max_timestep_fraction)
     history = train_trimap(pipe, clips, progressive_stages(*args.stage_steps), settings, on_step=log)
     seconds["transformer_s"] = time.perf_counter() - start
     pipe.save_pretrained(args.out)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from langscene_core.trimap.loading import build_tiny_pipeline, tiny_trimap_config
-from langscene_core.trimap.train import (TrainClip, TrainSettings, TrainStage, calibrate_latent_scale, encode_clip,
-                                         progressive_stages, train_trimap, train_vae)
+from langscene_core.trimap.train import (TrainClip, TrainSettings, TrainStage, calibrate_latent_scale, diffusion_loss,
+                                         encode_clip, progressive_stages, train_trimap, train_vae)
 from trimap_helpers import moving_square_clip
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
@@ -100,3 +100,18 @@ def test_per_frame_vae_trains_on_single_frames_and_calibrates_its_scale():
     latents, condition = encode_clip(pipe, clip.video)
     assert latents.shape[1] == 9 and abs(float(latents.std()) - 1.0) < 0.05  # unit variance after calibration
     assert torch.allclose(condition[:, [0, -1]], latents[:, [0, -1]], atol=1e-4)
+
+
+def test_diffusion_loss_draws_timesteps_below_the_fraction(monkeypatch):
+    pipe = _pipe()
+    seen = []
+    monkeypatch.setattr(pipe, "model_output", lambda noisy, condition, t, text, rotary: (seen.append(t), noisy)[1])
+    latents = torch.randn(64, 3, 4, 4, 4)
+    text = torch.zeros(64, 16, 32)
+    generator = torch.Generator().manual_seed(0)
+    diffusion_loss(pipe, latents, latents, text, None, generator, max_timestep_fraction=0.2)
+    diffusion_loss(pipe, latents, latents, text, None, generator)
+    low, full = seen
+    assert int(low.max()) < 200 and int(full.max()) >= 500
+    with pytest.raises(ValueError, match="max_timestep_fraction"):
+        diffusion_loss(pipe, latents, latents, text, None, generator, max_timestep_fraction=0.0)

@@ -58,6 +58,7 @@ class TrainSettings:
     text_dropout: float = 0.1
     prompt: str = DEFAULT_PROMPT
     seed: int = 0
+    max_timestep_fraction: float = 1.0  # train on timesteps below this fraction of the schedule (SDEdit use)
 
 
 def _pixels(video: np.ndarray) -> torch.Tensor:
@@ -129,11 +130,16 @@ def encode_clip(pipe: TrimapPipeline, video: np.ndarray) -> tuple[torch.Tensor, 
 
 
 def diffusion_loss(pipe: TrimapPipeline, latents: torch.Tensor, condition: torch.Tensor, text: torch.Tensor,
-                   rotary: tuple[torch.Tensor, torch.Tensor] | None, generator: torch.Generator) -> torch.Tensor:
-    """v-prediction MSE at random timesteps. latents, condition: [B, F, C, h, w]; text: [B, L, D]."""
+                   rotary: tuple[torch.Tensor, torch.Tensor] | None, generator: torch.Generator,
+                   max_timestep_fraction: float = 1.0) -> torch.Tensor:
+    """v-prediction MSE at random timesteps below ``max_timestep_fraction`` of the schedule (1: all; a
+    model sampled with strength s < 1 only ever sees timesteps below s).
+    latents, condition: [B, F, C, h, w]; text: [B, L, D]."""
+    if not 0.0 < max_timestep_fraction <= 1.0:
+        raise ValueError(f"max_timestep_fraction={max_timestep_fraction}: expected 0 < fraction <= 1")
     noise = torch.randn(latents.shape, generator=generator).to(latents.device)
-    timesteps = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (latents.shape[0],),
-                              generator=generator).to(latents.device)
+    limit = max(1, round(pipe.scheduler.config.num_train_timesteps * max_timestep_fraction))
+    timesteps = torch.randint(0, limit, (latents.shape[0],), generator=generator).to(latents.device)
     noisy = pipe.scheduler.add_noise(latents, noise, timesteps)
     target = pipe.scheduler.get_velocity(latents, noise, timesteps)
     prediction = pipe.model_output(noisy, condition, timesteps, text, rotary)
@@ -179,7 +185,8 @@ def train_trimap(pipe: TrimapPipeline, clips: Sequence[TrainClip], stages: Seque
                 latents, condition = encoded[id(clip)]
                 rotary = pipe.rotary_embeddings(clip.video.shape[1], clip.video.shape[2], latents.shape[1], device)
                 loss = diffusion_loss(pipe, latents, condition,
-                                      empty if rng.random() < settings.text_dropout else text, rotary, generator)
+                                      empty if rng.random() < settings.text_dropout else text, rotary, generator,
+                                      settings.max_timestep_fraction)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
