@@ -72,15 +72,16 @@ def train_vae(pipe: TrimapPipeline, clips: Sequence[TrainClip], steps: int, lear
 
     A per-frame VAE (``pipe.per_frame_vae``) trains on batches of ``frame_batch`` random single frames
     of the clips; a VAE that compresses time alternates whole clips and their single first/last frames
-    (the condition path). AdamW at ``learning_rate``, cosine-annealed to zero over ``steps``. Returns
-    the loss per step (L1 + mse_weight * MSE + kl_weight * KL).
+    (the condition path). AdamW with a one-cycle schedule peaking at ``learning_rate`` (5 % warm-up,
+    cosine decay). Returns the loss per step (L1 + mse_weight * MSE + kl_weight * KL).
     """
     _check_clips(pipe, clips)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     vae = pipe.vae
     optimiser = torch.optim.AdamW(vae.parameters(), lr=learning_rate)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(steps, 1))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=learning_rate, total_steps=max(steps, 1),
+                                                   pct_start=0.05)
     losses = []
     vae.train()
     for step in range(steps):
