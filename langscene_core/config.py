@@ -64,6 +64,7 @@ class TrimapModelConfig:
     frames: int = 49  # generated frames per keyframe pair, k * 8 + 1 (keyframes included)
     steps: int = 50
     guidance: float = 6.0
+    strength: float = 1.0  # 1: sample from noise; < 1: start from the noised cross-fade of the keyframes (SDEdit)
     height: int = 0  # generation size in pixels; 0 = the model's native size (480 x 720 for CogVideoX-5B)
     width: int = 0
     vae_tiling: bool = False  # decode in tiles (less GPU memory)

@@ -8,7 +8,8 @@ model has no pretrained VAE), then the transformer through the paper's progressi
 interpolation, + normals, + semantics; langscene_core.trimap.train). Evaluation on held-out scenes:
 PSNR of generated in-between RGB frames and mean angular error of generated normals, each against the
 rendered truth and compared with a linear cross-fade of the keyframes (and the PSNR of the true frames
-through the VAE alone, the ceiling of any generation); pixel accuracy of the semantic
+through the VAE alone, the ceiling of any generation), at each ``--eval-strength`` (1: sampling from
+noise; below 1: SDEdit from the noised cross-fade of the keyframes); pixel accuracy of the semantic
 pass against showing the nearer keyframe's masks; and whether SfM (pycolmap, recover_poses) registers
 the generated frames (and, for reference, the true rendered frames). Every metric is reported per
 arc-width bucket (ARC_SPAN_BUCKETS_DEG: the azimuth between the keyframes) and over all held-out clips;
@@ -104,16 +105,22 @@ def evaluate(pipe, clips: list[RenderedClip], settings: TrimapModelConfig, seed:
     return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
 
 
-def evaluate_buckets(model: str, held_out: dict[str, list[RenderedClip]],
-                     args: argparse.Namespace) -> dict[str, dict[str, float]]:
+def evaluate_buckets(model: str, held_out: dict[str, list[RenderedClip]], args: argparse.Namespace,
+                     strength: float) -> dict[str, dict[str, float]]:
     """evaluate() of the model as loaded by load_trimap (exactly what ships) per arc-width bucket, and
     over all buckets ("all": the mean of the equally sized buckets)."""
     settings = TrimapModelConfig(path=model, dtype="float32", frames=args.frames, steps=args.eval_steps,
-                                 guidance=args.eval_guidance)
+                                 guidance=args.eval_guidance, strength=strength)
     pipe = load_trimap(settings)
     metrics = {name: evaluate(pipe, clips, settings, args.seed) for name, clips in held_out.items()}
     metrics["all"] = {key: float(np.mean([m[key] for m in metrics.values()])) for key in next(iter(metrics.values()))}
     return metrics
+
+
+def evaluate_strengths(model: str, held_out: dict[str, list[RenderedClip]],
+                       args: argparse.Namespace) -> dict[str, dict[str, dict[str, float]]]:
+    """evaluate_buckets() for each of ``--eval-strength``, keyed "strength S"."""
+    return {f"strength {s:g}": evaluate_buckets(model, held_out, args, s) for s in args.eval_strength}
 
 
 def main() -> int:
@@ -129,16 +136,23 @@ def main() -> int:
     parser.add_argument("--latent-channels", type=int, default=16)
     parser.add_argument("--vae-channels", type=int, nargs="+", default=(16, 32, 32),
                         help="VAE block widths; n blocks compress 2^(n-1)x spatially")
-    parser.add_argument("--temporal-compression", type=int, default=2, choices=(1, 2, 4))
+    parser.add_argument("--temporal-compression", type=int, default=1, choices=(1, 2, 4))
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--vae-steps", type=int, default=400)
+    parser.add_argument("--vae-steps", type=int, default=1000)
     parser.add_argument("--vae-lr", type=float, default=2e-3)
+    parser.add_argument("--vae-mse-weight", type=float, default=1.0, help="MSE weight beside L1 in the VAE loss")
+    parser.add_argument("--vae-frame-batch", type=int, default=8,
+                        help="single frames per VAE step (per-frame VAE: --temporal-compression 1)")
     parser.add_argument("--stage-steps", type=int, nargs=3, default=(500, 300, 300),
                         metavar=("RGB", "NORMALS", "SEMANTICS"), help="steps of the three progressive stages")
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--max-timestep-fraction", type=float, default=1.0,
+                        help="train the transformer on timesteps below this fraction only (for SDEdit sampling)")
     parser.add_argument("--eval-steps", type=int, default=20, help="denoising steps at evaluation")
     parser.add_argument("--eval-guidance", type=float, default=1.0)
+    parser.add_argument("--eval-strength", type=float, nargs="+", default=(1.0,),
+                        help="SDEdit strengths to evaluate (1: from noise; < 1: from the noised cross-fade)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--evaluate-only", metavar="MODEL", help="only evaluate this model (a path or bundled:NAME)")
@@ -156,7 +170,7 @@ def main() -> int:
         range(EVAL_SEED_OFFSET + 1000 * b, EVAL_SEED_OFFSET + 1000 * b + args.eval_scenes), args.frames, args.size, span)
         for b, span in enumerate(ARC_SPAN_BUCKETS_DEG)}
     if args.evaluate_only is not None:
-        print(json.dumps({"model": args.evaluate_only, "metrics": evaluate_buckets(args.evaluate_only, held_out, args)}))
+        print(json.dumps({"model": args.evaluate_only, "metrics": evaluate_strengths(args.evaluate_only, held_out, args)}))
         return 0
     train = cached_clips(args.cache / f"train_s{args.seed}_n{args.train_scenes}_{tag}_{bucket_name(ARC_SPAN_RANGE_DEG)}.pkl",
                          range(args.seed * 100_000, args.seed * 100_000 + args.train_scenes), args.frames, args.size)
@@ -169,7 +183,8 @@ def main() -> int:
     pipe = build_tiny_pipeline(config, seed=args.seed)
     pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()
-    vae_losses = train_vae(pipe, clips, args.vae_steps, learning_rate=args.vae_lr, seed=args.seed)
+    vae_losses = train_vae(pipe, clips, args.vae_steps, learning_rate=args.vae_lr, seed=args.seed,
+                           mse_weight=args.vae_mse_weight, frame_batch=args.vae_frame_batch)
     seconds["vae_s"] = time.perf_counter() - start
     print(json.dumps({"vae_first": vae_losses[0], "vae_last": float(np.mean(vae_losses[-20:])),
                       "vae_s": round(seconds["vae_s"], 1),
@@ -181,23 +196,25 @@ def main() -> int:
                               "seconds": round(time.perf_counter() - start, 1)}), flush=True)
 
     start = time.perf_counter()
-    settings = TrainSettings(learning_rate=args.lr, seed=args.seed)
+    settings = TrainSettings(learning_rate=args.lr, seed=args.seed, max_timestep_fraction=args.max_timestep_fraction)
     history = train_trimap(pipe, clips, progressive_stages(*args.stage_steps), settings, on_step=log)
     seconds["transformer_s"] = time.perf_counter() - start
     pipe.save_pretrained(args.out)
 
     start = time.perf_counter()
-    metrics = evaluate_buckets(str(args.out), held_out, args)
+    metrics = evaluate_strengths(str(args.out), held_out, args)
     seconds["eval_s"] = time.perf_counter() - start
     record = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "threads": args.threads,
               "model": dataclasses.asdict(config), "train": dataclasses.asdict(settings),
               "stages": dict(zip(("interpolation", "normals", "semantics"), args.stage_steps)),
               "final_losses": {k: float(np.mean(v[-50:])) for k, v in history.items() if v},
-              "vae": {"steps": args.vae_steps, "learning_rate": args.vae_lr},
+              "vae": {"steps": args.vae_steps, "learning_rate": args.vae_lr, "mse_weight": args.vae_mse_weight,
+                      "frame_batch": args.vae_frame_batch},
               "data": {"train_scenes": args.train_scenes, "train_arc_deg": ARC_SPAN_RANGE_DEG,
                        "eval_scenes_per_bucket": args.eval_scenes, "eval_buckets_deg": ARC_SPAN_BUCKETS_DEG,
                        "frames": args.frames, "size": args.size},
-              "evaluation": {"frames": args.frames, "steps": args.eval_steps, "guidance": args.eval_guidance},
+              "evaluation": {"frames": args.frames, "steps": args.eval_steps, "guidance": args.eval_guidance,
+                             "strengths": list(args.eval_strength)},
               "seconds": {k: round(v, 1) for k, v in seconds.items()}, "metrics": metrics}
     (args.out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps({"metrics": metrics}), flush=True)

@@ -8,6 +8,7 @@ import torch
 from langscene_core.config import TrimapModelConfig
 from langscene_core.trimap import loading
 from langscene_core.trimap.loading import build_tiny_pipeline, load_trimap, resolve_model_path
+from langscene_core.trimap.pipeline import cross_fade_video
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
 
@@ -135,3 +136,39 @@ def test_less_temporal_compression_keeps_the_frame_count():
 def test_bad_temporal_compression_raises(channels, ratio):
     with pytest.raises(ValueError, match="temporal_compression"):
         build_tiny_pipeline(loading.tiny_trimap_config(vae_channels=channels, temporal_compression=ratio))
+
+
+def test_per_frame_vae_encodes_each_frame_on_its_own():
+    """temporal_compression=1: one latent per frame, independent of its neighbours, so the keyframes'
+    latents in a clip are exactly the condition latents."""
+    pipe = build_tiny_pipeline(loading.tiny_trimap_config(latent_channels=16, vae_channels=(8, 8, 16),
+                                                          temporal_compression=1))
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.per_frame_vae and pipe.latent_frames(9) == 9
+    video = torch.rand(2, 3, 9, 32, 32) * 2 - 1
+    latents = pipe.encode_video(video)
+    assert latents.shape == (2, 9, 16, 8, 8)
+    alone = pipe.encode_video(video[1:, :, 4:5])
+    assert torch.allclose(latents[1:, 4:5], alone, atol=1e-5)  # frame 4 of clip 1 does not see frames 0-3
+    condition = pipe.condition_latents(video[:, :, 0], video[:, :, -1], 9)
+    assert torch.allclose(condition[:, [0, -1]], latents[:, [0, -1]], atol=1e-5)
+    decoded = pipe.decode_latents(latents)
+    assert decoded.shape == video.shape
+    assert torch.allclose(decoded[1:, :, 4:5], pipe.decode_latents(alone), atol=1e-5)
+    assert _generate(pipe, torch.rand(3, 32, 32), torch.rand(3, 32, 32)).shape == (1, 9, 3, 32, 32)
+
+
+def test_strength_starts_from_the_noised_cross_fade(pipe):
+    """SDEdit: a small strength keeps the sampled latents near the cross-fade's (random weights here, so
+    only the start point pulls them there); strength 1 ignores it."""
+    first, last = torch.rand(3, 32, 32), torch.rand(3, 32, 32)
+    with torch.no_grad():
+        faded = pipe.encode_video(cross_fade_video(first[None] * 2 - 1, last[None] * 2 - 1, 9))
+    errors = {s: float((_generate(pipe, first, last, output_type="latent", num_inference_steps=10, strength=s)
+                        - faded).norm() / faded.norm()) for s in (0.1, 1.0)}
+    assert errors[0.1] < 0.4 * errors[1.0], errors
+    fade = cross_fade_video(first[None], last[None], 5)
+    assert torch.allclose(fade[:, :, 0], first[None]) and torch.allclose(fade[:, :, 2], (first[None] + last[None]) / 2)
+    for bad in (0.0, 1.5, 0.01):  # 0.01 of 3 steps leaves none
+        with pytest.raises(ValueError, match="strength"):
+            _generate(pipe, first, last, strength=bad)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from langscene_core.trimap.loading import build_tiny_pipeline
-from langscene_core.trimap.train import (TrainClip, TrainSettings, TrainStage, calibrate_latent_scale, encode_clip,
-                                         progressive_stages, train_trimap, train_vae)
+from langscene_core.trimap.loading import build_tiny_pipeline, tiny_trimap_config
+from langscene_core.trimap.train import (TrainClip, TrainSettings, TrainStage, calibrate_latent_scale, diffusion_loss,
+                                         encode_clip, progressive_stages, train_trimap, train_vae)
 from trimap_helpers import moving_square_clip
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
@@ -89,3 +89,29 @@ def test_overfit_pixels_match_the_keyframes():
     for i in (0, -1):
         before, after = np.abs(untrained[i] - video[i]).mean(), np.abs(frames[i] - video[i]).mean()
         assert after < 0.1 and after < 0.35 * before, (i, before, after)
+
+
+def test_per_frame_vae_trains_on_single_frames_and_calibrates_its_scale():
+    pipe = build_tiny_pipeline(tiny_trimap_config(vae_channels=(8, 8, 16), temporal_compression=1))
+    clip = TrainClip(moving_square_clip(), "rgb")
+    losses = train_vae(pipe, [clip], steps=60, learning_rate=3e-3, mse_weight=1.0, frame_batch=4)
+    assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10]), (losses[:10], losses[-10:])
+    assert not pipe.vae.training
+    latents, condition = encode_clip(pipe, clip.video)
+    assert latents.shape[1] == 9 and abs(float(latents.std()) - 1.0) < 0.05  # unit variance after calibration
+    assert torch.allclose(condition[:, [0, -1]], latents[:, [0, -1]], atol=1e-4)
+
+
+def test_diffusion_loss_draws_timesteps_below_the_fraction(monkeypatch):
+    pipe = _pipe()
+    seen = []
+    monkeypatch.setattr(pipe, "model_output", lambda noisy, condition, t, text, rotary: (seen.append(t), noisy)[1])
+    latents = torch.randn(64, 3, 4, 4, 4)
+    text = torch.zeros(64, 16, 32)
+    generator = torch.Generator().manual_seed(0)
+    diffusion_loss(pipe, latents, latents, text, None, generator, max_timestep_fraction=0.2)
+    diffusion_loss(pipe, latents, latents, text, None, generator)
+    low, full = seen
+    assert int(low.max()) < 200 and int(full.max()) >= 500
+    with pytest.raises(ValueError, match="max_timestep_fraction"):
+        diffusion_loss(pipe, latents, latents, text, None, generator, max_timestep_fraction=0.0)

@@ -51,7 +51,8 @@ def interpolate_images(pipe: TrimapPipeline, first: np.ndarray, last: np.ndarray
     pair = torch.from_numpy(np.stack([first, last]).astype(np.float32)).permute(0, 3, 1, 2)
     pair = _resize(pair, model_size(pipe, settings), "nearest" if exact_colours else "bilinear").clamp(0, 1)
     frames = pipe(pair[:1], pair[1:], num_frames=settings.frames, num_inference_steps=settings.steps,
-                  guidance_scale=settings.guidance, prompt=settings.prompt, generator=generator).frames[0]
+                  guidance_scale=settings.guidance, prompt=settings.prompt, generator=generator,
+                  strength=settings.strength).frames[0]
     return frames.permute(0, 2, 3, 1).cpu().numpy()
 
 

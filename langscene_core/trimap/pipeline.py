@@ -9,6 +9,13 @@ Tensors use diffusers' video layouts:
 - pixel video: [B, 3, T, H, W] float in [-1, 1] (VAE input/output);
 - latent video: [B, F, C, h, w] with F = (T - 1) / k_t + 1, h = H / k_s, w = W / k_s (k_t temporal and
   k_s spatial VAE compression), already multiplied by the VAE scaling factor.
+
+With k_t = 1 (small models) the VAE is a per-frame image autoencoder: every frame is encoded and decoded
+on its own (frames folded into the batch), so a keyframe's latent in a clip is exactly its condition
+latent and no frame's latent mixes its neighbours (the causal 3D convolutions see one frame each).
+
+Sampling can start from the noised latents of the keyframes' linear cross-fade instead of pure noise
+(``strength`` < 1, SDEdit): the model then only corrects what the cross-fade gets wrong.
 """
 from __future__ import annotations
 
@@ -31,6 +38,12 @@ class TrimapOutput(BaseOutput):
     """frames: [B, T, 3, H, W] float32 in [0, 1] (or [B, F, C, h, w] latents for output_type='latent')."""
 
     frames: torch.Tensor
+
+
+def cross_fade_video(first: torch.Tensor, last: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Linear blend [B, C, T, H, W] from ``first`` to ``last`` ([B, C, H, W]) over ``num_frames`` frames."""
+    weights = torch.linspace(0.0, 1.0, num_frames, device=first.device, dtype=first.dtype).view(1, 1, -1, 1, 1)
+    return (1.0 - weights) * first.unsqueeze(2) + weights * last.unsqueeze(2)
 
 
 class TrimapPipeline(DiffusionPipeline):
@@ -93,6 +106,11 @@ class TrimapPipeline(DiffusionPipeline):
     def latent_frames(self, num_frames: int) -> int:
         return (num_frames - 1) // self.temporal_factor + 1
 
+    @property
+    def per_frame_vae(self) -> bool:
+        """True when the VAE does not compress time: each frame is encoded and decoded on its own."""
+        return self.temporal_factor == 1
+
     # ----------------------------------------------------------------- building blocks (also used by training)
     def encode_prompt(self, prompt: str | list[str], device: torch.device) -> torch.Tensor:
         """T5 embeddings [B, L, D] of the prompt(s), L = transformer.config.max_text_seq_length."""
@@ -106,16 +124,27 @@ class TrimapPipeline(DiffusionPipeline):
 
         With a generator the posterior is sampled, without it its mode is used.
         """
+        batch, frames = video.shape[0], video.shape[2]
+        if self.per_frame_vae:  # [B, 3, T, H, W] -> [B * T, 3, 1, H, W]
+            video = video.transpose(1, 2).flatten(0, 1).unsqueeze(2)
         dist = self.vae.encode(video.to(self.vae.dtype)).latent_dist
         latents = dist.sample(generator) if generator is not None else dist.mode()
         scale = self.vae.config.scaling_factor
-        latents = latents / scale if self.vae.config.invert_scale_latents else latents * scale
-        return latents.permute(0, 2, 1, 3, 4)
+        latents = (latents / scale if self.vae.config.invert_scale_latents else latents * scale).permute(0, 2, 1, 3, 4)
+        if self.per_frame_vae:  # [B * T, 1, C, h, w] -> [B, T, C, h, w]
+            latents = latents.squeeze(1).unflatten(0, (batch, frames))
+        return latents
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents [B, F, C, h, w] -> pixel video [B, 3, T, H, W] in about [-1, 1]."""
+        batch, frames = latents.shape[:2]
+        if self.per_frame_vae:  # [B, F, C, h, w] -> [B * F, 1, C, h, w]
+            latents = latents.flatten(0, 1).unsqueeze(1)
         latents = latents.permute(0, 2, 1, 3, 4).to(self.vae.dtype) / self.vae.config.scaling_factor
-        return self.vae.decode(latents).sample
+        video = self.vae.decode(latents).sample
+        if self.per_frame_vae:  # [B * F, 3, 1, H, W] -> [B, 3, F, H, W]
+            video = video.squeeze(2).unflatten(0, (batch, frames)).transpose(1, 2)
+        return video
 
     def condition_latents(self, first: torch.Tensor, last: torch.Tensor, num_frames: int) -> torch.Tensor:
         """Condition video latents [B, F, C, h, w]: encoded first frame, zeros, encoded last frame.
@@ -155,15 +184,20 @@ class TrimapPipeline(DiffusionPipeline):
     def __call__(self, first_frame: torch.Tensor, last_frame: torch.Tensor, num_frames: int = 49,
                  num_inference_steps: int = 50, guidance_scale: float = 6.0, prompt: str = DEFAULT_PROMPT,
                  negative_prompt: str = "", generator: torch.Generator | None = None,
-                 output_type: str = "pt") -> TrimapOutput:
+                 output_type: str = "pt", strength: float = 1.0) -> TrimapOutput:
         """Generate the video between two keyframes.
 
         first_frame, last_frame: [B, 3, H, W] or [3, H, W] float in [0, 1] (H, W multiples of
-        ``size_multiple``). guidance_scale <= 1 disables classifier-free guidance.
+        ``size_multiple``). guidance_scale <= 1 disables classifier-free guidance. strength in (0, 1]:
+        1 samples from pure noise; below 1 sampling starts from the latents of the keyframes' linear
+        cross-fade noised to that fraction of the schedule and runs the last ``strength`` of the steps.
         Returns TrimapOutput(frames [B, T, 3, H, W] float32 in [0, 1]), or latents for output_type='latent'.
         """
         if output_type not in ("pt", "latent"):
             raise ValueError(f"output_type={output_type!r}: expected 'pt' or 'latent'")
+        if not 0.0 < strength <= 1.0 or round(num_inference_steps * strength) < 1:
+            raise ValueError(f"strength={strength}: expected 0 < strength <= 1 leaving at least one of the "
+                             f"{num_inference_steps} denoising steps")
         first, last = (f.unsqueeze(0) if f.dim() == 3 else f for f in (first_frame, last_frame))
         if first.shape != last.shape or first.dim() != 4 or first.shape[1] != 3:
             raise ValueError(f"first/last frames must both be [B, 3, H, W]; got {tuple(first.shape)} "
@@ -185,11 +219,16 @@ class TrimapPipeline(DiffusionPipeline):
         latent_shape = (batch, self.latent_frames(num_frames), self.vae.config.latent_channels,
                         height // self.spatial_factor, width // self.spatial_factor)
         latents = randn_tensor(latent_shape, generator=generator, device=device, dtype=torch.float32)
-        latents = latents * self.scheduler.init_noise_sigma
+        timesteps = self.scheduler.timesteps
+        if strength < 1.0:
+            timesteps = timesteps[num_inference_steps - round(num_inference_steps * strength):]
+            faded = self.encode_video(cross_fade_video(first.to(device) * 2 - 1, last.to(device) * 2 - 1, num_frames))
+            latents = self.scheduler.add_noise(faded.float(), latents, timesteps[:1])
+        else:
+            latents = latents * self.scheduler.init_noise_sigma
         rotary = self.rotary_embeddings(height, width, latent_shape[1], device)
 
         previous_x0 = None  # DPM-solver++ state
-        timesteps = self.scheduler.timesteps
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_in = torch.cat([latents, latents]) if use_cfg else latents
             model_in = self.scheduler.scale_model_input(model_in, t)

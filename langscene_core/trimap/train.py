@@ -58,6 +58,7 @@ class TrainSettings:
     text_dropout: float = 0.1
     prompt: str = DEFAULT_PROMPT
     seed: int = 0
+    max_timestep_fraction: float = 1.0  # train on timesteps below this fraction of the schedule (SDEdit use)
 
 
 def _pixels(video: np.ndarray) -> torch.Tensor:
@@ -66,27 +67,35 @@ def _pixels(video: np.ndarray) -> torch.Tensor:
 
 
 def train_vae(pipe: TrimapPipeline, clips: Sequence[TrainClip], steps: int, learning_rate: float = 1e-3,
-              kl_weight: float = 1e-6, seed: int = 0) -> list[float]:
-    """Fit the VAE to reconstruct whole clips and their single first/last frames (the condition path).
+              kl_weight: float = 1e-6, seed: int = 0, mse_weight: float = 0.0, frame_batch: int = 8) -> list[float]:
+    """Fit the VAE to reconstruct what it encodes at inference.
 
-    AdamW at ``learning_rate``, cosine-annealed to zero over ``steps``. Returns the loss per step
-    (L1 + kl_weight * KL).
+    A per-frame VAE (``pipe.per_frame_vae``) trains on batches of ``frame_batch`` random single frames
+    of the clips; a VAE that compresses time alternates whole clips and their single first/last frames
+    (the condition path). AdamW with a one-cycle schedule peaking at ``learning_rate`` (5 % warm-up,
+    cosine decay). Returns the loss per step (L1 + mse_weight * MSE + kl_weight * KL).
     """
     _check_clips(pipe, clips)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     vae = pipe.vae
     optimiser = torch.optim.AdamW(vae.parameters(), lr=learning_rate)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(steps, 1))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=learning_rate, total_steps=max(steps, 1),
+                                                   pct_start=0.05)
     losses = []
     vae.train()
     for step in range(steps):
-        video = _pixels(clips[rng.integers(len(clips))].video).to(pipe._execution_device, vae.dtype)
-        if step % 2:  # keyframes are encoded alone at inference: train that path too
-            video = video[:, :, [0 if rng.random() < 0.5 else -1]]
+        if pipe.per_frame_vae:
+            picks = [clips[i].video for i in rng.integers(len(clips), size=frame_batch)]
+            video = torch.cat([_pixels(v[[rng.integers(len(v))]]) for v in picks])  # [frame_batch, 3, 1, H, W]
+        else:
+            video = _pixels(clips[rng.integers(len(clips))].video)
+            if step % 2:  # keyframes are encoded alone at inference: train that path too
+                video = video[:, :, [0 if rng.random() < 0.5 else -1]]
+        video = video.to(pipe._execution_device, vae.dtype)
         posterior = vae.encode(video).latent_dist
-        reconstruction = vae.decode(posterior.sample(generator)).sample
-        loss = (reconstruction - video).abs().mean() + kl_weight * posterior.kl().mean()
+        error = vae.decode(posterior.sample(generator)).sample - video
+        loss = error.abs().mean() + mse_weight * error.square().mean() + kl_weight * posterior.kl().mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -102,10 +111,10 @@ def calibrate_latent_scale(pipe: TrimapPipeline, clips: Sequence[TrainClip]) -> 
     """Set the VAE's scaling_factor to 1 / std of the clips' unscaled latents (posterior mode), so the
     diffusion model sees unit-variance latents as with the real CogVideoX VAE. Returns the factor."""
     vae = pipe.vae
-    samples = [vae.encode(_pixels(c.video).to(pipe._execution_device).to(vae.dtype)).latent_dist.mode().flatten()
-               for c in clips]
+    vae.register_to_config(scaling_factor=1.0, invert_scale_latents=False)
+    samples = [pipe.encode_video(_pixels(c.video).to(pipe._execution_device)).flatten() for c in clips]
     factor = float(1.0 / torch.cat(samples).float().std().clamp_min(1e-6))
-    vae.register_to_config(scaling_factor=factor, invert_scale_latents=False)
+    vae.register_to_config(scaling_factor=factor)
     return factor
 
 
@@ -122,11 +131,16 @@ def encode_clip(pipe: TrimapPipeline, video: np.ndarray) -> tuple[torch.Tensor, 
 
 
 def diffusion_loss(pipe: TrimapPipeline, latents: torch.Tensor, condition: torch.Tensor, text: torch.Tensor,
-                   rotary: tuple[torch.Tensor, torch.Tensor] | None, generator: torch.Generator) -> torch.Tensor:
-    """v-prediction MSE at random timesteps. latents, condition: [B, F, C, h, w]; text: [B, L, D]."""
+                   rotary: tuple[torch.Tensor, torch.Tensor] | None, generator: torch.Generator,
+                   max_timestep_fraction: float = 1.0) -> torch.Tensor:
+    """v-prediction MSE at random timesteps below ``max_timestep_fraction`` of the schedule (1: all; a
+    model sampled with strength s < 1 only ever sees timesteps below s).
+    latents, condition: [B, F, C, h, w]; text: [B, L, D]."""
+    if not 0.0 < max_timestep_fraction <= 1.0:
+        raise ValueError(f"max_timestep_fraction={max_timestep_fraction}: expected 0 < fraction <= 1")
     noise = torch.randn(latents.shape, generator=generator).to(latents.device)
-    timesteps = torch.randint(0, pipe.scheduler.config.num_train_timesteps, (latents.shape[0],),
-                              generator=generator).to(latents.device)
+    limit = max(1, round(pipe.scheduler.config.num_train_timesteps * max_timestep_fraction))
+    timesteps = torch.randint(0, limit, (latents.shape[0],), generator=generator).to(latents.device)
     noisy = pipe.scheduler.add_noise(latents, noise, timesteps)
     target = pipe.scheduler.get_velocity(latents, noise, timesteps)
     prediction = pipe.model_output(noisy, condition, timesteps, text, rotary)
@@ -172,7 +186,8 @@ def train_trimap(pipe: TrimapPipeline, clips: Sequence[TrainClip], stages: Seque
                 latents, condition = encoded[id(clip)]
                 rotary = pipe.rotary_embeddings(clip.video.shape[1], clip.video.shape[2], latents.shape[1], device)
                 loss = diffusion_loss(pipe, latents, condition,
-                                      empty if rng.random() < settings.text_dropout else text, rotary, generator)
+                                      empty if rng.random() < settings.text_dropout else text, rotary, generator,
+                                      settings.max_timestep_fraction)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
