@@ -66,9 +66,9 @@ def build_bench_scene(models, config, count: int):
 
 
 def in_process_split(scene, models, config, names) -> dict[str, float]:
-    """Median ms per stage for the same queries, without ROS. relevancy: every phrase encoded (what
-    the node does today); relevancy_cached: with a TextEmbeddingCache kept across queries (the
-    canonical negatives and repeated prompts are not re-encoded)."""
+    """Median ms per stage for the same queries, without ROS. relevancy: every phrase encoded afresh;
+    relevancy_cached: with a TextEmbeddingCache kept across queries, as the node does (the canonical
+    negatives and repeated prompts are not re-encoded)."""
     stages: dict[str, list[float]] = {}
     cache = TextEmbeddingCache(models.clip)
     tabletop = tabletop_of(scene.means, config.query)  # once per scene, as the node does

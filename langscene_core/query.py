@@ -329,7 +329,8 @@ def best_object_cluster(selected: np.ndarray, means: np.ndarray, relevancy: np.n
     points = means[selected].astype(np.float64)
     if tabletop is not None:
         on_support = tabletop.heights[selected] <= 0.0
-        names_support = on_support.sum() >= SUPPORT_COVERAGE * max(1, int((tabletop.heights <= 0.0).sum()))
+        support_count = len(tabletop.heights) - len(tabletop.above)  # the Gaussians on or below it
+        names_support = on_support.sum() >= SUPPORT_COVERAGE * max(1, support_count)
         chosen = None if names_support else _purest_cluster(selected, np.flatnonzero(~on_support), points,
                                                              relevancy, tabletop, config)
         if chosen is not None:

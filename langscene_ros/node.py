@@ -73,7 +73,7 @@ class LangsceneNode(Node):
         self._progress = 0.0
         # immutable snapshot, swapped whole when a new one is ready: the scene and its tabletop (the
         # support plane and every Gaussian's height above it, a property of the scene every query uses)
-        self._installed: tuple[Scene, Tabletop | None] | None = None
+        self._installed: tuple[Scene, Tabletop] | None = None
         self._models: Models | None = None  # loaded on first use (reconstruct, load, query)
         self._text_embeddings: TextEmbeddingCache | None = None  # of self._models' CLIP; queries only
         self._models_lock = threading.Lock()
@@ -207,8 +207,7 @@ class LangsceneNode(Node):
 
     def _install_scene(self, scene: Scene, message: str) -> None:
         """Swap in a new snapshot and publish its cloud (Gaussian centres with rgb)."""
-        gravity = self.config.query.box_alignment == "gravity"
-        self._installed = (scene, tabletop_of(scene.means, self.config.query) if gravity else None)
+        self._installed = (scene, tabletop_of(scene.means, self.config.query))
         cloud = np.zeros(scene.num_gaussians, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<f4")])
         cloud["x"], cloud["y"], cloud["z"] = scene.means.T
         cloud["rgb"] = pack_rgb(scene.colors)
