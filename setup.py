@@ -25,6 +25,7 @@ setup(
         "pycolmap",
         "scikit-image",
         "scipy",
+        "numba",
         "pillow",
         "safetensors",
         "sentencepiece",

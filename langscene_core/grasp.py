@@ -32,9 +32,10 @@ import numpy as np
 import open3d as o3d
 
 from langscene_core.config import GraspConfig
+from langscene_core.grasp_closing import GripperBox, close_gripper
 from langscene_core.voxel import group_by_voxel
 
-_BATCH = 64  # candidates per vectorised collision check; stops early once enough grasps are found
+_BATCH = 16  # candidates closed per kernel call; planning stops after the batch that completes max_grasps
 _CLEARANCE = 0.001  # metres beyond collision_margin kept by the deepest clear fingertip position
 
 
@@ -245,19 +246,6 @@ def _max_contact_width(config: GraspConfig) -> float:
     return config.gripper_max_width - 2 * config.collision_margin
 
 
-def _per_candidate(owner: np.ndarray, values: np.ndarray, count: int, reduce: np.ufunc, start: float) -> np.ndarray:
-    """``reduce`` (np.maximum / np.minimum) of the rows of values [K] or [K, D] of each candidate.
-
-    owner: [K] candidate index of every row, sorted (rows of one candidate are contiguous: a segmented
-    reduction, much faster than ``ufunc.at``). Returns [count] or [count, D]; ``start`` where a
-    candidate has no row."""
-    out = np.full((count,) + values.shape[1:], start)
-    if len(owner):
-        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-        out[owner[starts]] = reduce.reduceat(values, starts, axis=0)
-    return out
-
-
 def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | None,
            config: GraspConfig) -> _Closing:
     """Close the gripper on the points, as the world's grasp checker does on true meshes.
@@ -275,104 +263,49 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
     sample outside the slot between the fingers, no obstacle point outside the part of the slot
     between the contacts, and must stay above the support.
     """
-    fixed = np.asarray(config.contact_depths, dtype=np.float64)
-    C, D = len(poses), len(fixed) + 1
-    m, tol = config.collision_margin, config.contact_tolerance
-    half_y = config.finger_width / 2
+    closed = close_gripper(surroundings.points, surroundings.target, surroundings.normals, surroundings.smooth,
+                           poses, np.asarray(config.contact_depths, dtype=np.float64),
+                           _support_depth_cap(poses, support, config), _gripper_box(config))
+    worst = np.arccos(np.clip(closed.cos.min(axis=2), -1.0, 1.0))
+    cone = np.arctan(config.friction_coefficient)
+    hit = closed.hit
+    if support is not None:
+        hit = hit | _below_support(poses, closed.depth, closed.shift, closed.half_open, support, config)
+    feasible = closed.touches & (worst <= cone) & ~hit
+    return _Closing(feasible=feasible, depth=closed.depth, shift=closed.shift, opening=2 * closed.half_open,
+                    contacts=closed.contacts, antipodality=1.0 - worst / cone)
+
+
+def _gripper_box(config: GraspConfig) -> GripperBox:
+    """The gripper's dimensions for :func:`close_gripper`, from the config."""
+    m = config.collision_margin
     max_contact = _max_contact_width(config)
     z_back = -(config.finger_depth + config.palm_depth + config.approach_distance + m)
-    # Every point any part can touch at any depth and shift lies in this box around each candidate.
-    x_reach = max_contact + config.width_clearance + config.finger_thickness + m
-    z_lo, z_hi = z_back - config.finger_depth, m + config.finger_depth
-    # All points in every candidate's frame with one matrix product ([N, C, 3]): dense, but cheaper
-    # than a radius search whose sphere must hold the long, thin swept box. The slab |y| <= half_y + m
-    # selects the few points that matter (candidate-major: each candidate's rows are contiguous).
-    rotations = poses[:, :3, :3]
-    frames = (surroundings.points @ rotations.transpose(1, 0, 2).reshape(3, 3 * C)).reshape(-1, C, 3) \
-        - np.einsum("ci,cij->cj", poses[:, :3, 3], rotations)[None]
-    owner, found = np.nonzero(np.abs(frames[..., 1].T) <= half_y + m)
-    local = frames[found, owner]
-    inside = (np.abs(local[:, 0]) <= x_reach) & (local[:, 2] >= z_lo) & (local[:, 2] <= z_hi)
-    found, owner, local = found[inside], owner[inside], local[inside]
-    target = surroundings.target[found]
-    depths = np.concatenate([np.broadcast_to(fixed, (C, D - 1)),
-                             _deepest_clear_depth(poses, local, owner, target, support, config)[:, None]], axis=1)
-    cell = owner[:, None] * D + np.arange(D)[None, :]  # [K, D] flat (candidate, depth) index
-    z_tip = local[:, 2:3] - depths[owner]  # [K, D] height relative to the fingertips
-    # the pads' object samples, as (point row, flat cell) pairs
-    pad = target[:, None] & (np.abs(local[:, 1:2]) <= half_y) & (z_tip >= -config.finger_depth) & (z_tip <= 0)
-    pad_row, pad_depth = np.nonzero(pad)
-    pad_cell, pad_x = owner[pad_row] * D + pad_depth, local[pad_row, 0]
-    x_hi = _per_candidate(owner, np.where(pad, local[:, :1], -np.inf), C, np.maximum, -np.inf).reshape(-1)
-    x_lo = _per_candidate(owner, np.where(pad, local[:, :1], np.inf), C, np.minimum, np.inf).reshape(-1)
-    width = (x_hi - x_lo).reshape(C, D)  # inf / nan where the pads touch nothing
-    with np.errstate(invalid="ignore"):
-        touches = (width > tol) & (width <= max_contact) & (x_hi > 0).reshape(C, D) & (x_lo < 0).reshape(C, D)
-        shift = np.where(touches, (x_hi + x_lo).reshape(C, D) / 2, 0.0)
-        half_open = np.where(touches, np.minimum(width / 2 + config.width_clearance, config.gripper_max_width / 2), 0.0)
-    # Contact patches: the pad's samples within contact_tolerance / 2 of the outermost one. Their smooth
-    # samples give the contact (centre and mean outward normal): at an edge or a rim the patch also
-    # holds the next face's samples, whose normals are not the contact's; no smooth sample, no contact.
-    smooth = surroundings.smooth[found[pad_row]]  # pad rows are object samples
-    contacts = np.zeros((C, D, 2, 3))
-    cos = np.full((C, D, 2), -1.0)
-    for side, extreme, sign in ((0, x_lo, -1.0), (1, x_hi, 1.0)):
-        patch = smooth & (sign * (pad_x - extreme[pad_cell]) >= -tol / 2)
-        rows, cells = pad_row[patch], pad_cell[patch]
-        count = np.bincount(cells, minlength=C * D)
-        sums = np.stack([np.bincount(cells, local[rows, c], C * D) for c in range(3)], 1)
-        contacts[..., side, :] = (sums / np.maximum(count, 1)[:, None]).reshape(C, D, 3)
-        # outward normals in each candidate's frame: only x (the closing axis) matters
-        normal = surroundings.normals[found[rows]]
-        axes = poses[owner[rows], :3, :3]
-        along = np.bincount(cells, np.einsum("kc,kc->k", normal, axes[:, :, 0]), C * D)
-        across = np.stack([np.bincount(cells, np.einsum("kc,kc->k", normal, axes[:, :, c]), C * D)
-                           for c in (1, 2)], 1)
-        norm = np.sqrt(along ** 2 + np.sum(across ** 2, axis=1))
-        cos[..., side] = np.where(count > 0, sign * along / np.maximum(norm, 1e-12), -1.0).reshape(C, D)
-    worst = np.arccos(np.clip(cos.min(axis=2), -1.0, 1.0))
-    cone = np.arctan(config.friction_coefficient)
-    # collisions of the re-centred gripper
-    ax = np.abs(local[:, 0:1] - shift.reshape(-1)[cell])
-    open_ = half_open.reshape(-1)[cell]
-    in_box = (ax <= open_ + config.finger_thickness + m) & (z_tip <= m) & (z_tip >= z_back)
-    # In front of the palm, object samples may fill the slot between the fingers; other points only
-    # where the object encloses them (between its two contacts: e.g. a mug's floor, segmented as table).
-    inner = np.where(target[:, None], open_, np.where(touches, width / 2, 0.0).reshape(-1)[cell])
-    slot = (ax < inner - m) & (z_tip > -config.finger_depth + config.palm_margin)
-    hit = np.bincount(cell[in_box & ~slot], minlength=C * D).reshape(C, D) > 0
-    if support is not None:
-        hit |= _below_support(poses, depths, shift, half_open, support, config)
-    feasible = touches & (worst <= cone) & ~hit
-    return _Closing(feasible=feasible, depth=depths, shift=shift, opening=2 * half_open,
-                    contacts=contacts, antipodality=1.0 - worst / cone)
+    return GripperBox(
+        half_finger_y=config.finger_width / 2, margin=m, tolerance=config.contact_tolerance,
+        # every point any part can touch at any depth and shift lies in this box around a candidate
+        x_reach=max_contact + config.width_clearance + config.finger_thickness + m,
+        z_low=z_back - config.finger_depth, z_high=m + config.finger_depth, z_back=z_back,
+        finger_depth=config.finger_depth, palm_margin=config.palm_margin,
+        finger_thickness=config.finger_thickness, clearance=config.width_clearance,
+        max_width=config.gripper_max_width, max_contact=max_contact,
+        half_x_open=config.gripper_max_width / 2 + config.finger_thickness + m,
+        depth_clearance=_CLEARANCE, depth_limit=0.999 * config.finger_depth)
 
 
-def _deepest_clear_depth(poses: np.ndarray, local: np.ndarray, owner: np.ndarray, target: np.ndarray,
-                         support: Support | None, config: GraspConfig) -> np.ndarray:
-    """[C] deepest fingertip position (along z from the seed midpoint, within +-finger_depth) at
-    which, within the widest opening's footprint, the palm's front stays ``palm_margin`` short of
-    every object sample, and the fingertips short of every obstacle point ahead of the seed and of
-    the support: the fingers reach as far round the object as its far side and the table allow (e.g.
-    down to a ball's equator, a mug's rim, or just above the table beside a small box).
-
-    poses: [C, 4, 4]; local: [K, 3] points in their candidate's frame; owner: [K] candidate index, sorted;
-    target: [K] bool (object sample)."""
+def _support_depth_cap(poses: np.ndarray, support: Support | None, config: GraspConfig) -> np.ndarray:
+    """[C] deepest fingertip position (along z from each pose's origin) at which the widest footprint
+    stays ``collision_margin`` + a hair above the support while approaching it; inf without a support
+    or when the approach does not go down towards it."""
+    if support is None:
+        return np.full(len(poses), np.inf)
     m = config.collision_margin
+    axes = np.einsum("cji,j->ci", poses[:, :3, :3], support.normal)  # support normal, gripper frame
     half_x = config.gripper_max_width / 2 + config.finger_thickness + m
-    half_y = config.finger_width / 2 + m
-    under = (np.abs(local[:, 0]) <= half_x) & (np.abs(local[:, 1]) <= half_y)
-    nearest = _per_candidate(owner[under & target], local[under & target, 2], len(poses), np.minimum, np.inf)
-    ahead = under & ~target & (local[:, 2] >= 0)
-    obstacle = _per_candidate(owner[ahead], local[ahead, 2], len(poses), np.minimum, np.inf)
-    depth = np.minimum(nearest + config.finger_depth - config.palm_margin - _CLEARANCE, obstacle - m - _CLEARANCE)
-    if support is not None:
-        axes = np.einsum("cji,j->ci", poses[:, :3, :3], support.normal)  # support normal, gripper frame
-        lowest = support.height(poses[:, :3, 3]) - half_x * np.abs(axes[:, 0]) - half_y * np.abs(axes[:, 1])
-        down = axes[:, 2] < -1e-6  # approaching the support: the fingertips go down towards it
-        depth = np.where(down, np.minimum(depth, (lowest - m - _CLEARANCE) / np.where(down, -axes[:, 2], 1.0)), depth)
-    limit = 0.999 * config.finger_depth
-    return np.clip(depth, -limit, limit)
+    lowest = support.height(poses[:, :3, 3]) - half_x * np.abs(axes[:, 0]) \
+        - (config.finger_width / 2 + m) * np.abs(axes[:, 1])
+    down = axes[:, 2] < -1e-6
+    return np.where(down, (lowest - m - _CLEARANCE) / np.where(down, -axes[:, 2], 1.0), np.inf)
 
 
 def _below_support(poses: np.ndarray, depths: np.ndarray, shift: np.ndarray, half_open: np.ndarray,

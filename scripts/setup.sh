@@ -35,7 +35,7 @@ fi
 [[ -x $PY ]] || python3 -m venv "$VENV"
 echo "setup: installing Python requirements into .venv (first time: several minutes)"
 "$PY" -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
-"$PY" -c "import torch, rclpy, open3d, gsplat, diffusers, open_clip, pycolmap, skimage" \
+"$PY" -c "import torch, rclpy, open3d, gsplat, diffusers, open_clip, pycolmap, skimage, numba" \
   || { echo "setup: the Python requirements did not install; see the pip output above" >&2; exit 1; }
 
 # The ROS wheels' python-generator exports name the wheel builder's Python and numpy include dirs;
