@@ -43,6 +43,14 @@ def _stamp_seconds(stamp) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
 
+def _publish_if_watched(publisher, make_message) -> None:
+    """Publish ``make_message()`` only while someone subscribes to the (volatile) topic: unwatched, the
+    message would be lost anyway, and building and serialising the RViz output of a query (a
+    relevancy cloud of thousands of points, markers) costs milliseconds of every answer."""
+    if publisher.get_subscription_count() > 0:
+        publisher.publish(make_message())
+
+
 @dataclass
 class BadInputCounter:
     """Counts rejected messages per reason; the node logs each reason (throttled) and reports totals."""
@@ -243,9 +251,9 @@ class LangsceneNode(Node):
             return response
         header = self._header()
         fill_query_response(response, result, header)
-        self._relevancy_pub.publish(response.relevancy_cloud)
-        self._grasps_pub.publish(viz.grasp_pose_array(result.grasps, header))
-        self._markers_pub.publish(viz.query_markers(result, request.prompt, header, self.config.grasp))
+        _publish_if_watched(self._relevancy_pub, lambda: response.relevancy_cloud)
+        _publish_if_watched(self._grasps_pub, lambda: viz.grasp_pose_array(result.grasps, header))
+        _publish_if_watched(self._markers_pub, lambda: viz.query_markers(result, request.prompt, header, self.config.grasp))
         return response
 
     def _on_reconstruct(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

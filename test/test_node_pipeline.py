@@ -4,7 +4,10 @@ import dataclasses
 
 import pytest
 import yaml
+from geometry_msgs.msg import PoseArray
+from sensor_msgs.msg import PointCloud2
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
 from langscene.srv import QueryObject, SceneFile
 from langscene_core.config import FieldConfig, LangsceneConfig, to_dict
@@ -35,6 +38,10 @@ def params_file(tmp_path_factory):
 def test_reconstruct_query_save_load_over_ros(params_file, node_process, tmp_path):
     node = node_process("--params-file", str(params_file))
     client = NodeClient("pipeline_test_client")
+    # RViz's view of a query: the node publishes it only to subscribers (before discovery ends, none)
+    rviz = {"relevancy_cloud": [], "grasps": [], "markers": []}
+    for topic, msg_type in zip(rviz, (PointCloud2, PoseArray, MarkerArray)):
+        client.node.create_subscription(msg_type, f"/langscene/{topic}", rviz[topic].append, 10)
     try:
         player = Player(client.node)
         assert player.wait_for_subscribers(90.0), "the node did not subscribe to its inputs"
@@ -56,6 +63,10 @@ def test_reconstruct_query_save_load_over_ros(params_file, node_process, tmp_pat
         answer = client.call(QueryObject, "query_object", query_request("red box"))
         assert answer.success, answer.message
         assert answer.relevancy_cloud.width > 0 and answer.relevancy_cloud.header.frame_id == "map"
+        assert wait_until(lambda: all(rviz.values()), 10), {topic: len(got) for topic, got in rviz.items()}
+        assert rviz["relevancy_cloud"][-1].width == answer.relevancy_cloud.width
+        assert len(rviz["grasps"][-1].poses) == len(answer.grasps)
+        assert rviz["markers"][-1].markers, "no query markers"
         bad = client.call(QueryObject, "query_object", query_request("red box", relevancy_threshold=1.5))
         assert not bad.success and "relevancy_threshold" in bad.message
 
