@@ -29,7 +29,7 @@ from langscene_core.field.gaussians import Gaussians
 from langscene_core.models import load_models
 from langscene_core.query import query_object, tabletop_of
 from langscene_core.scene import build_scene, save_scene
-from langscene_core.text_query import TextEmbeddingCache, scene_relevancy
+from langscene_core.text_query import TextEmbeddingCache, code_levels, scene_relevancy
 from langscene_ros.client import NodeClient, query_request
 from langscene_ros.query_response import fill_query_response
 from langscene_core.world import build_world, capture_poses, intrinsics_of, parse_spec, render
@@ -71,13 +71,13 @@ def in_process_split(scene, models, config, names) -> dict[str, float]:
     negatives and repeated prompts are not re-encoded)."""
     stages: dict[str, list[float]] = {}
     cache = TextEmbeddingCache(models.clip)
-    tabletop = tabletop_of(scene.means, config.query)  # once per scene, as the node does
+    tabletop, codes = tabletop_of(scene.means, config.query), code_levels(scene.codes)  # once per scene, as the node does
     for name in names:
         start = time.perf_counter()
-        scene_relevancy(scene.codes, models, name, config.query.negatives, cache=cache)
+        scene_relevancy(codes, models, name, config.query.negatives, cache=cache)
         stages.setdefault("relevancy_cached", []).append((time.perf_counter() - start) * 1000.0)
         start = time.perf_counter()
-        relevancy = scene_relevancy(scene.codes, models, name, config.query.negatives)
+        relevancy = scene_relevancy(codes, models, name, config.query.negatives)
         relevancy_ms = (time.perf_counter() - start) * 1000.0
         result = query_object(relevancy.values, scene.means, scene.colors, config.query, config.grasp, scene.normals,
                               tabletop=tabletop)

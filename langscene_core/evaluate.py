@@ -46,7 +46,7 @@ from langscene_core.models import Models
 from langscene_core.query import query_object, tabletop_of
 from langscene_core.reconstruct import reconstruct
 from langscene_core.scene import Scene
-from langscene_core.text_query import prompt_relevancy, scene_relevancy
+from langscene_core.text_query import code_levels, prompt_relevancy, scene_relevancy
 from langscene_core.world import build_world
 from langscene_core.world.dataset import Dataset
 from langscene_core.world.grasp_check import check_grasp
@@ -226,9 +226,9 @@ def evaluate_views(dataset: Dataset, scene: Scene, models: Models, config: Langs
 def evaluate_objects(world: World, scene: Scene, models: Models, config: LangsceneConfig) -> list[dict[str, Any]]:
     """3D records (layout in the module docstring), one per object of the world."""
     records = []
-    tabletop = tabletop_of(scene.means, config.query)
+    tabletop, codes = tabletop_of(scene.means, config.query), code_levels(scene.codes)  # once per scene
     for obj in world.spec.objects:
-        relevancy = scene_relevancy(scene.codes, models, obj.name, config.query.negatives).values
+        relevancy = scene_relevancy(codes, models, obj.name, config.query.negatives).values
         result = query_object(relevancy, scene.means, scene.colors, config.query, config.grasp, scene.normals,
                               tabletop=tabletop)
         record = {"kind": "3d", "name": obj.name, "found": result.object_box is not None, "center_error_m": None,

@@ -4,8 +4,8 @@ Each Gaussian holds one LQC code per mask level. The prompt and the negatives ar
 taken from a :class:`TextEmbeddingCache`: the canonical negatives repeat in every query), the
 relevancy of all K codes is computed once, and each Gaussian gathers its code's value: O(K + N) per
 query instead of decoding N 512-d features. As in LangSplat, the level whose maximum relevancy is
-highest answers; the level maxima come from the codes each level uses (one bincount per level), so
-only that level's N values are gathered.
+highest answers; the level maxima come from the codes each level uses (found once per scene by
+:func:`code_levels`), so only that level's N values are gathered.
 """
 from __future__ import annotations
 
@@ -81,12 +81,37 @@ def prompt_relevancy(features: torch.Tensor, models: Models, prompt: str, canoni
         return relevancy(features, texts[0], texts[1:]).cpu().numpy()
 
 
-def scene_relevancy(codes: np.ndarray, models: Models, prompt: str, canonical_negatives: Sequence[str],
+@dataclass(frozen=True)
+class CodeLevels:
+    """A scene's LQC codes arranged for queries: a property of the scene, computed once
+    (:func:`code_levels`) and passed to every :func:`scene_relevancy` on it.
+
+    codes: [L, N] int64 code of every Gaussian per mask level (one contiguous row per level).
+    used: L arrays [U_l] int64, the distinct codes level l uses.
+    """
+
+    codes: np.ndarray
+    used: tuple[np.ndarray, ...]
+
+
+def code_levels(codes: np.ndarray) -> CodeLevels:
+    """codes: [N, L] non-negative int LQC code of each Gaussian per level (``Scene.codes``)."""
+    codes = np.asarray(codes)
+    if codes.ndim != 2:
+        raise ValueError(f"codes must be [N, L], got shape {codes.shape}")
+    levels = np.ascontiguousarray(codes.T, dtype=np.int64)
+    if levels.size and levels.min() < 0:
+        raise ValueError(f"codes must be non-negative, got {levels.min()}")
+    return CodeLevels(codes=levels, used=tuple(np.flatnonzero(np.bincount(row)) for row in levels))
+
+
+def scene_relevancy(codes: np.ndarray | CodeLevels, models: Models, prompt: str, canonical_negatives: Sequence[str],
                     extra_negatives: Sequence[str] = (), cache: TextEmbeddingCache | None = None) -> SceneRelevancy:
-    """codes: [N, L] int64 LQC code of each Gaussian per level; the rest as :func:`prompt_relevancy`."""
+    """codes: [N, L] int64 LQC code of each Gaussian per level, or the same arranged once per scene
+    (:func:`code_levels`: saves a pass over every level per query); the rest as :func:`prompt_relevancy`."""
     table = prompt_relevancy(models.code_features, models, prompt, canonical_negatives, extra_negatives, cache)  # [K]
-    if codes.size == 0:
+    levels = codes if isinstance(codes, CodeLevels) else code_levels(codes)
+    if levels.codes.size == 0:
         return SceneRelevancy(values=np.zeros(0, np.float32), level=0)
-    used = [np.bincount(codes[:, level], minlength=len(table)) > 0 for level in range(codes.shape[1])]
-    level = int(np.argmax([table[u].max() for u in used]))
-    return SceneRelevancy(values=table[codes[:, level]].astype(np.float32, copy=False), level=level)
+    level = int(np.argmax([table[used].max() for used in levels.used]))
+    return SceneRelevancy(values=table[levels.codes[level]].astype(np.float32, copy=False), level=level)

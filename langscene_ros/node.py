@@ -31,7 +31,7 @@ from langscene_core.models import Models, load_models
 from langscene_core.query import Tabletop, pack_rgb, query_object, tabletop_of
 from langscene_core.reconstruct import ReconstructionError, reconstruct
 from langscene_core.scene import Scene, SceneFileError, load_scene, save_scene
-from langscene_core.text_query import TextEmbeddingCache, scene_relevancy
+from langscene_core.text_query import CodeLevels, TextEmbeddingCache, code_levels, scene_relevancy
 from langscene_ros import convert, viz
 from langscene_ros.query_response import fill_query_response
 
@@ -49,6 +49,16 @@ def _publish_if_watched(publisher, make_message) -> None:
     relevancy cloud of thousands of points, markers) costs milliseconds of every answer."""
     if publisher.get_subscription_count() > 0:
         publisher.publish(make_message())
+
+
+@dataclass(frozen=True)
+class InstalledScene:
+    """The scene queries run on, with what every query on it uses, computed once when it is installed:
+    its tabletop (the support plane and every Gaussian's height above it) and its codes per level."""
+
+    scene: Scene
+    tabletop: Tabletop
+    codes: CodeLevels
 
 
 @dataclass
@@ -79,9 +89,8 @@ class LangsceneNode(Node):
         self._state = "idle"
         self._message = "waiting for camera frames"
         self._progress = 0.0
-        # immutable snapshot, swapped whole when a new one is ready: the scene and its tabletop (the
-        # support plane and every Gaussian's height above it, a property of the scene every query uses)
-        self._installed: tuple[Scene, Tabletop] | None = None
+        # immutable snapshot, swapped whole when a new one is ready
+        self._installed: InstalledScene | None = None
         self._models: Models | None = None  # loaded on first use (reconstruct, load, query)
         self._text_embeddings: TextEmbeddingCache | None = None  # of self._models' CLIP; queries only
         self._models_lock = threading.Lock()
@@ -211,11 +220,11 @@ class LangsceneNode(Node):
     @property
     def _scene(self) -> Scene | None:
         installed = self._installed
-        return None if installed is None else installed[0]
+        return None if installed is None else installed.scene
 
     def _install_scene(self, scene: Scene, message: str) -> None:
         """Swap in a new snapshot and publish its cloud (Gaussian centres with rgb)."""
-        self._installed = (scene, tabletop_of(scene.means, self.config.query))
+        self._installed = InstalledScene(scene, tabletop_of(scene.means, self.config.query), code_levels(scene.codes))
         cloud = np.zeros(scene.num_gaussians, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<f4")])
         cloud["x"], cloud["y"], cloud["z"] = scene.means.T
         cloud["rgb"] = pack_rgb(scene.colors)
@@ -224,11 +233,10 @@ class LangsceneNode(Node):
 
     def _on_query(self, request: QueryObject.Request, response: QueryObject.Response) -> QueryObject.Response:
         installed = self._installed  # one snapshot for the whole request
-        scene, tabletop = (None, None) if installed is None else installed
         if not request.prompt.strip():
             response.success, response.message = False, "empty prompt"
             return response
-        if scene is None:
+        if installed is None:
             with self._lock:
                 count, state = len(self._keyframes.keyframes), self._state
             response.success = False
@@ -240,12 +248,13 @@ class LangsceneNode(Node):
             return response
         try:
             models = self._ensure_models()
-            relevancy = scene_relevancy(scene.codes, models, request.prompt, self.config.query.negatives,
+            relevancy = scene_relevancy(installed.codes, models, request.prompt, self.config.query.negatives,
                                         list(request.negatives), cache=self._text_embeddings)
+            scene = installed.scene
             result = query_object(relevancy.values, scene.means, scene.colors, self.config.query, self.config.grasp,
                                   scene.normals, threshold=request.relevancy_threshold or None,
                                   max_points=request.max_points or None, max_grasps=request.max_grasps or None,
-                                  tabletop=tabletop)
+                                  tabletop=installed.tabletop)
         except (ValueError, FileNotFoundError) as exc:
             response.success, response.message = False, f"query failed: {exc}"
             return response
