@@ -32,7 +32,7 @@ import numpy as np
 import open3d as o3d
 
 from langscene_core.config import GraspConfig
-from langscene_core.grasp_closing import GripperBox, close_gripper
+from langscene_core.grasp_closing import ClosedGripper, GripperBox, close_gripper
 from langscene_core.voxel import group_by_voxel
 
 _BATCH = 16  # candidates closed per kernel call; planning stops after the batch that completes max_grasps
@@ -221,33 +221,13 @@ class _Surroundings:
                    target=np.arange(len(points)) < len(object_points))
 
 
-@dataclass(frozen=True)
-class _Closing:
-    """The gripper closed at every (candidate, fingertip position) of a batch, from the points.
-
-    feasible: [C, D] bool, the fingers touch the object on both sides within the friction cone,
-    within the opening, and nothing is hit on the way in. depth: [C, D] fingertip positions along z
-    (``contact_depths``, then the deepest clear one of :func:`_deepest_clear_depth`). shift: [C, D]
-    metres along x that centres the fingers on the touched object. opening: [C, D] the fingers' opening (0 where they touch nothing).
-    contacts: [C, D, 2, 3] the two contact patches' centres (gripper frame, before the shift).
-    antipodality: [C, D] 1 - (larger contact-normal angle) / (cone half angle).
-    """
-
-    feasible: np.ndarray
-    depth: np.ndarray
-    shift: np.ndarray
-    opening: np.ndarray
-    contacts: np.ndarray
-    antipodality: np.ndarray
-
-
 def _max_contact_width(config: GraspConfig) -> float:
     """Widest contact distance: the open fingers still clear both contacts by ``collision_margin``."""
     return config.gripper_max_width - 2 * config.collision_margin
 
 
 def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | None,
-           config: GraspConfig) -> _Closing:
+           config: GraspConfig) -> ClosedGripper:
     """Close the gripper on the points, as the world's grasp checker does on true meshes.
 
     poses: [C, 4, 4] gripper poses (x closing, z approach) with the origin at a contact pair's
@@ -261,72 +241,30 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
     Collision, with ``collision_margin`` around every part (``palm_margin`` between the palm and the
     object): the fingers and palm swept ``approach_distance`` along the approach may hold no object
     sample outside the slot between the fingers, no obstacle point outside the part of the slot
-    between the contacts, and must stay above the support.
+    between the contacts, and must stay above the support. Each candidate keeps its first feasible
+    fingertip position.
     """
-    closed = close_gripper(surroundings.points, surroundings.target, surroundings.normals, surroundings.smooth,
-                           poses, np.asarray(config.contact_depths, dtype=np.float64),
-                           _support_depth_cap(poses, support, config), _gripper_box(config))
-    worst = np.arccos(np.clip(closed.cos.min(axis=2), -1.0, 1.0))
-    cone = np.arctan(config.friction_coefficient)
-    hit = closed.hit
-    if support is not None:
-        hit = hit | _below_support(poses, closed.depth, closed.shift, closed.half_open, support, config)
-    feasible = closed.touches & (worst <= cone) & ~hit
-    return _Closing(feasible=feasible, depth=closed.depth, shift=closed.shift, opening=2 * closed.half_open,
-                    contacts=closed.contacts, antipodality=1.0 - worst / cone)
+    return close_gripper(surroundings.points, surroundings.target, surroundings.normals, surroundings.smooth,
+                         poses, np.asarray(config.contact_depths, dtype=np.float64), _gripper_box(config),
+                         None if support is None else (support.normal, support.offset))
 
 
 def _gripper_box(config: GraspConfig) -> GripperBox:
     """The gripper's dimensions for :func:`close_gripper`, from the config."""
     m = config.collision_margin
     max_contact = _max_contact_width(config)
-    z_back = -(config.finger_depth + config.palm_depth + config.approach_distance + m)
+    palm_back = config.finger_depth + config.palm_depth + config.approach_distance
     return GripperBox(
         half_finger_y=config.finger_width / 2, margin=m, tolerance=config.contact_tolerance,
+        cone_cos=float(np.cos(np.arctan(config.friction_coefficient))),
         # every point any part can touch at any depth and shift lies in this box around a candidate
         x_reach=max_contact + config.width_clearance + config.finger_thickness + m,
-        z_low=z_back - config.finger_depth, z_high=m + config.finger_depth, z_back=z_back,
+        z_low=-(palm_back + m) - config.finger_depth, z_high=m + config.finger_depth, palm_back=palm_back,
         finger_depth=config.finger_depth, palm_margin=config.palm_margin,
         finger_thickness=config.finger_thickness, clearance=config.width_clearance,
         max_width=config.gripper_max_width, max_contact=max_contact,
         half_x_open=config.gripper_max_width / 2 + config.finger_thickness + m,
         depth_clearance=_CLEARANCE, depth_limit=0.999 * config.finger_depth)
-
-
-def _support_depth_cap(poses: np.ndarray, support: Support | None, config: GraspConfig) -> np.ndarray:
-    """[C] deepest fingertip position (along z from each pose's origin) at which the widest footprint
-    stays ``collision_margin`` + a hair above the support while approaching it; inf without a support
-    or when the approach does not go down towards it."""
-    if support is None:
-        return np.full(len(poses), np.inf)
-    m = config.collision_margin
-    axes = np.einsum("cji,j->ci", poses[:, :3, :3], support.normal)  # support normal, gripper frame
-    half_x = config.gripper_max_width / 2 + config.finger_thickness + m
-    lowest = support.height(poses[:, :3, 3]) - half_x * np.abs(axes[:, 0]) \
-        - (config.finger_width / 2 + m) * np.abs(axes[:, 1])
-    down = axes[:, 2] < -1e-6
-    return np.where(down, (lowest - m - _CLEARANCE) / np.where(down, -axes[:, 2], 1.0), np.inf)
-
-
-def _below_support(poses: np.ndarray, depths: np.ndarray, shift: np.ndarray, half_open: np.ndarray,
-                   support: Support, config: GraspConfig) -> np.ndarray:
-    """[C, D] bool: a corner of the swept gripper box comes within ``collision_margin`` of the support
-    (depths: [C, D] fingertip positions, shift and half_open: [C, D], as in :func:`_close`).
-
-    The swept volume is a box, so it clears the support's half-space when all 8 corners do."""
-    m = config.collision_margin
-    half_x = half_open + config.finger_thickness  # [C, D]
-    z_back = -(config.finger_depth + config.palm_depth + config.approach_distance)
-    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (0, 1)], dtype=np.float64)
-    # corner coordinates in the candidate's (unshifted) frame: [C, D, 8, 3]
-    cx = shift[..., None] + signs[None, None, :, 0] * half_x[..., None]
-    cy = np.broadcast_to(signs[:, 1] * config.finger_width / 2, cx.shape)
-    cz = depths[:, :, None] + np.where(signs[:, 2] > 0, 0.0, z_back)[None, None, :]
-    cz = np.broadcast_to(cz, cx.shape)
-    axes = np.einsum("cji,j->ci", poses[:, :3, :3], support.normal)  # [C, 3] support normal, gripper frame
-    height = support.height(poses[:, :3, 3])[:, None, None] \
-        + cx * axes[:, None, None, 0] + cy * axes[:, None, None, 1] + cz * axes[:, None, None, 2]
-    return (height < m).any(axis=2)
 
 
 def _near(points: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
@@ -455,24 +393,21 @@ def _feasible(candidates: _Candidates, surroundings: _Surroundings, support: Sup
     one already taken; at most ``limit``, sorted by their final score (weight x antipodality of the
     contacts the fingers actually touch)."""
     cos_nms = np.cos(np.radians(config.nms_angle_deg))
+    cone = np.arctan(config.friction_coefficient)
     accepted: list[Grasp] = []
     for start in range(0, len(candidates.poses), _BATCH):
         poses = candidates.poses[start:start + _BATCH]
-        closing = _close(poses, surroundings, support, config)
-        for c, row in enumerate(closing.feasible):
-            if not row.any():
-                continue
-            k = int(np.argmax(row))  # first feasible fingertip position
-            local = np.array([closing.shift[c, k], 0.0, closing.depth[c, k]])
+        closed = _close(poses, surroundings, support, config)
+        antipodality = 1.0 - np.arccos(np.clip(closed.cos, -1.0, 1.0)) / cone
+        for c in np.flatnonzero(closed.feasible):
             pose = poses[c].copy()
-            pose[:3, 3] += pose[:3, :3] @ local
+            pose[:3, 3] += pose[:3, :3] @ np.array([closed.shift[c], 0.0, closed.depth[c]])
             if any(np.linalg.norm(pose[:3, 3] - g.pose[:3, 3]) < config.nms_distance
                    and pose[:3, 2] @ g.pose[:3, 2] > cos_nms for g in accepted):
                 continue
-            contacts = closing.contacts[c, k] @ poses[c, :3, :3].T + poses[c, :3, 3]
-            score = float(candidates.weights[start + c] * closing.antipodality[c, k])
-            accepted.append(Grasp(pose=pose, width=float(closing.opening[c, k]),
-                                  score=score, contacts=contacts))
+            contacts = closed.contacts[c] @ poses[c, :3, :3].T + poses[c, :3, 3]
+            score = float(candidates.weights[start + c] * antipodality[c])
+            accepted.append(Grasp(pose=pose, width=float(2 * closed.half_open[c]), score=score, contacts=contacts))
             if len(accepted) == limit:
                 return tuple(sorted(accepted, key=lambda g: -g.score))
     return tuple(sorted(accepted, key=lambda g: -g.score))
