@@ -19,7 +19,7 @@ from skimage.measure import ransac
 
 from langscene_core.config import GraspConfig, QueryConfig
 from langscene_core.grasp import Grasp, Support, gripper_reach, plan_grasps
-from langscene_core.voxel import group_by_voxel
+from langscene_core.voxel import bounds, group_by_voxel
 
 # One relevancy-cloud point, laid out for sensor_msgs/PointCloud2: float32 x, y, z, relevancy and the
 # PCL/RViz packed colour: the bits of 0x00RRGGBB stored in a float32 field named rgb.
@@ -294,7 +294,8 @@ class Tabletop:
         seed_flat = self.flat[:, seed_slots[seed_slots >= 0]]
         if seed_flat.shape[1] == 0:
             return np.zeros(0, dtype=np.int64)
-        lo, hi = seed_flat.min(axis=1) - margin, seed_flat.max(axis=1) + margin
+        lo, hi = bounds(seed_flat.T)
+        lo, hi = lo - margin, hi + margin
         inside = self.heights[self.above] <= self.heights[seed].max() + margin
         for axis in range(2):
             inside &= (self.flat[axis] >= lo[axis]) & (self.flat[axis] <= hi[axis])
@@ -391,8 +392,8 @@ def _within_footprint(body: np.ndarray, queries: np.ndarray, margin: float) -> n
 def neighbourhood(seed: np.ndarray, means: np.ndarray, margin: float) -> np.ndarray:
     """[N] bool: the Gaussians within ``margin`` metres of the bounding box of the Gaussians ``seed``
     (scene indices [K]; means: [N, 3] scene frame)."""
-    lo = means[seed].min(axis=0) - margin
-    hi = means[seed].max(axis=0) + margin
+    lo, hi = bounds(means[seed])
+    lo, hi = lo - margin, hi + margin
     inside = np.ones(len(means), dtype=bool)
     for axis in range(3):  # one axis at a time: np.all over a short axis is slow on 200k rows
         inside &= (means[:, axis] >= lo[axis]) & (means[:, axis] <= hi[axis])

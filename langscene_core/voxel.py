@@ -11,6 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# group_by_voxel ranks the occupied cells on a dense grid of the bounding box when it has at most this
+# many cells per point (plus a floor): O(N + cells) instead of sorting the N keys
+_DENSE_CELLS_PER_POINT = 8
+_DENSE_CELLS_MIN = 1 << 16
+
 
 @dataclass(frozen=True)
 class VoxelGroups:
@@ -41,10 +46,21 @@ class VoxelGroups:
                          for c in range(values.shape[1])], axis=1)
 
 
+def bounds(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lo [D], hi [D]): per-coordinate minimum and maximum of points [N, D], N >= 1.
+
+    One reduction per coordinate: numpy reduces an [N, 3] array along its long axis one short row at
+    a time, about 30x slower (0.85 ms vs 0.03 ms for 20k points), and the queries do this on tens of
+    thousands of points several times each."""
+    return (np.array([points[:, d].min() for d in range(points.shape[1])]),
+            np.array([points[:, d].max() for d in range(points.shape[1])]))
+
+
 def group_by_voxel(points: np.ndarray, voxel_size: float) -> VoxelGroups:
     """Group points into cubic voxels of edge ``voxel_size`` (metres), aligned to the points' minimum.
 
-    points: [N, 3] float32/float64, any frame. Raises ValueError on a non-positive voxel size.
+    points: [N, 3] float32/float64, any frame. Voxels are numbered in the order of their (x, y, z)
+    cell index. Raises ValueError on a non-positive voxel size.
     """
     if not voxel_size > 0:
         raise ValueError(f"voxel_size must be positive, got {voxel_size}")
@@ -54,10 +70,16 @@ def group_by_voxel(points: np.ndarray, voxel_size: float) -> VoxelGroups:
     if len(points) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return VoxelGroups(inverse=empty, counts=empty, centroids=np.zeros((0, 3)))
-    cells = np.floor((points - points.min(axis=0)) / voxel_size).astype(np.int64)
-    dims = cells.max(axis=0) + 1
+    cells = np.floor((points - bounds(points)[0]) / voxel_size).astype(np.int64)
+    dims = bounds(cells)[1] + 1
     keys = (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2]
-    _, inverse = np.unique(keys, return_inverse=True)
+    if np.prod(dims.astype(np.float64)) <= _DENSE_CELLS_PER_POINT * len(points) + _DENSE_CELLS_MIN:
+        # a dense grid of the bounding box: the rank of each occupied cell, without sorting the keys
+        occupied = np.zeros(int(np.prod(dims)), dtype=bool)
+        occupied[keys] = True
+        inverse = (np.cumsum(occupied) - 1)[keys]
+    else:
+        _, inverse = np.unique(keys, return_inverse=True)
     counts = np.bincount(inverse)
     groups = VoxelGroups(inverse=inverse, counts=counts, centroids=np.zeros((len(counts), 3)))
     return VoxelGroups(inverse=inverse, counts=counts, centroids=groups.mean(points))

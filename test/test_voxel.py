@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from langscene_core.voxel import group_by_voxel
+from langscene_core.voxel import bounds, group_by_voxel
 
 
 def test_groups_counts_and_means():
@@ -32,3 +32,22 @@ def test_empty_and_bad_input():
         group_by_voxel(np.zeros((2, 2)), 0.1)
     with pytest.raises(ValueError, match="rows"):
         group_by_voxel(np.zeros((2, 3)), 0.1).sum(np.zeros(3))
+
+
+@pytest.mark.parametrize("spread", [0.2, 50.0])  # a dense grid of the bounding box, and sorted keys
+def test_voxels_are_numbered_in_cell_order_on_either_path(spread):
+    rng = np.random.default_rng(1)
+    points = np.concatenate([rng.uniform(0, 0.2, (3000, 3)), rng.uniform(0, spread, (20, 3))])
+    groups = group_by_voxel(points, 0.01)
+    cells = np.floor((points - points.min(axis=0)) / 0.01).astype(np.int64)
+    distinct, expected = np.unique(cells, axis=0, return_inverse=True)  # lexicographic (x, y, z) order
+    np.testing.assert_array_equal(groups.inverse, expected.ravel())
+    np.testing.assert_array_equal(groups.counts, np.bincount(expected.ravel()))
+    assert len(distinct) == len(groups.counts)
+
+
+def test_bounds_are_the_per_coordinate_extremes():
+    points = np.random.default_rng(2).normal(size=(1000, 3)).astype(np.float32)
+    lo, hi = bounds(points)
+    np.testing.assert_array_equal(lo, points.min(axis=0))
+    np.testing.assert_array_equal(hi, points.max(axis=0))
