@@ -19,7 +19,7 @@ from skimage.measure import ransac
 
 from langscene_core.config import GraspConfig, QueryConfig
 from langscene_core.grasp import Grasp, Support, gripper_reach, plan_grasps
-from langscene_core.voxel import bounds, group_by_voxel
+from langscene_core.voxel import bounds, group_by_voxel, points_in_box
 
 # One relevancy-cloud point, laid out for sensor_msgs/PointCloud2: float32 x, y, z, relevancy and the
 # PCL/RViz packed colour: the bits of 0x00RRGGBB stored in a float32 field named rgb.
@@ -390,14 +390,12 @@ def _within_footprint(body: np.ndarray, queries: np.ndarray, margin: float) -> n
 
 
 def neighbourhood(seed: np.ndarray, means: np.ndarray, margin: float) -> np.ndarray:
-    """[N] bool: the Gaussians within ``margin`` metres of the bounding box of the Gaussians ``seed``
-    (scene indices [K]; means: [N, 3] scene frame)."""
+    """[K] int64 scene indices (ascending) of the Gaussians within ``margin`` metres of the bounding
+    box of the Gaussians ``seed`` (scene indices [S]; means: [N, 3] scene frame), ``seed`` left out."""
     lo, hi = bounds(means[seed])
-    lo, hi = lo - margin, hi + margin
-    inside = np.ones(len(means), dtype=bool)
-    for axis in range(3):  # one axis at a time: np.all over a short axis is slow on 200k rows
-        inside &= (means[:, axis] >= lo[axis]) & (means[:, axis] <= hi[axis])
-    return inside
+    excluded = np.zeros(len(means), dtype=bool)
+    excluded[seed] = True
+    return points_in_box(means, lo - margin, hi + margin, excluded)
 
 
 def grow_object(seed: np.ndarray, means: np.ndarray, tabletop: Tabletop, config: QueryConfig) -> np.ndarray:
@@ -506,8 +504,8 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
     lap("box")
 
     # grown members may lie below the threshold: they are the object all the same
-    surroundings = neighbourhood(members, means, gripper_reach(grasp_config))  # all the gripper may reach
-    surroundings[members] = False  # the object itself is not an obstacle
+    # all the gripper may reach, the object itself left out (it is no obstacle)
+    surroundings = neighbourhood(members, means, gripper_reach(grasp_config))
     grasps = plan_grasps(object_points, np.maximum(relevancy[members], threshold),
                          means[surroundings], grasp_config, _unit_up(config),
                          object_normals=None if normals is None else normals[members], max_grasps=max_grasps,

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from langscene_core.voxel import bounds, group_by_voxel
+from langscene_core.voxel import bounds, group_by_voxel, points_in_box
 
 
 def test_groups_counts_and_means():
@@ -51,3 +51,16 @@ def test_bounds_are_the_per_coordinate_extremes():
     lo, hi = bounds(points)
     np.testing.assert_array_equal(lo, points.min(axis=0))
     np.testing.assert_array_equal(hi, points.max(axis=0))
+
+
+def test_points_in_box_is_the_boxed_subset_minus_the_excluded():
+    points = np.random.default_rng(3).uniform(-1, 1, (5000, 3)).astype(np.float32)
+    lo, hi = np.array([-0.2, -0.5, 0.0]), np.array([0.3, 0.1, 0.9])
+    inside = np.flatnonzero(np.all((points >= lo) & (points <= hi), axis=1))
+    np.testing.assert_array_equal(points_in_box(points, lo, hi), inside)
+    excluded = np.zeros(len(points), dtype=bool)
+    excluded[inside[::2]] = True
+    np.testing.assert_array_equal(points_in_box(points, lo, hi, excluded), inside[1::2])
+    assert len(points_in_box(points, hi, lo)) == 0  # an empty box
+    with pytest.raises(ValueError, match="excluded"):
+        points_in_box(points, lo, hi, np.zeros(3, dtype=bool))
