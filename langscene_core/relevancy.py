@@ -30,10 +30,11 @@ def negative_phrases(canonical: Sequence[str], extra: Sequence[str] = ()) -> lis
 
 
 def relevancy(features: torch.Tensor, query: torch.Tensor, negatives: torch.Tensor,
-              temperature: float = TEMPERATURE, chunk: int = 262144) -> torch.Tensor:
+              temperature: float = TEMPERATURE, chunk: int = 262144, unit_features: bool = False) -> torch.Tensor:
     """Relevancy of features to a query against negatives.
 
-    features: [N, D] float (need not be unit; cosines are taken). query: [D] text embedding.
+    features: [N, D] float (need not be unit; cosines are taken, unless ``unit_features`` says they
+    are unit already: the LQC code table, scored on every query). query: [D] text embedding.
     negatives: [K, D] text embeddings, K >= 1. Returns [N] float32 in (0, 1).
     """
     if features.ndim != 2 or query.ndim != 1 or negatives.ndim != 2:
@@ -45,7 +46,8 @@ def relevancy(features: torch.Tensor, query: torch.Tensor, negatives: torch.Tens
     texts = F.normalize(torch.cat([query[None], negatives]).float(), dim=-1).to(features.device)
     out = []
     for start in range(0, features.shape[0], chunk):
-        cos = F.normalize(features[start:start + chunk].float(), dim=-1) @ texts.T  # [n, 1 + K]
+        rows = features[start:start + chunk].float()
+        cos = (rows if unit_features else F.normalize(rows, dim=-1)) @ texts.T  # [n, 1 + K]
         # softmax over the pair [q, n_i]: exp(t*q) / (exp(t*q) + exp(t*n_i)) = sigmoid(t * (q - n_i))
         pair = torch.sigmoid(temperature * (cos[:, :1] - cos[:, 1:]))
         out.append(pair.min(dim=1).values)

@@ -61,10 +61,12 @@ class SceneRelevancy:
 
 
 def prompt_relevancy(features: torch.Tensor, models: Models, prompt: str, canonical_negatives: Sequence[str],
-                     extra_negatives: Sequence[str] = (), cache: TextEmbeddingCache | None = None) -> np.ndarray:
-    """[K] float32 relevancy of ``prompt`` (against the negatives) for K unit CLIP features [K, D]
-    (the LQC code table, or one frame's mask features). cache: text embeddings of ``models.clip`` to
-    reuse (None: encode every phrase). Raises ValueError on an empty prompt or a cache of another model."""
+                     extra_negatives: Sequence[str] = (), cache: TextEmbeddingCache | None = None,
+                     unit_features: bool = False) -> np.ndarray:
+    """[K] float32 relevancy of ``prompt`` (against the negatives) for K CLIP features [K, D] (the LQC
+    code table, or one frame's mask features; ``unit_features``: they are unit vectors already, as
+    the code table's are). cache: text embeddings of ``models.clip`` to reuse (None: encode every
+    phrase). Raises ValueError on an empty prompt or a cache of another model."""
     if not prompt.strip():
         raise ValueError("empty prompt")
     if cache is not None and cache.clip is not models.clip:
@@ -78,7 +80,7 @@ def prompt_relevancy(features: torch.Tensor, models: Models, prompt: str, canoni
         texts = cache.embed(phrases)
     texts = texts.to(features.device)
     with torch.inference_mode():
-        return relevancy(features, texts[0], texts[1:]).cpu().numpy()
+        return relevancy(features, texts[0], texts[1:], unit_features=unit_features).cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ def scene_relevancy(codes: np.ndarray | CodeLevels, models: Models, prompt: str,
                     extra_negatives: Sequence[str] = (), cache: TextEmbeddingCache | None = None) -> SceneRelevancy:
     """codes: [N, L] int64 LQC code of each Gaussian per level, or the same arranged once per scene
     (:func:`code_levels`: saves a pass over every level per query); the rest as :func:`prompt_relevancy`."""
-    table = prompt_relevancy(models.code_features, models, prompt, canonical_negatives, extra_negatives, cache)  # [K]
+    table = prompt_relevancy(models.code_features, models, prompt, canonical_negatives, extra_negatives, cache,
+                             unit_features=True)  # [K]
     levels = codes if isinstance(codes, CodeLevels) else code_levels(codes)
     if levels.codes.size == 0:
         return SceneRelevancy(values=np.zeros(0, np.float32), level=0)

@@ -132,10 +132,19 @@ def intrinsics_to_camera_info(intrinsics: Intrinsics, header=None) -> CameraInfo
 
 def matrix_to_pose(matrix: np.ndarray) -> Pose:
     """Rigid [4, 4] transform -> Pose (position + unit quaternion x, y, z, w)."""
-    x, y, z, w = Rotation.from_matrix(np.asarray(matrix, dtype=np.float64)[:3, :3]).as_quat()
-    t = np.asarray(matrix, dtype=np.float64)[:3, 3]
-    return Pose(position=Point(x=float(t[0]), y=float(t[1]), z=float(t[2])),
-                orientation=Quaternion(x=float(x), y=float(y), z=float(z), w=float(w)))
+    return matrices_to_poses(np.asarray(matrix)[None])[0]
+
+
+def matrices_to_poses(matrices: np.ndarray) -> list[Pose]:
+    """Rigid transforms [K, 4, 4] -> K Poses, with one rotation conversion for all (a query answers
+    with a box and up to ``max_grasps`` grasps: scipy's per-call overhead would dominate)."""
+    matrices = np.asarray(matrices, dtype=np.float64).reshape(-1, 4, 4)
+    if len(matrices) == 0:
+        return []
+    quaternions = Rotation.from_matrix(matrices[:, :3, :3]).as_quat()  # [K, 4] x, y, z, w
+    return [Pose(position=Point(x=float(t[0]), y=float(t[1]), z=float(t[2])),
+                 orientation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])))
+            for t, q in zip(matrices[:, :3, 3], quaternions)]
 
 
 def pose_to_matrix(pose: Pose) -> np.ndarray:

@@ -1,13 +1,14 @@
 """Pack a :class:`~langscene_core.query.QueryResult` into the ``QueryObject`` service response."""
 from __future__ import annotations
 
+import numpy as np
 from geometry_msgs.msg import PoseStamped, Vector3
 from std_msgs.msg import Header
 
 from langscene.msg import GraspCandidate
 from langscene.srv import QueryObject
 from langscene_core.query import QueryResult
-from langscene_ros.convert import matrix_to_pose, numpy_to_pointcloud2
+from langscene_ros.convert import matrices_to_poses, matrix_to_pose, numpy_to_pointcloud2
 
 
 def fill_query_response(response: QueryObject.Response, result: QueryResult, header: Header) -> QueryObject.Response:
@@ -25,6 +26,7 @@ def fill_query_response(response: QueryObject.Response, result: QueryResult, hea
         response.object_pose.pose = matrix_to_pose(result.object_box.pose)
         x, y, z = (float(v) for v in result.object_box.extent)
         response.object_extent = Vector3(x=x, y=y, z=z)
-    response.grasps = [GraspCandidate(pose=PoseStamped(header=header, pose=matrix_to_pose(g.pose)),
-                                      score=float(g.score), width=float(g.width)) for g in result.grasps]
+    poses = matrices_to_poses(np.array([g.pose for g in result.grasps]))
+    response.grasps = [GraspCandidate(pose=PoseStamped(header=header, pose=pose), score=float(g.score),
+                                      width=float(g.width)) for g, pose in zip(result.grasps, poses)]
     return response

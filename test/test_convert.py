@@ -102,6 +102,16 @@ def test_pose_matrix_round_trip(quat, t):
     np.testing.assert_allclose(convert.pose_to_matrix(convert.matrix_to_pose(matrix)), matrix, atol=1e-9)
 
 
+def test_many_poses_convert_at_once_like_one_by_one():
+    rotations = Rotation.random(5, random_state=0).as_matrix()
+    matrices = np.tile(np.eye(4), (5, 1, 1))
+    matrices[:, :3, :3], matrices[:, :3, 3] = rotations, np.arange(15).reshape(5, 3)
+    poses = convert.matrices_to_poses(matrices)
+    assert len(poses) == 5 and convert.matrices_to_poses(np.zeros((0, 4, 4))) == []
+    for pose, matrix in zip(poses, matrices):
+        np.testing.assert_allclose(convert.pose_to_matrix(pose), matrix, atol=1e-9)
+
+
 def test_zero_quaternion_is_rejected():
     pose = convert.matrix_to_pose(np.eye(4))
     pose.orientation.w = 0.0

@@ -37,6 +37,8 @@ def test_matches_hand_computation_with_clip_texts():
     assert result.shape == (50,)
     assert torch.allclose(result.double(), expected, atol=1e-6)
     assert result[0] > 0.5 > result[1]
+    unit = F.normalize(features, dim=-1)
+    assert torch.allclose(relevancy(unit, query, negatives, unit_features=True), result, atol=1e-6)
 
 
 def test_relevancy_errors():
