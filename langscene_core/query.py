@@ -121,6 +121,27 @@ def best_cluster(labels: np.ndarray, weights: np.ndarray) -> int | None:
     return int(np.argmax(np.bincount(labels[valid], weights=weights[valid])))
 
 
+# counter-clockwise directions of the extreme points whose polygon _convex_hull discards points inside
+_OCTANTS = np.array([[1, 0], [1, 1], [0, 1], [-1, 1], [-1, 0], [-1, -1], [0, -1], [1, -1]], dtype=np.float64)
+
+
+def _convex_hull(xy: np.ndarray) -> ConvexHull:
+    """scipy's ConvexHull of 2D points [K, 2], computed on the points that can be its vertices.
+
+    Akl-Toussaint: points strictly inside the polygon of the extreme points in 8 directions are not
+    hull vertices. On an object's footprint that leaves a few percent of the points, and qhull's
+    time (2.3 ms for 7k points) drops accordingly; the hull is the same. Raises QhullError / ValueError
+    on degenerate input, as ConvexHull does."""
+    x, y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+    extremes = xy[[int(np.argmax(dx * x + dy * y)) for dx, dy in _OCTANTS]]
+    interior = np.ones(len(xy), dtype=bool)
+    for a, b in zip(extremes, np.roll(extremes, -1, axis=0)):
+        ex, ey = b - a
+        if ex or ey:  # strictly left of the counter-clockwise edge a -> b
+            interior &= ex * y - ey * x > ex * a[1] - ey * a[0] + 1e-12
+    return ConvexHull(xy[~interior])
+
+
 def _min_area_yaw(xy: np.ndarray) -> float:
     """Angle (rad) of the side of the minimum-area rectangle around 2D points [K, 2].
 
@@ -128,7 +149,8 @@ def _min_area_yaw(xy: np.ndarray) -> float:
     Degenerate (collinear or too few) points fall back to their principal direction.
     """
     try:
-        hull = xy[ConvexHull(xy).vertices]
+        hull = _convex_hull(xy)
+        hull = hull.points[hull.vertices]
     except (QhullError, ValueError):
         centred = xy - xy.mean(axis=0)
         direction = np.linalg.eigh(centred.T @ centred)[1][:, -1]
@@ -383,7 +405,7 @@ def _within_footprint(body: np.ndarray, queries: np.ndarray, margin: float) -> n
     if len(queries) == 0 or len(body) < 3:
         return np.zeros(len(queries), dtype=bool)
     try:
-        edges = ConvexHull(body).equations  # [F, 3]: outward unit normal, offset; inside is <= 0
+        edges = _convex_hull(body).equations  # [F, 3]: outward unit normal, offset; inside is <= 0
     except QhullError:
         return np.zeros(len(queries), dtype=bool)
     return np.all(queries @ edges[:, :2].T + edges[:, 2] <= margin, axis=1)

@@ -261,3 +261,18 @@ def test_tall_object_relevant_on_its_top_only_grows_down_to_the_table_and_loses_
     result = query_object(relevancy, scene.means, scene.colors, QUERY, GRASP, scene.normals)
     assert np.linalg.norm(result.object_box.pose[:3, 3] - tall.centre) < 0.01
     np.testing.assert_allclose(result.object_box.extent, [0.1, 0.1, 0.2], atol=0.01)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_footprint_hull_from_the_candidate_vertices_is_scipys_hull(seed):
+    from scipy.spatial import ConvexHull
+
+    from langscene_core.query import _convex_hull
+    rng = np.random.default_rng(seed)
+    angle, radius = rng.uniform(0, 2 * np.pi, 3000), np.sqrt(rng.uniform(0, 1, 3000))
+    shapes = (np.stack([radius * np.cos(angle), radius * np.sin(angle)], 1) * 0.05,  # a disc
+              rng.uniform(0, 0.1, (3000, 2)) * [1.0, 0.3],  # a box footprint
+              np.round(rng.uniform(0, 1, (500, 2)) * 10) / 10)  # a grid: collinear and repeated points
+    for xy in shapes:
+        expected, hull = ConvexHull(xy), _convex_hull(xy)
+        assert {tuple(p) for p in hull.points[hull.vertices]} == {tuple(p) for p in xy[expected.vertices]}
