@@ -101,7 +101,13 @@ def close_gripper(points: np.ndarray, target: np.ndarray, normals: np.ndarray, s
     return ClosedGripper(*arrays)
 
 
-@numba.njit(cache=True, nogil=True)
+_C2 = numba.float64[:, ::1]
+_SIGNATURE = (_C2, numba.boolean[::1], _C2, numba.boolean[::1], numba.float64[:, :, ::1], _C2, numba.float64[::1],
+              _C2, numba.float64[::1]) + (numba.float64,) * len(GripperBox.__dataclass_fields__)
+
+
+# compiled when this module is first imported (or loaded from numba's cache), not on the first query
+@numba.njit(_SIGNATURE, cache=True, nogil=True)
 def _close_kernel(points, target, normals, smooth, rotations, origins, fixed, support_axes, support_heights,
                   half_y, m, tol, cone_cos, x_reach, z_lo, z_hi, palm_back, finger_depth, palm_margin,
                   finger_thickness, clearance, max_width, max_contact, half_x_open, depth_clearance, depth_limit):

@@ -67,13 +67,17 @@ def points_in_box(points: np.ndarray, lo: np.ndarray, hi: np.ndarray, excluded: 
     points = np.ascontiguousarray(points)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"points must be [N, 3], got shape {points.shape}")
-    excluded = np.zeros(len(points), dtype=bool) if excluded is None else np.asarray(excluded, dtype=bool)
+    if points.dtype not in (np.float32, np.float64):
+        points = points.astype(np.float64)
+    excluded = np.zeros(len(points), dtype=bool) if excluded is None else np.ascontiguousarray(excluded, dtype=bool)
     if excluded.shape != (len(points),):
         raise ValueError(f"excluded must be [{len(points)}], got shape {excluded.shape}")
     return _in_box(points, np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64), excluded)
 
 
-@numba.njit(cache=True, nogil=True)
+# compiled when this module is first imported (or loaded from numba's cache), for both point dtypes
+@numba.njit([(points, numba.float64[::1], numba.float64[::1], numba.boolean[::1])
+             for points in (numba.float32[:, ::1], numba.float64[:, ::1])], cache=True, nogil=True)
 def _in_box(points, lo, hi, excluded):
     # branchless (every index stored, the count advanced by the test): 3x faster than an if on this
     # data, where the box holds a few percent of the points
