@@ -212,7 +212,8 @@ def object_box(points: np.ndarray, config: QueryConfig) -> ObjectBox:
     else:
         raise ValueError(f"query.box_alignment must be 'gravity' or 'free', got {config.box_alignment!r}")
     local = points @ rotation
-    lo, hi = np.quantile(local, [config.box_quantile, 1.0 - config.box_quantile], axis=0)
+    # per axis: numpy's quantile along the long axis of [K, 3] is several times slower
+    lo, hi = np.array([np.quantile(column, [config.box_quantile, 1.0 - config.box_quantile]) for column in local.T]).T
     pose = np.eye(4)
     pose[:3, :3] = rotation
     pose[:3, 3] = rotation @ ((lo + hi) / 2)
