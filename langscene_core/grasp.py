@@ -33,7 +33,7 @@ import open3d as o3d
 from scipy.spatial import cKDTree
 
 from langscene_core.config import GraspConfig
-from langscene_core.grasp_closing import ClosedGripper, GripperBox, close_gripper
+from langscene_core.grasp_kernels import ClosedGripper, GripperBox, close_gripper, farthest_on_lines
 from langscene_core.voxel import group_by_voxel
 
 _BATCH = 16  # candidates closed per kernel call; planning stops after the batch that completes max_grasps
@@ -128,21 +128,9 @@ def _antipodal_pairs(points: np.ndarray, normals: np.ndarray, smooth: np.ndarray
     rng = np.random.default_rng(0)  # fixed seed: the same scene gives the same grasps
     first = candidates if len(candidates) <= config.contact_samples else np.sort(
         rng.choice(candidates, size=config.contact_samples, replace=False))
-    inward = -normals[first]  # [K, 3] closing direction of the first finger
-    # offsets of every point from each first contact, along its closing line and off it, from
-    # matrix products ([K, M]; no [K, M, 3] temporary): |p - q|^2 = |p|^2 + |q|^2 - 2 p.q, with the
-    # points centred on their mean so that the squares stay small
-    centred = points - points.mean(axis=0)
-    square = np.einsum("mc,mc->m", centred, centred)
-    along = inward @ centred.T - np.einsum("kc,kc->k", inward, centred[first])[:, None]
-    off_line_sq = square[None, :] + square[first, None] - 2.0 * (centred[first] @ centred.T) - along ** 2
-    on_line = off_line_sq <= config.contact_tolerance ** 2
-    # The first contact must be the outermost object point on its side of the line ...
-    outermost = ~np.any(on_line & (along < -config.contact_tolerance), axis=1)
-    # ... and the opposite finger first touches the farthest object point on the line.
-    far_along = np.where(on_line, along, -np.inf)
-    second = np.argmax(far_along, axis=1)
-    reach = far_along[np.arange(len(first)), second]
+    # The first contact must be the outermost object point on its side of its closing line, and the
+    # opposite finger first touches the farthest object point on the line.
+    second, reach, outermost = farthest_on_lines(points, -normals[first], first, config.contact_tolerance)
     max_contact_width = _max_contact_width(config)
     keep = outermost & smooth[second] & (reach > config.contact_tolerance) & (reach <= max_contact_width)
     first, second = first[keep], second[keep]
