@@ -34,7 +34,7 @@ from scipy.spatial import cKDTree
 
 from langscene_core.config import GraspConfig
 from langscene_core.grasp_kernels import ClosedGripper, GripperBox, close_gripper, farthest_on_lines
-from langscene_core.voxel import group_by_voxel
+from langscene_core.voxel import bounds, group_by_voxel
 
 _BATCH = 16  # candidates closed per kernel call; planning stops after the batch that completes max_grasps
 _CLEARANCE = 0.001  # metres beyond collision_margin kept by the deepest clear fingertip position
@@ -361,6 +361,8 @@ def _ranked_candidates(points: np.ndarray, rel: np.ndarray, normals: np.ndarray,
     weight = ((rel[first] + rel[second]) / 2.0)[:, None] * preference
     score = antipodality[:, None] * weight
     pair, direction = np.nonzero(valid)
+    if len(pair) == 0:  # no approach within max_approach_angle_deg
+        return _Candidates(poses=np.zeros((0, 4, 4)), weights=np.zeros(0), scores=np.zeros(0))
     order = np.argsort(-score[pair, direction], kind="stable")
     pair, direction = pair[order], direction[order]
     # Near-duplicates (same origin cell and approach bin) would mostly share their fate in the
@@ -368,7 +370,10 @@ def _ranked_candidates(points: np.ndarray, rel: np.ndarray, normals: np.ndarray,
     midpoints = (points[first[pair]] + points[second[pair]]) / 2
     cells = np.floor(midpoints / config.nms_distance).astype(np.int64)
     bins = np.rint(approach[pair, direction] / np.sin(np.radians(config.nms_angle_deg))).astype(np.int64)
-    _, distinct = np.unique(np.concatenate([cells, bins], axis=1), axis=0, return_index=True)
+    rows = np.concatenate([cells, bins], axis=1)
+    lo, hi = bounds(rows)
+    # one integer per (cell, bin) row: a 1D unique is several times faster than unique rows (axis=0)
+    _, distinct = np.unique(np.ravel_multi_index((rows - lo).T, hi - lo + 1), return_index=True)
     keep = np.sort(distinct)[:config.max_candidates]
     pair, direction = pair[keep], direction[keep]
     z, x = approach[pair, direction], closing[pair]

@@ -12,7 +12,7 @@ when that is read-only), so only the first process after an install compiles.
 """
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
 
 import numba
 import numpy as np
@@ -99,7 +99,7 @@ def close_gripper(points: np.ndarray, target: np.ndarray, normals: np.ndarray, s
     arrays = _close_kernel(np.ascontiguousarray(points, dtype=np.float64), np.ascontiguousarray(target),
                            np.ascontiguousarray(normals, dtype=np.float64), np.ascontiguousarray(smooth),
                            rotations, origins, np.asarray(fixed_depths, dtype=np.float64), axes, heights,
-                           *astuple(box))
+                           *(getattr(box, field.name) for field in fields(box)))  # astuple deep-copies: slow
     return ClosedGripper(*arrays)
 
 
