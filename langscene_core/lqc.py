@@ -9,9 +9,9 @@ x [N, 512] unit CLIP feature -> encoder -> z_e [N, D=3] in (-1, 1) -> nearest of
 
 weighted 1, 0.2, 0.5 (Eq. 6; ``LqcTrainConfig``). Squared norms are summed, as the equations write
 them: over feature channels (Eq. 3, 4) and over the T texts (Eq. 5), then averaged over the batch.
-(Averaging Eq. 5 over the texts instead made it about T times weaker than Eq. 3: with the 104 texts of
-the bundled model's vocabulary, names whose features sit close to a neighbour's (same colour, other
-shape) lost their relevancy through the round trip; see langscene_core/assets/README.md.) Codes unused for ``restart_every`` steps are moved onto random encoder outputs of the
+(Averaging Eq. 5 over the texts made it T times weaker than written; with the bundled model's 104
+texts the sum keeps more names above relevancy 0.5 through the round trip: langscene_core/assets/
+README.md.) Codes unused for ``restart_every`` steps are moved onto random encoder outputs of the
 current batch (dead-code restarts); the first restart, at step 0, initialises the codebook from data.
 
 With ``quantized=False`` the same networks form a plain autoencoder with a continuous 3-d bottleneck
