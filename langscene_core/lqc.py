@@ -7,9 +7,11 @@ x [N, 512] unit CLIP feature -> encoder -> z_e [N, D=3] in (-1, 1) -> nearest of
 * codebook (dictionary learning) ||sg(z_e) - z_q||^2 (Eq. 4),
 * text activation ||x_hat T^T - x T^T||^2 over text embeddings T (Eq. 5),
 
-weighted 1, 0.2, 0.5 (Eq. 6; ``LqcTrainConfig``). Squared norms are summed over feature channels
-(texts: averaged over the T texts, so the weight does not depend on how many there are) and averaged
-over the batch. Codes unused for ``restart_every`` steps are moved onto random encoder outputs of the
+weighted 1, 0.2, 0.5 (Eq. 6; ``LqcTrainConfig``). Squared norms are summed, as the equations write
+them: over feature channels (Eq. 3, 4) and over the T texts (Eq. 5), then averaged over the batch.
+(Averaging Eq. 5 over the texts made it T times weaker than written; with the bundled model's 104
+texts the sum keeps more names above relevancy 0.5 through the round trip: langscene_core/assets/
+README.md.) Codes unused for ``restart_every`` steps are moved onto random encoder outputs of the
 current batch (dead-code restarts); the first restart, at step 0, initialises the codebook from data.
 
 With ``quantized=False`` the same networks form a plain autoencoder with a continuous 3-d bottleneck
@@ -33,6 +35,7 @@ from torch import nn
 
 from langscene_core.clip import BUNDLED_PREFIX, bundled_path, resolve_device
 from langscene_core.config import LqcTrainConfig, from_dict, to_dict
+from langscene_core.relevancy import relevancy
 
 CHECKPOINT_FILE = "lqc.safetensors"  # name inside a bundled model directory
 FORMAT = "langscene-lqc-1"
@@ -136,7 +139,7 @@ def lqc_losses(model: LQC, x: torch.Tensor, texts: torch.Tensor | None) -> dict[
     zero = x.new_zeros(())
     reconstruction = (x - out["x_hat"]).pow(2).sum(dim=1).mean()
     codebook = (out["z_e"].detach() - out["z_q"]).pow(2).sum(dim=1).mean() if config.quantized else zero
-    text = ((out["x_hat"] - x) @ texts.T).pow(2).mean(dim=1).mean() if texts is not None and len(texts) else zero
+    text = ((out["x_hat"] - x) @ texts.T).pow(2).sum(dim=1).mean() if texts is not None and len(texts) else zero
     total = (config.weight_reconstruction * reconstruction + config.weight_codebook * codebook
              + config.weight_text * text)
     return {"reconstruction": reconstruction, "codebook": codebook, "text": text, "total": total,
@@ -218,6 +221,50 @@ def reconstruction_metrics(model: LQC, features: torch.Tensor, texts: torch.Tens
     texts = F.normalize(texts.float(), dim=-1)
     same = (x @ texts.T).argmax(dim=1) == (x_hat @ texts.T).argmax(dim=1)
     return {"mean_cosine": float((x * x_hat).sum(dim=1).mean()), "text_match": float(same.float().mean())}
+
+
+@dataclass(frozen=True)
+class NameRoundTrip:
+    """Per name, how often a feature of that name keeps it through the round trip.
+
+    count: [T] int64 features per name. clip, round_trip: [T] float32 fraction of them whose right name
+    has relevancy > ``threshold`` on the original feature x and on decode(encode(x)); NaN where count is 0.
+    """
+
+    count: torch.Tensor
+    clip: torch.Tensor
+    round_trip: torch.Tensor
+
+    def overall(self) -> tuple[float, float]:
+        """(clip, round trip) fraction over all features, names weighted by their counts."""
+        seen = self.count > 0
+        weights = self.count[seen].float() / self.count[seen].sum()
+        return float((self.clip[seen] * weights).sum()), float((self.round_trip[seen] * weights).sum())
+
+
+@torch.no_grad()
+def name_round_trip(model: LQC, features: torch.Tensor, labels: torch.Tensor, names: torch.Tensor,
+                    negatives: torch.Tensor, threshold: float = 0.5) -> NameRoundTrip:
+    """Name-by-name round-trip check: the LERF relevancy (``langscene_core.relevancy``, the query
+    path's formula) of each feature's right name against the negatives, before and after
+    decode(encode(x)). Mean cosine hides a name whose features all decode near another name's; this
+    does not.
+
+    features: [N, F]; labels: [N] int64 row of ``names`` each feature shows; names: [T, F] and
+    negatives: [K, F] text embeddings.
+    """
+    if labels.shape != (features.shape[0],) or (len(labels) and (labels.min() < 0 or labels.max() >= len(names))):
+        raise ValueError(f"labels must be [N={features.shape[0]}] rows of names [T={len(names)}], "
+                         f"got {tuple(labels.shape)}")
+    decoded = model.decode(model.encode(features))
+    count = torch.bincount(labels, minlength=len(names))
+    clip = torch.full((len(names),), float("nan"))
+    round_trip = clip.clone()
+    for t in torch.nonzero(count).flatten().tolist():
+        rows = labels == t
+        clip[t] = (relevancy(features[rows], names[t], negatives) > threshold).float().mean()
+        round_trip[t] = (relevancy(decoded[rows], names[t], negatives) > threshold).float().mean()
+    return NameRoundTrip(count, clip, round_trip)
 
 
 def save_lqc(model: LQC, path: str | Path) -> Path:

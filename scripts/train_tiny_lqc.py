@@ -3,10 +3,17 @@
 langscene_core/assets/tiny-lqc/lqc.safetensors.
 
 Renders random scenes (training and held-out seeds) once into ``--cache``, computes the pipeline's mask
-features with ``--clip`` (s/m/l felzenszwalb masks, one CLIP feature per mask), trains the LQC with
+features with ``--clip`` (s/m/l felzenszwalb masks, one CLIP feature per mask) plus the features of every
+object's whole mask (``--object-copies`` copies of them join the corpus: see below), trains the LQC with
 ``langscene_core.lqc.train_lqc`` (settings ``models.lqc_train`` of the config, text-activation loss over
-the world's caption vocabulary and the canonical negatives), reports reconstruction cosine on the
-held-out scenes, and writes ``training.json`` next to the checkpoint. Seeded.
+the world's caption vocabulary and the canonical negatives), reports on the held-out scenes the
+reconstruction cosine and, name by name, how often the right object name keeps LERF relevancy > 0.5
+through the round trip (``langscene_core.lqc.name_round_trip``), and writes ``training.json`` next to
+the checkpoint. Seeded. ``--evaluate-only CHECKPOINT`` measures an existing compressor the same way.
+
+Whole-object masks: felzenszwalb splits shaded objects (a cylinder's side and top) into pieces, so the
+features a name query must match, those of whole objects, are rare in a corpus of its masks alone; the
+paper's mapper (SAM2) gives whole objects and its LQC is trained on COCO, where they abound.
 
     scripts/train_tiny_lqc.py --cache /work/cache/tiny-lqc
 """
@@ -18,6 +25,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -26,15 +34,20 @@ sys.path.insert(0, str(REPO))
 
 from langscene_core.clip import encode_text, load_clip  # noqa: E402
 from langscene_core.config import DEFAULT_CONFIG_PATH, load_config, to_dict  # noqa: E402
-from langscene_core.lqc import CHECKPOINT_FILE, load_lqc, reconstruction_metrics, save_lqc, train_lqc  # noqa: E402
+from langscene_core.lqc import (CHECKPOINT_FILE, LQC, load_lqc, name_round_trip, reconstruction_metrics,  # noqa: E402
+                                save_lqc, train_lqc)
 from langscene_core.masks import make_mask_mapper  # noqa: E402
-from langscene_core.training.crops import render_views  # noqa: E402
-from langscene_core.training.lqc_corpus import mask_feature_corpus  # noqa: E402
+from langscene_core.training.crops import ViewSet, render_views  # noqa: E402
+from langscene_core.training.lqc_corpus import LabelledFeatures, labelled_mask_corpus, object_features  # noqa: E402
 from langscene_core.training.tiny_clip import CANONICAL_NEGATIVES  # noqa: E402
 from langscene_core.training.vocabulary import (COLOR_TEMPLATES, SUBJECT_COLORS, SUBJECT_SHAPES,  # noqa: E402
                                                 name_captions, subject_combos)
+from langscene_core.world import SHAPES  # noqa: E402
 
 EVAL_SEED_OFFSET = 2_000_000  # held-out scenes use seeds far from the training ones
+OBJECT_MIN_PIXELS = 25  # training: whole-object masks at least this large (crops.MIN_PIXELS)
+EVAL_MIN_PIXELS = 80  # per-name check: objects at least this visible (as tiny-clip's evaluation)
+WORST = 10  # names listed in the per-name report
 
 
 def vocabulary_texts() -> list[str]:
@@ -44,27 +57,62 @@ def vocabulary_texts() -> list[str]:
         + list(CANONICAL_NEGATIVES)
 
 
-def cached_corpus(path: Path, clip, seeds: range, views: int, mapper) -> torch.Tensor:
+def object_names() -> list[str]:
+    """Every colour x shape object name, row ``color * len(SHAPES) + shape``."""
+    return [f"{c} {s}" for c in SUBJECT_COLORS for s in SHAPES]
+
+
+def cached(path: Path, build: Callable[[], LabelledFeatures]) -> LabelledFeatures:
     if path.is_file():
-        return torch.load(path)
-    corpus = mask_feature_corpus(clip, render_views(seeds, views, exclude_held_out=False), mapper)
-    torch.save(corpus, path)
+        return LabelledFeatures(**torch.load(path))
+    corpus = build()
+    torch.save(dataclasses.asdict(corpus), path)
     return corpus
+
+
+def cached_views(path: Path, seeds: range, views: int) -> ViewSet:
+    if path.is_file():
+        return ViewSet.load(path)
+    rendered = render_views(seeds, views, exclude_held_out=False)
+    rendered.save(path)
+    return rendered
+
+
+def name_report(model: LQC, data: LabelledFeatures, names: torch.Tensor, negatives: torch.Tensor) -> dict:
+    """Per-name round trip of the object features of ``data`` (see ``name_round_trip``), summarised:
+    overall fractions (CLIP alone, round trip), names below 50 % and the WORST names."""
+    objects = data.subset(data.objects)
+    result = name_round_trip(model, objects.features, objects.color * len(SHAPES) + objects.shape, names, negatives)
+    seen = torch.nonzero(result.count).flatten()
+    order = seen[result.round_trip[seen].argsort()]
+    labels = object_names()
+    clip, round_trip = result.overall()
+    return {"features": len(objects), "names": len(seen), "clip": round(clip, 4), "round_trip": round(round_trip, 4),
+            "names_below_half": int((result.round_trip[seen] < 0.5).sum()),
+            "worst": [[labels[t], int(result.count[t]), round(float(result.clip[t]), 3),
+                       round(float(result.round_trip[t]), 3)] for t in order[:WORST].tolist()],
+            "worst_columns": ["name", "features", "clip", "round_trip"]}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", type=Path, required=True, help="directory for the feature corpora")
+    parser.add_argument("--cache", type=Path, required=True, help="directory for rendered views and feature corpora")
     parser.add_argument("--out", type=Path, default=REPO / "langscene_core/assets/tiny-lqc" / CHECKPOINT_FILE)
     parser.add_argument("--clip", default="bundled:tiny-clip", help="CLIP weights whose features are compressed")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
     parser.add_argument("--train-scenes", type=int, default=100)
-    parser.add_argument("--eval-scenes", type=int, default=20)
+    parser.add_argument("--eval-scenes", type=int, default=60)
     parser.add_argument("--views", type=int, default=4, help="random views per scene")
+    parser.add_argument("--object-copies", type=int, default=4,
+                        help="copies of the training views' whole-object mask features added to the corpus")
     parser.add_argument("--steps", type=int, default=None, help="default models.lqc_train.steps")
+    parser.add_argument("--evaluate-only", default=None, metavar="CHECKPOINT",
+                        help="measure this compressor on the held-out scenes instead of training one")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if args.object_copies < 0:
+        parser.error("--object-copies must be >= 0")
     torch.set_num_threads(args.threads)
     config = load_config(args.config)
     train_config = dataclasses.replace(config.models.lqc_train, seed=args.seed,
@@ -75,32 +123,56 @@ def main() -> int:
 
     start = time.perf_counter()
     tag = f"{args.clip.replace(':', '-').replace('/', '_')}_v{args.views}"
-    train = cached_corpus(args.cache / f"train_s{args.seed}_n{args.train_scenes}_{tag}.pt", clip,
-                          range(args.seed * 100_000, args.seed * 100_000 + args.train_scenes), args.views, mapper)
-    held_out = cached_corpus(args.cache / f"eval_n{args.eval_scenes}_{tag}.pt", clip,
-                             range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + args.eval_scenes), args.views, mapper)
+    eval_views = cached_views(args.cache / f"eval_views_n{args.eval_scenes}_v{args.views}.npz",
+                              range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + args.eval_scenes), args.views)
+    held_out = cached(args.cache / f"eval_masks_n{args.eval_scenes}_{tag}.pt",
+                      lambda: labelled_mask_corpus(clip, eval_views, mapper))
+    held_out_objects = cached(args.cache / f"eval_objects_n{args.eval_scenes}_{tag}.pt",
+                              lambda: object_features(clip, eval_views, EVAL_MIN_PIXELS))
+    if args.evaluate_only is None:
+        seeds = range(args.seed * 100_000, args.seed * 100_000 + args.train_scenes)
+        train_views = cached_views(args.cache / f"train_views_s{args.seed}_n{args.train_scenes}_v{args.views}.npz",
+                                   seeds, args.views)
+        train_tag = f"s{args.seed}_n{args.train_scenes}_{tag}"
+        train_masks = cached(args.cache / f"train_masks_{train_tag}.pt",
+                             lambda: labelled_mask_corpus(clip, train_views, mapper))
+        train_objects = cached(args.cache / f"train_objects_{train_tag}.pt",
+                               lambda: object_features(clip, train_views, OBJECT_MIN_PIXELS))
+        train = torch.cat([train_masks.features] + [train_objects.features] * args.object_copies)
     corpus_s = time.perf_counter() - start
     texts = encode_text(clip, vocabulary_texts()).cpu()
-    print(json.dumps({"train_features": len(train), "held_out_features": len(held_out), "corpus_s": round(corpus_s, 1)}),
-          flush=True)
+    names = encode_text(clip, object_names()).cpu()
+    negatives = encode_text(clip, list(CANONICAL_NEGATIVES)).cpu()
 
-    start = time.perf_counter()
-    result = train_lqc(train, texts, train_config,
-                       progress=lambda step, losses: print(json.dumps({"step": step, **losses}), flush=True))
-    train_s = time.perf_counter() - start
-    save_lqc(result.model, args.out)
-    model = load_lqc(args.out)  # evaluate exactly what ships
-    metrics = {"held_out": reconstruction_metrics(model, held_out, texts),
-               "train": reconstruction_metrics(model, train[:20000], texts),
-               "codes_used_held_out": int(model.code_of(model.encode(held_out)).unique().numel())}
+    train_s, restarted = 0.0, 0
+    if args.evaluate_only is None:
+        print(json.dumps({"train_features": len(train), "held_out_features": len(held_out),
+                          "corpus_s": round(corpus_s, 1)}), flush=True)
+        start = time.perf_counter()
+        result = train_lqc(train, texts, train_config,
+                           progress=lambda step, losses: print(json.dumps({"step": step, **losses}), flush=True))
+        train_s, restarted = time.perf_counter() - start, result.restarted
+        save_lqc(result.model, args.out)
+    model = load_lqc(args.out if args.evaluate_only is None else args.evaluate_only)  # evaluate what ships
+    metrics = {"held_out": reconstruction_metrics(model, held_out.features, texts),
+               "codes_used_held_out": int(model.code_of(model.encode(held_out.features)).unique().numel()),
+               "names_objects": name_report(model, held_out_objects, names, negatives),
+               "names_masks": name_report(model, held_out, names, negatives)}
+    if args.evaluate_only is None:
+        metrics["train"] = reconstruction_metrics(model, train_masks.features[:20000], texts)
     record = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "threads": args.threads,
-              "clip": args.clip, "train": to_dict(train_config),
-              "data": {"train_scenes": args.train_scenes, "eval_scenes": args.eval_scenes, "views_per_scene": args.views,
-                       "train_features": len(train), "held_out_features": len(held_out),
+              "clip": args.clip, "metrics": metrics,
+              "data": {"eval_scenes": args.eval_scenes, "views_per_scene": args.views,
+                       "held_out_features": len(held_out), "held_out_objects": len(held_out_objects),
                        "masks": to_dict(config.models.masks), "texts": len(texts)},
-              "seconds": {"corpus_s": round(corpus_s, 1), "train_s": round(train_s, 1)},
-              "codes_restarted": result.restarted, "metrics": metrics}
-    (args.out.parent / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+              "seconds": {"corpus_s": round(corpus_s, 1), "train_s": round(train_s, 1)}}
+    if args.evaluate_only is None:
+        record["train"] = to_dict(train_config)
+        record["data"].update(train_scenes=args.train_scenes, train_mask_features=len(train_masks),
+                              train_object_features=len(train_objects), object_copies=args.object_copies,
+                              train_features=len(train))
+        record["codes_restarted"] = restarted
+        (args.out.parent / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps({"metrics": metrics}), flush=True)
     return 0
 

@@ -8,9 +8,12 @@ import torch.nn.functional as F
 
 from langscene_core import clip as clip_module
 from langscene_core.config import LqcTrainConfig
-from langscene_core.lqc import (CHECKPOINT_FILE, LQC, load_lqc, lqc_losses, reconstruction_metrics,
+from langscene_core.lqc import (CHECKPOINT_FILE, LQC, load_lqc, lqc_losses, name_round_trip, reconstruction_metrics,
                                 restart_dead_codes, save_lqc, train_lqc)
-from language_helpers import clustered_corpus
+from langscene_core.masks import FelzenszwalbMasks
+from langscene_core.training.crops import render_views
+from langscene_core.training.lqc_corpus import labelled_mask_corpus, mask_feature_corpus, object_features
+from language_helpers import clustered_corpus, tiny_clip
 
 SMALL = LqcTrainConfig(feature_dim=64, codebook_size=128, hidden_dims=(32,))
 
@@ -36,10 +39,10 @@ def test_losses_follow_equations_3_to_6():
     assert torch.equal(losses["codes"], codes)
     rec = ((x - x_hat) ** 2).sum(dim=1).mean()
     emb = ((z_e - z_q) ** 2).sum(dim=1).mean()
-    text = ((x_hat @ texts.T - x @ texts.T) ** 2).mean()
+    text = ((x_hat @ texts.T - x @ texts.T) ** 2).sum(dim=1).mean()  # squared norm over the texts
     assert torch.allclose(losses["reconstruction"], rec, atol=1e-6)
     assert torch.allclose(losses["codebook"], emb, atol=1e-6)
-    assert torch.allclose(losses["text"], text, atol=1e-7)
+    assert torch.allclose(losses["text"], text, atol=1e-6)
     assert torch.allclose(losses["total"], 1.0 * rec + 0.2 * emb + 0.5 * text, atol=1e-6)
 
 
@@ -138,3 +141,40 @@ def test_training_input_errors():
         train_lqc(torch.zeros(10, 32), None, SMALL)
     with pytest.raises(ValueError, match=r"texts must be \[T, 64\]"):
         train_lqc(torch.randn(10, 64), torch.zeros(3, 8), SMALL)
+
+
+def test_name_round_trip_counts_the_names_a_compressor_keeps():
+    """A compressor that decodes everything to name 0 keeps name 0 and loses names 1-3; name 4 has no
+    features. Features are their name plus a little of the negative: relevant before the round trip."""
+    names, negatives = torch.eye(64)[:5], torch.eye(64)[5:6]
+    labels = torch.arange(4).repeat_interleave(5)
+    features = F.normalize(names[labels] + 0.1 * negatives, dim=1)
+    model = small_model().eval()
+    with torch.no_grad():
+        model.decoder[-1].weight.zero_()
+        model.decoder[-1].bias.copy_(names[0])
+    result = name_round_trip(model, features, labels, names, negatives)
+    assert result.count.tolist() == [5, 5, 5, 5, 0]
+    assert result.clip[:4].tolist() == [1.0] * 4 and result.round_trip[:4].tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert result.clip[4].isnan() and result.round_trip[4].isnan()
+    assert result.overall() == pytest.approx((1.0, 0.25))
+    with pytest.raises(ValueError, match="rows of names"):
+        name_round_trip(model, features, labels + 1, names[:4], negatives)
+
+
+def test_feature_corpora_carry_the_subject_of_each_mask(one_torch_thread):
+    views = render_views(range(3), 1, exclude_held_out=False)
+    clip, mapper = tiny_clip(), FelzenszwalbMasks()
+    masks = labelled_mask_corpus(clip, views, mapper)
+    assert torch.equal(masks.features, mask_feature_corpus(clip, views, mapper))
+    table = views.shape[0, 0]
+    labelled = masks.color >= 0
+    assert torch.equal(labelled, masks.shape >= 0) and 0 < int(labelled.sum()) < len(masks)
+    assert bool((masks.shape[labelled] == table).any()) and bool(masks.objects.any())
+    subjects = {(int(c), int(s)) for c, s in zip(views.color.flatten(), views.shape.flatten()) if c >= 0}
+    assert {(int(c), int(s)) for c, s in zip(masks.color[labelled], masks.shape[labelled])} <= subjects
+    objects = object_features(clip, views, 80)
+    expected = [(int(views.color[v, k]), int(views.shape[v, k])) for v in range(3) for k in range(1, 16)
+                if (views.ids[v] == k).sum() >= 80]
+    assert list(zip(objects.color.tolist(), objects.shape.tolist())) == expected
+    assert bool(objects.objects.all()) and objects.features.shape == (len(expected), 32)
