@@ -1,9 +1,14 @@
 """Keyframe-interpolation video diffusion on the CogVideoX architecture (paper section 3.2).
 
-The model generates a T-frame video whose first and last frames are given. The condition video is the
-first and last frame, each VAE-encoded on its own, placed at latent time 0 and -1 with zeros between;
-it is concatenated on the channel axis with the noise latent, so the transformer's ``in_channels`` is
-twice the VAE's latent channels (the CogVideoX image-to-video layout, extended by a last frame).
+The model generates a T-frame video whose first and last frames are given. The condition video is
+concatenated on the channel axis with the noise latent, so the transformer's ``in_channels`` is twice
+the VAE's latent channels (the CogVideoX image-to-video layout, extended by a last frame). What the
+condition holds is a stored property of the pipeline (``condition`` in model_index.json):
+- ``keyframes`` (CogVideoX-I2V style, the default of checkpoints that do not name one): the first and
+  last frame, each VAE-encoded on its own, at latent time 0 and -1 with zeros between;
+- ``cross_fade`` (the small models trained here): the VAE encoding of the keyframes' linear cross-fade,
+  so the model sees where the in-between frames start from and learns the correction (ghosting ->
+  moved objects). With a per-frame VAE its ends are exactly the encoded keyframes.
 
 Tensors use diffusers' video layouts:
 - pixel video: [B, 3, T, H, W] float in [-1, 1] (VAE input/output);
@@ -31,6 +36,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import T5EncoderModel, T5Tokenizer
 
 DEFAULT_PROMPT = "a 3D consistent video scene"  # the fixed prompt of the reference implementation
+CONDITIONS = ("keyframes", "cross_fade")  # what the condition latents hold (see the module docstring)
 
 
 @dataclass
@@ -49,6 +55,9 @@ def cross_fade_video(first: torch.Tensor, last: torch.Tensor, num_frames: int) -
 class TrimapPipeline(DiffusionPipeline):
     """First+last keyframe interpolation with classifier-free guidance.
 
+    ``condition`` (one of CONDITIONS) chooses what the transformer is conditioned on; it must be the one
+    the transformer was trained with, so it is saved with the pipeline.
+
     Loads with ``TrimapPipeline.from_pretrained(directory, dtype=...)`` from a diffusers layout
     (model_index.json + tokenizer/, text_encoder/, vae/, transformer/, scheduler/); GPU users can call the
     inherited ``enable_model_cpu_offload()``, ``enable_sequential_cpu_offload()`` and
@@ -59,10 +68,13 @@ class TrimapPipeline(DiffusionPipeline):
 
     def __init__(self, tokenizer: T5Tokenizer, text_encoder: T5EncoderModel, vae: AutoencoderKLCogVideoX,
                  transformer: CogVideoXTransformer3DModel,
-                 scheduler: CogVideoXDDIMScheduler | CogVideoXDPMScheduler):
+                 scheduler: CogVideoXDDIMScheduler | CogVideoXDPMScheduler, condition: str = "keyframes"):
         super().__init__()
+        if condition not in CONDITIONS:
+            raise ValueError(f"condition={condition!r}: expected one of {CONDITIONS}")
         self.register_modules(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
                               scheduler=scheduler)
+        self.register_to_config(condition=condition)  # saved in model_index.json, read back by from_pretrained
         if transformer.config.in_channels != 2 * vae.config.latent_channels:
             raise ValueError(f"transformer in_channels ({transformer.config.in_channels}) must be twice the VAE "
                              f"latent channels ({vae.config.latent_channels}): noise and condition are concatenated")
@@ -147,10 +159,13 @@ class TrimapPipeline(DiffusionPipeline):
         return video
 
     def condition_latents(self, first: torch.Tensor, last: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """Condition video latents [B, F, C, h, w]: encoded first frame, zeros, encoded last frame.
+        """Condition video latents [B, F, C, h, w]: ``keyframes``: encoded first frame, zeros, encoded last
+        frame; ``cross_fade``: the encoded linear cross-fade of the two over ``num_frames`` frames.
 
         first, last: [B, 3, H, W] in [-1, 1].
         """
+        if self.config.condition == "cross_fade":
+            return self.encode_video(cross_fade_video(first, last, num_frames))
         first_latent = self.encode_video(first.unsqueeze(2))
         last_latent = self.encode_video(last.unsqueeze(2))
         count = self.latent_frames(num_frames)
@@ -222,7 +237,8 @@ class TrimapPipeline(DiffusionPipeline):
         timesteps = self.scheduler.timesteps
         if strength < 1.0:
             timesteps = timesteps[num_inference_steps - round(num_inference_steps * strength):]
-            faded = self.encode_video(cross_fade_video(first.to(device) * 2 - 1, last.to(device) * 2 - 1, num_frames))
+            faded = (condition[:batch] if self.config.condition == "cross_fade" else
+                     self.encode_video(cross_fade_video(first.to(device) * 2 - 1, last.to(device) * 2 - 1, num_frames)))
             latents = self.scheduler.add_noise(faded.float(), latents, timesteps[:1])
         else:
             latents = latents * self.scheduler.init_noise_sigma
