@@ -197,3 +197,20 @@ def test_strength_starts_from_the_noised_cross_fade(pipe):
     for bad in (0.0, 1.5, 0.01):  # 0.01 of 3 steps leaves none
         with pytest.raises(ValueError, match="strength"):
             _generate(pipe, first, last, strength=bad)
+
+
+@pytest.mark.parametrize("condition", ["cross_fade", "cross_fade_residual"])
+def test_residual_generation_adds_the_condition_back(condition, monkeypatch):
+    """One DDIM step from pure noise (zero terminal SNR) returns the predicted x0, which is 0 for a
+    model that predicts zero velocity: the encoded cross-fade for a residual model, zeros otherwise."""
+    pipe = build_tiny_pipeline(loading.tiny_trimap_config(condition=condition), seed=0)
+    pipe.set_progress_bar_config(disable=True)
+    monkeypatch.setattr(pipe, "model_output", lambda noisy, *args: torch.zeros_like(noisy))
+    first, last = torch.rand(3, 32, 32), torch.rand(3, 32, 32)
+    latents = _generate(pipe, first, last, output_type="latent", num_inference_steps=1)
+    with torch.no_grad():
+        faded = pipe.encode_video(cross_fade_video(first[None] * 2 - 1, last[None] * 2 - 1, 9))
+    expected = faded if condition == "cross_fade_residual" else torch.zeros_like(faded)
+    assert torch.allclose(latents, expected, atol=1e-5)
+    assert pipe.residual == (condition == "cross_fade_residual")
+    assert torch.allclose(pipe.from_diffusion(pipe.to_diffusion(faded + 1, faded), faded), faded + 1)

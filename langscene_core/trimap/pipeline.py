@@ -6,9 +6,12 @@ the VAE's latent channels (the CogVideoX image-to-video layout, extended by a la
 condition holds is a stored property of the pipeline (``condition`` in model_index.json):
 - ``keyframes`` (CogVideoX-I2V style, the default of checkpoints that do not name one): the first and
   last frame, each VAE-encoded on its own, at latent time 0 and -1 with zeros between;
-- ``cross_fade`` (the small models trained here): the VAE encoding of the keyframes' linear cross-fade,
-  so the model sees where the in-between frames start from and learns the correction (ghosting ->
-  moved objects). With a per-frame VAE its ends are exactly the encoded keyframes.
+- ``cross_fade``: the VAE encoding of the keyframes' linear cross-fade, so the model sees where the
+  in-between frames start from and learns the correction (ghosting -> moved objects). With a per-frame
+  VAE its ends are exactly the encoded keyframes;
+- ``cross_fade_residual`` (the small models trained here): the same condition, and the diffusion runs on
+  the correction, clip latents minus condition latents (see ``to_diffusion`` / ``from_diffusion``): a
+  model that predicts no correction reproduces the encoded cross-fade instead of having to copy it.
 
 Tensors use diffusers' video layouts:
 - pixel video: [B, 3, T, H, W] float in [-1, 1] (VAE input/output);
@@ -36,7 +39,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import T5EncoderModel, T5Tokenizer
 
 DEFAULT_PROMPT = "a 3D consistent video scene"  # the fixed prompt of the reference implementation
-CONDITIONS = ("keyframes", "cross_fade")  # what the condition latents hold (see the module docstring)
+CONDITIONS = ("keyframes", "cross_fade", "cross_fade_residual")  # see the module docstring
 
 
 @dataclass
@@ -164,13 +167,26 @@ class TrimapPipeline(DiffusionPipeline):
 
         first, last: [B, 3, H, W] in [-1, 1].
         """
-        if self.config.condition == "cross_fade":
+        if self.config.condition != "keyframes":
             return self.encode_video(cross_fade_video(first, last, num_frames))
         first_latent = self.encode_video(first.unsqueeze(2))
         last_latent = self.encode_video(last.unsqueeze(2))
         count = self.latent_frames(num_frames)
         zeros = first_latent.new_zeros(first_latent.shape[0], count - 2, *first_latent.shape[2:])
         return torch.cat([first_latent, zeros, last_latent], dim=1)
+
+    @property
+    def residual(self) -> bool:
+        """True when the diffusion runs on clip latents minus condition latents (``cross_fade_residual``)."""
+        return self.config.condition == "cross_fade_residual"
+
+    def to_diffusion(self, latents: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Clip latents [B, F, C, h, w] -> what the diffusion model generates (the same, or the residual)."""
+        return latents - condition if self.residual else latents
+
+    def from_diffusion(self, generated: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_diffusion`: generated [B, F, C, h, w] -> clip latents."""
+        return generated + condition if self.residual else generated
 
     def rotary_embeddings(self, height: int, width: int, latent_frames: int,
                           device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -237,9 +253,10 @@ class TrimapPipeline(DiffusionPipeline):
         timesteps = self.scheduler.timesteps
         if strength < 1.0:
             timesteps = timesteps[num_inference_steps - round(num_inference_steps * strength):]
-            faded = (condition[:batch] if self.config.condition == "cross_fade" else
+            faded = (condition[:batch] if self.config.condition != "keyframes" else
                      self.encode_video(cross_fade_video(first.to(device) * 2 - 1, last.to(device) * 2 - 1, num_frames)))
-            latents = self.scheduler.add_noise(faded.float(), latents, timesteps[:1])
+            start = self.to_diffusion(faded.float(), condition[:batch].float())
+            latents = self.scheduler.add_noise(start, latents, timesteps[:1])
         else:
             latents = latents * self.scheduler.init_noise_sigma
         rotary = self.rotary_embeddings(height, width, latent_shape[1], device)
@@ -259,6 +276,7 @@ class TrimapPipeline(DiffusionPipeline):
             else:
                 latents = self.scheduler.step(prediction, t, latents, return_dict=False)[0]
 
+        latents = self.from_diffusion(latents, condition[:batch].float())
         if output_type == "latent":
             frames = latents
         else:
