@@ -37,12 +37,12 @@ def test_output_shape_and_range(pipe):
 
 
 def test_latent_output_and_condition_layout(pipe):
-    """Small models default to the cross-fade condition; ``keyframes`` (the CogVideoX-I2V layout) has
-    zeros between the encoded keyframes; both keep the keyframes' own latents at the ends."""
+    """Small models default to the (residual) cross-fade condition; ``keyframes`` (the CogVideoX-I2V
+    layout) has zeros between the encoded keyframes; both keep the keyframes' own latents at the ends."""
     first, last = torch.rand(3, 32, 32), torch.rand(3, 32, 32)
     latents = _generate(pipe, first, last, output_type="latent")
     assert latents.shape == (1, 3, pipe.vae.config.latent_channels, 4, 4)
-    assert pipe.config.condition == "cross_fade"
+    assert pipe.config.condition == "cross_fade_residual"
     with torch.no_grad():
         condition = pipe.condition_latents(first[None] * 2 - 1, last[None] * 2 - 1, 9)
         faded = pipe.encode_video(cross_fade_video(first[None] * 2 - 1, last[None] * 2 - 1, 9))
@@ -105,7 +105,7 @@ def test_save_pretrained_then_load_trimap(pipe, tmp_path, monkeypatch):
     bundled = load_trimap(TrimapModelConfig(path="bundled:tiny-test"))
     assert torch.allclose(_generate(bundled, first, last), expected, atol=1e-6)
     assert bundled.native_size == pipe.native_size == (64, 64)
-    assert bundled.config.condition == "cross_fade"  # the condition is a stored property of the model
+    assert bundled.config.condition == "cross_fade_residual"  # the condition is a stored property of the model
 
 
 def test_checkpoints_without_a_condition_load_zero_filled(pipe, tmp_path):

@@ -35,7 +35,7 @@ class TinyTrimapConfig:
     time_embed_dim: int = 64
     sample_height: int = 64  # nominal frame size (pixels) for the rotary-embedding grid
     sample_width: int = 64
-    condition: str = "cross_fade"  # TrimapPipeline condition: "cross_fade" or "keyframes" (zeros between)
+    condition: str = "cross_fade_residual"  # TrimapPipeline condition (pipeline.CONDITIONS)
 
 
 def tiny_trimap_config(**overrides) -> TinyTrimapConfig:

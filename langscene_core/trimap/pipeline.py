@@ -163,7 +163,8 @@ class TrimapPipeline(DiffusionPipeline):
 
     def condition_latents(self, first: torch.Tensor, last: torch.Tensor, num_frames: int) -> torch.Tensor:
         """Condition video latents [B, F, C, h, w]: ``keyframes``: encoded first frame, zeros, encoded last
-        frame; ``cross_fade``: the encoded linear cross-fade of the two over ``num_frames`` frames.
+        frame; ``cross_fade`` and ``cross_fade_residual``: the encoded linear cross-fade of the two over
+        ``num_frames`` frames.
 
         first, last: [B, 3, H, W] in [-1, 1].
         """
