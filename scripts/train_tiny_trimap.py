@@ -8,9 +8,9 @@ model has no pretrained VAE), then the transformer through the paper's progressi
 interpolation, + normals, + semantics; langscene_core.trimap.train). Evaluation on held-out scenes:
 PSNR of generated in-between RGB frames and mean angular error of generated normals, each against the
 rendered truth and compared with a linear cross-fade of the keyframes, with that cross-fade through the
-VAE (encode, decode: what a residual model that predicts no correction generates) and, for PSNR, with
-the true frames through the VAE alone (the ceiling of any generation), at each ``--eval-strength`` (1: sampling from
-noise; below 1: SDEdit from the noised cross-fade of the keyframes); pixel accuracy of the semantic
+VAE (encode, decode: what a residual model that predicts no correction generates) and with the true
+frames through the VAE alone (the ceiling of any generation), at each ``--eval-strength`` (1: sampling
+from noise; below 1: SDEdit from the noised cross-fade of the keyframes); pixel accuracy of the semantic
 pass against showing the nearer keyframe's masks; and whether SfM (pycolmap, recover_poses) registers
 the generated frames (and, for reference, the true rendered frames). Every metric is reported per
 arc-width bucket (ARC_SPAN_BUCKETS_DEG: the azimuth between the keyframes) and over all held-out clips;
@@ -101,6 +101,8 @@ def evaluate(pipe, clips: list[RenderedClip], settings: TrimapModelConfig, seed:
             "psnr_cross_fade": psnr(fade_rgb[middle], clip.rgb[middle]),
             "psnr_cross_fade_vae": psnr(vae_round_trip(pipe, fade_rgb)[middle], clip.rgb[middle]),
             "normal_error_deg_model": normal_error_deg(normals[middle], clip.normals[middle]),
+            "normal_error_deg_vae_round_trip": normal_error_deg(
+                rgb_to_normals(vae_round_trip(pipe, normals_to_rgb(clip.normals)))[middle], clip.normals[middle]),
             "normal_error_deg_cross_fade": normal_error_deg(fade_normals[middle], clip.normals[middle]),
             "normal_error_deg_cross_fade_vae": normal_error_deg(
                 rgb_to_normals(vae_round_trip(pipe, normals_to_rgb(fade_normals)))[middle], clip.normals[middle]),
