@@ -7,9 +7,10 @@ camera-frame normals and palette-coloured instance masks. Training: the VAE is f
 model has no pretrained VAE), then the transformer through the paper's progressive stages (RGB
 interpolation, + normals, + semantics; langscene_core.trimap.train). Evaluation on held-out scenes:
 PSNR of generated in-between RGB frames and mean angular error of generated normals, each against the
-rendered truth and compared with a linear cross-fade of the keyframes (and the PSNR of the true frames
-through the VAE alone, the ceiling of any generation), at each ``--eval-strength`` (1: sampling from
-noise; below 1: SDEdit from the noised cross-fade of the keyframes); pixel accuracy of the semantic
+rendered truth and compared with a linear cross-fade of the keyframes, with that cross-fade through the
+VAE (encode, decode: what a residual model that predicts no correction generates) and with the true
+frames through the VAE alone (the ceiling of any generation), at each ``--eval-strength`` (1: sampling
+from noise; below 1: SDEdit from the noised cross-fade of the keyframes); pixel accuracy of the semantic
 pass against showing the nearer keyframe's masks; and whether SfM (pycolmap, recover_poses) registers
 the generated frames (and, for reference, the true rendered frames). Every metric is reported per
 arc-width bucket (ARC_SPAN_BUCKETS_DEG: the azimuth between the keyframes) and over all held-out clips;
@@ -34,11 +35,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from langscene_core.config import DensifyConfig, TrimapModelConfig  # noqa: E402
+from langscene_core.normals import normals_to_rgb, rgb_to_normals  # noqa: E402
 from langscene_core.training.trimap_clips import (ARC_SPAN_BUCKETS_DEG, ARC_SPAN_RANGE_DEG,  # noqa: E402
                                                   RenderedClip, cross_fade, normal_error_deg, psnr, render_clip)
 from langscene_core.trimap import PoseRecoveryError, load_trimap, normal_pass, recover_poses, rgb_pass, \
     semantic_pass  # noqa: E402
 from langscene_core.trimap.loading import build_tiny_pipeline, tiny_trimap_config  # noqa: E402
+from langscene_core.trimap.pipeline import CONDITIONS  # noqa: E402
 from langscene_core.trimap.train import TrainSettings, progressive_stages, train_trimap, train_vae  # noqa: E402
 
 EVAL_SEED_OFFSET = 4_000_000  # held-out scenes; bucket b uses seeds EVAL_SEED_OFFSET + 1000 b + i
@@ -90,13 +93,19 @@ def evaluate(pipe, clips: list[RenderedClip], settings: TrimapModelConfig, seed:
         normals = normal_pass(pipe, clip.normals[0], clip.normals[-1], settings, generator)
         masks = semantic_pass(pipe, clip.ids[0][None], clip.ids[-1][None], settings, generator)[:, 0]
         fade_normals = cross_fade(clip.normals[0], clip.normals[-1], len(clip.rgb))
+        fade_rgb = cross_fade(clip.rgb[0], clip.rgb[-1], len(clip.rgb))
         nearer = np.stack([clip.ids[0] if t < len(clip.ids) / 2 else clip.ids[-1] for t in range(len(clip.ids))])
         rows.append({
             "psnr_model": psnr(rgb[middle], clip.rgb[middle]),
             "psnr_vae_round_trip": psnr(vae_round_trip(pipe, clip.rgb)[middle], clip.rgb[middle]),
-            "psnr_cross_fade": psnr(cross_fade(clip.rgb[0], clip.rgb[-1], len(clip.rgb))[middle], clip.rgb[middle]),
+            "psnr_cross_fade": psnr(fade_rgb[middle], clip.rgb[middle]),
+            "psnr_cross_fade_vae": psnr(vae_round_trip(pipe, fade_rgb)[middle], clip.rgb[middle]),
             "normal_error_deg_model": normal_error_deg(normals[middle], clip.normals[middle]),
+            "normal_error_deg_vae_round_trip": normal_error_deg(
+                rgb_to_normals(vae_round_trip(pipe, normals_to_rgb(clip.normals)))[middle], clip.normals[middle]),
             "normal_error_deg_cross_fade": normal_error_deg(fade_normals[middle], clip.normals[middle]),
+            "normal_error_deg_cross_fade_vae": normal_error_deg(
+                rgb_to_normals(vae_round_trip(pipe, normals_to_rgb(fade_normals)))[middle], clip.normals[middle]),
             "mask_accuracy_model": float((masks[middle] == clip.ids[middle]).mean()),
             "mask_accuracy_nearer_keyframe": float((nearer[middle] == clip.ids[middle]).mean()),
             "sfm_registered_model": registered_fraction(rgb, clip),
@@ -139,6 +148,8 @@ def main() -> int:
     parser.add_argument("--temporal-compression", type=int, default=1, choices=(1, 2, 4))
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--condition", default="cross_fade_residual", choices=CONDITIONS,
+                        help="what the transformer is conditioned on and generates (TrimapPipeline)")
     parser.add_argument("--vae-steps", type=int, default=1000)
     parser.add_argument("--vae-lr", type=float, default=2e-3)
     parser.add_argument("--vae-mse-weight", type=float, default=1.0, help="MSE weight beside L1 in the VAE loss")
@@ -179,7 +190,8 @@ def main() -> int:
 
     config = tiny_trimap_config(latent_channels=args.latent_channels, vae_channels=tuple(args.vae_channels),
                                 temporal_compression=args.temporal_compression, heads=args.heads, head_dim=16,
-                                layers=args.layers, text_tokens=16, sample_height=args.size, sample_width=args.size)
+                                layers=args.layers, text_tokens=16, sample_height=args.size, sample_width=args.size,
+                                condition=args.condition)
     pipe = build_tiny_pipeline(config, seed=args.seed)
     pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()

@@ -132,7 +132,8 @@ def test_tiny_trimap_interpolates_a_fresh_clip_in_all_three_passes():
         latent_channels=vae.latent_channels, vae_channels=tuple(vae.block_out_channels),
         vae_layers_per_block=vae.layers_per_block, temporal_compression=int(vae.temporal_compression_ratio),
         heads=shape.num_attention_heads, head_dim=shape.attention_head_dim, layers=shape.num_layers,
-        sample_height=trained.native_size[0], sample_width=trained.native_size[1]))
+        sample_height=trained.native_size[0], sample_width=trained.native_size[1],
+        condition=trained.config.condition))
     clip = render_clip(FRESH_SEEDS[0], 9, trained.native_size)
     middle = slice(1, 8)
     scores = {}

@@ -1,6 +1,7 @@
 """TrimapPipeline: shapes, value ranges, guidance, input checks, and the save_pretrained -> load round trip
 through load_trimap (the loader real checkpoints use)."""
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -36,13 +37,26 @@ def test_output_shape_and_range(pipe):
 
 
 def test_latent_output_and_condition_layout(pipe):
+    """Small models default to the (residual) cross-fade condition; ``keyframes`` (the CogVideoX-I2V
+    layout) has zeros between the encoded keyframes; both keep the keyframes' own latents at the ends."""
     first, last = torch.rand(3, 32, 32), torch.rand(3, 32, 32)
     latents = _generate(pipe, first, last, output_type="latent")
     assert latents.shape == (1, 3, pipe.vae.config.latent_channels, 4, 4)
-    condition = pipe.condition_latents(first[None] * 2 - 1, last[None] * 2 - 1, 9)
+    assert pipe.config.condition == "cross_fade_residual"
+    with torch.no_grad():
+        condition = pipe.condition_latents(first[None] * 2 - 1, last[None] * 2 - 1, 9)
+        faded = pipe.encode_video(cross_fade_video(first[None] * 2 - 1, last[None] * 2 - 1, 9))
     assert condition.shape == latents.shape
-    assert torch.count_nonzero(condition[:, 1]) == 0  # zeros between the keyframes
-    assert torch.count_nonzero(condition[:, 0]) > 0 and torch.count_nonzero(condition[:, -1]) > 0
+    assert torch.equal(condition, faded)
+    keyframes = build_tiny_pipeline(loading.tiny_trimap_config(condition="keyframes"), seed=0)
+    with torch.no_grad():
+        zero_filled = keyframes.condition_latents(first[None] * 2 - 1, last[None] * 2 - 1, 9)
+    assert zero_filled.shape == latents.shape
+    assert torch.count_nonzero(zero_filled[:, 1]) == 0  # zeros between the keyframes
+    assert torch.count_nonzero(zero_filled[:, 0]) > 0 and torch.count_nonzero(zero_filled[:, -1]) > 0
+    assert torch.count_nonzero(condition[:, 1]) > 0
+    with pytest.raises(ValueError, match="condition"):
+        build_tiny_pipeline(loading.tiny_trimap_config(condition="zeros"))
 
 
 def test_guidance_changes_the_result(pipe):
@@ -91,6 +105,17 @@ def test_save_pretrained_then_load_trimap(pipe, tmp_path, monkeypatch):
     bundled = load_trimap(TrimapModelConfig(path="bundled:tiny-test"))
     assert torch.allclose(_generate(bundled, first, last), expected, atol=1e-6)
     assert bundled.native_size == pipe.native_size == (64, 64)
+    assert bundled.config.condition == "cross_fade_residual"  # the condition is a stored property of the model
+
+
+def test_checkpoints_without_a_condition_load_zero_filled(pipe, tmp_path):
+    """model_index.json without ``condition`` (older checkpoints, LangScene-X) keeps the keyframe layout."""
+    pipe.save_pretrained(tmp_path / "old")
+    index = tmp_path / "old" / "model_index.json"
+    layout = json.loads(index.read_text())
+    del layout["condition"]
+    index.write_text(json.dumps(layout))
+    assert load_trimap(TrimapModelConfig(path=str(tmp_path / "old"), dtype="float32")).config.condition == "keyframes"
 
 
 def test_loader_errors(tmp_path):
@@ -172,3 +197,20 @@ def test_strength_starts_from_the_noised_cross_fade(pipe):
     for bad in (0.0, 1.5, 0.01):  # 0.01 of 3 steps leaves none
         with pytest.raises(ValueError, match="strength"):
             _generate(pipe, first, last, strength=bad)
+
+
+@pytest.mark.parametrize("condition", ["cross_fade", "cross_fade_residual"])
+def test_residual_generation_adds_the_condition_back(condition, monkeypatch):
+    """One DDIM step from pure noise (zero terminal SNR) returns the predicted x0, which is 0 for a
+    model that predicts zero velocity: the encoded cross-fade for a residual model, zeros otherwise."""
+    pipe = build_tiny_pipeline(loading.tiny_trimap_config(condition=condition), seed=0)
+    pipe.set_progress_bar_config(disable=True)
+    monkeypatch.setattr(pipe, "model_output", lambda noisy, *args: torch.zeros_like(noisy))
+    first, last = torch.rand(3, 32, 32), torch.rand(3, 32, 32)
+    latents = _generate(pipe, first, last, output_type="latent", num_inference_steps=1)
+    with torch.no_grad():
+        faded = pipe.encode_video(cross_fade_video(first[None] * 2 - 1, last[None] * 2 - 1, 9))
+    expected = faded if condition == "cross_fade_residual" else torch.zeros_like(faded)
+    assert torch.allclose(latents, expected, atol=1e-5)
+    assert pipe.residual == (condition == "cross_fade_residual")
+    assert torch.allclose(pipe.from_diffusion(pipe.to_diffusion(faded + 1, faded), faded), faded + 1)

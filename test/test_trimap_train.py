@@ -115,3 +115,25 @@ def test_diffusion_loss_draws_timesteps_below_the_fraction(monkeypatch):
     assert int(low.max()) < 200 and int(full.max()) >= 500
     with pytest.raises(ValueError, match="max_timestep_fraction"):
         diffusion_loss(pipe, latents, latents, text, None, generator, max_timestep_fraction=0.0)
+
+
+def test_residual_models_learn_the_correction_to_the_condition(monkeypatch):
+    """cross_fade_residual: the loss noises latents - condition, so a clip equal to its condition is pure
+    noise to the model and a zero-velocity model is exact at the last timestep."""
+    pipe = build_tiny_pipeline(tiny_trimap_config(condition="cross_fade_residual"))
+    seen = []
+    monkeypatch.setattr(pipe, "model_output", lambda noisy, condition, t, text, rotary: (seen.append((noisy, t)),
+                                                                                         torch.zeros_like(noisy))[1])
+    latents = torch.randn(8, 3, 4, 4, 4)
+    text = torch.zeros(8, 16, 32)
+    loss = diffusion_loss(pipe, latents, latents, text, None, torch.Generator().manual_seed(0))
+    noisy, t = seen[0]
+    sigma = (1 - pipe.scheduler.alphas_cumprod[t]).sqrt().float().view(-1, 1, 1, 1, 1)
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(noisy, sigma * noise, atol=1e-5)  # the clean residual is zero
+    assert float(loss) > 0
+    seen.clear()
+    condition = latents + torch.randn(latents.shape)
+    diffusion_loss(pipe, latents, condition, text, None, torch.Generator().manual_seed(0))
+    alpha = pipe.scheduler.alphas_cumprod[t].sqrt().float().view(-1, 1, 1, 1, 1)
+    assert torch.allclose(seen[0][0], alpha * (latents - condition) + sigma * noise, atol=1e-5)

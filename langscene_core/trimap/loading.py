@@ -35,6 +35,7 @@ class TinyTrimapConfig:
     time_embed_dim: int = 64
     sample_height: int = 64  # nominal frame size (pixels) for the rotary-embedding grid
     sample_width: int = 64
+    condition: str = "cross_fade_residual"  # TrimapPipeline condition (pipeline.CONDITIONS)
 
 
 def tiny_trimap_config(**overrides) -> TinyTrimapConfig:
@@ -83,7 +84,7 @@ def build_tiny_pipeline(config: TinyTrimapConfig = TinyTrimapConfig(), seed: int
     for model in (text_encoder, vae, transformer):
         model.eval()  # as from_pretrained returns them (T5 has dropout)
     return TrimapPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-                          scheduler=scheduler)
+                          scheduler=scheduler, condition=config.condition)
 
 
 def resolve_model_path(path: str) -> Path:

@@ -1,9 +1,17 @@
 """Keyframe-interpolation video diffusion on the CogVideoX architecture (paper section 3.2).
 
-The model generates a T-frame video whose first and last frames are given. The condition video is the
-first and last frame, each VAE-encoded on its own, placed at latent time 0 and -1 with zeros between;
-it is concatenated on the channel axis with the noise latent, so the transformer's ``in_channels`` is
-twice the VAE's latent channels (the CogVideoX image-to-video layout, extended by a last frame).
+The model generates a T-frame video whose first and last frames are given. The condition video is
+concatenated on the channel axis with the noise latent, so the transformer's ``in_channels`` is twice
+the VAE's latent channels (the CogVideoX image-to-video layout, extended by a last frame). What the
+condition holds is a stored property of the pipeline (``condition`` in model_index.json):
+- ``keyframes`` (CogVideoX-I2V style, the default of checkpoints that do not name one): the first and
+  last frame, each VAE-encoded on its own, at latent time 0 and -1 with zeros between;
+- ``cross_fade``: the VAE encoding of the keyframes' linear cross-fade, so the model sees where the
+  in-between frames start from and learns the correction (ghosting -> moved objects). With a per-frame
+  VAE its ends are exactly the encoded keyframes;
+- ``cross_fade_residual`` (the small models trained here): the same condition, and the diffusion runs on
+  the correction, clip latents minus condition latents (see ``to_diffusion`` / ``from_diffusion``): a
+  model that predicts no correction reproduces the encoded cross-fade instead of having to copy it.
 
 Tensors use diffusers' video layouts:
 - pixel video: [B, 3, T, H, W] float in [-1, 1] (VAE input/output);
@@ -31,6 +39,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import T5EncoderModel, T5Tokenizer
 
 DEFAULT_PROMPT = "a 3D consistent video scene"  # the fixed prompt of the reference implementation
+CONDITIONS = ("keyframes", "cross_fade", "cross_fade_residual")  # see the module docstring
 
 
 @dataclass
@@ -49,6 +58,9 @@ def cross_fade_video(first: torch.Tensor, last: torch.Tensor, num_frames: int) -
 class TrimapPipeline(DiffusionPipeline):
     """First+last keyframe interpolation with classifier-free guidance.
 
+    ``condition`` (one of CONDITIONS) chooses what the transformer is conditioned on; it must be the one
+    the transformer was trained with, so it is saved with the pipeline.
+
     Loads with ``TrimapPipeline.from_pretrained(directory, dtype=...)`` from a diffusers layout
     (model_index.json + tokenizer/, text_encoder/, vae/, transformer/, scheduler/); GPU users can call the
     inherited ``enable_model_cpu_offload()``, ``enable_sequential_cpu_offload()`` and
@@ -59,10 +71,13 @@ class TrimapPipeline(DiffusionPipeline):
 
     def __init__(self, tokenizer: T5Tokenizer, text_encoder: T5EncoderModel, vae: AutoencoderKLCogVideoX,
                  transformer: CogVideoXTransformer3DModel,
-                 scheduler: CogVideoXDDIMScheduler | CogVideoXDPMScheduler):
+                 scheduler: CogVideoXDDIMScheduler | CogVideoXDPMScheduler, condition: str = "keyframes"):
         super().__init__()
+        if condition not in CONDITIONS:
+            raise ValueError(f"condition={condition!r}: expected one of {CONDITIONS}")
         self.register_modules(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
                               scheduler=scheduler)
+        self.register_to_config(condition=condition)  # saved in model_index.json, read back by from_pretrained
         if transformer.config.in_channels != 2 * vae.config.latent_channels:
             raise ValueError(f"transformer in_channels ({transformer.config.in_channels}) must be twice the VAE "
                              f"latent channels ({vae.config.latent_channels}): noise and condition are concatenated")
@@ -147,15 +162,32 @@ class TrimapPipeline(DiffusionPipeline):
         return video
 
     def condition_latents(self, first: torch.Tensor, last: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """Condition video latents [B, F, C, h, w]: encoded first frame, zeros, encoded last frame.
+        """Condition video latents [B, F, C, h, w]: ``keyframes``: encoded first frame, zeros, encoded last
+        frame; ``cross_fade`` and ``cross_fade_residual``: the encoded linear cross-fade of the two over
+        ``num_frames`` frames.
 
         first, last: [B, 3, H, W] in [-1, 1].
         """
+        if self.config.condition != "keyframes":
+            return self.encode_video(cross_fade_video(first, last, num_frames))
         first_latent = self.encode_video(first.unsqueeze(2))
         last_latent = self.encode_video(last.unsqueeze(2))
         count = self.latent_frames(num_frames)
         zeros = first_latent.new_zeros(first_latent.shape[0], count - 2, *first_latent.shape[2:])
         return torch.cat([first_latent, zeros, last_latent], dim=1)
+
+    @property
+    def residual(self) -> bool:
+        """True when the diffusion runs on clip latents minus condition latents (``cross_fade_residual``)."""
+        return self.config.condition == "cross_fade_residual"
+
+    def to_diffusion(self, latents: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Clip latents [B, F, C, h, w] -> what the diffusion model generates (the same, or the residual)."""
+        return latents - condition if self.residual else latents
+
+    def from_diffusion(self, generated: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_diffusion`: generated [B, F, C, h, w] -> clip latents."""
+        return generated + condition if self.residual else generated
 
     def rotary_embeddings(self, height: int, width: int, latent_frames: int,
                           device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -222,8 +254,10 @@ class TrimapPipeline(DiffusionPipeline):
         timesteps = self.scheduler.timesteps
         if strength < 1.0:
             timesteps = timesteps[num_inference_steps - round(num_inference_steps * strength):]
-            faded = self.encode_video(cross_fade_video(first.to(device) * 2 - 1, last.to(device) * 2 - 1, num_frames))
-            latents = self.scheduler.add_noise(faded.float(), latents, timesteps[:1])
+            faded = (condition[:batch] if self.config.condition != "keyframes" else
+                     self.encode_video(cross_fade_video(first.to(device) * 2 - 1, last.to(device) * 2 - 1, num_frames)))
+            start = self.to_diffusion(faded.float(), condition[:batch].float())
+            latents = self.scheduler.add_noise(start, latents, timesteps[:1])
         else:
             latents = latents * self.scheduler.init_noise_sigma
         rotary = self.rotary_embeddings(height, width, latent_shape[1], device)
@@ -243,6 +277,7 @@ class TrimapPipeline(DiffusionPipeline):
             else:
                 latents = self.scheduler.step(prediction, t, latents, return_dict=False)[0]
 
+        latents = self.from_diffusion(latents, condition[:batch].float())
         if output_type == "latent":
             frames = latents
         else:

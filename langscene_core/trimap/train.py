@@ -141,8 +141,9 @@ def diffusion_loss(pipe: TrimapPipeline, latents: torch.Tensor, condition: torch
     noise = torch.randn(latents.shape, generator=generator).to(latents.device)
     limit = max(1, round(pipe.scheduler.config.num_train_timesteps * max_timestep_fraction))
     timesteps = torch.randint(0, limit, (latents.shape[0],), generator=generator).to(latents.device)
-    noisy = pipe.scheduler.add_noise(latents, noise, timesteps)
-    target = pipe.scheduler.get_velocity(latents, noise, timesteps)
+    clean = pipe.to_diffusion(latents, condition)
+    noisy = pipe.scheduler.add_noise(clean, noise, timesteps)
+    target = pipe.scheduler.get_velocity(clean, noise, timesteps)
     prediction = pipe.model_output(noisy, condition, timesteps, text, rotary)
     return torch.nn.functional.mse_loss(prediction, target)
 
