@@ -299,7 +299,8 @@ class Tabletop:
     heights: [N] float32 height of every Gaussian above the support, its thickness excluded (positive
     above). above: [A] int64 scene indices of the Gaussians above it; slot: [N] int64 position of
     every Gaussian in ``above`` (-1 for those on or below the support);
-    flat: [2, A] float32 their coordinates across ``up``, metres (one contiguous row per axis).
+    flat: [2, A] float32 their coordinates across ``up``, metres (one contiguous row per axis);
+    above_heights: [A] float32 their heights (``heights[above]``, gathered once).
     """
 
     support: Support | None
@@ -307,6 +308,7 @@ class Tabletop:
     above: np.ndarray
     slot: np.ndarray
     flat: np.ndarray
+    above_heights: np.ndarray
 
     def column(self, seed: np.ndarray, margin: float) -> np.ndarray:
         """[C] int64 scene indices of the Gaussians above the support, within ``margin`` of the
@@ -319,7 +321,7 @@ class Tabletop:
             return np.zeros(0, dtype=np.int64)
         lo, hi = bounds(seed_flat.T)
         lo, hi = lo - margin, hi + margin
-        inside = self.heights[self.above] <= self.heights[seed].max() + margin
+        inside = self.above_heights <= self.heights[seed].max() + margin
         for axis in range(2):
             inside &= (self.flat[axis] >= lo[axis]) & (self.flat[axis] <= hi[axis])
         return self.above[inside]
@@ -335,7 +337,8 @@ def tabletop_of(means: np.ndarray, config: QueryConfig) -> Tabletop:
     slot = np.full(len(means), -1, dtype=np.int64)
     slot[above] = np.arange(len(above))
     flat = np.ascontiguousarray((means[above] @ _horizontal_basis(up).astype(means.dtype)).T)
-    return Tabletop(support=support, heights=heights, above=above, slot=slot, flat=flat)
+    return Tabletop(support=support, heights=heights, above=above, slot=slot, flat=flat,
+                    above_heights=heights[above])
 
 
 def best_object_cluster(selected: np.ndarray, means: np.ndarray, relevancy: np.ndarray, config: QueryConfig,
