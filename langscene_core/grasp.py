@@ -217,7 +217,7 @@ def _max_contact_width(config: GraspConfig) -> float:
     return config.gripper_max_width - 2 * config.collision_margin
 
 
-def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | None,
+def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | None, box: GripperBox,
            config: GraspConfig) -> ClosedGripper:
     """Close the gripper on the points, as the world's grasp checker does on true meshes.
 
@@ -233,10 +233,10 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
     object): the fingers and palm swept ``approach_distance`` along the approach may hold no object
     sample outside the slot between the fingers, no obstacle point outside the part of the slot
     between the contacts, and must stay above the support. Each candidate keeps its first feasible
-    fingertip position.
+    fingertip position. box: the gripper's dimensions, :func:`_gripper_box` of ``config``.
     """
     return close_gripper(surroundings.points, surroundings.target, surroundings.normals, surroundings.smooth,
-                         poses, np.asarray(config.contact_depths, dtype=np.float64), _gripper_box(config),
+                         poses, np.asarray(config.contact_depths, dtype=np.float64), box,
                          None if support is None else (support.normal, support.offset))
 
 
@@ -390,10 +390,11 @@ def _feasible(candidates: _Candidates, surroundings: _Surroundings, support: Sup
     contacts the fingers actually touch)."""
     cos_nms = np.cos(np.radians(config.nms_angle_deg))
     cone = np.arctan(config.friction_coefficient)
+    box = _gripper_box(config)  # once, not per batch
     accepted: list[Grasp] = []
     for start in range(0, len(candidates.poses), _BATCH):
         poses = candidates.poses[start:start + _BATCH]
-        closed = _close(poses, surroundings, support, config)
+        closed = _close(poses, surroundings, support, box, config)
         antipodality = 1.0 - np.arccos(np.clip(closed.cos, -1.0, 1.0)) / cone
         for c in np.flatnonzero(closed.feasible):
             pose = poses[c].copy()

@@ -135,8 +135,8 @@ def matrix_to_pose(matrix: np.ndarray) -> Pose:
     return matrices_to_poses(np.asarray(matrix)[None])[0]
 
 
-def matrices_to_poses(matrices: np.ndarray) -> list[Pose]:
-    """Rigid transforms [K, 4, 4] -> K Poses, with one rotation conversion for all (a query answers
+def matrices_to_poses(matrices) -> list[Pose]:
+    """Rigid transforms [K, 4, 4] (an array or a sequence of [4, 4]) -> K Poses, with one rotation conversion for all (a query answers
     with a box and up to ``max_grasps`` grasps: scipy's per-call overhead would dominate)."""
     matrices = np.asarray(matrices, dtype=np.float64).reshape(-1, 4, 4)
     if len(matrices) == 0:

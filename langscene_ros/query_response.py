@@ -1,7 +1,6 @@
 """Pack a :class:`~langscene_core.query.QueryResult` into the ``QueryObject`` service response."""
 from __future__ import annotations
 
-import numpy as np
 from geometry_msgs.msg import PoseStamped, Vector3
 from std_msgs.msg import Header
 
@@ -26,7 +25,7 @@ def fill_query_response(response: QueryObject.Response, result: QueryResult, hea
         response.object_pose.pose = matrix_to_pose(result.object_box.pose)
         x, y, z = (float(v) for v in result.object_box.extent)
         response.object_extent = Vector3(x=x, y=y, z=z)
-    poses = matrices_to_poses(np.array([g.pose for g in result.grasps]))
+    poses = matrices_to_poses([g.pose for g in result.grasps])
     response.grasps = [GraspCandidate(pose=PoseStamped(header=header, pose=pose), score=float(g.score),
                                       width=float(g.width)) for g, pose in zip(result.grasps, poses)]
     return response

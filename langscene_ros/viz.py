@@ -11,7 +11,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from langscene_core.config import GraspConfig
 from langscene_core.grasp import Grasp
 from langscene_core.query import ObjectBox, QueryResult
-from langscene_ros.convert import matrix_to_pose
+from langscene_ros.convert import matrices_to_poses, matrix_to_pose
 
 NAMESPACE_BOX, NAMESPACE_LABEL, NAMESPACE_GRIPPER, NAMESPACE_APPROACH = "object", "label", "grasp", "approach"
 _BOX_COLOR = ColorRGBA(r=0.1, g=0.6, b=1.0, a=0.35)
@@ -59,10 +59,10 @@ def grasp_markers(grasps: tuple[Grasp, ...], header: Header, config: GraspConfig
     ending at the palm, coloured by score (green = best). Marker ids are the grasp ranks."""
     markers = []
     best = grasps[0].score if grasps else 0.0
-    for rank, grasp in enumerate(grasps):
+    for rank, (grasp, pose) in enumerate(zip(grasps, matrices_to_poses([g.pose for g in grasps]))):
         color = _score_color(grasp.score, best)
         markers.append(Marker(header=header, ns=NAMESPACE_GRIPPER, id=rank, type=Marker.LINE_LIST,
-                              action=Marker.ADD, pose=matrix_to_pose(grasp.pose), scale=Vector3(x=_LINE_WIDTH),
+                              action=Marker.ADD, pose=pose, scale=Vector3(x=_LINE_WIDTH),
                               color=color, points=[_point(p) for p in gripper_outline(grasp.width, config)]))
         approach = grasp.pose[:3, 2]
         palm = grasp.pose[:3, 3] - (config.finger_depth + config.palm_depth) * approach
@@ -94,4 +94,4 @@ def query_markers(result: QueryResult, prompt: str, header: Header, config: Gras
 
 def grasp_pose_array(grasps: tuple[Grasp, ...], header: Header) -> PoseArray:
     """Grasp poses, best first (GraspCandidate frame: z approach, x closing, origin between fingertips)."""
-    return PoseArray(header=header, poses=[matrix_to_pose(g.pose) for g in grasps])
+    return PoseArray(header=header, poses=matrices_to_poses([g.pose for g in grasps]))
