@@ -7,10 +7,12 @@ camera-frame normals and palette-coloured instance masks. Training: the VAE is f
 model has no pretrained VAE), then the transformer through the paper's progressive stages (RGB
 interpolation, + normals, + semantics; langscene_core.trimap.train). Evaluation on held-out scenes:
 PSNR of generated in-between RGB frames and mean angular error of generated normals, each against the
-rendered truth and compared with a linear cross-fade of the keyframes, with that cross-fade through the
-VAE (encode, decode: what a residual model that predicts no correction generates) and with the true
-frames through the VAE alone (the ceiling of any generation), at each ``--eval-strength`` (1: sampling
-from noise; below 1: SDEdit from the noised cross-fade of the keyframes); pixel accuracy of the semantic
+rendered truth and compared with a linear cross-fade of the keyframes (the baseline to beat), with what
+a model predicting no correction generates (``no_correction``: the condition video decoded as the
+pipeline decodes, e.g. the flow interpolation for ``flow_correction``, the cross-fade through the VAE for
+``cross_fade_residual``) and with the true frames' latents decoded the same way (``ceiling``: the best
+any prediction of the true latents gives), at each ``--eval-strength`` (1: sampling from noise; below
+1: SDEdit from the noised condition); pixel accuracy of the semantic
 pass against showing the nearer keyframe's masks; and whether SfM (pycolmap, recover_poses) registers
 the generated frames (and, for reference, the true rendered frames). Every metric is reported per
 arc-width bucket (ARC_SPAN_BUCKETS_DEG: the azimuth between the keyframes) and over all held-out clips;
@@ -71,16 +73,20 @@ def registered_fraction(frames: np.ndarray, clip: RenderedClip) -> float:
 
 
 @torch.no_grad()
-def vae_round_trip(pipe, video: np.ndarray) -> np.ndarray:
-    """[T, H, W, 3] in 0..1 through the VAE (encode, decode): the best the generated frames can be."""
+def decoded(pipe, video: np.ndarray, corrected: bool = True) -> np.ndarray:
+    """[T, H, W, 3] in 0..1 -> the clip the pipeline decodes given the keyframes of ``video``: from the
+    true clip's latents (``corrected``: the best any prediction of them gives; for plain decodings the VAE
+    round trip), or from the condition latents alone (what a model predicting no correction generates)."""
     pixels = torch.from_numpy(video).permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1
-    decoded = pipe.decode_latents(pipe.encode_video(pixels))[0].permute(1, 2, 3, 0)
-    return ((decoded.clamp(-1, 1) + 1) / 2).numpy()
+    base = pipe.condition_video(pixels[:, :, 0], pixels[:, :, -1], pixels.shape[2])
+    condition = pipe.condition_latents(pixels[:, :, 0], pixels[:, :, -1], pixels.shape[2], base)
+    clip = pipe.decode_video(pipe.encode_video(pixels) if corrected else condition, condition, base)
+    return ((clip[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) / 2).numpy()
 
 
-def vae_ceiling(pipe, clips: list[RenderedClip]) -> float:
-    """Mean PSNR of the in-between RGB frames through the VAE alone (no diffusion)."""
-    return float(np.mean([psnr(vae_round_trip(pipe, c.rgb)[1:-1], c.rgb[1:-1]) for c in clips]))
+def ceiling_psnr(pipe, clips: list[RenderedClip]) -> float:
+    """Mean PSNR of the in-between RGB frames decoded from their true latents (no diffusion)."""
+    return float(np.mean([psnr(decoded(pipe, c.rgb)[1:-1], c.rgb[1:-1]) for c in clips]))
 
 
 def evaluate(pipe, clips: list[RenderedClip], settings: TrimapModelConfig, seed: int) -> dict[str, float]:
@@ -95,17 +101,18 @@ def evaluate(pipe, clips: list[RenderedClip], settings: TrimapModelConfig, seed:
         fade_normals = cross_fade(clip.normals[0], clip.normals[-1], len(clip.rgb))
         fade_rgb = cross_fade(clip.rgb[0], clip.rgb[-1], len(clip.rgb))
         nearer = np.stack([clip.ids[0] if t < len(clip.ids) / 2 else clip.ids[-1] for t in range(len(clip.ids))])
+        normal_rgb = normals_to_rgb(clip.normals)
         rows.append({
             "psnr_model": psnr(rgb[middle], clip.rgb[middle]),
-            "psnr_vae_round_trip": psnr(vae_round_trip(pipe, clip.rgb)[middle], clip.rgb[middle]),
+            "psnr_ceiling": psnr(decoded(pipe, clip.rgb)[middle], clip.rgb[middle]),
             "psnr_cross_fade": psnr(fade_rgb[middle], clip.rgb[middle]),
-            "psnr_cross_fade_vae": psnr(vae_round_trip(pipe, fade_rgb)[middle], clip.rgb[middle]),
+            "psnr_no_correction": psnr(decoded(pipe, clip.rgb, corrected=False)[middle], clip.rgb[middle]),
             "normal_error_deg_model": normal_error_deg(normals[middle], clip.normals[middle]),
-            "normal_error_deg_vae_round_trip": normal_error_deg(
-                rgb_to_normals(vae_round_trip(pipe, normals_to_rgb(clip.normals)))[middle], clip.normals[middle]),
+            "normal_error_deg_ceiling": normal_error_deg(rgb_to_normals(decoded(pipe, normal_rgb))[middle],
+                                                         clip.normals[middle]),
             "normal_error_deg_cross_fade": normal_error_deg(fade_normals[middle], clip.normals[middle]),
-            "normal_error_deg_cross_fade_vae": normal_error_deg(
-                rgb_to_normals(vae_round_trip(pipe, normals_to_rgb(fade_normals)))[middle], clip.normals[middle]),
+            "normal_error_deg_no_correction": normal_error_deg(
+                rgb_to_normals(decoded(pipe, normal_rgb, corrected=False))[middle], clip.normals[middle]),
             "mask_accuracy_model": float((masks[middle] == clip.ids[middle]).mean()),
             "mask_accuracy_nearer_keyframe": float((nearer[middle] == clip.ids[middle]).mean()),
             "sfm_registered_model": registered_fraction(rgb, clip),
@@ -148,19 +155,27 @@ def main() -> int:
     parser.add_argument("--temporal-compression", type=int, default=1, choices=(1, 2, 4))
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--condition", default="cross_fade_residual", choices=CONDITIONS,
+    parser.add_argument("--condition", default="flow_correction", choices=CONDITIONS,
                         help="what the transformer is conditioned on and generates (TrimapPipeline)")
+    parser.add_argument("--zero-correction", action=argparse.BooleanOptionalAction, default=True,
+                        help="residual conditions: start the transformer predicting no correction (zero output layer)")
     parser.add_argument("--vae-steps", type=int, default=1000)
     parser.add_argument("--vae-lr", type=float, default=2e-3)
     parser.add_argument("--vae-mse-weight", type=float, default=1.0, help="MSE weight beside L1 in the VAE loss")
     parser.add_argument("--vae-frame-batch", type=int, default=8,
                         help="single frames per VAE step (per-frame VAE: --temporal-compression 1)")
-    parser.add_argument("--stage-steps", type=int, nargs=3, default=(500, 300, 300),
+    parser.add_argument("--stage-steps", type=int, nargs=3, default=(1000, 600, 400),
                         metavar=("RGB", "NORMALS", "SEMANTICS"), help="steps of the three progressive stages")
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--max-timestep-fraction", type=float, default=1.0,
                         help="train the transformer on timesteps below this fraction only (for SDEdit sampling)")
-    parser.add_argument("--eval-steps", type=int, default=20, help="denoising steps at evaluation")
+    parser.add_argument("--terminal-fraction", type=float, default=0.25,
+                        help="share of training samples at the last timestep (the one-step sampler's regression)")
+    parser.add_argument("--batch-clips", type=int, default=4, help="clips per transformer step")
+    parser.add_argument("--pixel-weight", type=float, default=10.0,
+                        help="weight of the one-step pixel loss (train.one_step_pixel_loss) beside the diffusion loss")
+    parser.add_argument("--eval-steps", type=int, default=1,
+                        help="denoising steps at evaluation (1: the model's estimate of the conditional mean)")
     parser.add_argument("--eval-guidance", type=float, default=1.0)
     parser.add_argument("--eval-strength", type=float, nargs="+", default=(1.0,),
                         help="SDEdit strengths to evaluate (1: from noise; < 1: from the noised cross-fade)")
@@ -191,7 +206,7 @@ def main() -> int:
     config = tiny_trimap_config(latent_channels=args.latent_channels, vae_channels=tuple(args.vae_channels),
                                 temporal_compression=args.temporal_compression, heads=args.heads, head_dim=16,
                                 layers=args.layers, text_tokens=16, sample_height=args.size, sample_width=args.size,
-                                condition=args.condition)
+                                condition=args.condition, zero_correction=args.zero_correction)
     pipe = build_tiny_pipeline(config, seed=args.seed)
     pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()
@@ -200,7 +215,7 @@ def main() -> int:
     seconds["vae_s"] = time.perf_counter() - start
     print(json.dumps({"vae_first": vae_losses[0], "vae_last": float(np.mean(vae_losses[-20:])),
                       "vae_s": round(seconds["vae_s"], 1),
-                      "vae_round_trip_psnr": {k: vae_ceiling(pipe, v) for k, v in held_out.items()}}), flush=True)
+                      "ceiling_psnr": {k: ceiling_psnr(pipe, v) for k, v in held_out.items()}}), flush=True)
 
     def log(stage: str, step: int, loss: float) -> None:
         if step % 50 == 0:
@@ -208,7 +223,9 @@ def main() -> int:
                               "seconds": round(time.perf_counter() - start, 1)}), flush=True)
 
     start = time.perf_counter()
-    settings = TrainSettings(learning_rate=args.lr, seed=args.seed, max_timestep_fraction=args.max_timestep_fraction)
+    settings = TrainSettings(learning_rate=args.lr, seed=args.seed, max_timestep_fraction=args.max_timestep_fraction,
+                             terminal_fraction=args.terminal_fraction, batch_clips=args.batch_clips,
+                             pixel_weight=args.pixel_weight)
     history = train_trimap(pipe, clips, progressive_stages(*args.stage_steps), settings, on_step=log)
     seconds["transformer_s"] = time.perf_counter() - start
     pipe.save_pretrained(args.out)

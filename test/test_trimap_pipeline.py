@@ -214,3 +214,60 @@ def test_residual_generation_adds_the_condition_back(condition, monkeypatch):
     assert torch.allclose(latents, expected, atol=1e-5)
     assert pipe.residual == (condition == "cross_fade_residual")
     assert torch.allclose(pipe.from_diffusion(pipe.to_diffusion(faded + 1, faded), faded), faded + 1)
+
+
+def _correction_pipe(condition="cross_fade_correction", zero_correction=False):
+    pipe = build_tiny_pipeline(loading.tiny_trimap_config(latent_channels=16, vae_channels=(8, 8, 16),
+                                                          temporal_compression=1, condition=condition,
+                                                          zero_correction=zero_correction))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_correction_decoding_without_a_correction_is_the_condition_video():
+    """cross_fade_correction / flow_correction: a new model started at no correction (zero_correction)
+    returns the keyframes' linear cross-fade / flow interpolation exactly (the VAE's error cancels), while
+    the plain residual form returns the cross-fade through the VAE."""
+    first, last = torch.rand(3, 32, 32), torch.rand(3, 32, 32)
+    frames, expected = {}, {}
+    for condition in ("cross_fade_correction", "flow_correction", "cross_fade_residual"):
+        pipe = _correction_pipe(condition, zero_correction=True)
+        frames[condition] = _generate(pipe, first, last, num_inference_steps=1)
+        video = pipe.condition_video(first[None] * 2 - 1, last[None] * 2 - 1, 9)
+        expected[condition] = ((video + 1) / 2).clamp(0, 1).permute(0, 2, 1, 3, 4)  # [1, T, 3, H, W]
+    for condition in ("cross_fade_correction", "flow_correction"):
+        assert torch.allclose(frames[condition], expected[condition], atol=1e-3), condition
+    assert (expected["flow_correction"] - expected["cross_fade_correction"]).abs().max() > 0.05  # not a cross-fade
+    assert (frames["cross_fade_residual"] - expected["cross_fade_residual"]).abs().max() > 0.1  # a random VAE's round trip
+    started = _correction_pipe("flow_correction")  # default: random output layer, a random correction
+    assert (_generate(started, first, last, num_inference_steps=1) - expected["flow_correction"]).abs().max() > 0.05
+
+
+def test_residual_scale_is_stored_and_inverted(tmp_path):
+    pipe = _correction_pipe()
+    pipe.register_to_config(residual_scale=4.0)
+    latents, condition = torch.randn(2, 9, 16, 8, 8), torch.randn(2, 9, 16, 8, 8)
+    assert torch.allclose(pipe.to_diffusion(latents, condition), 4.0 * (latents - condition))
+    assert torch.allclose(pipe.from_diffusion(pipe.to_diffusion(latents, condition), condition), latents, atol=1e-6)
+    pipe.save_pretrained(tmp_path / "scaled")
+    loaded = load_trimap(TrimapModelConfig(path=str(tmp_path / "scaled"), dtype="float32"))
+    assert (loaded.config.condition, loaded.config.residual_scale) == ("cross_fade_correction", 4.0)
+    with pytest.raises(ValueError, match="residual_scale"):
+        type(pipe)(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, vae=pipe.vae,
+                   transformer=pipe.transformer, scheduler=pipe.scheduler, residual_scale=0.0)
+
+
+def test_decoding_selected_frames_matches_the_whole_clip():
+    pipe = _correction_pipe()
+    first, last = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    latents = torch.randn(1, 9, 16, 8, 8)
+    with torch.no_grad():
+        base = pipe.condition_video(first, last, 9)
+        condition = pipe.condition_latents(first, last, 9, base)
+        whole = pipe.decode_video(latents, condition, base)
+        picked = pipe.decode_video(latents, condition, base, frames=torch.tensor([2, 5]))
+    assert picked.shape == (1, 3, 2, 32, 32)
+    assert torch.allclose(picked, whole[:, :, [2, 5]], atol=1e-5)
+    temporal = build_tiny_pipeline(loading.tiny_trimap_config(condition="cross_fade_correction"))
+    with pytest.raises(ValueError, match="per-frame VAE"):
+        temporal.decode_video(torch.randn(1, 3, 4, 4, 4), torch.randn(1, 3, 4, 4, 4), base, frames=torch.tensor([1]))

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from langscene_core.trimap.loading import build_tiny_pipeline, tiny_trimap_config
+from langscene_core.trimap.pipeline import cross_fade_video
 from langscene_core.trimap.train import (TrainClip, TrainSettings, TrainStage, calibrate_latent_scale, diffusion_loss,
-                                         encode_clip, progressive_stages, train_trimap, train_vae)
+                                         encode_clip, one_step_pixel_loss, progressive_stages, train_trimap, train_vae)
 from trimap_helpers import moving_square_clip
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
@@ -61,7 +62,7 @@ def test_overfit_latents_match_the_keyframes():
     video = moving_square_clip()
     clip = TrainClip(video, "rgb")
     calibrate_latent_scale(pipe, [clip])
-    latents, _ = encode_clip(pipe, video)
+    latents = encode_clip(pipe, video).latents
 
     def end_errors():
         sampled = _generate(pipe, video, "latent")
@@ -97,7 +98,7 @@ def test_per_frame_vae_trains_on_single_frames_and_calibrates_its_scale():
     losses = train_vae(pipe, [clip], steps=60, learning_rate=3e-3, mse_weight=1.0, frame_batch=4)
     assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10]), (losses[:10], losses[-10:])
     assert not pipe.vae.training
-    latents, condition = encode_clip(pipe, clip.video)
+    latents, condition, base = encode_clip(pipe, clip.video)
     assert latents.shape[1] == 9 and abs(float(latents.std()) - 1.0) < 0.05  # unit variance after calibration
     assert torch.allclose(condition[:, [0, -1]], latents[:, [0, -1]], atol=1e-4)
 
@@ -137,3 +138,68 @@ def test_residual_models_learn_the_correction_to_the_condition(monkeypatch):
     diffusion_loss(pipe, latents, condition, text, None, torch.Generator().manual_seed(0))
     alpha = pipe.scheduler.alphas_cumprod[t].sqrt().float().view(-1, 1, 1, 1, 1)
     assert torch.allclose(seen[0][0], alpha * (latents - condition) + sigma * noise, atol=1e-5)
+
+
+def test_terminal_fraction_draws_the_last_timestep(monkeypatch):
+    pipe = _pipe()
+    seen = []
+    monkeypatch.setattr(pipe, "model_output", lambda noisy, condition, t, text, rotary: (seen.append(t), noisy)[1])
+    latents, text = torch.randn(64, 3, 4, 4, 4), torch.zeros(64, 16, 32)
+    generator = torch.Generator().manual_seed(0)
+    diffusion_loss(pipe, latents, latents, text, None, generator, terminal_fraction=1.0)
+    diffusion_loss(pipe, latents, latents, text, None, generator, terminal_fraction=0.5)
+    last = pipe.scheduler.config.num_train_timesteps - 1
+    assert (seen[0] == last).all()
+    assert 10 < int((seen[1] == last).sum()) < 54
+    with pytest.raises(ValueError, match="terminal_fraction"):
+        diffusion_loss(pipe, latents, latents, text, None, generator, terminal_fraction=1.5)
+
+
+def _correction_pipe_fitted(clip):
+    pipe = build_tiny_pipeline(tiny_trimap_config(vae_channels=(8, 8, 16), temporal_compression=1,
+                                                  condition="cross_fade_correction"))
+    pipe.set_progress_bar_config(disable=True)
+    train_vae(pipe, [clip], steps=30, learning_rate=3e-3, mse_weight=1.0, frame_batch=4)
+    return pipe
+
+
+def test_calibration_gives_unit_variance_residuals():
+    clip = TrainClip(moving_square_clip(), "rgb")
+    pipe = _correction_pipe_fitted(clip)
+    latents, condition, base = encode_clip(pipe, clip.video)
+    scaled = pipe.to_diffusion(latents, condition)
+    assert abs(float(scaled[:, 1:-1].std()) - 1.0) < 0.05 and pipe.config.residual_scale > 1.0
+    assert float(scaled[:, [0, -1]].abs().max()) < 1e-4  # the keyframes are given
+
+
+def test_one_step_pixel_loss_scores_the_decoded_clip(monkeypatch):
+    """A model predicting the exact clean residual scores the decoding of the clip's own latents; one
+    predicting none scores the pixel cross-fade."""
+    clip = TrainClip(moving_square_clip(), "rgb")
+    pipe = _correction_pipe_fitted(clip)
+    latents, condition, base = encode_clip(pipe, clip.video)
+    pixels = torch.from_numpy(clip.video).permute(3, 0, 1, 2)[None] * 2 - 1
+    text = torch.zeros(1, 16, 32)
+    last = pipe.scheduler.config.num_train_timesteps - 1
+    alpha = float(pipe.scheduler.alphas_cumprod[last])
+    clean = pipe.to_diffusion(latents, condition)
+    for name, predict, expected in (
+            ("exact", lambda noisy: (alpha ** 0.5 * noisy - clean) / (1 - alpha) ** 0.5,
+             pipe.decode_video(latents, condition, base)),
+            ("none", lambda noisy: alpha ** 0.5 * noisy / (1 - alpha) ** 0.5,
+             cross_fade_video(pixels[:, :, 0], pixels[:, :, -1], 9))):
+        monkeypatch.setattr(pipe, "model_output", lambda noisy, c, t, x, r, predict=predict: predict(noisy))
+        with torch.no_grad():
+            loss = one_step_pixel_loss(pipe, latents, condition, base, pixels, text, None,
+                                       torch.Generator().manual_seed(0))
+        assert abs(float(loss) - float(torch.nn.functional.mse_loss(expected, pixels))) < 1e-4, name
+
+
+def test_batched_training_with_the_pixel_term_moves_the_transformer():
+    clip = TrainClip(moving_square_clip(), "rgb")
+    pipe = _correction_pipe_fitted(clip)
+    before = [p.detach().clone() for p in pipe.transformer.parameters()]
+    history = train_trimap(pipe, [clip, TrainClip(clip.video[:, ::-1].copy(), "rgb")], [TrainStage("rgb", ("rgb",), 3)],
+                           TrainSettings(batch_clips=2, pixel_weight=1.0, terminal_fraction=0.5))
+    assert len(history["rgb"]) == 3 and np.isfinite(history["rgb"]).all()
+    assert any(not torch.equal(a, b) for a, b in zip(before, pipe.transformer.parameters()))

@@ -36,6 +36,7 @@ class TinyTrimapConfig:
     sample_height: int = 64  # nominal frame size (pixels) for the rotary-embedding grid
     sample_width: int = 64
     condition: str = "cross_fade_residual"  # TrimapPipeline condition (pipeline.CONDITIONS)
+    zero_correction: bool = False  # residual conditions: zero output projection, the model starts predicting none
 
 
 def tiny_trimap_config(**overrides) -> TinyTrimapConfig:
@@ -83,8 +84,15 @@ def build_tiny_pipeline(config: TinyTrimapConfig = TinyTrimapConfig(), seed: int
                                        snr_shift_scale=1.0)
     for model in (text_encoder, vae, transformer):
         model.eval()  # as from_pretrained returns them (T5 has dropout)
-    return TrimapPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+    pipe = TrimapPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
                           scheduler=scheduler, condition=config.condition)
+    if config.zero_correction and pipe.residual:
+        # Zero output projection (as DiT's adaLN-zero and ControlNet's zero convolutions): the new residual
+        # model predicts no correction, so it starts from its condition video and training moves it away
+        # from there only where that helps.
+        torch.nn.init.zeros_(transformer.proj_out.weight)
+        torch.nn.init.zeros_(transformer.proj_out.bias)
+    return pipe
 
 
 def resolve_model_path(path: str) -> Path:

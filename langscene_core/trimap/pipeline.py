@@ -9,9 +9,17 @@ condition holds is a stored property of the pipeline (``condition`` in model_ind
 - ``cross_fade``: the VAE encoding of the keyframes' linear cross-fade, so the model sees where the
   in-between frames start from and learns the correction (ghosting -> moved objects). With a per-frame
   VAE its ends are exactly the encoded keyframes;
-- ``cross_fade_residual`` (the small models trained here): the same condition, and the diffusion runs on
-  the correction, clip latents minus condition latents (see ``to_diffusion`` / ``from_diffusion``): a
-  model that predicts no correction reproduces the encoded cross-fade instead of having to copy it.
+- ``cross_fade_residual``: the same condition, and the diffusion runs on the correction, clip latents
+  minus condition latents (see ``to_diffusion`` / ``from_diffusion``): a model that predicts no
+  correction reproduces the encoded cross-fade instead of having to copy it;
+- ``cross_fade_correction``: as ``cross_fade_residual``, and the frames are the pixel cross-fade plus the
+  *decoded correction*, decode(clip latents) - decode(condition latents) (see ``decode_video``): a model
+  that predicts no correction returns exactly the pixel cross-fade, and the VAE's reconstruction error,
+  which is alike in both decodings, cancels where nothing moves;
+- ``flow_correction`` (the small models trained here): as ``cross_fade_correction`` with the keyframes'
+  motion-compensated interpolation (optical flow both ways, langscene_core.trimap.flow) in place of the
+  cross-fade. A model small enough to train on a CPU does not learn correspondences between the keyframes
+  (assets/README.md), so the flow supplies them and the model learns what the warped frames get wrong.
 
 Tensors use diffusers' video layouts:
 - pixel video: [B, 3, T, H, W] float in [-1, 1] (VAE input/output);
@@ -38,8 +46,12 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import T5EncoderModel, T5Tokenizer
 
+from langscene_core.trimap.flow import flow_interpolation
+
 DEFAULT_PROMPT = "a 3D consistent video scene"  # the fixed prompt of the reference implementation
-CONDITIONS = ("keyframes", "cross_fade", "cross_fade_residual")  # see the module docstring
+CONDITIONS = ("keyframes", "cross_fade", "cross_fade_residual", "cross_fade_correction", "flow_correction")
+RESIDUAL_CONDITIONS = ("cross_fade_residual", "cross_fade_correction", "flow_correction")  # diffusion on the correction
+CORRECTION_CONDITIONS = ("cross_fade_correction", "flow_correction")  # frames = condition video + decoded correction
 
 
 @dataclass
@@ -59,7 +71,9 @@ class TrimapPipeline(DiffusionPipeline):
     """First+last keyframe interpolation with classifier-free guidance.
 
     ``condition`` (one of CONDITIONS) chooses what the transformer is conditioned on; it must be the one
-    the transformer was trained with, so it is saved with the pipeline.
+    the transformer was trained with, so it is saved with the pipeline, as is ``residual_scale``: the
+    factor from residual latents (clip minus condition, typically a few times smaller than the latents)
+    to what the diffusion generates, so that it runs on unit-variance data as the noise schedule assumes.
 
     Loads with ``TrimapPipeline.from_pretrained(directory, dtype=...)`` from a diffusers layout
     (model_index.json + tokenizer/, text_encoder/, vae/, transformer/, scheduler/); GPU users can call the
@@ -71,13 +85,17 @@ class TrimapPipeline(DiffusionPipeline):
 
     def __init__(self, tokenizer: T5Tokenizer, text_encoder: T5EncoderModel, vae: AutoencoderKLCogVideoX,
                  transformer: CogVideoXTransformer3DModel,
-                 scheduler: CogVideoXDDIMScheduler | CogVideoXDPMScheduler, condition: str = "keyframes"):
+                 scheduler: CogVideoXDDIMScheduler | CogVideoXDPMScheduler, condition: str = "keyframes",
+                 residual_scale: float = 1.0):
         super().__init__()
         if condition not in CONDITIONS:
             raise ValueError(f"condition={condition!r}: expected one of {CONDITIONS}")
         self.register_modules(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
                               scheduler=scheduler)
-        self.register_to_config(condition=condition)  # saved in model_index.json, read back by from_pretrained
+        if not residual_scale > 0:
+            raise ValueError(f"residual_scale={residual_scale}: expected > 0")
+        # saved in model_index.json, read back by from_pretrained
+        self.register_to_config(condition=condition, residual_scale=float(residual_scale))
         if transformer.config.in_channels != 2 * vae.config.latent_channels:
             raise ValueError(f"transformer in_channels ({transformer.config.in_channels}) must be twice the VAE "
                              f"latent channels ({vae.config.latent_channels}): noise and condition are concatenated")
@@ -161,15 +179,27 @@ class TrimapPipeline(DiffusionPipeline):
             video = video.squeeze(2).unflatten(0, (batch, frames)).transpose(1, 2)
         return video
 
-    def condition_latents(self, first: torch.Tensor, last: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def condition_video(self, first: torch.Tensor, last: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """The pixel video [B, 3, T, H, W] in [-1, 1] that the condition encodes: the keyframes'
+        motion-compensated interpolation for ``flow_correction``, their linear cross-fade otherwise
+        (``keyframes`` encodes the two keyframes alone and does not use it).
+
+        first, last: [B, 3, H, W] in [-1, 1].
+        """
+        if self.config.condition == "flow_correction":
+            return flow_interpolation(first, last, num_frames)
+        return cross_fade_video(first, last, num_frames)
+
+    def condition_latents(self, first: torch.Tensor, last: torch.Tensor, num_frames: int,
+                          video: torch.Tensor | None = None) -> torch.Tensor:
         """Condition video latents [B, F, C, h, w]: ``keyframes``: encoded first frame, zeros, encoded last
-        frame; ``cross_fade`` and ``cross_fade_residual``: the encoded linear cross-fade of the two over
-        ``num_frames`` frames.
+        frame; the other conditions: the encoded ``condition_video`` over ``num_frames`` frames (``video``
+        when it is given, already computed).
 
         first, last: [B, 3, H, W] in [-1, 1].
         """
         if self.config.condition != "keyframes":
-            return self.encode_video(cross_fade_video(first, last, num_frames))
+            return self.encode_video(self.condition_video(first, last, num_frames) if video is None else video)
         first_latent = self.encode_video(first.unsqueeze(2))
         last_latent = self.encode_video(last.unsqueeze(2))
         count = self.latent_frames(num_frames)
@@ -178,16 +208,37 @@ class TrimapPipeline(DiffusionPipeline):
 
     @property
     def residual(self) -> bool:
-        """True when the diffusion runs on clip latents minus condition latents (``cross_fade_residual``)."""
-        return self.config.condition == "cross_fade_residual"
+        """True when the diffusion runs on clip latents minus condition latents (RESIDUAL_CONDITIONS)."""
+        return self.config.condition in RESIDUAL_CONDITIONS
 
     def to_diffusion(self, latents: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        """Clip latents [B, F, C, h, w] -> what the diffusion model generates (the same, or the residual)."""
-        return latents - condition if self.residual else latents
+        """Clip latents [B, F, C, h, w] -> what the diffusion model generates (the same, or the scaled
+        residual ``residual_scale * (latents - condition)``)."""
+        return (latents - condition) * self.config.residual_scale if self.residual else latents
 
     def from_diffusion(self, generated: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`to_diffusion`: generated [B, F, C, h, w] -> clip latents."""
-        return generated + condition if self.residual else generated
+        return generated / self.config.residual_scale + condition if self.residual else generated
+
+    def decode_video(self, latents: torch.Tensor, condition: torch.Tensor, base: torch.Tensor | None,
+                     frames: torch.Tensor | None = None) -> torch.Tensor:
+        """Clip latents [B, F, C, h, w] -> pixel video [B, 3, T, H, W] in about [-1, 1].
+
+        The VAE decoding of ``latents``; for CORRECTION_CONDITIONS the condition's pixel video ``base``
+        ([B, 3, T, H, W], ``condition_video``) plus the decoded correction decode(latents) -
+        decode(condition) (condition: [B, F, C, h, w], from ``condition_latents``); other conditions
+        ignore ``base``. ``frames`` ([K] frame indices; per-frame VAE only) decodes just those frames:
+        [B, 3, K, H, W].
+        """
+        if frames is not None:
+            if not self.per_frame_vae:
+                raise ValueError("decoding selected frames needs a per-frame VAE (temporal compression 1)")
+            latents, condition = latents[:, frames], condition[:, frames]
+            base = None if base is None else base[:, :, frames]
+        video = self.decode_latents(latents)
+        if self.config.condition not in CORRECTION_CONDITIONS:
+            return video
+        return base.to(video.dtype) + video - self.decode_latents(condition)
 
     def rotary_embeddings(self, height: int, width: int, latent_frames: int,
                           device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -242,8 +293,9 @@ class TrimapPipeline(DiffusionPipeline):
         text = self.encode_prompt([prompt] * batch, device)
         if use_cfg:
             text = torch.cat([self.encode_prompt([negative_prompt] * batch, device), text])
-        condition = self.condition_latents(first.to(device) * 2 - 1, last.to(device) * 2 - 1, num_frames)
-        condition = condition.to(self.transformer.dtype)
+        first, last = first.to(device) * 2 - 1, last.to(device) * 2 - 1  # [-1, 1] from here on
+        base = self.condition_video(first, last, num_frames) if self.config.condition != "keyframes" else None
+        condition = self.condition_latents(first, last, num_frames, base).to(self.transformer.dtype)
         if use_cfg:
             condition = torch.cat([condition, condition])
 
@@ -254,8 +306,8 @@ class TrimapPipeline(DiffusionPipeline):
         timesteps = self.scheduler.timesteps
         if strength < 1.0:
             timesteps = timesteps[num_inference_steps - round(num_inference_steps * strength):]
-            faded = (condition[:batch] if self.config.condition != "keyframes" else
-                     self.encode_video(cross_fade_video(first.to(device) * 2 - 1, last.to(device) * 2 - 1, num_frames)))
+            faded = (condition[:batch] if base is not None else
+                     self.encode_video(cross_fade_video(first, last, num_frames)))
             start = self.to_diffusion(faded.float(), condition[:batch].float())
             latents = self.scheduler.add_noise(start, latents, timesteps[:1])
         else:
@@ -281,7 +333,7 @@ class TrimapPipeline(DiffusionPipeline):
         if output_type == "latent":
             frames = latents
         else:
-            video = self.decode_latents(latents).float()  # [B, 3, T, H, W]
+            video = self.decode_video(latents, condition[:batch].float(), base).float()  # [B, 3, T, H, W]
             frames = ((video.clamp(-1, 1) + 1) / 2).permute(0, 2, 1, 3, 4)
         self.maybe_free_model_hooks()
         return TrimapOutput(frames=frames)

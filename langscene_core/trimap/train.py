@@ -10,7 +10,7 @@ VAE, so ``train_vae`` fits it first (reconstruction + KL); real checkpoints keep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -59,6 +59,10 @@ class TrainSettings:
     prompt: str = DEFAULT_PROMPT
     seed: int = 0
     max_timestep_fraction: float = 1.0  # train on timesteps below this fraction of the schedule (SDEdit use)
+    terminal_fraction: float = 0.0  # share of samples at the schedule's last timestep (see diffusion_loss)
+    batch_clips: int = 1  # clips of one modality per optimiser step
+    pixel_weight: float = 0.0  # weight of one_step_pixel_loss beside the diffusion loss
+    pixel_frames: int = 2  # random in-between frames it decodes per step (per-frame VAE; else all frames)
 
 
 def _pixels(video: np.ndarray) -> torch.Tensor:
@@ -107,40 +111,68 @@ def train_vae(pipe: TrimapPipeline, clips: Sequence[TrainClip], steps: int, lear
 
 
 @torch.no_grad()
-def calibrate_latent_scale(pipe: TrimapPipeline, clips: Sequence[TrainClip]) -> float:
+def calibrate_latent_scale(pipe: TrimapPipeline, clips: Sequence[TrainClip], max_clips: int = 200) -> float:
     """Set the VAE's scaling_factor to 1 / std of the clips' unscaled latents (posterior mode), so the
-    diffusion model sees unit-variance latents as with the real CogVideoX VAE. Returns the factor."""
+    diffusion model sees unit-variance latents as with the real CogVideoX VAE; for a residual condition
+    (``pipe.residual``) also the pipeline's residual_scale to 1 / std of the scaled residuals of the
+    in-between frames (clip minus condition latents; the keyframes' are zero). Both from at most
+    ``max_clips`` clips spread evenly over ``clips``. Returns the VAE factor."""
+    clips = clips[::max(1, -(-len(clips) // max_clips))]
     vae = pipe.vae
     vae.register_to_config(scaling_factor=1.0, invert_scale_latents=False)
     samples = [pipe.encode_video(_pixels(c.video).to(pipe._execution_device)).flatten() for c in clips]
     factor = float(1.0 / torch.cat(samples).float().std().clamp_min(1e-6))
     vae.register_to_config(scaling_factor=factor)
+    if pipe.residual:
+        residuals = [(encoded.latents - encoded.condition)[:, 1:-1].flatten() for encoded in
+                     (encode_clip(pipe, c.video) for c in clips)]
+        pipe.register_to_config(residual_scale=float(1.0 / torch.cat(residuals).float().std().clamp_min(1e-6)))
     return factor
 
 
+class EncodedClip(NamedTuple):
+    """latents, condition: [1, F, C, h, w]; base: [1, 3, T, H, W] in [-1, 1], the condition's pixel video
+    (``TrimapPipeline.condition_video``), None for the ``keyframes`` condition."""
+
+    latents: torch.Tensor
+    condition: torch.Tensor
+    base: torch.Tensor | None
+
+
 @torch.no_grad()
-def encode_clip(pipe: TrimapPipeline, video: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clip [T, H, W, 3] in [0, 1] -> (latents, condition), both [1, F, C, h, w] on the pipeline's device.
+def encode_clip(pipe: TrimapPipeline, video: np.ndarray) -> EncodedClip:
+    """Clip [T, H, W, 3] in [0, 1] -> its latents, condition latents and condition video, on the
+    pipeline's device.
 
     Latents use the VAE posterior's mode, so they are computed once per clip and reused every step.
     """
     pixels = _pixels(video).to(pipe._execution_device)
-    latents = pipe.encode_video(pixels)
-    condition = pipe.condition_latents(pixels[:, :, 0], pixels[:, :, -1], pixels.shape[2])
-    return latents, condition
+    first, last, frames = pixels[:, :, 0], pixels[:, :, -1], pixels.shape[2]
+    base = pipe.condition_video(first, last, frames) if pipe.config.condition != "keyframes" else None
+    return EncodedClip(pipe.encode_video(pixels), pipe.condition_latents(first, last, frames, base), base)
 
 
 def diffusion_loss(pipe: TrimapPipeline, latents: torch.Tensor, condition: torch.Tensor, text: torch.Tensor,
                    rotary: tuple[torch.Tensor, torch.Tensor] | None, generator: torch.Generator,
-                   max_timestep_fraction: float = 1.0) -> torch.Tensor:
+                   max_timestep_fraction: float = 1.0, terminal_fraction: float = 0.0) -> torch.Tensor:
     """v-prediction MSE at random timesteps below ``max_timestep_fraction`` of the schedule (1: all; a
     model sampled with strength s < 1 only ever sees timesteps below s).
+
+    Each sample is instead taken at the schedule's last timestep with probability ``terminal_fraction``:
+    with the zero-terminal-SNR schedule its input is pure noise and its v target is minus the clean
+    latents, so these samples train the regression of the clean latents on the condition alone, which a
+    one-step sampler returns (the conditional mean, the best estimate in mean squared error).
     latents, condition: [B, F, C, h, w]; text: [B, L, D]."""
     if not 0.0 < max_timestep_fraction <= 1.0:
         raise ValueError(f"max_timestep_fraction={max_timestep_fraction}: expected 0 < fraction <= 1")
+    if not 0.0 <= terminal_fraction <= 1.0:
+        raise ValueError(f"terminal_fraction={terminal_fraction}: expected 0 <= fraction <= 1")
     noise = torch.randn(latents.shape, generator=generator).to(latents.device)
-    limit = max(1, round(pipe.scheduler.config.num_train_timesteps * max_timestep_fraction))
-    timesteps = torch.randint(0, limit, (latents.shape[0],), generator=generator).to(latents.device)
+    total = pipe.scheduler.config.num_train_timesteps
+    limit = max(1, round(total * max_timestep_fraction))
+    timesteps = torch.randint(0, limit, (latents.shape[0],), generator=generator)
+    terminal = torch.rand(latents.shape[0], generator=generator) < terminal_fraction
+    timesteps = torch.where(terminal, total - 1, timesteps).to(latents.device)
     clean = pipe.to_diffusion(latents, condition)
     noisy = pipe.scheduler.add_noise(clean, noise, timesteps)
     target = pipe.scheduler.get_velocity(clean, noise, timesteps)
@@ -148,12 +180,36 @@ def diffusion_loss(pipe: TrimapPipeline, latents: torch.Tensor, condition: torch
     return torch.nn.functional.mse_loss(prediction, target)
 
 
+def one_step_pixel_loss(pipe: TrimapPipeline, latents: torch.Tensor, condition: torch.Tensor,
+                        base: torch.Tensor | None, pixels: torch.Tensor, text: torch.Tensor,
+                        rotary: tuple[torch.Tensor, torch.Tensor] | None, generator: torch.Generator,
+                        frames: torch.Tensor | None = None) -> torch.Tensor:
+    """MSE in pixel space between the clip and what the one-step sampler generates for it: the clean
+    latents predicted from pure noise at the schedule's last timestep, decoded as the pipeline decodes
+    (``decode_video``, through the frozen VAE decoder). The diffusion loss weighs latent channels alike,
+    whatever they change in the frames; this term weighs the generated frames as the evaluation does.
+
+    latents, condition: [B, F, C, h, w]; base: the condition's pixel video [B, 3, T, H, W] (EncodedClip);
+    pixels: [B, 3, T, H, W] in [-1, 1] (the clip); text: [B, L, D];
+    frames: [K] indices of the frames to decode and score (per-frame VAE), default all.
+    """
+    noise = torch.randn(latents.shape, generator=generator).to(latents.device)
+    last = pipe.scheduler.config.num_train_timesteps - 1
+    alpha = float(pipe.scheduler.alphas_cumprod[last])
+    velocity = pipe.model_output(noise, condition, torch.full((latents.shape[0],), last, device=latents.device), text,
+                                 rotary)
+    clean = alpha ** 0.5 * noise - (1.0 - alpha) ** 0.5 * velocity  # v-prediction -> x0
+    video = pipe.decode_video(pipe.from_diffusion(clean, condition), condition, base, frames)
+    return torch.nn.functional.mse_loss(video.float(), pixels if frames is None else pixels[:, :, frames])
+
+
 def train_trimap(pipe: TrimapPipeline, clips: Sequence[TrainClip], stages: Sequence[TrainStage],
                  settings: TrainSettings = TrainSettings(),
                  on_step: Callable[[str, int, float], None] | None = None) -> dict[str, list[float]]:
     """Train the transformer through the stages in order (VAE and text encoder frozen).
 
-    Each step draws a modality round-robin from the stage's list, then a random clip of it. Clips must
+    Each step draws a modality round-robin from the stage's list, then ``settings.batch_clips`` random
+    clips of it (text dropout drawn per clip). Clips must
     have k * 8 + 1 frames and sizes that are multiples of ``pipe.size_multiple``. Returns the losses per
     stage; ``on_step(stage, step, loss)`` is called after every step (progress, checkpoints).
     """
@@ -174,21 +230,31 @@ def train_trimap(pipe: TrimapPipeline, clips: Sequence[TrainClip], stages: Seque
     optimiser = torch.optim.AdamW(transformer.parameters(), lr=settings.learning_rate,
                                   weight_decay=settings.weight_decay)
     history: dict[str, list[float]] = {}
-    encoded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # VAE frozen: encode each clip once
+    encoded: dict[int, EncodedClip] = {}  # VAE frozen: encode each clip once
     transformer.train()
     try:
         for stage in stages:
             history[stage.name] = []
             for step in range(stage.steps):
                 pool = by_modality[stage.modalities[step % len(stage.modalities)]]
-                clip = pool[rng.integers(len(pool))]
-                if id(clip) not in encoded:
-                    encoded[id(clip)] = encode_clip(pipe, clip.video)
-                latents, condition = encoded[id(clip)]
-                rotary = pipe.rotary_embeddings(clip.video.shape[1], clip.video.shape[2], latents.shape[1], device)
-                loss = diffusion_loss(pipe, latents, condition,
-                                      empty if rng.random() < settings.text_dropout else text, rotary, generator,
-                                      settings.max_timestep_fraction)
+                batch = [pool[i] for i in rng.integers(len(pool), size=settings.batch_clips)]
+                for clip in batch:
+                    if id(clip) not in encoded:
+                        encoded[id(clip)] = encode_clip(pipe, clip.video)
+                parts = [encoded[id(c)] for c in batch]
+                latents, condition = (torch.cat([getattr(p, name) for p in parts]) for name in ("latents", "condition"))
+                rotary = pipe.rotary_embeddings(batch[0].video.shape[1], batch[0].video.shape[2], latents.shape[1],
+                                                device)
+                prompts = torch.cat([empty if rng.random() < settings.text_dropout else text for _ in batch])
+                loss = diffusion_loss(pipe, latents, condition, prompts, rotary, generator,
+                                      settings.max_timestep_fraction, settings.terminal_fraction)
+                if settings.pixel_weight > 0:
+                    pixels = torch.cat([_pixels(c.video) for c in batch]).to(device)
+                    frames = (torch.from_numpy(rng.choice(np.arange(1, pixels.shape[2] - 1), settings.pixel_frames,
+                                                          replace=False)) if pipe.per_frame_vae else None)
+                    base = None if parts[0].base is None else torch.cat([p.base for p in parts])
+                    loss = loss + settings.pixel_weight * one_step_pixel_loss(pipe, latents, condition, base, pixels,
+                                                                              prompts, rotary, generator, frames)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
