@@ -14,9 +14,8 @@ from langscene_core.masks import make_mask_mapper
 from langscene_core.relevancy import relevancy
 from langscene_core.training.crops import render_views
 from langscene_core.training.lqc_corpus import mask_feature_corpus, object_features
-from langscene_core.training.trimap_clips import normal_error_deg, psnr, render_clip
+from langscene_core.training.trimap_clips import cross_fade, normal_error_deg, psnr, render_clip
 from langscene_core.trimap import load_trimap, normal_pass, rgb_pass, semantic_pass
-from langscene_core.trimap.loading import build_tiny_pipeline, tiny_trimap_config
 from langscene_core.training.vocabulary import HELD_OUT, SUBJECT_COLORS, SUBJECT_SHAPES
 from langscene_core.world import SHAPES
 
@@ -122,30 +121,29 @@ def test_tiny_lqc_keeps_every_object_name_through_the_round_trip(clip):
     assert (result.round_trip[frequent] > 0).all(), [vocabulary[t] for t in torch.nonzero(frequent).flatten()]
 
 
-def test_tiny_trimap_interpolates_a_fresh_clip_in_all_three_passes():
-    """The trained model generates in-betweens far closer to the truth than the same architecture with
-    random weights (it does not beat a linear cross-fade: see assets/README.md)."""
-    settings = TrimapModelConfig(path="bundled:tiny-trimap", dtype="float32", frames=9, steps=10, guidance=1.0)
-    trained = load_trimap(settings)
-    shape, vae = trained.transformer.config, trained.vae.config
-    untrained = build_tiny_pipeline(tiny_trimap_config(
-        latent_channels=vae.latent_channels, vae_channels=tuple(vae.block_out_channels),
-        vae_layers_per_block=vae.layers_per_block, temporal_compression=int(vae.temporal_compression_ratio),
-        heads=shape.num_attention_heads, head_dim=shape.attention_head_dim, layers=shape.num_layers,
-        sample_height=trained.native_size[0], sample_width=trained.native_size[1],
-        condition=trained.config.condition))
-    clip = render_clip(FRESH_SEEDS[0], 9, trained.native_size)
+def test_tiny_trimap_beats_the_cross_fade_on_fresh_clips():
+    """On fresh 15-40 deg clips the shipped model (one step, as the model card evaluates it) generates
+    in-betweens closer to the truth than the keyframes' linear cross-fade in RGB (every clip) and normals
+    (on average), and masks about as good as the nearer keyframe's (assets/README.md: measured
+    +2.2 dB, -0.6 deg, +0.5 points on these clips)."""
+    settings = TrimapModelConfig(path="bundled:tiny-trimap", dtype="float32", frames=9, steps=1, guidance=1.0)
+    pipe = load_trimap(settings)
     middle = slice(1, 8)
-    scores = {}
-    for name, pipe in (("trained", trained), ("untrained", untrained)):
-        pipe.set_progress_bar_config(disable=True)
+    rows = []
+    for seed in FRESH_SEEDS:
+        clip = render_clip(seed, 9, pipe.native_size, (15.0, 40.0))
         generator = torch.Generator().manual_seed(0)
         rgb = rgb_pass(pipe, clip.rgb[0], clip.rgb[-1], settings, generator)
-        masks = semantic_pass(pipe, clip.ids[0][None], clip.ids[-1][None], settings, generator)[:, 0]
         normals = normal_pass(pipe, clip.normals[0], clip.normals[-1], settings, generator)
-        scores[name] = (psnr(rgb[middle], clip.rgb[middle]), float((masks[middle] == clip.ids[middle]).mean()),
-                        normal_error_deg(normals[middle], clip.normals[middle]))
-    (psnr_t, masks_t, normals_t), (psnr_u, masks_u, normals_u) = scores["trained"], scores["untrained"]
-    assert psnr_t >= 13.0 and psnr_t >= psnr_u + 5.0, scores
-    assert masks_t >= 0.6 and masks_t >= masks_u + 0.4, scores
-    assert normals_t <= 35.0 and normals_t <= normals_u - 20.0, scores
+        masks = semantic_pass(pipe, clip.ids[0][None], clip.ids[-1][None], settings, generator)[:, 0]
+        nearer = np.stack([clip.ids[0] if t < 4.5 else clip.ids[-1] for t in range(9)])
+        rows.append((psnr(rgb[middle], clip.rgb[middle]), psnr(cross_fade(clip.rgb[0], clip.rgb[-1], 9)[middle],
+                                                               clip.rgb[middle]),
+                     normal_error_deg(normals[middle], clip.normals[middle]),
+                     normal_error_deg(cross_fade(clip.normals[0], clip.normals[-1], 9)[middle], clip.normals[middle]),
+                     float((masks[middle] == clip.ids[middle]).mean()), float((nearer[middle] == clip.ids[middle]).mean())))
+    psnr_model, psnr_fade, normals_model, normals_fade, masks_model, masks_nearer = np.mean(rows, axis=0)
+    assert all(row[0] > row[1] for row in rows), rows
+    assert psnr_model >= psnr_fade + 1.0, rows
+    assert normals_model <= normals_fade - 0.25, rows
+    assert masks_model >= masks_nearer - 0.02, rows
