@@ -30,8 +30,9 @@ With k_t = 1 (small models) the VAE is a per-frame image autoencoder: every fram
 on its own (frames folded into the batch), so a keyframe's latent in a clip is exactly its condition
 latent and no frame's latent mixes its neighbours (the causal 3D convolutions see one frame each).
 
-Sampling can start from the noised latents of the keyframes' linear cross-fade instead of pure noise
-(``strength`` < 1, SDEdit): the model then only corrects what the cross-fade gets wrong.
+Sampling can start from the noised condition latents (for ``keyframes`` models the keyframes' linear
+cross-fade) instead of pure noise (``strength`` < 1, SDEdit): the model then only corrects what the
+condition video gets wrong.
 """
 from __future__ import annotations
 
@@ -272,8 +273,9 @@ class TrimapPipeline(DiffusionPipeline):
 
         first_frame, last_frame: [B, 3, H, W] or [3, H, W] float in [0, 1] (H, W multiples of
         ``size_multiple``). guidance_scale <= 1 disables classifier-free guidance. strength in (0, 1]:
-        1 samples from pure noise; below 1 sampling starts from the latents of the keyframes' linear
-        cross-fade noised to that fraction of the schedule and runs the last ``strength`` of the steps.
+        1 samples from pure noise; below 1 sampling starts from the condition latents (``keyframes``: the
+        keyframes' linear cross-fade) noised to that fraction of the schedule and runs the last
+        ``strength`` of the steps.
         Returns TrimapOutput(frames [B, T, 3, H, W] float32 in [0, 1]), or latents for output_type='latent'.
         """
         if output_type not in ("pt", "latent"):
