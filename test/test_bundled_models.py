@@ -125,7 +125,7 @@ def test_tiny_trimap_beats_the_cross_fade_on_fresh_clips():
     """On fresh 15-40 deg clips the shipped model (one step, as the model card evaluates it) generates
     in-betweens closer to the truth than the keyframes' linear cross-fade in RGB (every clip) and normals
     (on average), and masks about as good as the nearer keyframe's (assets/README.md: measured
-    +2.2 dB, -0.6 deg, +0.5 points on these clips)."""
+    +2.1 dB, -0.7 deg, +0.5 points on these clips)."""
     settings = TrimapModelConfig(path="bundled:tiny-trimap", dtype="float32", frames=9, steps=1, guidance=1.0)
     pipe = load_trimap(settings)
     middle = slice(1, 8)
