@@ -47,10 +47,12 @@ class Player:
         self.scene_frame = scene_frame
         self.publishers = {topic: node.create_publisher(kind, topic, PUBLISH_QOS) for topic, kind in self.TYPES.items()}
 
-    def wait_for_subscribers(self, timeout_s: float, settle_s: float = 1.0) -> bool:
+    def wait_for_subscribers(self, timeout_s: float, settle_s: float = 2.0) -> bool:
         """True once every topic has a subscriber (the node subscribes to all four), then ``settle_s``
         more seconds: the publisher sees a subscription before the subscriber has matched the publisher,
-        and a best-effort subscriber loses what arrives in between. False after ``timeout_s`` without."""
+        and a best-effort subscriber loses what arrives in between; discovery between two processes took
+        up to 1.7 s here (1 s lost a first frame now and then in the test suite under load). False after
+        ``timeout_s`` without."""
         deadline = time.monotonic() + timeout_s
         while any(p.get_subscription_count() == 0 for p in self.publishers.values()):
             if time.monotonic() >= deadline:
