@@ -203,3 +203,12 @@ def test_batched_training_with_the_pixel_term_moves_the_transformer():
                            TrainSettings(batch_clips=2, pixel_weight=1.0, terminal_fraction=0.5))
     assert len(history["rgb"]) == 3 and np.isfinite(history["rgb"]).all()
     assert any(not torch.equal(a, b) for a, b in zip(before, pipe.transformer.parameters()))
+
+
+@pytest.mark.parametrize("steps", [1, 3, 5])
+def test_short_vae_runs_train(steps):
+    """The one-cycle schedule needs a warm-up and a decay phase: short runs still train (fewer than 4
+    steps at a constant learning rate)."""
+    pipe = build_tiny_pipeline(tiny_trimap_config(vae_channels=(8, 8, 16), temporal_compression=1))
+    losses = train_vae(pipe, [TrainClip(moving_square_clip(), "rgb")], steps=steps, frame_batch=2)
+    assert len(losses) == steps and np.isfinite(losses).all()

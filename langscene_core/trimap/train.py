@@ -76,16 +76,17 @@ def train_vae(pipe: TrimapPipeline, clips: Sequence[TrainClip], steps: int, lear
 
     A per-frame VAE (``pipe.per_frame_vae``) trains on batches of ``frame_batch`` random single frames
     of the clips; a VAE that compresses time alternates whole clips and their single first/last frames
-    (the condition path). AdamW with a one-cycle schedule peaking at ``learning_rate`` (5 % warm-up,
-    cosine decay). Returns the loss per step (L1 + mse_weight * MSE + kl_weight * KL).
+    (the condition path). AdamW with a one-cycle schedule peaking at ``learning_rate`` (5 % warm-up, at
+    least 2 steps, cosine decay; runs of fewer than 4 steps keep ``learning_rate``: the schedule needs a
+    warm-up and a decay phase). Returns the loss per step (L1 + mse_weight * MSE + kl_weight * KL).
     """
     _check_clips(pipe, clips)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     vae = pipe.vae
     optimiser = torch.optim.AdamW(vae.parameters(), lr=learning_rate)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=learning_rate, total_steps=max(steps, 1),
-                                                   pct_start=0.05)
+    schedule = (torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=learning_rate, total_steps=steps,
+                                                    pct_start=max(0.05, 2 / steps)) if steps >= 4 else None)
     losses = []
     vae.train()
     for step in range(steps):
@@ -103,7 +104,8 @@ def train_vae(pipe: TrimapPipeline, clips: Sequence[TrainClip], steps: int, lear
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        schedule.step()
+        if schedule is not None:
+            schedule.step()
         losses.append(loss.item())
     vae.eval()
     calibrate_latent_scale(pipe, clips)
