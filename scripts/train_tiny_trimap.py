@@ -73,20 +73,20 @@ def registered_fraction(frames: np.ndarray, clip: RenderedClip) -> float:
 
 
 @torch.no_grad()
-def decoded(pipe, video: np.ndarray, corrected: bool = True) -> np.ndarray:
-    """[T, H, W, 3] in 0..1 -> the clip the pipeline decodes given the keyframes of ``video``: from the
-    true clip's latents (``corrected``: the best any prediction of them gives; for plain decodings the VAE
-    round trip), or from the condition latents alone (what a model predicting no correction generates)."""
+def decoded(pipe, video: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[T, H, W, 3] in 0..1 -> (ceiling, no_correction): the clips the pipeline decodes given the
+    keyframes of ``video`` from the true clip's latents (the best any prediction of them gives; for plain
+    decodings the VAE round trip) and from the condition latents alone (what a model predicting no
+    correction generates)."""
     pixels = torch.from_numpy(video).permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1
-    base = pipe.condition_video(pixels[:, :, 0], pixels[:, :, -1], pixels.shape[2])
-    condition = pipe.condition_latents(pixels[:, :, 0], pixels[:, :, -1], pixels.shape[2], base)
-    clip = pipe.decode_video(pipe.encode_video(pixels) if corrected else condition, condition, base)
-    return ((clip[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) / 2).numpy()
+    condition, base = pipe.encode_condition(pixels[:, :, 0], pixels[:, :, -1], pixels.shape[2])
+    clips = (pipe.decode_video(latents, condition, base) for latents in (pipe.encode_video(pixels), condition))
+    return tuple(((clip[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) / 2).numpy() for clip in clips)
 
 
 def ceiling_psnr(pipe, clips: list[RenderedClip]) -> float:
     """Mean PSNR of the in-between RGB frames decoded from their true latents (no diffusion)."""
-    return float(np.mean([psnr(decoded(pipe, c.rgb)[1:-1], c.rgb[1:-1]) for c in clips]))
+    return float(np.mean([psnr(decoded(pipe, c.rgb)[0][1:-1], c.rgb[1:-1]) for c in clips]))
 
 
 def evaluate(pipe, clips: list[RenderedClip], settings: TrimapModelConfig, seed: int) -> dict[str, float]:
@@ -101,18 +101,17 @@ def evaluate(pipe, clips: list[RenderedClip], settings: TrimapModelConfig, seed:
         fade_normals = cross_fade(clip.normals[0], clip.normals[-1], len(clip.rgb))
         fade_rgb = cross_fade(clip.rgb[0], clip.rgb[-1], len(clip.rgb))
         nearer = np.stack([clip.ids[0] if t < len(clip.ids) / 2 else clip.ids[-1] for t in range(len(clip.ids))])
-        normal_rgb = normals_to_rgb(clip.normals)
+        rgb_ceiling, rgb_uncorrected = decoded(pipe, clip.rgb)
+        normals_ceiling, normals_uncorrected = (rgb_to_normals(v) for v in decoded(pipe, normals_to_rgb(clip.normals)))
         rows.append({
             "psnr_model": psnr(rgb[middle], clip.rgb[middle]),
-            "psnr_ceiling": psnr(decoded(pipe, clip.rgb)[middle], clip.rgb[middle]),
+            "psnr_ceiling": psnr(rgb_ceiling[middle], clip.rgb[middle]),
             "psnr_cross_fade": psnr(fade_rgb[middle], clip.rgb[middle]),
-            "psnr_no_correction": psnr(decoded(pipe, clip.rgb, corrected=False)[middle], clip.rgb[middle]),
+            "psnr_no_correction": psnr(rgb_uncorrected[middle], clip.rgb[middle]),
             "normal_error_deg_model": normal_error_deg(normals[middle], clip.normals[middle]),
-            "normal_error_deg_ceiling": normal_error_deg(rgb_to_normals(decoded(pipe, normal_rgb))[middle],
-                                                         clip.normals[middle]),
+            "normal_error_deg_ceiling": normal_error_deg(normals_ceiling[middle], clip.normals[middle]),
             "normal_error_deg_cross_fade": normal_error_deg(fade_normals[middle], clip.normals[middle]),
-            "normal_error_deg_no_correction": normal_error_deg(
-                rgb_to_normals(decoded(pipe, normal_rgb, corrected=False))[middle], clip.normals[middle]),
+            "normal_error_deg_no_correction": normal_error_deg(normals_uncorrected[middle], clip.normals[middle]),
             "mask_accuracy_model": float((masks[middle] == clip.ids[middle]).mean()),
             "mask_accuracy_nearer_keyframe": float((nearer[middle] == clip.ids[middle]).mean()),
             "sfm_registered_model": registered_fraction(rgb, clip),

@@ -262,8 +262,7 @@ def test_decoding_selected_frames_matches_the_whole_clip():
     first, last = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
     latents = torch.randn(1, 9, 16, 8, 8)
     with torch.no_grad():
-        base = pipe.condition_video(first, last, 9)
-        condition = pipe.condition_latents(first, last, 9, base)
+        condition, base = pipe.encode_condition(first, last, 9)
         whole = pipe.decode_video(latents, condition, base)
         picked = pipe.decode_video(latents, condition, base, frames=torch.tensor([2, 5]))
     assert picked.shape == (1, 3, 2, 32, 32)

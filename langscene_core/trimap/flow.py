@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from skimage.color import rgb2gray
 from skimage.registration import optical_flow_tvl1
-
-_LUMINANCE = (0.2125, 0.7154, 0.0721)  # ITU-R BT.709, as skimage.color.rgb2gray
 
 
 def keyframe_flow(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
@@ -22,8 +21,7 @@ def keyframe_flow(reference: np.ndarray, moving: np.ndarray) -> np.ndarray:
 
     reference, moving: [3, H, W] float arrays (any common range).
     """
-    weights = np.asarray(_LUMINANCE, dtype=np.float64).reshape(3, 1, 1)
-    gray = [np.sum(np.asarray(image, np.float64) * weights, axis=0) for image in (reference, moving)]
+    gray = [rgb2gray(np.asarray(image, np.float64), channel_axis=0) for image in (reference, moving)]
     return optical_flow_tvl1(gray[0], gray[1]).astype(np.float32)
 
 

@@ -191,21 +191,26 @@ class TrimapPipeline(DiffusionPipeline):
             return flow_interpolation(first, last, num_frames)
         return cross_fade_video(first, last, num_frames)
 
-    def condition_latents(self, first: torch.Tensor, last: torch.Tensor, num_frames: int,
-                          video: torch.Tensor | None = None) -> torch.Tensor:
-        """Condition video latents [B, F, C, h, w]: ``keyframes``: encoded first frame, zeros, encoded last
-        frame; the other conditions: the encoded ``condition_video`` over ``num_frames`` frames (``video``
-        when it is given, already computed).
+    def encode_condition(self, first: torch.Tensor,
+                         last: torch.Tensor, num_frames: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(condition latents [B, F, C, h, w], the pixel video [B, 3, T, H, W] they encode or None).
 
-        first, last: [B, 3, H, W] in [-1, 1].
+        ``keyframes``: encoded first frame, zeros, encoded last frame, and no pixel video; the other
+        conditions: the encoded ``condition_video`` over ``num_frames`` frames, and that video (the base
+        that ``decode_video`` adds the decoded correction to). first, last: [B, 3, H, W] in [-1, 1].
         """
         if self.config.condition != "keyframes":
-            return self.encode_video(self.condition_video(first, last, num_frames) if video is None else video)
+            video = self.condition_video(first, last, num_frames)
+            return self.encode_video(video), video
         first_latent = self.encode_video(first.unsqueeze(2))
         last_latent = self.encode_video(last.unsqueeze(2))
         count = self.latent_frames(num_frames)
         zeros = first_latent.new_zeros(first_latent.shape[0], count - 2, *first_latent.shape[2:])
-        return torch.cat([first_latent, zeros, last_latent], dim=1)
+        return torch.cat([first_latent, zeros, last_latent], dim=1), None
+
+    def condition_latents(self, first: torch.Tensor, last: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Condition video latents [B, F, C, h, w] (see ``encode_condition``)."""
+        return self.encode_condition(first, last, num_frames)[0]
 
     @property
     def residual(self) -> bool:
@@ -296,8 +301,8 @@ class TrimapPipeline(DiffusionPipeline):
         if use_cfg:
             text = torch.cat([self.encode_prompt([negative_prompt] * batch, device), text])
         first, last = first.to(device) * 2 - 1, last.to(device) * 2 - 1  # [-1, 1] from here on
-        base = self.condition_video(first, last, num_frames) if self.config.condition != "keyframes" else None
-        condition = self.condition_latents(first, last, num_frames, base).to(self.transformer.dtype)
+        condition, base = self.encode_condition(first, last, num_frames)
+        condition = condition.to(self.transformer.dtype)
         if use_cfg:
             condition = torch.cat([condition, condition])
 

@@ -120,15 +120,13 @@ def calibrate_latent_scale(pipe: TrimapPipeline, clips: Sequence[TrainClip], max
     in-between frames (clip minus condition latents; the keyframes' are zero). Both from at most
     ``max_clips`` clips spread evenly over ``clips``. Returns the VAE factor."""
     clips = clips[::max(1, -(-len(clips) // max_clips))]
-    vae = pipe.vae
-    vae.register_to_config(scaling_factor=1.0, invert_scale_latents=False)
-    samples = [pipe.encode_video(_pixels(c.video).to(pipe._execution_device)).flatten() for c in clips]
-    factor = float(1.0 / torch.cat(samples).float().std().clamp_min(1e-6))
-    vae.register_to_config(scaling_factor=factor)
+    pipe.vae.register_to_config(scaling_factor=1.0, invert_scale_latents=False)
+    encoded = [encode_clip(pipe, c.video) for c in clips]  # unscaled; scaling is linear, so one pass serves both
+    factor = float(1.0 / torch.cat([e.latents.flatten() for e in encoded]).float().std().clamp_min(1e-6))
+    pipe.vae.register_to_config(scaling_factor=factor)
     if pipe.residual:
-        residuals = [(encoded.latents - encoded.condition)[:, 1:-1].flatten() for encoded in
-                     (encode_clip(pipe, c.video) for c in clips)]
-        pipe.register_to_config(residual_scale=float(1.0 / torch.cat(residuals).float().std().clamp_min(1e-6)))
+        residuals = torch.cat([(e.latents - e.condition)[:, 1:-1].flatten() for e in encoded]).float()
+        pipe.register_to_config(residual_scale=float(1.0 / (factor * residuals.std()).clamp_min(1e-6)))
     return factor
 
 
@@ -149,9 +147,8 @@ def encode_clip(pipe: TrimapPipeline, video: np.ndarray) -> EncodedClip:
     Latents use the VAE posterior's mode, so they are computed once per clip and reused every step.
     """
     pixels = _pixels(video).to(pipe._execution_device)
-    first, last, frames = pixels[:, :, 0], pixels[:, :, -1], pixels.shape[2]
-    base = pipe.condition_video(first, last, frames) if pipe.config.condition != "keyframes" else None
-    return EncodedClip(pipe.encode_video(pixels), pipe.condition_latents(first, last, frames, base), base)
+    condition, base = pipe.encode_condition(pixels[:, :, 0], pixels[:, :, -1], pixels.shape[2])
+    return EncodedClip(pipe.encode_video(pixels), condition, base)
 
 
 def diffusion_loss(pipe: TrimapPipeline, latents: torch.Tensor, condition: torch.Tensor, text: torch.Tensor,
