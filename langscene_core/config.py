@@ -61,9 +61,11 @@ class TrimapModelConfig:
     path: str = "bundled:tiny-trimap"  # diffusers directory, HF cache id, or bundled:NAME
     dtype: str = "auto"  # auto | float32 | float16 | bfloat16
     offload: str = "none"  # none | model | sequential
-    frames: int = 49  # generated frames per keyframe pair, k * 8 + 1 (keyframes included)
-    steps: int = 50
-    guidance: float = 6.0
+    # sampling defaults of the bundled model (one step: its estimate of the mean in-between); the
+    # LangScene-X checkpoint wants frames 49, steps 50, guidance 6.0 (README, "Real model weights")
+    frames: int = 9  # generated frames per keyframe pair, k * 8 + 1 (keyframes included)
+    steps: int = 1
+    guidance: float = 1.0
     strength: float = 1.0  # 1: sample from noise; < 1: start from the noised cross-fade of the keyframes (SDEdit)
     height: int = 0  # generation size in pixels; 0 = the model's native size (480 x 720 for CogVideoX-5B)
     width: int = 0
