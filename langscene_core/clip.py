@@ -27,6 +27,7 @@ BUNDLED_PREFIX = "bundled:"
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
+VOCABULARY_FILE = "vocabulary.txt"  # optional: the descriptions the model was trained to tell apart
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,30 @@ def _cached_pretrained_file(arch: str, tag: str) -> str:
     raise FileNotFoundError(f"CLIP weights {arch}/{tag} are not in the local cache (Hugging Face hub "
                             f"{hub or '-'}, url {url or '-'}); langscene never downloads them: fetch them "
                             f"once yourself or pass a local file")
+
+
+def load_vocabulary(weights: str, path: str = "") -> tuple[str, ...]:
+    """The descriptions a CLIP model tells objects apart by (the query's rival check), one a line of a
+    text file: ``path`` when given, else the ``vocabulary.txt`` of a ``bundled:NAME`` or directory model
+    (what it was trained to name); () when neither exists. Blank lines are skipped."""
+    if not path:
+        directory = bundled_path(weights[len(BUNDLED_PREFIX):]) if weights.startswith(BUNDLED_PREFIX) else \
+            Path(weights).expanduser()
+        if not (directory / VOCABULARY_FILE).is_file():
+            return ()
+        path = str(directory / VOCABULARY_FILE)
+    try:
+        lines = Path(path).expanduser().read_text().splitlines()
+    except OSError as exc:
+        raise FileNotFoundError(f"CLIP vocabulary {path!r} cannot be read: {exc}") from exc
+    return tuple(dict.fromkeys(line.strip() for line in lines if line.strip()))
+
+
+def save_vocabulary(texts: Sequence[str], directory: str | Path) -> Path:
+    """Write ``texts`` as the ``vocabulary.txt`` of a model directory (read by :func:`load_vocabulary`)."""
+    path = Path(directory) / VOCABULARY_FILE
+    path.write_text("".join(f"{t}\n" for t in texts))
+    return path
 
 
 def load_clip(arch: str, weights: str, device: str | torch.device = "cpu") -> ClipModel:

@@ -46,7 +46,7 @@ from langscene_core.models import Models
 from langscene_core.query import query_object, tabletop_of
 from langscene_core.reconstruct import reconstruct
 from langscene_core.scene import Scene
-from langscene_core.text_query import code_levels, prompt_relevancy, scene_relevancy
+from langscene_core.text_query import check_rivals, code_levels, prompt_relevancy, scene_relevancy
 from langscene_core.world import build_world
 from langscene_core.world.dataset import Dataset
 from langscene_core.world.grasp_check import check_grasp
@@ -229,8 +229,9 @@ def evaluate_objects(world: World, scene: Scene, models: Models, config: Langsce
     tabletop, codes = tabletop_of(scene.means, config.query), code_levels(scene.codes)  # once per scene
     for obj in world.spec.objects:
         relevancy = scene_relevancy(codes, models, obj.name, config.query.negatives).values
-        result = query_object(relevancy, scene.means, scene.colors, config.query, config.grasp, scene.normals,
-                              tabletop=tabletop)
+        result = check_rivals(query_object(relevancy, scene.means, scene.colors, config.query, config.grasp,
+                                           scene.normals, tabletop=tabletop),
+                              codes, models, obj.name, config.query.rival_margin)
         record = {"kind": "3d", "name": obj.name, "found": result.object_box is not None, "center_error_m": None,
                   "grasps": len(result.grasps), "grasps_valid": 0, "max_relevancy": float(result.max_relevancy)}
         if result.object_box is not None:

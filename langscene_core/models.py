@@ -7,7 +7,7 @@ from typing import Optional
 
 import torch
 
-from langscene_core.clip import ClipModel, load_clip, resolve_device
+from langscene_core.clip import ClipModel, load_clip, load_vocabulary, resolve_device
 from langscene_core.config import DensifyConfig, ModelsConfig
 from langscene_core.lqc import LQC, load_lqc
 from langscene_core.masks import MaskMapper, make_mask_mapper
@@ -19,6 +19,8 @@ class Models:
 
     code_features: [K, D] float32 unit CLIP-space features of the K LQC codes (decoded once; a query
     scores these K rows and gathers per Gaussian). trimap: a TrimapPipeline or None.
+    vocabulary: the descriptions the CLIP model tells objects apart by (``clip.load_vocabulary``; the
+    rivals of the query's open-set check), possibly empty.
     """
 
     clip: ClipModel
@@ -28,6 +30,7 @@ class Models:
     trimap: Optional[object]
     device: torch.device
     config: ModelsConfig
+    vocabulary: tuple[str, ...] = ()
 
 
 def load_models(config: ModelsConfig, densify: DensifyConfig) -> Models:
@@ -44,4 +47,5 @@ def load_models(config: ModelsConfig, densify: DensifyConfig) -> Models:
 
         trimap = load_trimap(config.trimap, device)
     return Models(clip=clip, lqc=lqc, code_features=lqc.code_features(), masks=make_mask_mapper(config.masks),
-                  trimap=trimap, device=device, config=config)
+                  trimap=trimap, device=device, config=config,
+                  vocabulary=load_vocabulary(config.clip.weights, config.clip.vocabulary))

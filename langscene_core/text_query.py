@@ -9,15 +9,18 @@ highest answers; the level maxima come from the codes each level uses (found onc
 """
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from langscene_core.clip import ClipModel, encode_text
 from langscene_core.models import Models
+from langscene_core.query import QueryResult
 from langscene_core.relevancy import negative_phrases, relevancy
 
 
@@ -69,18 +72,20 @@ def prompt_relevancy(features: torch.Tensor, models: Models, prompt: str, canoni
     phrase). Raises ValueError on an empty prompt or a cache of another model."""
     if not prompt.strip():
         raise ValueError("empty prompt")
-    if cache is not None and cache.clip is not models.clip:
-        raise ValueError("the text embedding cache belongs to another CLIP model")
     negatives = [n for n in negative_phrases(canonical_negatives, extra_negatives) if n != prompt.strip()]
-    phrases = [prompt.strip(), *negatives]
-    if cache is None:
-        with torch.inference_mode():
-            texts = encode_text(models.clip, phrases)
-    else:
-        texts = cache.embed(phrases)
-    texts = texts.to(features.device)
+    texts = _embed(models, [prompt.strip(), *negatives], cache).to(features.device)
     with torch.inference_mode():
         return relevancy(features, texts[0], texts[1:], unit_features=unit_features).cpu().numpy()
+
+
+def _embed(models: Models, phrases: Sequence[str], cache: TextEmbeddingCache | None) -> torch.Tensor:
+    """[T, D] unit text embeddings of ``phrases`` by ``models.clip``, through ``cache`` when given."""
+    if cache is None:
+        with torch.inference_mode():
+            return encode_text(models.clip, list(phrases))
+    if cache.clip is not models.clip:
+        raise ValueError("the text embedding cache belongs to another CLIP model")
+    return cache.embed(phrases)
 
 
 @dataclass(frozen=True)
@@ -118,3 +123,34 @@ def scene_relevancy(codes: np.ndarray | CodeLevels, models: Models, prompt: str,
         return SceneRelevancy(values=np.zeros(0, np.float32), level=0)
     level = int(np.argmax([table[used].max() for used in levels.used]))
     return SceneRelevancy(values=table[levels.codes[level]].astype(np.float32, copy=False), level=level)
+
+
+def check_rivals(result: QueryResult, codes: CodeLevels, models: Models, prompt: str, max_margin: float,
+                 cache: TextEmbeddingCache | None = None) -> QueryResult:
+    """Open-set check of an answer (``query.rival_margin``): is the object what the prompt names, or
+    does an entry of the CLIP vocabulary (``models.vocabulary``) describe it far better?
+
+    The object's language feature is the mean code feature of its Gaussians over every mask level. The
+    answer stands when no vocabulary entry's cosine with it exceeds the prompt's by more than
+    ``max_margin`` (or when there is no object or no vocabulary); otherwise the result loses its object
+    and grasps, keeps its relevancy cloud, and its message names the entry. The canonical-negative
+    relevancy alone cannot tell "blue cone" from the blue ball it half matches; comparing names can.
+    """
+    rivals = [text for text in models.vocabulary if text != prompt.strip()]
+    if result.object_box is None or not rivals:
+        return result
+    start = time.perf_counter()
+    members = torch.from_numpy(codes.codes[:, result.object_indices].reshape(-1)).to(models.code_features.device)
+    with torch.inference_mode():
+        feature = F.normalize(models.code_features[members].float().mean(dim=0), dim=0)
+        cosines = (_embed(models, [prompt.strip(), *rivals], cache).to(feature.device).float() @ feature).cpu().numpy()
+    best = int(np.argmax(cosines[1:]))
+    margin = float(cosines[1 + best] - cosines[0])
+    timings = {**result.timings, "rivals": time.perf_counter() - start}
+    if margin <= max_margin:
+        return replace(result, timings=timings)
+    message = (f"{len(result.cloud)} relevant points but no object: the best cluster is '{rivals[best]}' rather than "
+               f"'{prompt.strip()}' (cosine {cosines[1 + best]:.2f} vs {cosines[0]:.2f}, a margin above "
+               f"query.rival_margin {max_margin:.2f})")
+    return replace(result, object_box=None, object_indices=np.zeros(0, dtype=np.int64), grasps=(), message=message,
+                   timings=timings)

@@ -31,7 +31,7 @@ from langscene_core.models import Models, load_models
 from langscene_core.query import Tabletop, pack_rgb, query_object, tabletop_of
 from langscene_core.reconstruct import ReconstructionError, reconstruct
 from langscene_core.scene import Scene, SceneFileError, load_scene, save_scene
-from langscene_core.text_query import CodeLevels, TextEmbeddingCache, code_levels, scene_relevancy
+from langscene_core.text_query import CodeLevels, TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
 from langscene_ros import convert, viz
 from langscene_ros.query_response import fill_query_response
 
@@ -255,6 +255,8 @@ class LangsceneNode(Node):
                                   scene.normals, threshold=request.relevancy_threshold or None,
                                   max_points=request.max_points or None, max_grasps=request.max_grasps or None,
                                   tabletop=installed.tabletop)
+            result = check_rivals(result, installed.codes, models, request.prompt, self.config.query.rival_margin,
+                                  cache=self._text_embeddings)
         except (ValueError, FileNotFoundError) as exc:
             response.success, response.message = False, f"query failed: {exc}"
             return response

@@ -25,11 +25,12 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from langscene_core.clip import build_clip, load_clip, save_clip  # noqa: E402
+from langscene_core.clip import build_clip, load_clip, save_clip, save_vocabulary  # noqa: E402
 from langscene_core.training.crops import ViewSet, render_views  # noqa: E402
 from langscene_core.training.tiny_clip import (TINY_CLIP_CONFIG, CropBank, TinyClipTrainConfig,  # noqa: E402
                                                build_crop_bank, retrieval_accuracy, retrieval_set,
                                                train_tiny_clip)
+from langscene_core.training.vocabulary import name_captions, subject_combos  # noqa: E402
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation scenes use seeds far from the training ones
 EVAL_MIN_PIXELS = 80  # objects smaller than this in a view are not scored
@@ -100,6 +101,7 @@ def main() -> int:
 
     clip.model.half()  # float16 on disk halves the asset; load_clip casts back to float32
     save_clip(clip, args.out, TINY_CLIP_CONFIG)
+    save_vocabulary(name_captions(subject_combos(include_held_out=True)).texts, args.out)  # every name it may be asked
     loaded = load_clip("", str(args.out))  # evaluate exactly what ships
     metrics = retrieval_accuracy(loaded, retrieval_set(eval_views, size, EVAL_MIN_PIXELS))
     record = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "threads": args.threads,

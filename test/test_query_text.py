@@ -1,15 +1,19 @@
-"""Text prompt -> scene relevancy through the code table, with and without the text embedding cache."""
+"""Text prompt -> scene relevancy through the code table, with and without the text embedding cache; the
+open-set check of an answer against the CLIP vocabulary (check_rivals)."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from langscene_core.clip import encode_text
-from langscene_core.config import LangsceneConfig
+from langscene_core.clip import encode_text, load_vocabulary, save_vocabulary
+from langscene_core.config import LangsceneConfig, ModelsConfig
 from langscene_core.models import load_models
+from langscene_core.query import ObjectBox, QueryResult, relevancy_cloud
 from langscene_core.relevancy import relevancy
-from langscene_core.text_query import TextEmbeddingCache, code_levels, scene_relevancy
+from langscene_core.text_query import CodeLevels, TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
 from language_helpers import tiny_models_config
 
 NEGATIVES = ("object", "things", "stuff", "texture")
@@ -79,3 +83,51 @@ def test_code_levels_arrange_each_level_once_and_refuse_bad_codes():
         code_levels(np.array([[0, -1]]))
     with pytest.raises(ValueError, match=r"\[N, L\]"):
         code_levels(np.zeros(4, np.int64))
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    """The shipped tiny-clip + tiny-lqc, with tiny-clip's vocabulary (the names of the world)."""
+    return load_models(ModelsConfig(device="cpu"), LangsceneConfig().densify)
+
+
+def _object_of(models, name: str, count: int = 60) -> tuple[QueryResult, CodeLevels]:
+    """An answer whose object is ``count`` Gaussians carrying, at every level, the 20 codes nearest to
+    ``name``'s text embedding (what a reconstructed object of that name decodes to)."""
+    text = encode_text(models.clip, [name])[0]
+    nearest = torch.argsort(models.code_features @ text, descending=True)[:20].numpy()
+    codes = np.repeat(nearest[np.arange(count) % 20][:, None], 3, axis=1)
+    members = np.arange(count, dtype=np.int64)
+    cloud = relevancy_cloud(np.zeros((count, 3), np.float32), np.full((count, 3), 0.5, np.float32),
+                            np.full(count, 0.9, np.float32), members)
+    result = QueryResult(cloud, members, 0.9, ObjectBox(np.eye(4), np.full(3, 0.05)), members, (), "found")
+    return result, code_levels(codes)
+
+
+def test_check_rivals_keeps_the_named_object_and_rejects_a_name_the_vocabulary_beats(bundled):
+    assert "red ball" in bundled.vocabulary and len(bundled.vocabulary) == 81
+    result, codes = _object_of(bundled, "red ball")
+    kept = check_rivals(result, codes, bundled, "red ball", 0.3)
+    assert kept.object_box is result.object_box and kept.message == "found" and "rivals" in kept.timings
+    # the vocabulary entry the object resembles least: "red ball" beats it by far
+    text = encode_text(bundled.clip, list(bundled.vocabulary))
+    feature = torch.nn.functional.normalize(bundled.code_features[torch.from_numpy(codes.codes.reshape(-1))].mean(0), dim=0)
+    unlike = bundled.vocabulary[int(torch.argmin(text @ feature))]
+    rejected = check_rivals(result, codes, bundled, unlike, 0.3)
+    assert rejected.object_box is None and len(rejected.object_indices) == 0 and rejected.grasps == ()
+    assert rejected.cloud is result.cloud  # the relevancy cloud is still the answer's
+    assert "no object" in rejected.message and f"'{unlike}'" in rejected.message
+    assert check_rivals(result, codes, bundled, unlike, 2.0).object_box is not None  # 2.0: off
+    no_vocabulary = dataclasses.replace(bundled, vocabulary=())
+    assert check_rivals(result, codes, no_vocabulary, unlike, 0.3) is result
+
+
+def test_load_vocabulary_reads_the_model_directory_or_a_given_file(tmp_path):
+    assert load_vocabulary(str(tmp_path)) == ()  # a directory without one
+    save_vocabulary(["red mug", "", "blue box", "red mug"], tmp_path)
+    assert load_vocabulary(str(tmp_path)) == ("red mug", "blue box")  # blanks and repeats dropped
+    other = tmp_path / "names.txt"
+    other.write_text("green cone\n")
+    assert load_vocabulary("bundled:tiny-clip", str(other)) == ("green cone",)
+    with pytest.raises(FileNotFoundError, match="vocabulary"):
+        load_vocabulary("bundled:tiny-clip", str(tmp_path / "missing.txt"))
