@@ -5,7 +5,7 @@ sample_scene), each with the LQC latent of its instance's CLIP feature in render
 save_scene, loaded by a `langscene run` node in another process through ~/load_scene. Each object
 is then queried by name repeatedly; the line gives the median round trip and, measured in this
 process on the same scene, the split: text relevancy through the code table, query_object stages
-(select, cloud, cluster, box, grasps) and message packing.
+(select, cloud, cluster, box, grasps), the open-set check (rivals) and message packing.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from langscene_core.field.gaussians import Gaussians
 from langscene_core.models import load_models
 from langscene_core.query import query_object, tabletop_of
 from langscene_core.scene import build_scene, save_scene
-from langscene_core.text_query import TextEmbeddingCache, code_levels, scene_relevancy
+from langscene_core.text_query import TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
 from langscene_ros.client import NodeClient, query_request
 from langscene_ros.query_response import fill_query_response
 from langscene_core.world import build_world, capture_poses, intrinsics_of, parse_spec, render
@@ -79,8 +79,9 @@ def in_process_split(scene, models, config, names) -> dict[str, float]:
         start = time.perf_counter()
         relevancy = scene_relevancy(codes, models, name, config.query.negatives)
         relevancy_ms = (time.perf_counter() - start) * 1000.0
-        result = query_object(relevancy.values, scene.means, scene.colors, config.query, config.grasp, scene.normals,
-                              tabletop=tabletop)
+        result = check_rivals(query_object(relevancy.values, scene.means, scene.colors, config.query, config.grasp,
+                                           scene.normals, tabletop=tabletop),
+                              codes, models, name, config.query.rival_margin, cache=cache)
         packed = time.perf_counter()
         fill_query_response(QueryObject.Response(), result, Header(frame_id=scene.frame_id))
         pack_ms = (time.perf_counter() - packed) * 1000.0

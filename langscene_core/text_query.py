@@ -140,9 +140,11 @@ def check_rivals(result: QueryResult, codes: CodeLevels, models: Models, prompt:
     if result.object_box is None or not rivals:
         return result
     start = time.perf_counter()
-    members = torch.from_numpy(codes.codes[:, result.object_indices].reshape(-1)).to(models.code_features.device)
+    # how often each code occurs among the members: a [K] x [K, D] product instead of gathering L x M rows
+    counts = np.bincount(codes.codes[:, result.object_indices].reshape(-1), minlength=len(models.code_features))
     with torch.inference_mode():
-        feature = F.normalize(models.code_features[members].float().mean(dim=0), dim=0)
+        weights = torch.from_numpy(counts.astype(np.float32)).to(models.code_features.device)
+        feature = F.normalize(weights @ models.code_features.float(), dim=0)
         cosines = (_embed(models, [prompt.strip(), *rivals], cache).to(feature.device).float() @ feature).cpu().numpy()
     best = int(np.argmax(cosines[1:]))
     margin = float(cosines[1 + best] - cosines[0])
