@@ -55,22 +55,26 @@ def test_recover_poses_on_rendered_intermediate_views():
         assert distance < 0.02 and angle < 2.0, (distance, angle)
 
 
+@pytest.mark.slow  # six single-threaded SfM runs: about 35 s
 def test_recover_poses_on_small_frames():
     """64x64 views, the tiny TriMap model's size, 9 over 25 degrees of orbit, in six scenes: SfM upsamples
-    them and must register every frame of most clips within the default keyframe fit (4 of 6 measured;
-    1 of 6 with COLMAP's photo-collection thresholds)."""
+    them and must register every frame of most clips, accurately (measured, SfM being single-threaded
+    and so reproducible: 5 of 6 clips register, 4 of them within a median 1-3 cm, seed 1's frames 2-12 cm
+    off; 1 of 6 registered with COLMAP's photo-collection thresholds)."""
     intrinsics = Intrinsics.from_hfov(64, 64, 60.0)
     truth = np.array([orbit_pose(az, 35.0, 0.7) for az in np.linspace(0.0, 25.0, 9)])
-    registered = 0
+    accurate = 0
     for seed in range(6):
         frames = np.array([f.rgb for f in render(build_world(random_spec(seed=seed, count=4)), intrinsics, truth)])
         try:
             recovered = recover_poses(frames, intrinsics, {0: truth[0], 8: truth[8]}, DensifyConfig())
         except PoseRecoveryError:
             continue
-        registered += bool(recovered.registered.all())
-        assert max(_pose_errors(e, t)[0] for e, t in zip(recovered.poses, truth)) < 0.1
-    assert registered >= 3
+        # unregistered frames (recover_poses accepts up to 20 % of them) have NaN poses
+        distances = [_pose_errors(recovered.poses[i], truth[i])[0] for i in np.flatnonzero(recovered.registered)]
+        assert max(distances) < 0.15, distances  # at 64 px a degree is about a pixel
+        accurate += bool(recovered.registered.all() and np.median(distances) < 0.05)
+    assert accurate >= 4
 
 
 def test_textureless_frames_raise_pose_recovery_error():

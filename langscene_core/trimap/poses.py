@@ -36,12 +36,16 @@ ERROR_SCALE_PER_UPSAMPLING = 1 / 3.75
 # Counts for short, small generated sequences: COLMAP's defaults (100 initial inliers, a 16-degree initial
 # triangulation angle, 30 inliers and a 25 % inlier ratio to register a frame) are for photo collections;
 # 9-frame clips over 15-60 degrees of orbit at 64 px have 15-110 inliers a pair and 2-7 degrees between
-# neighbours, and registered 13 % of held-out true frames with them (80 % with these).
+# neighbours, and registered 13 % of held-out true frames with them (79 % with these).
 INIT_MIN_NUM_INLIERS = 15
 INIT_MIN_TRI_ANGLE_DEG = 2.0
 ABS_POSE_MIN_NUM_INLIERS = 10
 ABS_POSE_MIN_INLIER_RATIO = 0.15
 MIN_MODEL_SIZE = 3
+# One thread for extraction, matching and mapping: with pycolmap's thread pools the same frames gave
+# different reconstructions from run to run (3 outcomes in 3 runs of six 64-px clips; one run put
+# frames 7-16 cm off). Single-threaded, the result is reproducible; six 9-frame clips take 36 s instead of 25 s.
+SFM_THREADS = 1
 
 
 class PoseRecoveryError(RuntimeError):
@@ -122,11 +126,14 @@ def _run_sfm(frames: np.ndarray, intrinsics: Intrinsics, min_size: int, tmp: Pat
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.sift.peak_threshold = SIFT_PEAK_THRESHOLD
     extraction.sift.domain_size_pooling = SIFT_DOMAIN_SIZE_POOLING
+    extraction.num_threads = SFM_THREADS
     pycolmap.extract_features(database, image_dir, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
                               extraction_options=extraction, device=pycolmap.Device.cpu)
     error_scale = max(1.0, factor * ERROR_SCALE_PER_UPSAMPLING)
-    pycolmap.match_exhaustive(database, verification_options=_verification_options(error_scale),
-                              device=pycolmap.Device.cpu)
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = SFM_THREADS
+    pycolmap.match_exhaustive(database, matching_options=matching,
+                              verification_options=_verification_options(error_scale), device=pycolmap.Device.cpu)
     options = _mapping_options(error_scale)
     reconstructions = pycolmap.incremental_mapping(database, image_dir, tmp / "sparse", options)
     if not reconstructions:
@@ -158,6 +165,8 @@ def _mapping_options(error_scale: float) -> pycolmap.IncrementalPipelineOptions:
     options.ba_refine_principal_point = False
     options.ba_refine_extra_params = False
     options.random_seed = 0
+    options.num_threads = SFM_THREADS
+    options.mapper.num_threads = SFM_THREADS
     options.min_model_size = MIN_MODEL_SIZE
     mapper = options.mapper
     mapper.abs_pose_refine_focal_length = False
