@@ -7,8 +7,9 @@ object when closing, within ``width / 2`` of the origin on either side.
 
 Pipeline: voxel-average the object points -> outward normals (given, or open3d estimates) -> seed
 contact pairs: first contacts on smooth patches (normals agree within ``smooth_radius``: no edges or
-rims), the far contact the outermost object point on the closing line, pairs antipodal within the
-friction cone and the opening -> approach directions around each closing axis (top-down first) ->
+rims), closing along the contact's normal and, on tilted surfaces, level with the support; the far
+contact the outermost object point on the closing line, pairs antipodal within the friction cone and
+the opening -> approach directions around each closing axis (top-down first) ->
 score -> drop near-duplicates -> close the gripper on the points at several fingertip positions
 along the approach (:func:`_close`: re-centred on the samples its pads touch, contact normals from
 those samples, swept collision check of fingers and palm with ``collision_margin`` against the
@@ -116,21 +117,42 @@ def _smooth(points: np.ndarray, normals: np.ndarray, config: GraspConfig) -> np.
     return np.sqrt(np.einsum("ij,ij->i", total, total)) >= config.min_normal_consistency * count
 
 
-def _antipodal_pairs(points: np.ndarray, normals: np.ndarray, smooth: np.ndarray, config: GraspConfig
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _closing_lines(normals: np.ndarray, first: np.ndarray, up: np.ndarray, cone: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Closing lines to try from each first contact: (contacts [L] int, directions [L, 3] unit, into the object).
+
+    Along the contact's inward normal and, where the surface is tilted from vertical by more than a
+    degree but no more than the friction cone half-angle ``cone`` (rad), also level with the support
+    (the normal's horizontal part). On a tapered surface tilted by b (a cone's or a bowl's flank, a
+    ball above its equator, noisy normals) the line along the normal meets the far side 2 b off its
+    normal, outside the cone once b exceeds half of it; the level line meets it b off.
+    normals: [M, 3] outward unit normals; first: [K] int rows; up: [3] unit.
+    """
+    inward = -normals[first]
+    level = inward - np.outer(inward @ up, up)
+    length = np.linalg.norm(level, axis=1)
+    tilted = (length >= np.cos(cone)) & (length < np.cos(np.radians(1.0)))
+    level = level[tilted] / length[tilted, None]
+    return np.concatenate([first, first[tilted]]), np.concatenate([inward, level])
+
+
+def _antipodal_pairs(points: np.ndarray, normals: np.ndarray, smooth: np.ndarray, up: np.ndarray,
+                     config: GraspConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Contact pairs on the object whose closing line is inside both friction cones.
 
     points, normals: [M, 3] float64 (outward unit normals). Both contacts must lie on smooth patches
-    (smooth: [M] bool, :func:`_smooth`). Returns (first [P] int, second [P] int, antipodality [P] float64 in [0, 1]:
-    1 - (larger contact angle) / (cone half angle)).
+    (smooth: [M] bool, :func:`_smooth`). up: [3] unit scene up (:func:`_closing_lines`). Returns (first [P]
+    int, second [P] int, antipodality [P] float64 in [0, 1]: 1 - (larger contact angle) / (cone half angle)).
     """
     candidates = np.flatnonzero(smooth)
     rng = np.random.default_rng(0)  # fixed seed: the same scene gives the same grasps
     first = candidates if len(candidates) <= config.contact_samples else np.sort(
         rng.choice(candidates, size=config.contact_samples, replace=False))
+    cone = np.arctan(config.friction_coefficient)
+    first, directions = _closing_lines(normals, first, up, cone)
     # The first contact must be the outermost object point on its side of its closing line, and the
     # opposite finger first touches the farthest object point on the line.
-    second, reach, outermost = farthest_on_lines(points, -normals[first], first, config.contact_tolerance)
+    second, reach, outermost = farthest_on_lines(points, directions, first, config.contact_tolerance)
     max_contact_width = _max_contact_width(config)
     keep = outermost & smooth[second] & (reach > config.contact_tolerance) & (reach <= max_contact_width)
     first, second = first[keep], second[keep]
@@ -141,7 +163,6 @@ def _antipodal_pairs(points: np.ndarray, normals: np.ndarray, smooth: np.ndarray
     cos_first = np.einsum("pc,pc->p", -normals[first], closing)
     cos_second = np.einsum("pc,pc->p", normals[second], closing)
     worst = np.arccos(np.clip(np.minimum(cos_first, cos_second), -1.0, 1.0))
-    cone = np.arctan(config.friction_coefficient)
     inside = worst <= cone
     first, second, worst = first[inside], second[inside], worst[inside]
     # (i, j) and (j, i) are the same grasp with x flipped: keep one.
@@ -300,7 +321,7 @@ def plan_grasps(object_points: np.ndarray, object_relevancy: np.ndarray, obstacl
 
     points, rel, normals = _object_samples(object_points, relevancy, object_normals, config)
     smooth = _smooth(points, normals, config)
-    first, second, antipodality = _antipodal_pairs(points, normals, smooth, config)
+    first, second, antipodality = _antipodal_pairs(points, normals, smooth, up, config)
     if len(first) == 0:
         return ()
     candidates = _ranked_candidates(points, rel, normals, first, second, antipodality, up, config)

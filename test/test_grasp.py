@@ -139,3 +139,53 @@ def test_mismatched_inputs_raise():
         plan_grasps(np.zeros((3, 3)), np.zeros(2), np.zeros((0, 3)), CONFIG, UP)
     with pytest.raises(ValueError, match="up"):
         plan_grasps(np.zeros((3, 3)), np.zeros(3), np.zeros((0, 3)), CONFIG, np.zeros(3))
+
+
+def _frustum(tilt_deg: float, bottom_radius: float = 0.03, height: float = 0.06, density: float = 60000.0
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Side and top of a truncated cone standing on z = 0 whose side is tilted ``tilt_deg`` from vertical:
+    (points [M, 3], outward unit normals [M, 3]), sampled uniformly."""
+    rng = np.random.default_rng(0)
+    tilt = np.radians(tilt_deg)
+    top_radius = bottom_radius - height * np.tan(tilt)
+    side_area = np.pi * (bottom_radius + top_radius) * height / np.cos(tilt)
+    z = height * rng.uniform(0.0, 1.0, int(side_area * density))
+    theta = rng.uniform(0.0, 2 * np.pi, len(z))
+    radius = bottom_radius - z * np.tan(tilt)
+    side = np.stack([radius * np.cos(theta), radius * np.sin(theta), z], axis=1)
+    side_normals = np.stack([np.cos(tilt) * np.cos(theta), np.cos(tilt) * np.sin(theta), np.full_like(z, np.sin(tilt))], 1)
+    count = int(np.pi * top_radius ** 2 * density)
+    r, phi = top_radius * np.sqrt(rng.uniform(0.0, 1.0, count)), rng.uniform(0.0, 2 * np.pi, count)
+    top = np.stack([r * np.cos(phi), r * np.sin(phi), np.full(count, height)], axis=1)
+    return np.concatenate([side, top]), np.concatenate([side_normals, np.tile(UP, (count, 1))])
+
+
+def _table_around(radius: float, step: float = 0.006) -> np.ndarray:
+    grid = np.arange(-radius, radius + step / 2, step)
+    xs, ys = np.meshgrid(grid, grid)
+    return np.stack([xs.ravel(), ys.ravel(), np.zeros(xs.size)], axis=1)
+
+
+@pytest.mark.parametrize("with_normals", [True, False], ids=["given normals", "estimated normals"])
+def test_a_tapered_object_is_grasped_level_with_the_table(with_normals):
+    """A frustum tilted 15 deg, with mu = 0.4 (a 21.8 deg friction cone): closing along a contact's normal
+    meets the far side 30 deg off its normal, so only closing level with the table (15 deg off) grasps it."""
+    points, normals = _frustum(15.0)
+    grasps = plan_grasps(points, np.full(len(points), 0.8), _table_around(0.15), CONFIG, UP,
+                         object_normals=normals if with_normals else None)
+    assert grasps
+    cone = np.arctan(CONFIG.friction_coefficient)
+    for grasp in grasps:
+        closing = grasp.pose[:3, 0]
+        assert abs(closing @ UP) < np.sin(np.radians(5.0)), closing
+        # both true contact normals (the side's, at the contacts' azimuths) inside the friction cone
+        for contact, sign in zip(grasp.contacts, (1.0, -1.0)):
+            azimuth = np.arctan2(contact[1], contact[0])
+            normal = np.array([np.cos(np.radians(15.0)) * np.cos(azimuth), np.cos(np.radians(15.0)) * np.sin(azimuth),
+                               np.sin(np.radians(15.0))])
+            assert np.arccos(np.clip(normal @ (-sign * closing), -1, 1)) <= cone + np.radians(8.0)
+
+
+def test_a_frustum_tilted_beyond_the_friction_cone_gets_no_grasp():
+    points, normals = _frustum(30.0, bottom_radius=0.035, height=0.05)
+    assert plan_grasps(points, np.full(len(points), 0.8), _table_around(0.15), CONFIG, UP, object_normals=normals) == ()
