@@ -25,10 +25,9 @@ import torch
 from langscene_core.config import load_config
 from langscene_core.evaluate import evaluate, mode_keyframes
 from langscene_core.models import load_models
-from langscene_core.query import query_object
 from langscene_core.reconstruct import reconstruct
 from langscene_core.scene import load_scene, save_scene
-from langscene_core.text_query import check_rivals, code_levels, scene_relevancy
+from langscene_core.text_query import answer_prompt, code_levels
 from langscene_core.world import build_world, render_dataset
 from langscene_core.world.generate import random_spec
 from langscene_core.world.spec import COLORS, SHAPES, CameraSpec, TableSpec
@@ -68,10 +67,8 @@ def reconstructed(dataset, models, config, path: Path | None):
 
 def answers_absent(scene, models, config, name: str) -> bool:
     """Whether a query for ``name`` (no such object in the scene) returns an object."""
-    codes = code_levels(scene.codes)
-    relevancy = scene_relevancy(codes, models, name, config.query.negatives).values
-    result = query_object(relevancy, scene.means, scene.colors, config.query, config.grasp, scene.normals)
-    return check_rivals(result, codes, models, name, config.query.rival_margin).object_box is not None
+    return answer_prompt(code_levels(scene.codes), scene.means, scene.colors, scene.normals, models, name,
+                         config.query, config.grasp).object_box is not None
 
 
 def main() -> None:

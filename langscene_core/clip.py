@@ -103,13 +103,20 @@ def _cached_pretrained_file(arch: str, tag: str) -> str:
                             f"once yourself or pass a local file")
 
 
+def _weights_path(weights: str) -> Path:
+    """``models.clip.weights`` as a local path: a ``bundled:NAME`` model's directory, else the value with
+    ``~`` expanded (a directory, a file, or a pretrained tag that names no path)."""
+    if weights.startswith(BUNDLED_PREFIX):
+        return bundled_path(weights[len(BUNDLED_PREFIX):])
+    return Path(weights).expanduser()
+
+
 def load_vocabulary(weights: str, path: str = "") -> tuple[str, ...]:
     """The descriptions a CLIP model tells objects apart by (the query's rival check), one a line of a
     text file: ``path`` when given, else the ``vocabulary.txt`` of a ``bundled:NAME`` or directory model
     (what it was trained to name); () when neither exists. Blank lines are skipped."""
     if not path:
-        directory = bundled_path(weights[len(BUNDLED_PREFIX):]) if weights.startswith(BUNDLED_PREFIX) else \
-            Path(weights).expanduser()
+        directory = _weights_path(weights)
         if not (directory / VOCABULARY_FILE).is_file():
             return ()
         path = str(directory / VOCABULARY_FILE)
@@ -137,13 +144,10 @@ def load_clip(arch: str, weights: str, device: str | torch.device = "cpu") -> Cl
     device: ``auto``, ``cpu``, ``cuda``, ...
     """
     device = resolve_device(device)
-    if weights.startswith(BUNDLED_PREFIX):
-        directory = bundled_path(weights[len(BUNDLED_PREFIX):])
-        if not (directory / CONFIG_FILE).is_file():
-            raise FileNotFoundError(f"bundled CLIP model {weights!r} not found: expected {directory / CONFIG_FILE} "
-                                    f"and {directory / WEIGHTS_FILE}")
-        weights = str(directory)
-    path = Path(weights).expanduser()
+    path = _weights_path(weights)
+    if weights.startswith(BUNDLED_PREFIX) and not (path / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"bundled CLIP model {weights!r} not found: expected {path / CONFIG_FILE} "
+                                f"and {path / WEIGHTS_FILE}")
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"CLIP model directory {path} has no {CONFIG_FILE}")

@@ -11,9 +11,9 @@
 2D baseline (mode ``baseline_2d``, :func:`evaluate_baseline`): the same 2D metrics on the CLIP relevancy
 map of the eval view's nearest keyframe, taken as is (no 3D, no LQC).
 
-3D, per object name: ``query_object`` on the per-Gaussian relevancy; the error of the object box
-centre against the true mesh's bounding-box centre, and every returned grasp checked against the true
-geometry (``world.grasp_check.check_grasp``).
+3D, per object name: ``answer_prompt`` (relevancy, ``query_object``, the open-set check); the error of
+the object box centre against the true mesh's bounding-box centre, and every returned grasp checked
+against the true geometry (``world.grasp_check.check_grasp``).
 
 Result layout (:func:`evaluate`)::
 
@@ -43,10 +43,10 @@ from langscene_core.features import MaskFeatures, mask_features
 from langscene_core.frames import Frame
 from langscene_core.keyframes import KeyframeBuffer
 from langscene_core.models import Models
-from langscene_core.query import query_object, tabletop_of
+from langscene_core.query import tabletop_of
 from langscene_core.reconstruct import reconstruct
 from langscene_core.scene import Scene
-from langscene_core.text_query import check_rivals, code_levels, prompt_relevancy, scene_relevancy
+from langscene_core.text_query import answer_prompt, code_levels, prompt_relevancy, scene_relevancy
 from langscene_core.world import build_world
 from langscene_core.world.dataset import Dataset
 from langscene_core.world.grasp_check import check_grasp
@@ -228,10 +228,8 @@ def evaluate_objects(world: World, scene: Scene, models: Models, config: Langsce
     records = []
     tabletop, codes = tabletop_of(scene.means, config.query), code_levels(scene.codes)  # once per scene
     for obj in world.spec.objects:
-        relevancy = scene_relevancy(codes, models, obj.name, config.query.negatives).values
-        result = check_rivals(query_object(relevancy, scene.means, scene.colors, config.query, config.grasp,
-                                           scene.normals, tabletop=tabletop),
-                              codes, models, obj.name, config.query.rival_margin)
+        result = answer_prompt(codes, scene.means, scene.colors, scene.normals, models, obj.name, config.query,
+                               config.grasp, tabletop=tabletop)
         record = {"kind": "3d", "name": obj.name, "found": result.object_box is not None, "center_error_m": None,
                   "grasps": len(result.grasps), "grasps_valid": 0, "max_relevancy": float(result.max_relevancy)}
         if result.object_box is not None:

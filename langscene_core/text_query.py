@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from langscene_core.clip import ClipModel, encode_text
 from langscene_core.models import Models
-from langscene_core.query import QueryResult
+from langscene_core.config import GraspConfig, QueryConfig
+from langscene_core.query import QueryResult, Tabletop, query_object
 from langscene_core.relevancy import negative_phrases, relevancy
 
 
@@ -156,3 +157,17 @@ def check_rivals(result: QueryResult, codes: CodeLevels, models: Models, prompt:
                f"query.rival_margin {max_margin:.2f})")
     return replace(result, object_box=None, object_indices=np.zeros(0, dtype=np.int64), grasps=(), message=message,
                    timings=timings)
+
+
+def answer_prompt(codes: CodeLevels, means: np.ndarray, colors: np.ndarray, normals: np.ndarray | None, models: Models,
+                  prompt: str, query: QueryConfig, grasp: GraspConfig, *, extra_negatives: Sequence[str] = (),
+                  cache: TextEmbeddingCache | None = None, tabletop: Tabletop | None = None,
+                  threshold: float | None = None, max_points: int | None = None,
+                  max_grasps: int | None = None) -> QueryResult:
+    """A text query on a scene, whole: :func:`scene_relevancy` against ``query.negatives`` (and the
+    request's ``extra_negatives``), :func:`~langscene_core.query.query_object` (arrays and overrides as
+    documented there) and the open-set check :func:`check_rivals` with ``query.rival_margin``."""
+    relevancy = scene_relevancy(codes, models, prompt, query.negatives, extra_negatives, cache)
+    result = query_object(relevancy.values, means, colors, query, grasp, normals, threshold=threshold,
+                          max_points=max_points, max_grasps=max_grasps, tabletop=tabletop)
+    return check_rivals(result, codes, models, prompt, query.rival_margin, cache)

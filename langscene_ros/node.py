@@ -28,10 +28,10 @@ from langscene_core.config import ConfigError, LangsceneConfig, flatten, from_di
 from langscene_core.frames import Frame, FrameSynchronizer
 from langscene_core.keyframes import KeyframeBuffer
 from langscene_core.models import Models, load_models
-from langscene_core.query import Tabletop, pack_rgb, query_object, tabletop_of
+from langscene_core.query import Tabletop, pack_rgb, tabletop_of
 from langscene_core.reconstruct import ReconstructionError, reconstruct
 from langscene_core.scene import Scene, SceneFileError, load_scene, save_scene
-from langscene_core.text_query import CodeLevels, TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
+from langscene_core.text_query import CodeLevels, TextEmbeddingCache, answer_prompt, code_levels
 from langscene_ros import convert, viz
 from langscene_ros.query_response import fill_query_response
 
@@ -248,15 +248,12 @@ class LangsceneNode(Node):
             return response
         try:
             models = self._ensure_models()
-            relevancy = scene_relevancy(installed.codes, models, request.prompt, self.config.query.negatives,
-                                        list(request.negatives), cache=self._text_embeddings)
             scene = installed.scene
-            result = query_object(relevancy.values, scene.means, scene.colors, self.config.query, self.config.grasp,
-                                  scene.normals, threshold=request.relevancy_threshold or None,
-                                  max_points=request.max_points or None, max_grasps=request.max_grasps or None,
-                                  tabletop=installed.tabletop)
-            result = check_rivals(result, installed.codes, models, request.prompt, self.config.query.rival_margin,
-                                  cache=self._text_embeddings)
+            result = answer_prompt(installed.codes, scene.means, scene.colors, scene.normals, models, request.prompt,
+                                   self.config.query, self.config.grasp, extra_negatives=list(request.negatives),
+                                   cache=self._text_embeddings, tabletop=installed.tabletop,
+                                   threshold=request.relevancy_threshold or None, max_points=request.max_points or None,
+                                   max_grasps=request.max_grasps or None)
         except (ValueError, FileNotFoundError) as exc:
             response.success, response.message = False, f"query failed: {exc}"
             return response

@@ -166,9 +166,9 @@ def _mapping_options(error_scale: float) -> pycolmap.IncrementalPipelineOptions:
     options.ba_refine_extra_params = False
     options.random_seed = 0
     options.num_threads = SFM_THREADS
-    options.mapper.num_threads = SFM_THREADS
     options.min_model_size = MIN_MODEL_SIZE
     mapper = options.mapper
+    mapper.num_threads = SFM_THREADS
     mapper.abs_pose_refine_focal_length = False
     mapper.abs_pose_refine_extra_params = False
     mapper.init_min_num_inliers = INIT_MIN_NUM_INLIERS
