@@ -14,7 +14,10 @@ pipeline decodes, e.g. the flow interpolation for ``flow_correction``, the cross
 any prediction of the true latents gives), at each ``--eval-strength`` (1: sampling from noise; below
 1: SDEdit from the noised condition); pixel accuracy of the semantic
 pass against showing the nearer keyframe's masks; and whether SfM (pycolmap, recover_poses) registers
-the generated frames (and, for reference, the true rendered frames). Every metric is reported per
+the generated frames (and, for reference, the true rendered frames): the fraction of frames registered,
+and the fraction of clips densification would accept (``sfm_accepted``: DensifyConfig's defaults, at
+least 80 % of the frames registered and both keyframes within 5 cm of their known poses after the
+Sim(3) alignment). Every metric is reported per
 arc-width bucket (ARC_SPAN_BUCKETS_DEG: the azimuth between the keyframes) and over all held-out clips;
 training clips cover the whole range (ARC_SPAN_RANGE_DEG). Writes ``training.json``.
 
@@ -62,14 +65,18 @@ def bucket_name(span_range_deg: tuple[float, float]) -> str:
     return f"{span_range_deg[0]:g}-{span_range_deg[1]:g}deg"
 
 
-def registered_fraction(frames: np.ndarray, clip: RenderedClip) -> float:
-    """Fraction of frames SfM registers with both keyframes (0 when recover_poses gives up)."""
+def sfm_outcome(frames: np.ndarray, clip: RenderedClip) -> tuple[float, float]:
+    """(fraction of frames SfM registers with both keyframes, 0 when recover_poses gives up; 1.0 when
+    densification with DensifyConfig's defaults would accept the clip's poses, else 0.0)."""
+    accept = DensifyConfig()
     try:
         poses = recover_poses(frames, clip.intrinsics, {0: clip.cam_to_world[0], len(frames) - 1: clip.cam_to_world[-1]},
                               DensifyConfig(min_registered_fraction=0.0, max_keyframe_error_m=1e9))
     except PoseRecoveryError:
-        return 0.0
-    return float(poses.registered.mean())
+        return 0.0, 0.0
+    registered = float(poses.registered.mean())
+    accepted = registered >= accept.min_registered_fraction and poses.keyframe_error_m <= accept.max_keyframe_error_m
+    return registered, float(accepted)
 
 
 @torch.no_grad()
@@ -114,9 +121,9 @@ def evaluate(pipe, clips: list[RenderedClip], settings: TrimapModelConfig, seed:
             "normal_error_deg_no_correction": normal_error_deg(normals_uncorrected[middle], clip.normals[middle]),
             "mask_accuracy_model": float((masks[middle] == clip.ids[middle]).mean()),
             "mask_accuracy_nearer_keyframe": float((nearer[middle] == clip.ids[middle]).mean()),
-            "sfm_registered_model": registered_fraction(rgb, clip),
-            "sfm_registered_true_frames": registered_fraction(clip.rgb, clip),
         })
+        for name, frames in (("model", rgb), ("true_frames", clip.rgb)):
+            rows[-1][f"sfm_registered_{name}"], rows[-1][f"sfm_accepted_{name}"] = sfm_outcome(frames, clip)
     return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
 
 
