@@ -22,7 +22,8 @@ Result layout (:func:`evaluate`)::
      "per_query": [{"kind": "2d", "view": "eval_0000", "name": str, "hit": bool, "iou": float,
                     "level": int, "argmax_xy": [x, y] (argmax pixel), "keyframe": int (baseline only)},
                    {"kind": "3d", "name": str, "found": bool, "center_error_m": float | None,
-                    "grasps": int, "grasps_valid": int, "max_relevancy": float}]}
+                    "grasps": int, "grasps_valid": int, "best_grasp_valid": bool | None,
+                    "max_relevancy": float}]}
 
 None where nothing was measured (no labelled views, no object found, no grasp returned).
 """
@@ -194,15 +195,16 @@ def object_centre(world: World, name: str) -> np.ndarray:
 
 
 def grade_object(world: World, name: str, centre: np.ndarray, grasps: Sequence[tuple[np.ndarray, float]],
-                 grasp: GraspConfig) -> tuple[float, int]:
-    """(centre error in metres, number of valid grasps) of an answer locating object ``name``.
+                 grasp: GraspConfig) -> dict[str, Any]:
+    """An answer locating object ``name``, graded: {"center_error_m": metres, "grasps_valid": how many
+    grasps are valid, "best_grasp_valid": whether the first (best) one is, None without grasps}.
 
     centre: [3] the answered object centre, world frame; grasps: (pose [4, 4] gripper-to-world, opening
-    width m) each, checked against the true geometry with the gripper of ``grasp``."""
+    width m) each, best first, checked against the true geometry with the gripper of ``grasp``."""
     error = float(np.linalg.norm(np.asarray(centre, dtype=np.float64) - object_centre(world, name)))
-    valid = sum(check_grasp(world, name, pose, width, max_width=grasp.gripper_max_width,
-                            finger_depth=grasp.finger_depth).valid for pose, width in grasps)
-    return error, valid
+    valid = [check_grasp(world, name, pose, width, max_width=grasp.gripper_max_width,
+                         finger_depth=grasp.finger_depth).valid for pose, width in grasps]
+    return {"center_error_m": error, "grasps_valid": sum(valid), "best_grasp_valid": valid[0] if valid else None}
 
 
 def evaluate_views(dataset: Dataset, scene: Scene, models: Models, config: LangsceneConfig) -> list[dict[str, Any]]:
@@ -231,10 +233,11 @@ def evaluate_objects(world: World, scene: Scene, models: Models, config: Langsce
         result = answer_prompt(codes, scene.means, scene.colors, scene.normals, models, obj.name, config.query,
                                config.grasp, tabletop=tabletop)
         record = {"kind": "3d", "name": obj.name, "found": result.object_box is not None, "center_error_m": None,
-                  "grasps": len(result.grasps), "grasps_valid": 0, "max_relevancy": float(result.max_relevancy)}
+                  "grasps": len(result.grasps), "grasps_valid": 0, "best_grasp_valid": None,
+                  "max_relevancy": float(result.max_relevancy)}
         if result.object_box is not None:
-            record["center_error_m"], record["grasps_valid"] = grade_object(
-                world, obj.name, result.object_box.pose[:3, 3], [(g.pose, g.width) for g in result.grasps], config.grasp)
+            record.update(grade_object(world, obj.name, result.object_box.pose[:3, 3],
+                                       [(g.pose, g.width) for g in result.grasps], config.grasp))
         records.append(record)
     return records
 

@@ -3,7 +3,8 @@ separate process, reconstructed, and every object is queried by name; answers ar
 world's truth (object centre, grasp validity with the world's grasp checker).
 
 JSON output (DESIGN.md section 8): ``{"total_s", "stages": {name: s}, "queries": [{"prompt",
-"success", "points", "max_relevancy", "center_error_m", "grasps", "grasps_valid", "message"}],
+"success", "points", "max_relevancy", "center_error_m", "grasps", "grasps_valid", "best_grasp_valid",
+"message"}],
 "node_peak_rss_mb"}``.
 """
 from __future__ import annotations
@@ -61,12 +62,11 @@ def grade_answer(world: World, prompt: str, response, grasp: GraspConfig) -> dic
     answer = query_response_to_dict(response)
     record = {"prompt": prompt, "success": answer["success"], "message": answer["message"],
               "points": answer["points"], "max_relevancy": answer["max_relevancy"],
-              "center_error_m": None, "grasps": len(answer["grasps"]), "grasps_valid": 0}
+              "center_error_m": None, "grasps": len(answer["grasps"]), "grasps_valid": 0, "best_grasp_valid": None}
     names = {o.name for o in world.spec.objects}
     if prompt in names and "object" in answer:
-        record["center_error_m"], record["grasps_valid"] = grade_object(
-            world, prompt, answer["object"]["position"],
-            [(pose_to_matrix(g.pose.pose), float(g.width)) for g in response.grasps], grasp)
+        record.update(grade_object(world, prompt, answer["object"]["position"],
+                                   [(pose_to_matrix(g.pose.pose), float(g.width)) for g in response.grasps], grasp))
     return record
 
 

@@ -161,6 +161,9 @@ def test_end_to_end_dense_eval(tmp_path, capsys, dataset_dir):
     assert any(r["found"] for r in objects)
     assert result["center_error_m"] is not None and 0.0 <= result["center_error_m"] < 0.05
     assert result["grasp_valid_rate"] is None or 0.0 <= result["grasp_valid_rate"] <= 1.0
+    for r in objects:  # the best grasp is graded whenever there is one, and counts among the valid ones
+        assert (r["best_grasp_valid"] is None) == (r["grasps"] == 0), r
+        assert r["grasps_valid"] >= bool(r["best_grasp_valid"]), r
 
 
 @pytest.fixture(scope="module")
