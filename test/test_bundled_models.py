@@ -22,9 +22,9 @@ from langscene_core.world import SHAPES
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
 
 FRESH_SEEDS = range(3_000_000, 3_000_004)
-NAME_SEEDS = range(3_000_000, 3_000_020)
+NAME_SEEDS = range(3_000_000, 3_000_020)  # the per-name round trip needs several crops per name
 SFM_SEEDS = range(3_000_000, 3_000_008)
-SFM_CLIPS_REGISTERED = 6  # of the 8 SFM_SEEDS clips, every frame  # the per-name round trip needs several crops per name
+SFM_CLIPS_REGISTERED = 6  # of the 8 SFM_SEEDS clips, every frame
 MIN_PIXELS = 80  # objects at least this visible are scored
 # per-name round trip on NAME_SEEDS: the shipped pair of session 3 kept 91.0 % with 2 names below 50 %,
 # the session-3 all-combination pair that lost its cylinders 78.4 % with 5 (assets/README.md)
@@ -151,7 +151,7 @@ def test_tiny_trimap_beats_the_cross_fade_on_fresh_clips():
     assert masks_model >= masks_nearer - 0.02, rows
 
 
-@pytest.mark.slow  # eight generated clips and sixteen single-threaded SfM runs: about 60 s
+@pytest.mark.slow  # eight generated clips and eight single-threaded SfM runs: about 35 s
 def test_sfm_registers_tiny_trimap_frames_on_fresh_clips():
     """SfM (recover_poses, only the keyframes' poses given) registers every generated frame of most fresh
     15-60 deg clips, near the true cameras (measured on these clips: 7 of 8 registered, median centre

@@ -6,7 +6,8 @@ from scipy.spatial.transform import Rotation
 
 from langscene_core.camera import Intrinsics
 from langscene_core.config import DensifyConfig
-from langscene_core.trimap.poses import PoseRecoveryError, align_sim3, apply_sim3, recover_poses
+from langscene_core.trimap.poses import PoseRecoveryError, RecoveredPoses, align_sim3, apply_sim3, check_accepted, \
+    recover_poses
 from langscene_core.world.generate import random_spec
 from langscene_core.world.render import render
 from langscene_core.world.scene import build_world
@@ -91,3 +92,15 @@ def test_bad_inputs_raise_value_error():
         recover_poses(frames, intrinsics, {0: np.eye(4)})
     with pytest.raises(ValueError, match="intrinsics"):
         recover_poses(frames[:, :100], intrinsics, {0: np.eye(4), 2: np.eye(4)})
+
+
+def test_check_accepted_applies_recover_poses_limits_to_recovered_poses():
+    """Poses recovered under loose limits, graded against stricter ones: the registered fraction counts
+    only the frames whose poses were not given."""
+    registered = np.array([True, True, True, False, True])  # keyframes 0 and 4; 2 of the 3 others
+    recovered = RecoveredPoses(poses=np.tile(np.eye(4), (5, 1, 1)), registered=registered, keyframe_error_m=0.03)
+    check_accepted(recovered, [0, 4], DensifyConfig(min_registered_fraction=0.6, max_keyframe_error_m=0.05))
+    with pytest.raises(PoseRecoveryError, match="min_registered_fraction"):
+        check_accepted(recovered, [0, 4], DensifyConfig(min_registered_fraction=0.7))
+    with pytest.raises(PoseRecoveryError, match="max_keyframe_error_m"):
+        check_accepted(recovered, [0, 4], DensifyConfig(min_registered_fraction=0.6, max_keyframe_error_m=0.02))

@@ -10,7 +10,7 @@ import itertools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pycolmap
@@ -87,21 +87,38 @@ def recover_poses(frames: np.ndarray, intrinsics: Intrinsics, known_poses: Mappi
     if missing:
         raise PoseRecoveryError(f"SfM did not register keyframe(s) {missing} ({len(sfm_poses)}/{len(frames)} "
                                 f"frames registered)")
-    others = [i for i in range(len(frames)) if i not in known_poses]
-    fraction = sum(i in sfm_poses for i in others) / max(len(others), 1)
-    if fraction < settings.min_registered_fraction:
-        raise PoseRecoveryError(f"SfM registered {fraction:.0%} of the generated frames, "
-                                f"below densify.min_registered_fraction={settings.min_registered_fraction}")
+    registered = np.array([i in sfm_poses for i in range(len(frames))])
+    _check_registered(registered, known_poses, settings)
     scale, rotation, translation = align_sim3({i: sfm_poses[i] for i in known_poses}, known_poses)
     poses = np.full((len(frames), 4, 4), np.nan)
     for i, pose in sfm_poses.items():
         poses[i] = apply_sim3(pose, scale, rotation, translation)
     error = max(float(np.linalg.norm(poses[i][:3, 3] - known_poses[i][:3, 3])) for i in known_poses)
+    _check_keyframe_error(error, settings)
+    return RecoveredPoses(poses=poses, registered=registered, keyframe_error_m=error)
+
+
+def check_accepted(recovered: RecoveredPoses, known: Iterable[int], settings: DensifyConfig) -> None:
+    """Raise PoseRecoveryError where :func:`recover_poses` with ``settings`` would have rejected poses it
+    recovered under looser ones (e.g. to grade one SfM run against several limits). known: the
+    indices of the frames whose poses were given."""
+    _check_registered(recovered.registered, known, settings)
+    _check_keyframe_error(recovered.keyframe_error_m, settings)
+
+
+def _check_registered(registered: np.ndarray, known: Iterable[int], settings: DensifyConfig) -> None:
+    """registered: [N] bool per frame; the frames other than ``known`` must reach min_registered_fraction."""
+    others = np.setdiff1d(np.arange(len(registered)), list(known))
+    fraction = float(registered[others].sum()) / max(len(others), 1)
+    if fraction < settings.min_registered_fraction:
+        raise PoseRecoveryError(f"SfM registered {fraction:.0%} of the generated frames, "
+                                f"below densify.min_registered_fraction={settings.min_registered_fraction}")
+
+
+def _check_keyframe_error(error: float, settings: DensifyConfig) -> None:
     if error > settings.max_keyframe_error_m:
         raise PoseRecoveryError(f"keyframes fit the SfM cameras only within {error:.3f} m, above "
                                 f"densify.max_keyframe_error_m={settings.max_keyframe_error_m}")
-    registered = np.array([i in sfm_poses for i in range(len(frames))])
-    return RecoveredPoses(poses=poses, registered=registered, keyframe_error_m=error)
 
 
 def _run_sfm(frames: np.ndarray, intrinsics: Intrinsics, min_size: int, tmp: Path) -> dict[int, np.ndarray]:
