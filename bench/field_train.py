@@ -22,7 +22,7 @@ from langscene_core.config import FieldConfig
 from langscene_core.field.gaussians import Gaussians
 from langscene_core.field.train import train_geometry, train_language
 from langscene_core.field.views import TrainView
-from langscene_core.world import build_world, capture_poses, intrinsics_of, random_spec, render
+from langscene_core.sim import build_world, capture_poses, intrinsics_of, random_spec, render
 
 STEPS = 20
 TARGET_STEPS_PER_S = 10.0
@@ -55,7 +55,7 @@ def main() -> None:
         load = os.getloadavg()[0]
         reports: list[float] = []  # time of each progress report (after step 1, ..., after the last)
         start = time.perf_counter()
-        run(gaussians, views, dataclasses.replace(config, **steps), lambda *_: reports.append(time.perf_counter()))
+        run(gaussians, views, dataclasses.replace(config, **steps), lambda *_, reports=reports: reports.append(time.perf_counter()))
         rate = (STEPS - 1) / (reports[-1] - reports[0])
         print(json.dumps({"bench": f"field_train_{stage}_steps_per_s_160x120", "value": round(rate, 3),
                           "unit": "steps/s", "target": TARGET_STEPS_PER_S,

@@ -1,6 +1,6 @@
 """Query core at 200k Gaussians: relevancy threshold/top-N, clustering, box, grasps, message packing.
 
-Gaussians are sampled on the surfaces of a synthetic world (langscene_core.world meshes, table
+Gaussians are sampled on the surfaces of a synthetic world (langscene_core.sim meshes, table
 included), relevancy is high on the queried object and low elsewhere. Each object of the scene is
 queried in turn, several times; the line reports the median total and the median of every stage.
 The ROS round trip (DDS transport included) is the node's bench ``query_roundtrip_200k``.
@@ -20,8 +20,8 @@ from std_msgs.msg import Header
 
 from langscene.srv import QueryObject
 from langscene_core.config import GraspConfig, QueryConfig
-from langscene_core.query import query_object, tabletop_of
-from langscene_core.world import build_world, parse_spec
+from langscene_core.query.objects import query_object, tabletop_of
+from langscene_core.sim import build_world, parse_spec
 from langscene_ros.query_response import fill_query_response
 from langscene_ros.viz import grasp_pose_array, query_markers
 

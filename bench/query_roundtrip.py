@@ -23,16 +23,16 @@ import torch
 from std_msgs.msg import Header
 
 from langscene.srv import QueryObject, SceneFile
-from langscene_core.features import mask_features
+from langscene_core.language.features import mask_features
 from langscene_core.config import DEFAULT_CONFIG_PATH, load_config
 from langscene_core.field.gaussians import Gaussians
-from langscene_core.models import load_models
-from langscene_core.query import query_object, tabletop_of
-from langscene_core.scene import build_scene, save_scene
-from langscene_core.text_query import TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
+from langscene_core.reconstruction.models import load_models
+from langscene_core.query.objects import query_object, tabletop_of
+from langscene_core.reconstruction.scene import build_scene, save_scene
+from langscene_core.query.answer import TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
 from langscene_ros.client import NodeClient, query_request
 from langscene_ros.query_response import fill_query_response
-from langscene_core.world import build_world, capture_poses, intrinsics_of, parse_spec, render
+from langscene_core.sim import build_world, capture_poses, intrinsics_of, parse_spec, render
 from query_core import SPEC, sample_scene
 
 REPO = Path(__file__).resolve().parent.parent

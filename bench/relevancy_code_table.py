@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from langscene_core.config import LqcTrainConfig
-from langscene_core.lqc import LQC
-from langscene_core.relevancy import code_relevancy, relevancy
+from langscene_core.language.lqc import LQC
+from langscene_core.language.relevancy import code_relevancy, relevancy
 
 GAUSSIANS = 1_000_000
 CHUNK = 65536

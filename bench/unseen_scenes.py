@@ -4,7 +4,7 @@ Each scene is a seeded `random_spec` (3-6 objects of the world's vocabulary, ran
 one of three captures: a 24-view orbit at 160x120, a 12-view 120-degree arc at 320x240 (reconstructed
 at `keyframe.max_image_side`), and a sparse two-view capture. The capture goes through keyframe
 selection and `reconstruct` with `config/demo.yaml` (in process, no ROS), then the scene is graded by
-`langscene_core.evaluate.evaluate` (as `langscene eval --mode dense`: LERF-OVS 2D metrics on the eval
+`langscene_core.eval.evaluate.evaluate` (as `langscene eval --mode dense`: LERF-OVS 2D metrics on the eval
 views; every object queried by name, its centre error against the world, every grasp through the
 world's grasp checker) and two absent objects are queried too. Lines: located fraction (centre within
 2 cm, with the 2D loc_acc and mIoU), median centre error, valid grasp fraction, objects with at least
@@ -23,14 +23,14 @@ import numpy as np
 import torch
 
 from langscene_core.config import load_config
-from langscene_core.evaluate import evaluate, mode_keyframes
-from langscene_core.models import load_models
-from langscene_core.reconstruct import reconstruct
-from langscene_core.scene import load_scene, save_scene
-from langscene_core.text_query import answer_prompt, code_levels
-from langscene_core.world import build_world, render_dataset
-from langscene_core.world.generate import random_spec
-from langscene_core.world.spec import COLORS, SHAPES, CameraSpec, TableSpec
+from langscene_core.eval.evaluate import evaluate, mode_keyframes
+from langscene_core.reconstruction.models import load_models
+from langscene_core.reconstruction.reconstruct import reconstruct
+from langscene_core.reconstruction.scene import load_scene, save_scene
+from langscene_core.query.answer import answer_prompt, code_levels
+from langscene_core.sim import build_world, render_dataset
+from langscene_core.sim.generate import random_spec
+from langscene_core.sim.spec import COLORS, SHAPES, CameraSpec, TableSpec
 
 REPO = Path(__file__).resolve().parent.parent
 CAPTURES = (CameraSpec(), CameraSpec(width=320, height=240, trajectory="arc", views=12),

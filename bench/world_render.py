@@ -4,7 +4,7 @@ import json
 import statistics
 import time
 
-from langscene_core.world import build_world, capture_poses, intrinsics_of, random_spec, render
+from langscene_core.sim import build_world, capture_poses, intrinsics_of, random_spec, render
 
 TARGET_S = 10.0
 REPEATS = 5

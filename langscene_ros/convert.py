@@ -14,7 +14,7 @@ from geometry_msgs.msg import Point, Pose, Quaternion
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
-from langscene_core.camera import Intrinsics
+from langscene_core.geometry.camera import Intrinsics
 
 
 class ConversionError(ValueError):

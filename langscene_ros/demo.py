@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from langscene_core.config import GraspConfig, load_config
-from langscene_core.evaluate import grade_object
-from langscene_core.world import World, build_world, render_dataset
-from langscene_core.world.spec import WorldSpec
+from langscene_core.eval.evaluate import grade_object
+from langscene_core.sim import World, build_world, render_dataset
+from langscene_core.sim.spec import WorldSpec
 
 
 class DemoError(RuntimeError):
@@ -55,7 +55,7 @@ def peak_rss_mb(pid: int) -> float | None:
 
 def grade_answer(world: World, prompt: str, response, grasp: GraspConfig) -> dict:
     """The demo's JSON record of one QueryObject answer, with errors measured against the world
-    (:func:`langscene_core.evaluate.grade_object`)."""
+    (:func:`langscene_core.eval.evaluate.grade_object`)."""
     from langscene_ros.client import query_response_to_dict
     from langscene_ros.convert import pose_to_matrix
 

@@ -25,13 +25,13 @@ from visualization_msgs.msg import MarkerArray
 from langscene.msg import SceneStatus
 from langscene.srv import QueryObject, SceneFile
 from langscene_core.config import ConfigError, LangsceneConfig, flatten, from_dict, to_dict, unflatten
-from langscene_core.frames import Frame, FrameSynchronizer
-from langscene_core.keyframes import KeyframeBuffer
-from langscene_core.models import Models, load_models
-from langscene_core.query import Tabletop, pack_rgb, tabletop_of
-from langscene_core.reconstruct import ReconstructionError, reconstruct
-from langscene_core.scene import Scene, SceneFileError, load_scene, save_scene
-from langscene_core.text_query import CodeLevels, TextEmbeddingCache, answer_prompt, code_levels
+from langscene_core.capture.frames import Frame, FrameSynchronizer
+from langscene_core.capture.keyframes import KeyframeBuffer
+from langscene_core.reconstruction.models import Models, load_models
+from langscene_core.query.objects import Tabletop, pack_rgb, tabletop_of
+from langscene_core.reconstruction.reconstruct import ReconstructionError, reconstruct
+from langscene_core.reconstruction.scene import Scene, SceneFileError, load_scene, save_scene
+from langscene_core.query.answer import CodeLevels, TextEmbeddingCache, answer_prompt, code_levels
 from langscene_ros import convert, viz
 from langscene_ros.query_response import fill_query_response
 

@@ -19,7 +19,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from langscene_core.world import RenderedFrame
+from langscene_core.sim import RenderedFrame
 from langscene_ros import convert
 
 CAMERA_FRAME = "camera_optical"  # frame_id of image, depth and camera_info

@@ -1,4 +1,4 @@
-"""Pack a :class:`~langscene_core.query.QueryResult` into the ``QueryObject`` service response."""
+"""Pack a :class:`~langscene_core.query.objects.QueryResult` into the ``QueryObject`` service response."""
 from __future__ import annotations
 
 from geometry_msgs.msg import PoseStamped, Vector3
@@ -6,7 +6,7 @@ from std_msgs.msg import Header
 
 from langscene.msg import GraspCandidate
 from langscene.srv import QueryObject
-from langscene_core.query import QueryResult
+from langscene_core.query.objects import QueryResult
 from langscene_ros.convert import matrices_to_poses, matrix_to_pose, numpy_to_pointcloud2
 
 

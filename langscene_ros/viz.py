@@ -9,8 +9,8 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from langscene_core.config import GraspConfig
-from langscene_core.grasp import Grasp
-from langscene_core.query import ObjectBox, QueryResult
+from langscene_core.query.grasp.planner import Grasp
+from langscene_core.query.objects import ObjectBox, QueryResult
 from langscene_ros.convert import matrices_to_poses, matrix_to_pose
 
 NAMESPACE_BOX, NAMESPACE_LABEL, NAMESPACE_GRIPPER, NAMESPACE_APPROACH = "object", "label", "grasp", "approach"

@@ -60,7 +60,7 @@ AMENT_PREFIX_PATH=$VENV PATH=$VENV/bin:$PATH cmake -S "$ROOT" -B "$BUILD" -G Nin
 "$PY" -c "from langscene.srv import QueryObject; from langscene.msg import GraspCandidate; import langscene_ros" \
   || { echo "setup: the langscene interfaces do not import" >&2; exit 1; }
 echo "setup: compiling the query's numba kernels into their cache (first time: about a minute)"
-"$PY" -c "import langscene_core.grasp_kernels, langscene_core.voxel" \
+"$PY" -c "import langscene_core.query.grasp.kernels, langscene_core.geometry.voxel" \
   || { echo "setup: the numba kernels did not compile" >&2; exit 1; }
 fingerprint >"$STAMP"
 echo "setup: done"

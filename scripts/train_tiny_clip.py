@@ -25,7 +25,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from langscene_core.clip import build_clip, load_clip, save_clip, save_vocabulary  # noqa: E402
+from langscene_core.language.clip import build_clip, load_clip, save_clip, save_vocabulary  # noqa: E402
 from langscene_core.training.crops import ViewSet, render_views  # noqa: E402
 from langscene_core.training.tiny_clip import (TINY_CLIP_CONFIG, CropBank, TinyClipTrainConfig,  # noqa: E402
                                                build_crop_bank, retrieval_accuracy, retrieval_set,

@@ -5,10 +5,10 @@ langscene_core/assets/tiny-lqc/lqc.safetensors.
 Renders random scenes (training and held-out seeds) once into ``--cache``, computes the pipeline's mask
 features with ``--clip`` (s/m/l felzenszwalb masks, one CLIP feature per mask) plus the features of every
 object's whole mask (``--object-copies`` copies of them join the corpus: see below), trains the LQC with
-``langscene_core.lqc.train_lqc`` (settings ``models.lqc_train`` of the config, text-activation loss over
+``langscene_core.language.lqc.train_lqc`` (settings ``models.lqc_train`` of the config, text-activation loss over
 the world's caption vocabulary and the canonical negatives), reports on the held-out scenes the
 reconstruction cosine and, name by name, how often the right object name keeps LERF relevancy > 0.5
-through the round trip (``langscene_core.lqc.name_round_trip``), and writes ``training.json`` next to
+through the round trip (``langscene_core.language.lqc.name_round_trip``), and writes ``training.json`` next to
 the checkpoint. Seeded. ``--evaluate-only CHECKPOINT`` measures an existing compressor the same way.
 
 Whole-object masks: felzenszwalb splits shaded objects (a cylinder's side and top) into pieces, so the
@@ -32,17 +32,17 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from langscene_core.clip import encode_text, load_clip  # noqa: E402
+from langscene_core.language.clip import encode_text, load_clip  # noqa: E402
 from langscene_core.config import DEFAULT_CONFIG_PATH, load_config, to_dict  # noqa: E402
-from langscene_core.lqc import (CHECKPOINT_FILE, LQC, load_lqc, name_round_trip, reconstruction_metrics,  # noqa: E402
+from langscene_core.language.lqc import (CHECKPOINT_FILE, LQC, load_lqc, name_round_trip, reconstruction_metrics,  # noqa: E402
                                 save_lqc, train_lqc)
-from langscene_core.masks import make_mask_mapper  # noqa: E402
+from langscene_core.language.masks import make_mask_mapper  # noqa: E402
 from langscene_core.training.crops import ViewSet, render_views  # noqa: E402
 from langscene_core.training.lqc_corpus import LabelledFeatures, labelled_mask_corpus, object_features  # noqa: E402
 from langscene_core.training.tiny_clip import CANONICAL_NEGATIVES  # noqa: E402
 from langscene_core.training.vocabulary import (COLOR_TEMPLATES, SUBJECT_COLORS, SUBJECT_SHAPES,  # noqa: E402
                                                 name_captions, subject_combos)
-from langscene_core.world import SHAPES  # noqa: E402
+from langscene_core.sim import SHAPES  # noqa: E402
 
 EVAL_SEED_OFFSET = 2_000_000  # held-out scenes use seeds far from the training ones
 OBJECT_MIN_PIXELS = 25  # training: whole-object masks at least this large (crops.MIN_PIXELS)

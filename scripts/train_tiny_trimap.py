@@ -5,7 +5,7 @@ clips of random worlds and write it to langscene_core/assets/tiny-trimap (diffus
 Clips (langscene_core.training.trimap_clips): a camera moving along an orbit arc, rendered as RGB,
 camera-frame normals and palette-coloured instance masks. Training: the VAE is fitted first (the tiny
 model has no pretrained VAE), then the transformer through the paper's progressive stages (RGB
-interpolation, + normals, + semantics; langscene_core.trimap.train). Evaluation on held-out scenes:
+interpolation, + normals, + semantics; langscene_core.training.trimap_train). Evaluation on held-out scenes:
 PSNR of generated in-between RGB frames and mean angular error of generated normals, each against the
 rendered truth and compared with a linear cross-fade of the keyframes (the baseline to beat), with what
 a model predicting no correction generates (``no_correction``: the condition video decoded as the
@@ -40,14 +40,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from langscene_core.config import DensifyConfig, TrimapModelConfig  # noqa: E402
-from langscene_core.normals import normals_to_rgb, rgb_to_normals  # noqa: E402
+from langscene_core.geometry.normals import normals_to_rgb, rgb_to_normals  # noqa: E402
 from langscene_core.training.trimap_clips import (ARC_SPAN_BUCKETS_DEG, ARC_SPAN_RANGE_DEG,  # noqa: E402
                                                   RenderedClip, cross_fade, normal_error_deg, psnr, render_clip)
 from langscene_core.trimap import PoseRecoveryError, check_accepted, load_trimap, normal_pass, recover_poses, rgb_pass, \
     semantic_pass  # noqa: E402
 from langscene_core.trimap.loading import build_tiny_pipeline, tiny_trimap_config  # noqa: E402
 from langscene_core.trimap.pipeline import CONDITIONS  # noqa: E402
-from langscene_core.trimap.train import TrainSettings, progressive_stages, train_trimap, train_vae  # noqa: E402
+from langscene_core.training.trimap_train import TrainSettings, progressive_stages, train_trimap, train_vae  # noqa: E402
 
 EVAL_SEED_OFFSET = 4_000_000  # held-out scenes; bucket b uses seeds EVAL_SEED_OFFSET + 1000 b + i
 

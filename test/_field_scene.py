@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import open3d as o3d
 
-from langscene_core.camera import Intrinsics, look_at, pixel_rays
+from langscene_core.geometry.camera import Intrinsics, look_at, pixel_rays
 from langscene_core.field.views import TrainView
 
 COLORS = np.array([[0.55, 0.55, 0.5], [0.85, 0.2, 0.15], [0.2, 0.35, 0.85], [0.9, 0.8, 0.2]])

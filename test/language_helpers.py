@@ -5,9 +5,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from langscene_core.clip import ClipModel, build_clip, encode_text, save_clip
+from langscene_core.language.clip import ClipModel, build_clip, encode_text, save_clip
 from langscene_core.config import ClipModelConfig, LqcModelConfig, LqcTrainConfig, ModelsConfig
-from langscene_core.lqc import save_lqc, train_lqc
+from langscene_core.language.lqc import save_lqc, train_lqc
 
 # Same code path as ViT-B-16 (open_clip.CLIP with a VisionTransformer and a text Transformer), tiny widths.
 TINY_CLIP_CONFIG = {

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import open3d as o3d
 
-from langscene_core.world import World
+from langscene_core.sim import World
 
 
 @dataclass(frozen=True)

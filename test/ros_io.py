@@ -8,7 +8,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from langscene_core.camera import Intrinsics
+from langscene_core.geometry.camera import Intrinsics
 from langscene_ros import convert
 from langscene_ros.client import NodeClient
 

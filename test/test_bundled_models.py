@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from langscene_core.clip import bundled_path, encode_images, encode_text, load_clip
+from langscene_core.language.clip import bundled_path, encode_images, encode_text, load_clip
 from langscene_core.config import DensifyConfig, QueryConfig, TrimapModelConfig, load_config
-from langscene_core.features import mask_crops
-from langscene_core.lqc import load_lqc, name_round_trip
-from langscene_core.masks import make_mask_mapper
-from langscene_core.relevancy import relevancy
+from langscene_core.language.features import mask_crops
+from langscene_core.language.lqc import load_lqc, name_round_trip
+from langscene_core.language.masks import make_mask_mapper
+from langscene_core.language.relevancy import relevancy
 from langscene_core.training.crops import render_views
 from langscene_core.training.lqc_corpus import mask_feature_corpus, object_features
 from langscene_core.training.trimap_clips import cross_fade, normal_error_deg, psnr, render_clip
 from langscene_core.trimap import PoseRecoveryError, load_trimap, normal_pass, recover_poses, rgb_pass, semantic_pass
 from langscene_core.training.vocabulary import HELD_OUT, SUBJECT_COLORS, SUBJECT_SHAPES
-from langscene_core.world import SHAPES
+from langscene_core.sim import SHAPES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
 
@@ -44,7 +44,7 @@ def clip():
 
 
 def _object_crops(clip, views):
-    """Pipeline mask crops (langscene_core.features.mask_crops) of every object covering MIN_PIXELS
+    """Pipeline mask crops (langscene_core.language.features.mask_crops) of every object covering MIN_PIXELS
     pixels. Returns crops [N, 3, S, S], the object names [N], and per crop the names in its scene."""
     crops, names, scene_names = [], [], []
     for v in range(len(views)):

@@ -5,8 +5,8 @@ import open_clip
 import pytest
 import torch
 
-from langscene_core import clip as clip_module
-from langscene_core.clip import (CONFIG_FILE, WEIGHTS_FILE, encode_images, encode_text, load_clip, save_clip)
+from langscene_core.language import clip as clip_module
+from langscene_core.language.clip import (CONFIG_FILE, WEIGHTS_FILE, encode_images, encode_text, load_clip, save_clip)
 from language_helpers import TINY_CLIP_CONFIG, tiny_clip
 
 

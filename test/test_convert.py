@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.spatial.transform import Rotation
 
-from langscene_core.query import pack_rgb, unpack_rgb
+from langscene_core.query.objects import pack_rgb, unpack_rgb
 from langscene_ros import convert
 
 sizes = st.tuples(st.integers(1, 9), st.integers(1, 9))

@@ -1,20 +1,20 @@
-"""`langscene eval` and langscene_core.evaluate: LERF-OVS metrics on hand-made maps and labels, mode
+"""`langscene eval` and langscene_core.eval.evaluate: LERF-OVS metrics on hand-made maps and labels, mode
 keyframes, CLI bad input (exit 2, one line), and one end-to-end run on a small world dataset."""
 import json
 
 import numpy as np
 import pytest
 
-from langscene_core.camera import look_at
+from langscene_core.geometry.camera import look_at
 from langscene_core.config import KeyframeConfig, load_config
-from langscene_core.evaluate import (category_boxes, category_mask, farthest_view, filter_size, localization_hit,
+from langscene_core.eval.evaluate import (category_boxes, category_mask, farthest_view, filter_size, localization_hit,
                                      mask_relevancy, mode_config, mode_keyframes, nearest_camera, normalized_iou,
                                      pixel_relevancy, summarize)
-from langscene_core.features import mask_features
-from langscene_core.models import load_models
-from langscene_core.text_query import scene_relevancy
-from langscene_core.world import build_world, load_dataset, render_dataset, write_dataset
-from langscene_core.world.spec import parse_spec
+from langscene_core.language.features import mask_features
+from langscene_core.reconstruction.models import load_models
+from langscene_core.query.answer import scene_relevancy
+from langscene_core.sim import build_world, load_dataset, render_dataset, write_dataset
+from langscene_core.sim.spec import parse_spec
 from langscene_ros.cli import main
 from langscene_ros.commands.demo import DEMO_PARAMS
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from langscene_core.clip import encode_images
-from langscene_core.features import mask_crops, mask_features
-from langscene_core.masks import FelzenszwalbMasks
+from langscene_core.language.clip import encode_images
+from langscene_core.language.features import mask_crops, mask_features
+from langscene_core.language.masks import FelzenszwalbMasks
 from language_helpers import tabletop_image, tiny_clip
 
 
@@ -75,7 +75,7 @@ def test_bad_masks_raise(setup):
 
 def test_a_region_repeated_across_levels_is_encoded_once(setup, monkeypatch):
     clip, image, _, masks, _ = setup
-    import langscene_core.features as features_module
+    import langscene_core.language.features as features_module
 
     encoded = []
     real = features_module.encode_images

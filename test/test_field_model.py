@@ -6,7 +6,7 @@ import open3d as o3d
 import pytest
 import torch
 
-from langscene_core.camera import Intrinsics, look_at
+from langscene_core.geometry.camera import Intrinsics, look_at
 from langscene_core.field import losses
 from langscene_core.field.gaussians import Gaussians, knn, quat_from_z_axis
 from langscene_core.field.ply import load_ply, read_sidecar, save_ply, sidecar_path

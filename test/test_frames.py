@@ -1,10 +1,10 @@
 """Frame pairing by stamp and keyframe selection."""
 import numpy as np
 
-from langscene_core.camera import Intrinsics, look_at
+from langscene_core.geometry.camera import Intrinsics, look_at
 from langscene_core.config import KeyframeConfig
-from langscene_core.frames import Frame, FrameSynchronizer
-from langscene_core.keyframes import KeyframeBuffer, pose_distance, sharpness
+from langscene_core.capture.frames import Frame, FrameSynchronizer
+from langscene_core.capture.keyframes import KeyframeBuffer, pose_distance, sharpness
 
 K = Intrinsics.from_hfov(8, 6, 60.0)
 RNG = np.random.default_rng(0)

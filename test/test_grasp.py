@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from langscene_core.config import GraspConfig
-from langscene_core.grasp import plan_grasps
+from langscene_core.query.grasp.planner import plan_grasps
 from tabletop import Box, Cylinder, grasp_violations, make_scene
 
 UP = np.array([0.0, 0.0, 1.0])

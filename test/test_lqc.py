@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from langscene_core import clip as clip_module
+from langscene_core.language import clip as clip_module
 from langscene_core.config import LqcTrainConfig
-from langscene_core.lqc import (CHECKPOINT_FILE, LQC, load_lqc, lqc_losses, name_round_trip, reconstruction_metrics,
+from langscene_core.language.lqc import (CHECKPOINT_FILE, LQC, load_lqc, lqc_losses, name_round_trip, reconstruction_metrics,
                                 restart_dead_codes, save_lqc, train_lqc)
-from langscene_core.masks import FelzenszwalbMasks
+from langscene_core.language.masks import FelzenszwalbMasks
 from langscene_core.training.crops import render_views
 from langscene_core.training.lqc_corpus import labelled_mask_corpus, mask_feature_corpus, object_features
 from language_helpers import clustered_corpus, tiny_clip

@@ -4,7 +4,7 @@ import pytest
 from skimage.metrics import adapted_rand_error
 
 from langscene_core.config import MasksConfig
-from langscene_core.masks import FelzenszwalbMasks, make_mask_mapper
+from langscene_core.language.masks import FelzenszwalbMasks, make_mask_mapper
 from language_helpers import tabletop_image
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from langscene.srv import QueryObject, SceneFile
-from langscene_core.camera import Intrinsics, look_at
+from langscene_core.geometry.camera import Intrinsics, look_at
 from langscene_ros import convert
 from geometry_msgs.msg import PoseStamped
 from std_msgs.msg import Header

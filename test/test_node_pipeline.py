@@ -11,7 +11,7 @@ from visualization_msgs.msg import MarkerArray
 
 from langscene.srv import QueryObject, SceneFile
 from langscene_core.config import FieldConfig, LangsceneConfig, to_dict
-from langscene_core.world import build_world, parse_spec, render_dataset
+from langscene_core.sim import build_world, parse_spec, render_dataset
 from langscene_ros.client import NodeClient, query_request
 from langscene_ros.player import Player
 

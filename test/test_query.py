@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from langscene_core.config import GraspConfig, QueryConfig
-from langscene_core.query import (CLOUD_DTYPE, best_cluster, object_box, pack_rgb, query_object,
+from langscene_core.query.objects import (CLOUD_DTYPE, best_cluster, object_box, pack_rgb, query_object,
                                   select_relevant, fit_support, tabletop_of, unpack_rgb)
 from tabletop import Box, Cylinder, grasp_violations, make_scene
 
@@ -267,7 +267,7 @@ def test_tall_object_relevant_on_its_top_only_grows_down_to_the_table_and_loses_
 def test_footprint_hull_from_the_candidate_vertices_is_scipys_hull(seed):
     from scipy.spatial import ConvexHull
 
-    from langscene_core.query import _convex_hull
+    from langscene_core.query.objects import _convex_hull
     rng = np.random.default_rng(seed)
     angle, radius = rng.uniform(0, 2 * np.pi, 3000), np.sqrt(rng.uniform(0, 1, 3000))
     shapes = (np.stack([radius * np.cos(angle), radius * np.sin(angle)], 1) * 0.05,  # a disc

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from langscene_core.config import GraspConfig, QueryConfig
-from langscene_core.grasp import Support, plan_grasps
-from langscene_core.query import query_object
-from langscene_core.world import build_world, check_grasp, parse_spec
-from langscene_core.world.spec import SHAPES
+from langscene_core.query.grasp.planner import Support, plan_grasps
+from langscene_core.query.objects import query_object
+from langscene_core.eval.grasp_check import check_grasp
+from langscene_core.sim import build_world, parse_spec
+from langscene_core.sim.spec import SHAPES
 from reconstructed_world import reconstruct_like
 
 GRASP = GraspConfig()

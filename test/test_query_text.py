@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from langscene_core.clip import encode_text, load_vocabulary, save_vocabulary
+from langscene_core.language.clip import encode_text, load_vocabulary, save_vocabulary
 from langscene_core.config import LangsceneConfig, ModelsConfig
-from langscene_core.models import load_models
-from langscene_core.query import ObjectBox, QueryResult, relevancy_cloud
-from langscene_core.relevancy import relevancy
-from langscene_core.text_query import CodeLevels, TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
+from langscene_core.reconstruction.models import load_models
+from langscene_core.query.objects import ObjectBox, QueryResult, relevancy_cloud
+from langscene_core.language.relevancy import relevancy
+from langscene_core.query.answer import CodeLevels, TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
 from language_helpers import tiny_models_config
 
 NEGATIVES = ("object", "things", "stuff", "texture")
@@ -53,7 +53,7 @@ def test_cache_is_bounded_and_reuses_embeddings(models, monkeypatch):
     cache = TextEmbeddingCache(models.clip, capacity=6)
     first = cache.embed(["a", "b", "c"]).clone()
     encoded = []
-    import langscene_core.text_query as text_query
+    import langscene_core.query.answer as text_query
     real = text_query.encode_text
     monkeypatch.setattr(text_query, "encode_text", lambda clip, texts: encoded.append(list(texts)) or real(clip, texts))
     again = cache.embed(["c", "a", "d"])

@@ -1,5 +1,5 @@
 """Query + grasps on Gaussians sampled from the synthetic world's meshes, grasps checked by the world's
-own checker (langscene_core.world.grasp_check) against the true meshes."""
+own checker (langscene_core.eval.grasp_check) against the true meshes."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +7,9 @@ import open3d as o3d
 import pytest
 
 from langscene_core.config import GraspConfig, QueryConfig
-from langscene_core.query import query_object
-from langscene_core.world import build_world, check_grasp, parse_spec
+from langscene_core.query.objects import query_object
+from langscene_core.eval.grasp_check import check_grasp
+from langscene_core.sim import build_world, parse_spec
 
 SPEC = parse_spec({"objects": [
     {"name": "orange box", "shape": "box", "color": "orange", "size": 0.07, "position": [0.10, -0.05]},

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from langscene_core.config import FieldConfig, LangsceneConfig
-from langscene_core.models import load_models
-from langscene_core.query import query_object
-from langscene_core.reconstruct import ReconstructionError, reconstruct
-from langscene_core.scene import SceneFileError, load_scene, save_scene
-from langscene_core.text_query import scene_relevancy
-from langscene_core.world import build_world, capture_poses, intrinsics_of, parse_spec, render
+from langscene_core.reconstruction.models import load_models
+from langscene_core.query.objects import query_object
+from langscene_core.reconstruction.reconstruct import ReconstructionError, reconstruct
+from langscene_core.reconstruction.scene import SceneFileError, load_scene, save_scene
+from langscene_core.query.answer import scene_relevancy
+from langscene_core.sim import build_world, capture_poses, intrinsics_of, parse_spec, render
 
 from language_helpers import tiny_models_config
 

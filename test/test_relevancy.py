@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from langscene_core.clip import encode_text
+from langscene_core.language.clip import encode_text
 from langscene_core.config import LqcTrainConfig, QueryConfig
-from langscene_core.lqc import LQC
-from langscene_core.relevancy import code_relevancy, negative_phrases, relevancy
+from langscene_core.language.lqc import LQC
+from langscene_core.language.relevancy import code_relevancy, negative_phrases, relevancy
 from language_helpers import tiny_clip
 
 

@@ -3,10 +3,10 @@ import numpy as np
 import open3d as o3d
 import pytest
 
-from langscene_core.camera import Intrinsics, look_at, unproject_depth
-from langscene_core.frames import Frame
-from langscene_core.resample import downscale_frame, scaled_intrinsics
-from langscene_core.world import CameraSpec, build_world, intrinsics_of, random_spec, render
+from langscene_core.geometry.camera import Intrinsics, look_at, unproject_depth
+from langscene_core.capture.frames import Frame
+from langscene_core.capture.resample import downscale_frame, scaled_intrinsics
+from langscene_core.sim import CameraSpec, build_world, intrinsics_of, random_spec, render
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from langscene_core.clip import build_clip
+from langscene_core.language.clip import build_clip
 from langscene_core.training.crops import (ViewSet, masked_crop, partial_mask, random_crop, render_views, square_crop,
                                            subject_of, training_spec, visible_instances)
 from langscene_core.training.tiny_clip import (TINY_CLIP_CONFIG, TinyClipTrainConfig, build_crop_bank, clip_losses,
                                                retrieval_accuracy, retrieval_set, train_tiny_clip)
 from langscene_core.training.vocabulary import (HELD_OUT, SUBJECT_COLORS, SUBJECT_SHAPES, name_captions,
                                                 sample_captions, subject_combos)
-from langscene_core.world import BACKGROUND_ID, TABLE_ID
+from langscene_core.sim import BACKGROUND_ID, TABLE_ID
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from langscene_core.lqc import load_lqc
+from langscene_core.language.lqc import load_lqc
 from langscene_ros.cli import main
 
 SETTINGS = """langscene:
@@ -66,7 +66,7 @@ def test_bad_input_exits_2_with_one_line(corpus, capsys, args, message):
 
 
 def test_text_phrases_are_encoded_with_the_configured_clip(corpus, tmp_path):
-    from langscene_core.clip import save_clip
+    from langscene_core.language.clip import save_clip
     from language_helpers import TINY_CLIP_CONFIG, tiny_clip
 
     save_clip(tiny_clip(), tmp_path / "clip", TINY_CLIP_CONFIG)

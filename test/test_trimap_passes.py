@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from langscene_core.camera import Intrinsics, pixel_rays
+from langscene_core.geometry.camera import Intrinsics, pixel_rays
 from langscene_core.config import TrimapModelConfig
-from langscene_core.normals import depth_to_normals, normals_to_rgb, normals_to_world, rgb_to_normals
+from langscene_core.geometry.normals import depth_to_normals, normals_to_rgb, normals_to_world, rgb_to_normals
 from langscene_core.trimap import passes
 from langscene_core.trimap.loading import build_tiny_pipeline
 from langscene_core.trimap.palette import MAX_PALETTE, make_palette, masks_to_rgb, rgb_to_masks
 from langscene_core.trimap.passes import (TrimapKeyframe, densify_pair, model_size, normal_pass, rgb_pass,
                                           semantic_pass)
 from langscene_core.trimap.poses import PoseRecoveryError, RecoveredPoses
-from langscene_core.world.trajectory import orbit_pose
+from langscene_core.sim.trajectory import orbit_pose
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
 
@@ -167,7 +167,7 @@ def test_densify_pair_falls_back_without_poses(pipe, monkeypatch):
 
 
 def test_keyframe_from_pipeline_frame():
-    from langscene_core.frames import Frame
+    from langscene_core.capture.frames import Frame
 
     rgb = np.full((24, 40, 3), 255, np.uint8)
     depth = _plane_depth(np.array([0.0, 0.0, -1.0]), -1.0, INTRINSICS)

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from langscene_core.camera import Intrinsics
+from langscene_core.geometry.camera import Intrinsics
 from langscene_core.config import DensifyConfig
 from langscene_core.trimap.poses import PoseRecoveryError, RecoveredPoses, align_sim3, apply_sim3, check_accepted, \
     recover_poses
-from langscene_core.world.generate import random_spec
-from langscene_core.world.render import render
-from langscene_core.world.scene import build_world
-from langscene_core.world.trajectory import orbit_pose
+from langscene_core.sim.generate import random_spec
+from langscene_core.sim.render import render
+from langscene_core.sim.scene import build_world
+from langscene_core.sim.trajectory import orbit_pose
 
 
 def _pose_errors(estimated: np.ndarray, truth: np.ndarray) -> tuple[float, float]:

@@ -7,7 +7,7 @@ import torch
 
 from langscene_core.trimap.loading import build_tiny_pipeline, tiny_trimap_config
 from langscene_core.trimap.pipeline import cross_fade_video
-from langscene_core.trimap.train import (TrainClip, TrainSettings, TrainStage, calibrate_latent_scale, diffusion_loss,
+from langscene_core.training.trimap_train import (TrainClip, TrainSettings, TrainStage, calibrate_latent_scale, diffusion_loss,
                                          encode_clip, one_step_pixel_loss, progressive_stages, train_trimap, train_vae)
 from trimap_helpers import moving_square_clip
 

@@ -7,7 +7,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
 from langscene_core.config import GraspConfig, QueryConfig
-from langscene_core.query import query_object
+from langscene_core.query.objects import query_object
 from langscene_ros.convert import pointcloud2_to_numpy, pose_to_matrix
 from langscene_ros.viz import grasp_pose_array, gripper_outline, query_markers
 from tabletop import Box, Cylinder, make_scene

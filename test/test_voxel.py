@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from langscene_core.voxel import bounds, group_by_voxel, points_in_box
+from langscene_core.geometry.voxel import bounds, group_by_voxel, points_in_box
 
 
 def test_groups_counts_and_means():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from langscene_core.world import load_dataset
+from langscene_core.sim import load_dataset
 from langscene_ros.cli import main
 
 REPO = Path(__file__).resolve().parent.parent

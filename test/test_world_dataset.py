@@ -5,9 +5,9 @@ import numpy as np
 import open3d as o3d
 import pytest
 
-from langscene_core.camera import project_points
-from langscene_core.world import build_world, load_dataset, random_spec, render_dataset, write_dataset
-from langscene_core.world.labels import polygon_mask
+from langscene_core.geometry.camera import project_points
+from langscene_core.sim import build_world, load_dataset, random_spec, render_dataset, write_dataset
+from langscene_core.sim.labels import polygon_mask
 
 
 @pytest.fixture(scope="module")

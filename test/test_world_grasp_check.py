@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from langscene_core.world import build_world, parse_spec
-from langscene_core.world.grasp_check import _segments_hit_box, check_grasp
+from langscene_core.sim import build_world, parse_spec
+from langscene_core.eval.grasp_check import _segments_hit_box, check_grasp
 
 SPEC = parse_spec({"objects": [
     # box 0.10 (x) x 0.07 (y) x 0.06 (z), top at z = 0.06

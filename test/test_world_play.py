@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from langscene_core.world import build_world, load_dataset, parse_spec, render_dataset, write_dataset
+from langscene_core.sim import build_world, load_dataset, parse_spec, render_dataset, write_dataset
 from langscene_ros.cli import main
 from conftest import wait_until
 

@@ -3,10 +3,10 @@ import numpy as np
 import open3d as o3d
 import pytest
 
-from langscene_core.camera import look_at, project_points, unproject_depth
-from langscene_core.world import (CameraSpec, build_world, capture_poses, eval_poses, intrinsics_of, parse_spec,
+from langscene_core.geometry.camera import look_at, project_points, unproject_depth
+from langscene_core.sim import (CameraSpec, build_world, capture_poses, eval_poses, intrinsics_of, parse_spec,
                                   random_spec, render)
-from langscene_core.world.spec import COLORS
+from langscene_core.sim.spec import COLORS
 
 SPEC = parse_spec({"seed": 3, "objects": [
     {"name": "red mug", "shape": "mug", "color": "red", "size": 0.10, "position": [0.10, -0.05], "yaw": 30},

@@ -5,9 +5,9 @@ import numpy as np
 import open3d as o3d
 import pytest
 
-from langscene_core.world import SHAPES, SpecError, build_world, parse_spec, random_spec, spec_to_dict
-from langscene_core.world.meshes import object_mesh
-from langscene_core.world.spec import ObjectSpec
+from langscene_core.sim import SHAPES, SpecError, build_world, parse_spec, random_spec, spec_to_dict
+from langscene_core.sim.meshes import object_mesh
+from langscene_core.sim.spec import ObjectSpec
 
 DESIGN_EXAMPLE = {
     "seed": 0,

@@ -21,7 +21,7 @@ import torch
 from gsplat.cuda._torch_impl import _quat_to_rotmat
 from torch import Tensor, nn
 
-from langscene_core.camera import unproject_depth
+from langscene_core.geometry.camera import unproject_depth
 from langscene_core.field.views import TrainView
 
 SH_C0 = 0.28209479177387814  # degree-0 SH basis: colour = SH_C0 * sh0 + 0.5
@@ -181,7 +181,7 @@ def knn(points: Tensor, k: int) -> tuple[Tensor, Tensor]:
 def rgbd_points(views: Sequence[TrainView], stride: int) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """World points [M, 3], colours [M, 3] and normals [M, 3] (None unless every view with depth has a
     normal prior) of every ``stride``-th pixel with valid depth, over the views that have depth (e.g.
-    keyframes; generated frames have none) (langscene_core.camera.unproject_depth)."""
+    keyframes; generated frames have none) (langscene_core.geometry.camera.unproject_depth)."""
     views = [v for v in views if v.depth is not None]
     if not views:
         raise ValueError("RGB-D initialisation needs depth in at least one view (or pass init_points)")

@@ -7,7 +7,7 @@ Python loop), so CPU tensors go through gsplat's pure-torch projection (``gsplat
 autograd) and the hand-written tile compositor of ``langscene_core.field.composite`` (gsplat's
 compositing rules, analytic backward).
 
-Frames: ``viewmats`` are world -> camera (OpenCV axes, see ``langscene_core.camera``); pixel centres
+Frames: ``viewmats`` are world -> camera (OpenCV axes, see ``langscene_core.geometry.camera``); pixel centres
 are at integer + 0.5.
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from langscene_core.camera import Intrinsics, invert_pose
+from langscene_core.geometry.camera import Intrinsics, invert_pose
 from langscene_core.field.gaussians import Gaussians
 from langscene_core.field.composite import CompositingMatrix, compositing_matrix
 from langscene_core.field.rasterize import project, rasterize, view_colors

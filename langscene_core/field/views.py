@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from langscene_core.camera import Intrinsics
+from langscene_core.geometry.camera import Intrinsics
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Rendered training views of random worlds and the image crops a CLIP encoder is trained on.
 
-The pipeline (``langscene_core.features``) encodes each mask as its bounding-box crop with everything
+The pipeline (``langscene_core.language.features``) encodes each mask as its bounding-box crop with everything
 outside the mask black, padded to a square. Training crops include exactly those (whole and partial
 masks, as over-segmentation gives), crops with the rendered background kept around the subject, table
 patches, and background (sky) regions, which match no caption.
@@ -17,9 +17,9 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 from langscene_core.training.vocabulary import HELD_OUT, SUBJECT_COLORS, SUBJECT_SHAPES, TABLE_COLORS, TABLE_SHAPE
-from langscene_core.world import BACKGROUND_ID, TABLE_ID, TableSpec, WorldSpec, build_world, intrinsics_of, \
+from langscene_core.sim import BACKGROUND_ID, TABLE_ID, TableSpec, WorldSpec, build_world, intrinsics_of, \
     random_spec, render
-from langscene_core.world.trajectory import orbit_pose
+from langscene_core.sim.trajectory import orbit_pose
 
 MAX_INSTANCES = 16  # instance ids 0..15 per view (table + up to 15 objects)
 ELEVATION_RANGE_DEG = (20.0, 65.0)

@@ -1,7 +1,7 @@
 """Feature corpora for the bundled LQC: CLIP features of the pipeline's own masks on rendered views.
 
 Every view goes through the same steps as a reconstruction (DESIGN.md 2.3-2.4): s/m/l masks from the
-configured mask mapper, one CLIP feature per mask (``langscene_core.features.mask_features``), so the
+configured mask mapper, one CLIP feature per mask (``langscene_core.language.features.mask_features``), so the
 compressor is trained on the distribution it will compress.
 
 The rendered world knows what every pixel shows, so each feature can carry the subject it shows
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from langscene_core.clip import ClipModel
-from langscene_core.features import mask_features
-from langscene_core.masks import MaskMapper
+from langscene_core.language.clip import ClipModel
+from langscene_core.language.features import mask_features
+from langscene_core.language.masks import MaskMapper
 from langscene_core.training.crops import ViewSet
 from langscene_core.training.vocabulary import SUBJECT_SHAPES, TABLE_SHAPE
-from langscene_core.world import TABLE_ID
+from langscene_core.sim import TABLE_ID
 
 #: a mask is labelled with the instance covering at least this fraction of its pixels (else -1: mixed)
 MIN_PURITY = 0.8

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from langscene_core.clip import ClipModel
+from langscene_core.language.clip import ClipModel
 from langscene_core.config import QueryConfig
 from langscene_core.training.crops import ViewSet, masked_crop, random_crop, subject_of, visible_instances
 from langscene_core.training.vocabulary import HELD_OUT, SHAPES, SUBJECT_COLORS, SUBJECT_SHAPES, Captions, \

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from langscene_core.camera import Intrinsics
-from langscene_core.normals import normals_to_rgb
+from langscene_core.geometry.camera import Intrinsics
+from langscene_core.geometry.normals import normals_to_rgb
 from langscene_core.training.crops import ELEVATION_RANGE_DEG, RADIUS_RANGE, training_spec
 from langscene_core.trimap.palette import make_palette, masks_to_rgb
-from langscene_core.trimap.train import TrainClip
-from langscene_core.world import build_world, render
-from langscene_core.world.trajectory import orbit_pose
+from langscene_core.training.trimap_train import TrainClip
+from langscene_core.sim import build_world, render
+from langscene_core.sim.trajectory import orbit_pose
 
 ARC_SPAN_RANGE_DEG = (15.0, 60.0)  # azimuth travelled between the two keyframes
 ARC_SPAN_BUCKETS_DEG = ((15.0, 25.0), (25.0, 40.0), (40.0, 60.0))  # evaluation reports each bucket

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from langscene_core.world.spec import COLORS, SHAPES
+from langscene_core.sim.spec import COLORS, SHAPES
 
 TABLE_SHAPE = "table"
 #: Shapes a subject can have: the world's object shapes, then the table.

@@ -2,7 +2,7 @@
 point the reconstruction job calls for each pair of consecutive keyframes.
 
 All images here are numpy, channels last: rgb [H, W, 3] float32 in [0, 1]; normals [H, W, 3] float32
-unit vectors in the camera's OpenCV frame (see langscene_core.normals); masks [L, H, W] int64 ids per
+unit vectors in the camera's OpenCV frame (see langscene_core.geometry.normals); masks [L, H, W] int64 ids per
 granularity level (s/m/l), 0 = background. Generation runs at the model size (``settings.height`` x
 ``settings.width``, 0 = the model's native size) and results are resized back to the keyframe size.
 """
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from langscene_core.camera import Intrinsics
+from langscene_core.geometry.camera import Intrinsics
 from langscene_core.config import DensifyConfig, TrimapModelConfig
-from langscene_core.frames import Frame
-from langscene_core.normals import depth_to_normals, normals_to_rgb, rgb_to_normals
+from langscene_core.capture.frames import Frame
+from langscene_core.geometry.normals import depth_to_normals, normals_to_rgb, rgb_to_normals
 from langscene_core.trimap.palette import make_palette, masks_to_rgb, rgb_to_masks
 from langscene_core.trimap.pipeline import TrimapPipeline
 from langscene_core.trimap.poses import PoseRecoveryError, recover_poses

@@ -1,7 +1,7 @@
 """Poses of generated frames: pycolmap SfM over keyframes + generated frames, then a Sim(3) alignment of
 the SfM cameras to the keyframes' metric poses.
 
-Poses are ``cam_to_world`` [4, 4] float64 in the OpenCV camera convention (see langscene_core.camera);
+Poses are ``cam_to_world`` [4, 4] float64 in the OpenCV camera convention (see langscene_core.geometry.camera);
 the world frame is the keyframes' frame.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pycolmap
 from PIL import Image
 
-from langscene_core.camera import Intrinsics
+from langscene_core.geometry.camera import Intrinsics
 from langscene_core.config import DensifyConfig
 
 

@@ -13,7 +13,7 @@ DEMO_PARAMS = DEFAULT_CONFIG_PATH.parent / "demo.yaml"
 
 
 def run(args: argparse.Namespace) -> int:
-    from langscene_core.world import SpecError, load_spec
+    from langscene_core.sim import SpecError, load_spec
     from langscene_ros.demo import DemoError, run_demo
 
     try:

@@ -1,7 +1,7 @@
 """``langscene eval``: reconstruct a world dataset's capture in one mode and score it (DESIGN.md 6, 8).
 
 JSON written to ``--json``: ``{"mode", "loc_acc", "miou", "center_error_m", "grasp_valid_rate",
-"per_query", ...}`` (layout of the rest: langscene_core.evaluate), plus ``keyframes``, ``notes`` (the
+"per_query", ...}`` (layout of the rest: langscene_core.eval.evaluate), plus ``keyframes``, ``notes`` (the
 scene's reconstruction notes, e.g. a TriMap fallback to keyframes only) and ``reconstruct_s``.
 """
 from __future__ import annotations
@@ -21,10 +21,10 @@ def _fmt(value, unit: str = "") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from langscene_core.evaluate import MODES, evaluate_mode, mode_config  # torch: slow to import
-    from langscene_core.models import load_models
-    from langscene_core.reconstruct import ReconstructionError
-    from langscene_core.world.dataset import load_dataset
+    from langscene_core.eval.evaluate import MODES, evaluate_mode, mode_config  # torch: slow to import
+    from langscene_core.reconstruction.models import load_models
+    from langscene_core.reconstruction.reconstruct import ReconstructionError
+    from langscene_core.sim.dataset import load_dataset
 
     if args.mode not in MODES:
         raise UsageError(f"--mode {args.mode!r}: unknown mode; expected one of {', '.join(MODES)}")

@@ -5,7 +5,7 @@ import argparse
 import itertools
 import sys
 
-from langscene_core.world import load_dataset
+from langscene_core.sim import load_dataset
 from langscene_ros.commands import UsageError
 
 

@@ -63,7 +63,7 @@ def _read_texts(path: Path, config) -> torch.Tensor:
     phrases = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not phrases:
         raise UsageError(f"texts file {path} has no phrases")
-    from langscene_core.clip import encode_text, load_clip
+    from langscene_core.language.clip import encode_text, load_clip
 
     try:
         clip = load_clip(config.models.clip.arch, config.models.clip.weights, config.models.device)
@@ -73,9 +73,9 @@ def _read_texts(path: Path, config) -> torch.Tensor:
 
 
 def run(args: argparse.Namespace) -> int:
-    from langscene_core.clip import resolve_device
+    from langscene_core.language.clip import resolve_device
     from langscene_core.config import ConfigError, DEFAULT_CONFIG_PATH, load_config
-    from langscene_core.lqc import reconstruction_metrics, save_lqc, train_lqc
+    from langscene_core.language.lqc import reconstruction_metrics, save_lqc, train_lqc
 
     try:
         config = load_config(args.config or DEFAULT_CONFIG_PATH)

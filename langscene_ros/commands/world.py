@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from langscene_core.world import build_world, load_spec, random_spec, render_dataset, write_dataset
+from langscene_core.sim import build_world, load_spec, random_spec, render_dataset, write_dataset
 from langscene_ros.commands import UsageError
 
 
