@@ -1,4 +1,5 @@
 """pip install of the langscene Python packages (the ROS interfaces are built by CMakeLists.txt)."""
+
 from setuptools import find_packages, setup
 
 setup(

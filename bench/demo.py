@@ -2,6 +2,7 @@
 
 Runs `langscene demo --json` in a subprocess, exactly as `make demo` does after setup.
 """
+
 import json
 import subprocess
 import sys
@@ -16,18 +17,41 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "demo.json"
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "langscene_ros.cli", "demo", "--json", str(out),
-                               "--work-dir", tmp], cwd=REPO, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "langscene_ros.cli", "demo", "--json", str(out), "--work-dir", tmp],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - start
         if proc.returncode != 0 or not out.is_file():
-            print(json.dumps({"bench": "demo_total", "value": None, "unit": "s", "target": 300,
-                              "error": (proc.stdout + proc.stderr)[-500:]}))
+            print(
+                json.dumps(
+                    {
+                        "bench": "demo_total",
+                        "value": None,
+                        "unit": "s",
+                        "target": 300,
+                        "error": (proc.stdout + proc.stderr)[-500:],
+                    }
+                )
+            )
             return
         result = json.loads(out.read_text())
     located = sum(q["center_error_m"] is not None for q in result["queries"])
-    print(json.dumps({"bench": "demo_total", "value": round(wall, 2), "unit": "s", "target": 300,
-                      "stages": result["stages"], "objects_located": located,
-                      "queries": len(result["queries"])}))
+    print(
+        json.dumps(
+            {
+                "bench": "demo_total",
+                "value": round(wall, 2),
+                "unit": "s",
+                "target": 300,
+                "stages": result["stages"],
+                "objects_located": located,
+                "queries": len(result["queries"]),
+            }
+        )
+    )
     print(json.dumps({"bench": "node_rss_demo", "value": result["node_peak_rss_mb"], "unit": "MB", "target": 3000}))
 
 

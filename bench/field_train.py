@@ -8,6 +8,7 @@ one-time set-up (stage B builds each view's compositing matrix for the frozen ge
 Target: 10 steps/s, what fits ~2000 steps into the demo's 300 s budget. Timings on a shared 2-core
 machine are noisy: each line records the load average at the start.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,9 +39,17 @@ def world_views() -> list[TrainView]:
         ids = f.ids.astype(np.int64)
         masks = np.stack([ids, ids, np.where(ids > 0, 1, ids)])
         latents = codes[np.arange(3)[:, None, None], masks + 1] * (masks >= 0)[..., None]
-        views.append(TrainView(rgb=f.rgb.astype(np.float32) / 255.0, intrinsics=f.intrinsics,
-                               cam_to_world=f.cam_to_world, depth=f.depth, normal=f.normals, masks=masks,
-                               latents=latents.astype(np.float32)))
+        views.append(
+            TrainView(
+                rgb=f.rgb.astype(np.float32) / 255.0,
+                intrinsics=f.intrinsics,
+                cam_to_world=f.cam_to_world,
+                depth=f.depth,
+                normal=f.normals,
+                masks=masks,
+                latents=latents.astype(np.float32),
+            )
+        )
     return views
 
 
@@ -48,19 +57,36 @@ def main() -> None:
     torch.set_num_threads(2)
     views = world_views()
     config = FieldConfig()
-    gaussians = Gaussians.from_rgbd(views, stride=config.init_stride, max_points=config.init_max_points,
-                                    sh_degree=config.sh_degree)
+    gaussians = Gaussians.from_rgbd(
+        views, stride=config.init_stride, max_points=config.init_max_points, sh_degree=config.sh_degree
+    )
     for stage, run in (("geometry", train_geometry), ("language", train_language)):
         steps = {"geometry_steps": STEPS} if stage == "geometry" else {"language_steps": STEPS}
         load = os.getloadavg()[0]
         reports: list[float] = []  # time of each progress report (after step 1, ..., after the last)
         start = time.perf_counter()
-        run(gaussians, views, dataclasses.replace(config, **steps), lambda *_, reports=reports: reports.append(time.perf_counter()))
+        run(
+            gaussians,
+            views,
+            dataclasses.replace(config, **steps),
+            lambda *_, reports=reports: reports.append(time.perf_counter()),
+        )
         rate = (STEPS - 1) / (reports[-1] - reports[0])
-        print(json.dumps({"bench": f"field_train_{stage}_steps_per_s_160x120", "value": round(rate, 3),
-                          "unit": "steps/s", "target": TARGET_STEPS_PER_S,
-                          "setup_s": round(reports[0] - start - 1.0 / rate, 3), "gaussians": len(gaussians),
-                          "views": len(views), "steps": STEPS, "load_avg_1min": load}))
+        print(
+            json.dumps(
+                {
+                    "bench": f"field_train_{stage}_steps_per_s_160x120",
+                    "value": round(rate, 3),
+                    "unit": "steps/s",
+                    "target": TARGET_STEPS_PER_S,
+                    "setup_s": round(reports[0] - start - 1.0 / rate, 3),
+                    "gaussians": len(gaussians),
+                    "views": len(views),
+                    "steps": STEPS,
+                    "load_avg_1min": load,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ The ROS round trip (DDS transport included) is the node's bench ``query_roundtri
 
 Prints one JSON object per line (DESIGN.md section 7).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,13 +26,15 @@ from langscene_core.sim import build_world, parse_spec
 from langscene_ros.query_response import fill_query_response
 from langscene_ros.viz import grasp_pose_array, query_markers
 
-SPEC = {"objects": [
-    {"name": "red mug", "shape": "mug", "color": "red", "size": 0.10, "position": [0.10, -0.05], "yaw": 30},
-    {"name": "blue box", "shape": "box", "color": "blue", "size": 0.07, "position": [-0.15, 0.10]},
-    {"name": "green ball", "shape": "ball", "color": "green", "size": 0.06, "position": [0.25, 0.15]},
-    {"name": "yellow cylinder", "shape": "cylinder", "color": "yellow", "size": 0.09, "position": [-0.20, -0.15]},
-    {"name": "white bowl", "shape": "bowl", "color": "white", "size": 0.16, "position": [0.30, -0.18]},
-]}
+SPEC = {
+    "objects": [
+        {"name": "red mug", "shape": "mug", "color": "red", "size": 0.10, "position": [0.10, -0.05], "yaw": 30},
+        {"name": "blue box", "shape": "box", "color": "blue", "size": 0.07, "position": [-0.15, 0.10]},
+        {"name": "green ball", "shape": "ball", "color": "green", "size": 0.06, "position": [0.25, 0.15]},
+        {"name": "yellow cylinder", "shape": "cylinder", "color": "yellow", "size": 0.09, "position": [-0.20, -0.15]},
+        {"name": "white bowl", "shape": "bowl", "color": "white", "size": 0.16, "position": [0.30, -0.18]},
+    ]
+}
 
 
 def _visible_samples(mesh, count: int, table: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -80,8 +83,9 @@ def main() -> None:
     totals, cpu_totals, relevant, grasp_counts = [], [], [], []
     tabletop = tabletop_of(means, query)  # a property of the scene: the node computes it once per scene
     for target, name in enumerate(names, start=1):
-        relevancy = np.where(owner == target, rng.uniform(0.6, 0.9, len(owner)),
-                             rng.uniform(0.1, 0.5, len(owner))).astype(np.float32)
+        relevancy = np.where(
+            owner == target, rng.uniform(0.6, 0.9, len(owner)), rng.uniform(0.1, 0.5, len(owner))
+        ).astype(np.float32)
         for _ in range(args.repeats):
             start, cpu_start = time.perf_counter(), time.process_time()
             result = query_object(relevancy, means, colors, query, grasp, normals, tabletop=tabletop)
@@ -96,13 +100,21 @@ def main() -> None:
             cpu_totals.append((cpu_end - cpu_start) * 1000.0)
         relevant.append(len(result.cloud))
         grasp_counts.append(len(result.grasps))
-    line = {"bench": "query_core_200k" if args.gaussians == 200_000 else f"query_core_{args.gaussians}",
-            "value": round(float(np.median(totals)), 2), "unit": "ms", "target": 50,
-            **{f"{stage}_ms": round(float(np.median(v)), 2) for stage, v in stages.items()},
-            "max_total_ms": round(float(np.max(totals)), 2), "cpu_ms": round(float(np.median(cpu_totals)), 2), "gaussians": int(len(means)),
-            "relevant_points": relevant, "grasps": grasp_counts, "queries": len(totals),
-            "note": "median over every object queried repeatedly; wall times on a 2-core machine shared with other "
-                    "jobs are noisy, cpu_ms (process CPU time) less so"}
+    line = {
+        "bench": "query_core_200k" if args.gaussians == 200_000 else f"query_core_{args.gaussians}",
+        "value": round(float(np.median(totals)), 2),
+        "unit": "ms",
+        "target": 50,
+        **{f"{stage}_ms": round(float(np.median(v)), 2) for stage, v in stages.items()},
+        "max_total_ms": round(float(np.max(totals)), 2),
+        "cpu_ms": round(float(np.median(cpu_totals)), 2),
+        "gaussians": int(len(means)),
+        "relevant_points": relevant,
+        "grasps": grasp_counts,
+        "queries": len(totals),
+        "note": "median over every object queried repeatedly; wall times on a 2-core machine shared with other "
+        "jobs are noisy, cpu_ms (process CPU time) less so",
+    }
     print(json.dumps(line))
 
 

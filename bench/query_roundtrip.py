@@ -7,6 +7,7 @@ is then queried by name repeatedly; the line gives the median round trip and, me
 process on the same scene, the split: text relevancy through the code table, query_object stages
 (select, cloud, cluster, box, grasps), the open-set check (rivals) and message packing.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,20 +21,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from query_core import SPEC, sample_scene
 from std_msgs.msg import Header
 
 from langscene.srv import QueryObject, SceneFile
-from langscene_core.language.features import mask_features
 from langscene_core.config import DEFAULT_CONFIG_PATH, load_config
 from langscene_core.field.gaussians import Gaussians
-from langscene_core.reconstruction.models import load_models
-from langscene_core.query.objects import query_object, tabletop_of
-from langscene_core.reconstruction.scene import build_scene, save_scene
+from langscene_core.language.features import mask_features
 from langscene_core.query.answer import TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
+from langscene_core.query.objects import query_object, tabletop_of
+from langscene_core.reconstruction.models import load_models
+from langscene_core.reconstruction.scene import build_scene, save_scene
+from langscene_core.sim import build_world, capture_poses, intrinsics_of, parse_spec, render
 from langscene_ros.client import NodeClient, query_request
 from langscene_ros.query_response import fill_query_response
-from langscene_core.sim import build_world, capture_poses, intrinsics_of, parse_spec, render
-from query_core import SPEC, sample_scene
 
 REPO = Path(__file__).resolve().parent.parent
 REPEATS = 10
@@ -71,7 +72,10 @@ def in_process_split(scene, models, config, names) -> dict[str, float]:
     negatives and repeated prompts are not re-encoded)."""
     stages: dict[str, list[float]] = {}
     cache = TextEmbeddingCache(models.clip)
-    tabletop, codes = tabletop_of(scene.means, config.query), code_levels(scene.codes)  # once per scene, as the node does
+    tabletop, codes = (
+        tabletop_of(scene.means, config.query),
+        code_levels(scene.codes),
+    )  # once per scene, as the node does
     for name in names:
         start = time.perf_counter()
         scene_relevancy(codes, models, name, config.query.negatives, cache=cache)
@@ -79,14 +83,30 @@ def in_process_split(scene, models, config, names) -> dict[str, float]:
         start = time.perf_counter()
         relevancy = scene_relevancy(codes, models, name, config.query.negatives)
         relevancy_ms = (time.perf_counter() - start) * 1000.0
-        result = check_rivals(query_object(relevancy.values, scene.means, scene.colors, config.query, config.grasp,
-                                           scene.normals, tabletop=tabletop),
-                              codes, models, name, config.query.rival_margin, cache=cache)
+        result = check_rivals(
+            query_object(
+                relevancy.values,
+                scene.means,
+                scene.colors,
+                config.query,
+                config.grasp,
+                scene.normals,
+                tabletop=tabletop,
+            ),
+            codes,
+            models,
+            name,
+            config.query.rival_margin,
+            cache=cache,
+        )
         packed = time.perf_counter()
         fill_query_response(QueryObject.Response(), result, Header(frame_id=scene.frame_id))
         pack_ms = (time.perf_counter() - packed) * 1000.0
-        for stage, ms in {"relevancy": relevancy_ms, **{k: v * 1000.0 for k, v in result.timings.items()},
-                          "pack": pack_ms}.items():
+        for stage, ms in {
+            "relevancy": relevancy_ms,
+            **{k: v * 1000.0 for k, v in result.timings.items()},
+            "pack": pack_ms,
+        }.items():
             stages.setdefault(stage, []).append(ms)
     return {f"{stage}_ms": round(statistics.median(v), 2) for stage, v in stages.items()}
 
@@ -101,8 +121,13 @@ def main() -> None:
         path = save_scene(scene, Path(tmp) / "bench_scene.ply")
         env = dict(os.environ, ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", str(1 + os.getpid() % 100)))
         os.environ["ROS_DOMAIN_ID"] = env["ROS_DOMAIN_ID"]
-        node = subprocess.Popen([sys.executable, "-m", "langscene_ros.cli", "run"], cwd=REPO, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        node = subprocess.Popen(
+            [sys.executable, "-m", "langscene_ros.cli", "run"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = NodeClient("query_roundtrip_bench")
         try:
             loaded = client.call(SceneFile, "load_scene", SceneFile.Request(path=str(path)), timeout_s=120.0)
@@ -121,12 +146,22 @@ def main() -> None:
             client.close()
             node.terminate()
             node.wait(timeout=10)
-    print(json.dumps({"bench": "query_roundtrip_200k", "value": round(statistics.median(round_trips), 2), "unit": "ms",
-                      "target": 50, "max_ms": round(max(round_trips), 2), "queries": len(round_trips),
-                      "objects_found_fraction": round(found / len(round_trips), 3),
-                      "median_points": int(statistics.median(points)), **split,
-                      "note": "split measured in-process on the same scene; wall times on a shared 2-core "
-                              "machine are noisy"}))
+    print(
+        json.dumps(
+            {
+                "bench": "query_roundtrip_200k",
+                "value": round(statistics.median(round_trips), 2),
+                "unit": "ms",
+                "target": 50,
+                "max_ms": round(max(round_trips), 2),
+                "queries": len(round_trips),
+                "objects_found_fraction": round(found / len(round_trips), 3),
+                "median_points": int(statistics.median(points)),
+                **split,
+                "note": "split measured in-process on the same scene; wall times on a shared 2-core machine are noisy",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

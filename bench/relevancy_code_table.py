@@ -7,6 +7,7 @@ search); ``direct_with_snap_s`` also times ``LQC.decode`` as the query would cal
 Snapping latents to codes is done once per scene, not per query: ``snap_once_s``.
 Timings are medians; other processes loading the CPU make them noisy.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,24 +48,40 @@ def main() -> None:
     snap_s, codes = timed(lambda: model.code_of(latents), repeats=1)
 
     def direct():
-        return torch.cat([relevancy(F.normalize(model.decoder(model.codebook[codes[i:i + CHUNK]]), dim=-1),
-                                    query, negatives) for i in range(0, GAUSSIANS, CHUNK)])
+        return torch.cat(
+            [
+                relevancy(F.normalize(model.decoder(model.codebook[codes[i : i + CHUNK]]), dim=-1), query, negatives)
+                for i in range(0, GAUSSIANS, CHUNK)
+            ]
+        )
 
     def direct_with_snap():
-        return torch.cat([relevancy(model.decode(latents[i:i + CHUNK]), query, negatives)
-                          for i in range(0, GAUSSIANS, CHUNK)])
+        return torch.cat(
+            [relevancy(model.decode(latents[i : i + CHUNK]), query, negatives) for i in range(0, GAUSSIANS, CHUNK)]
+        )
 
     table_s, table = timed(lambda: code_relevancy(model.code_features(), codes, query, negatives), repeats=7)
     direct_s, reference = timed(direct)
     snap_direct_s, reference_snap = timed(direct_with_snap, repeats=1)
-    print(json.dumps({
-        "bench": "relevancy_code_table_speedup_1M", "value": round(direct_s / table_s, 1), "unit": "x",
-        "target": 50, "gaussians": GAUSSIANS, "codes": model.config.codebook_size,
-        "table_s": round(table_s, 4), "direct_s": round(direct_s, 3), "direct_with_snap_s": round(snap_direct_s, 3),
-        "snap_once_s": round(snap_s, 3),
-        "max_abs_diff": float((table - reference).abs().max()),
-        "max_abs_diff_with_snap": float((table - reference_snap).abs().max()),
-        "threads": torch.get_num_threads()}))
+    print(
+        json.dumps(
+            {
+                "bench": "relevancy_code_table_speedup_1M",
+                "value": round(direct_s / table_s, 1),
+                "unit": "x",
+                "target": 50,
+                "gaussians": GAUSSIANS,
+                "codes": model.config.codebook_size,
+                "table_s": round(table_s, 4),
+                "direct_s": round(direct_s, 3),
+                "direct_with_snap_s": round(snap_direct_s, 3),
+                "snap_once_s": round(snap_s, 3),
+                "max_abs_diff": float((table - reference).abs().max()),
+                "max_abs_diff_with_snap": float((table - reference_snap).abs().max()),
+                "threads": torch.get_num_threads(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

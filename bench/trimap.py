@@ -5,6 +5,7 @@ same architecture (tiny_trimap_config). Per frame = wall time of one full genera
 condition encoding, all denoising steps with classifier-free guidance, VAE decoding) / frames.
 The design gives no target ("report"), so target is null. Timings on a shared CPU are noisy.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,15 +34,35 @@ def main() -> None:
     times = []
     for _ in range(REPEATS):
         start = time.perf_counter()
-        pipe(first, last, num_frames=FRAMES, num_inference_steps=STEPS, guidance_scale=GUIDANCE,
-             generator=torch.Generator().manual_seed(0))
+        pipe(
+            first,
+            last,
+            num_frames=FRAMES,
+            num_inference_steps=STEPS,
+            guidance_scale=GUIDANCE,
+            generator=torch.Generator().manual_seed(0),
+        )
         times.append(time.perf_counter() - start)
     per_frame = statistics.median(times) / FRAMES
-    print(json.dumps({"bench": "trimap_small_cpu_per_frame", "value": round(per_frame, 4), "unit": "s",
-                      "target": None, "model": model, "frames": FRAMES, "steps": STEPS, "guidance": GUIDANCE,
-                      "height": HEIGHT, "width": WIDTH, "threads": torch.get_num_threads(),
-                      "transformer_params": sum(p.numel() for p in pipe.transformer.parameters()),
-                      "runs_s": [round(t, 3) for t in times]}))
+    print(
+        json.dumps(
+            {
+                "bench": "trimap_small_cpu_per_frame",
+                "value": round(per_frame, 4),
+                "unit": "s",
+                "target": None,
+                "model": model,
+                "frames": FRAMES,
+                "steps": STEPS,
+                "guidance": GUIDANCE,
+                "height": HEIGHT,
+                "width": WIDTH,
+                "threads": torch.get_num_threads(),
+                "transformer_params": sum(p.numel() for p in pipe.transformer.parameters()),
+                "runs_s": [round(t, 3) for t in times],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ one valid grasp, objects whose best (first) grasp is valid, absent objects answe
 
 ``--cache`` keeps each reconstructed scene (PLY) so that a second run only re-queries.
 """
+
 import argparse
 import json
 import time
@@ -24,17 +25,20 @@ import torch
 
 from langscene_core.config import load_config
 from langscene_core.eval.evaluate import evaluate, mode_keyframes
+from langscene_core.query.answer import answer_prompt, code_levels
 from langscene_core.reconstruction.models import load_models
 from langscene_core.reconstruction.reconstruct import reconstruct
 from langscene_core.reconstruction.scene import load_scene, save_scene
-from langscene_core.query.answer import answer_prompt, code_levels
 from langscene_core.sim import build_world, render_dataset
 from langscene_core.sim.generate import random_spec
 from langscene_core.sim.spec import COLORS, SHAPES, CameraSpec, TableSpec
 
 REPO = Path(__file__).resolve().parent.parent
-CAPTURES = (CameraSpec(), CameraSpec(width=320, height=240, trajectory="arc", views=12),
-            CameraSpec(trajectory="two_view", views=2))
+CAPTURES = (
+    CameraSpec(),
+    CameraSpec(width=320, height=240, trajectory="arc", views=12),
+    CameraSpec(trajectory="two_view", views=2),
+)
 TABLE_COLORS = ("gray", "brown", "white", "black")
 LOCATED_M = 0.02
 
@@ -67,8 +71,12 @@ def reconstructed(dataset, models, config, path: Path | None):
 
 def answers_absent(scene, models, config, name: str) -> bool:
     """Whether a query for ``name`` (no such object in the scene) returns an object."""
-    return answer_prompt(code_levels(scene.codes), scene.means, scene.colors, scene.normals, models, name,
-                         config.query, config.grasp).object_box is not None
+    return (
+        answer_prompt(
+            code_levels(scene.codes), scene.means, scene.colors, scene.normals, models, name, config.query, config.grasp
+        ).object_box
+        is not None
+    )
 
 
 def main() -> None:
@@ -91,33 +99,96 @@ def main() -> None:
         result = evaluate(dataset, scene, models, config, world)
         records += [r for r in result["per_query"] if r["kind"] == "3d"]
         absent += [(name, answers_absent(scene, models, config, name)) for name in absent_names(spec, 2, index)]
-        per_scene.append({"capture": spec.camera.trajectory, "size": [spec.camera.width, spec.camera.height],
-                          "objects": [o.name for o in spec.objects], "table": spec.table.color,
-                          "reconstruct_s": round(seconds, 1), "loc_acc": result["loc_acc"], "miou": result["miou"]})
+        per_scene.append(
+            {
+                "capture": spec.camera.trajectory,
+                "size": [spec.camera.width, spec.camera.height],
+                "objects": [o.name for o in spec.objects],
+                "table": spec.table.color,
+                "reconstruct_s": round(seconds, 1),
+                "loc_acc": result["loc_acc"],
+                "miou": result["miou"],
+            }
+        )
     errors = [r["center_error_m"] for r in records]
     located = [e is not None and e < LOCATED_M for e in errors]
     found = [e for e in errors if e is not None]
     grasps = sum(r["grasps"] for r in records)
     valid = sum(r["grasps_valid"] for r in records)
     common = {"scenes": per_scene, "objects": len(records)}
-    print(json.dumps({"bench": "unseen_scenes_located", "value": round(float(np.mean(located)), 3), "unit": "fraction",
-                      "target": 1.0, "criterion_m": LOCATED_M,
-                      "missed": [r["name"] for r, ok in zip(records, located) if not ok],
-                      "per_object": [[r["name"], None if r["center_error_m"] is None else round(r["center_error_m"] * 100, 2),
-                                      r["grasps"], r["grasps_valid"]] for r in records], **common}))
-    print(json.dumps({"bench": "unseen_scenes_centre_error", "value": round(float(np.median(found)) * 100, 2) if found else None,
-                      "unit": "cm", "target": 1.0, "max_cm": round(float(np.max(found)) * 100, 2) if found else None}))
-    print(json.dumps({"bench": "unseen_scenes_grasps_valid", "value": round(valid / grasps, 3) if grasps else None,
-                      "unit": "fraction", "target": 1.0, "grasps": grasps, "valid": valid,
-                      "objects_with_a_valid_grasp": sum(r["grasps_valid"] > 0 for r in records)}))
+    print(
+        json.dumps(
+            {
+                "bench": "unseen_scenes_located",
+                "value": round(float(np.mean(located)), 3),
+                "unit": "fraction",
+                "target": 1.0,
+                "criterion_m": LOCATED_M,
+                "missed": [r["name"] for r, ok in zip(records, located) if not ok],
+                "per_object": [
+                    [
+                        r["name"],
+                        None if r["center_error_m"] is None else round(r["center_error_m"] * 100, 2),
+                        r["grasps"],
+                        r["grasps_valid"],
+                    ]
+                    for r in records
+                ],
+                **common,
+            }
+        )
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "unseen_scenes_centre_error",
+                "value": round(float(np.median(found)) * 100, 2) if found else None,
+                "unit": "cm",
+                "target": 1.0,
+                "max_cm": round(float(np.max(found)) * 100, 2) if found else None,
+            }
+        )
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "unseen_scenes_grasps_valid",
+                "value": round(valid / grasps, 3) if grasps else None,
+                "unit": "fraction",
+                "target": 1.0,
+                "grasps": grasps,
+                "valid": valid,
+                "objects_with_a_valid_grasp": sum(r["grasps_valid"] > 0 for r in records),
+            }
+        )
+    )
     best = [r["best_grasp_valid"] for r in records if r["best_grasp_valid"] is not None]
-    print(json.dumps({"bench": "unseen_scenes_best_grasp_valid", "value": round(float(np.mean(best)), 3) if best else None,
-                      "unit": "fraction", "target": 1.0, "objects_with_grasps": len(best), "valid": int(sum(best)),
-                      "note": "the first grasp of each answer, the one a planner executes"}))
-    print(json.dumps({"bench": "unseen_scenes_absent_answered", "value": round(float(np.mean([a for _, a in absent])), 3),
-                      "unit": "fraction", "target": 0.0, "answered": [name for name, a in absent if a],
-                      "note": "absent objects for which an object was returned (tiny-clip confuses names sharing a "
-                              "colour or a shape)"}))
+    print(
+        json.dumps(
+            {
+                "bench": "unseen_scenes_best_grasp_valid",
+                "value": round(float(np.mean(best)), 3) if best else None,
+                "unit": "fraction",
+                "target": 1.0,
+                "objects_with_grasps": len(best),
+                "valid": int(sum(best)),
+                "note": "the first grasp of each answer, the one a planner executes",
+            }
+        )
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "unseen_scenes_absent_answered",
+                "value": round(float(np.mean([a for _, a in absent])), 3),
+                "unit": "fraction",
+                "target": 0.0,
+                "answered": [name for name, a in absent if a],
+                "note": "absent objects for which an object was returned (tiny-clip confuses names sharing a "
+                "colour or a shape)",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

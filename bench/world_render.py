@@ -1,5 +1,6 @@
 """Benchmark world_render_24_views (DESIGN.md section 7): build a 6-object world and ray-cast 24 capture
 views at 160x120 (RGB, depth, normals, ids, shadows). Prints one JSON line; value = median seconds."""
+
 import json
 import statistics
 import time
@@ -21,11 +22,23 @@ def main() -> None:
         end = time.perf_counter()
         times.append(end - start)
         build_times.append(built - start)
-    print(json.dumps({"bench": "world_render_24_views", "value": round(statistics.median(times), 4), "unit": "s",
-                      "target": TARGET_S, "views": len(frames), "width": spec.camera.width,
-                      "height": spec.camera.height, "objects": len(spec.objects),
-                      "build_s": round(statistics.median(build_times), 4), "repeats": REPEATS,
-                      "includes": "world build + render of all views"}))
+    print(
+        json.dumps(
+            {
+                "bench": "world_render_24_views",
+                "value": round(statistics.median(times), 4),
+                "unit": "s",
+                "target": TARGET_S,
+                "views": len(frames),
+                "width": spec.camera.width,
+                "height": spec.camera.height,
+                "objects": len(spec.objects),
+                "build_s": round(statistics.median(build_times), 4),
+                "repeats": REPEATS,
+                "includes": "world build + render of all views",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

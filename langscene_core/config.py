@@ -7,13 +7,15 @@ ROS parameter per leaf (dotted name); the library reads the same file into these
 Each stage owns one dataclass section below; add a setting to the section of the stage that reads it.
 Unknown keys and wrongly typed values raise :class:`ConfigError` naming the key.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 

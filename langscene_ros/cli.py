@@ -3,6 +3,7 @@
 Exit codes: 0 success, 1 the operation failed (e.g. a service answered success=false), 2 bad input
 (usage errors, a bad file): always one line on stderr saying what is wrong.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,9 +15,11 @@ import sys
 from langscene_ros import commands
 from langscene_ros.commands import UsageError
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="langscene", description="langscene: language-embedded 3D scenes for ROS 2 (LangScene-X).")
+        prog="langscene", description="langscene: language-embedded 3D scenes for ROS 2 (LangScene-X)."
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"{commands.__name__}.{info.name}").register(subparsers)
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ros_args: list[str] = []
     if "--ros-args" in argv:
         split = argv.index("--ros-args")
-        argv, ros_args = argv[:split], argv[split + 1:]
+        argv, ros_args = argv[:split], argv[split + 1 :]
     parser = build_parser()
     args = parser.parse_args(argv)
     args.ros_args = ros_args

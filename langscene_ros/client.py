@@ -1,4 +1,5 @@
 """Client side of the node's interface, for the CLI, the demo and the tests."""
+
 from __future__ import annotations
 
 import threading
@@ -61,32 +62,49 @@ class NodeClient:
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
 
-    def __enter__(self) -> "NodeClient":
+    def __enter__(self) -> NodeClient:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-def query_request(prompt: str, negatives=(), relevancy_threshold: float = 0.0, max_points: int = 0,
-                  max_grasps: int = 0) -> QueryObject.Request:
-    return QueryObject.Request(prompt=prompt, negatives=list(negatives), relevancy_threshold=float(relevancy_threshold),
-                               max_points=int(max_points), max_grasps=int(max_grasps))
+def query_request(
+    prompt: str, negatives=(), relevancy_threshold: float = 0.0, max_points: int = 0, max_grasps: int = 0
+) -> QueryObject.Request:
+    return QueryObject.Request(
+        prompt=prompt,
+        negatives=list(negatives),
+        relevancy_threshold=float(relevancy_threshold),
+        max_points=int(max_points),
+        max_grasps=int(max_grasps),
+    )
 
 
 def query_response_to_dict(response: QueryObject.Response) -> dict:
     """A JSON-ready summary of a QueryObject answer (poses as position + quaternion xyzw)."""
+
     def pose_dict(pose) -> dict:
-        return {"position": [pose.position.x, pose.position.y, pose.position.z],
-                "orientation_xyzw": [pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w]}
+        return {
+            "position": [pose.position.x, pose.position.y, pose.position.z],
+            "orientation_xyzw": [pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w],
+        }
 
     cloud = convert.pointcloud2_to_numpy(response.relevancy_cloud) if response.relevancy_cloud.fields else np.zeros(0)
-    answer = {"success": bool(response.success), "message": response.message,
-              "max_relevancy": float(response.max_relevancy), "points": int(cloud.shape[0]),
-              "grasps": [{"pose": pose_dict(g.pose.pose), "score": float(g.score), "width": float(g.width)}
-                         for g in response.grasps]}
+    answer = {
+        "success": bool(response.success),
+        "message": response.message,
+        "max_relevancy": float(response.max_relevancy),
+        "points": int(cloud.shape[0]),
+        "grasps": [
+            {"pose": pose_dict(g.pose.pose), "score": float(g.score), "width": float(g.width)} for g in response.grasps
+        ],
+    }
     extent = response.object_extent
     if response.success and min(extent.x, extent.y, extent.z) > 0.0:  # a zero extent: no object found
-        answer["object"] = {"frame": response.object_pose.header.frame_id, **pose_dict(response.object_pose.pose),
-                            "extent": [response.object_extent.x, response.object_extent.y, response.object_extent.z]}
+        answer["object"] = {
+            "frame": response.object_pose.header.frame_id,
+            **pose_dict(response.object_pose.pose),
+            "extent": [response.object_extent.x, response.object_extent.y, response.object_extent.z],
+        }
     return answer

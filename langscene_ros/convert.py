@@ -5,6 +5,7 @@ that breaks with NumPy 2 and silently converts 16UC1 to uint8, and sensor_msgs_p
 from the wheels (see ../shared/FACTS.md). Every conversion honours ``step`` (row padding) and
 ``is_bigendian``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -142,9 +143,13 @@ def matrices_to_poses(matrices) -> list[Pose]:
     if len(matrices) == 0:
         return []
     quaternions = Rotation.from_matrix(matrices[:, :3, :3]).as_quat()  # [K, 4] x, y, z, w
-    return [Pose(position=Point(x=float(t[0]), y=float(t[1]), z=float(t[2])),
-                 orientation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])))
-            for t, q in zip(matrices[:, :3, 3], quaternions)]
+    return [
+        Pose(
+            position=Point(x=float(t[0]), y=float(t[1]), z=float(t[2])),
+            orientation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])),
+        )
+        for t, q in zip(matrices[:, :3, 3], quaternions)
+    ]
 
 
 def pose_to_matrix(pose: Pose) -> np.ndarray:
@@ -161,9 +166,14 @@ def pose_to_matrix(pose: Pose) -> np.ndarray:
 
 # PointField datatype <-> numpy scalar type
 _FIELD_TYPES = {
-    PointField.INT8: np.int8, PointField.UINT8: np.uint8, PointField.INT16: np.int16,
-    PointField.UINT16: np.uint16, PointField.INT32: np.int32, PointField.UINT32: np.uint32,
-    PointField.FLOAT32: np.float32, PointField.FLOAT64: np.float64,
+    PointField.INT8: np.int8,
+    PointField.UINT8: np.uint8,
+    PointField.INT16: np.int16,
+    PointField.UINT16: np.uint16,
+    PointField.INT32: np.int32,
+    PointField.UINT32: np.uint32,
+    PointField.FLOAT32: np.float32,
+    PointField.FLOAT64: np.float64,
 }
 _NUMPY_TO_FIELD = {np.dtype(v): k for k, v in _FIELD_TYPES.items()}
 
@@ -178,7 +188,9 @@ def numpy_to_pointcloud2(points: np.ndarray, header=None) -> PointCloud2:
         dtype, offset = points.dtype.fields[name][:2]
         if dtype.shape or dtype.base.newbyteorder("=") not in _NUMPY_TO_FIELD:
             raise ConversionError(f"point field '{name}' has unsupported dtype {dtype}")
-        fields.append(PointField(name=name, offset=offset, datatype=_NUMPY_TO_FIELD[dtype.base.newbyteorder("=")], count=1))
+        fields.append(
+            PointField(name=name, offset=offset, datatype=_NUMPY_TO_FIELD[dtype.base.newbyteorder("=")], count=1)
+        )
     msg = PointCloud2()
     if header is not None:
         msg.header = header
@@ -199,16 +211,28 @@ def pointcloud2_to_numpy(msg: PointCloud2) -> np.ndarray:
             raise ConversionError(f"point field '{f.name}' has unknown datatype {f.datatype}")
 
     def layout(order: str) -> list:
-        formats = [(np.dtype(_FIELD_TYPES[f.datatype]).newbyteorder(order), (f.count,)) if f.count > 1
-                   else np.dtype(_FIELD_TYPES[f.datatype]).newbyteorder(order) for f in msg.fields]
+        formats = [
+            (np.dtype(_FIELD_TYPES[f.datatype]).newbyteorder(order), (f.count,))
+            if f.count > 1
+            else np.dtype(_FIELD_TYPES[f.datatype]).newbyteorder(order)
+            for f in msg.fields
+        ]
         return formats
 
     names = [f.name for f in msg.fields]
-    wire = np.dtype({"names": names, "formats": layout(">" if msg.is_bigendian else "<"),
-                     "offsets": [f.offset for f in msg.fields], "itemsize": msg.point_step})
+    wire = np.dtype(
+        {
+            "names": names,
+            "formats": layout(">" if msg.is_bigendian else "<"),
+            "offsets": [f.offset for f in msg.fields],
+            "itemsize": msg.point_step,
+        }
+    )
     if msg.row_step < msg.point_step * msg.width or len(msg.data) < msg.row_step * msg.height:
         raise ConversionError("point cloud data is shorter than row_step * height")
-    rows = np.frombuffer(bytes(msg.data), dtype=np.uint8, count=msg.row_step * msg.height).reshape(msg.height, msg.row_step)
+    rows = np.frombuffer(bytes(msg.data), dtype=np.uint8, count=msg.row_step * msg.height).reshape(
+        msg.height, msg.row_step
+    )
     packed = np.ascontiguousarray(rows[:, : msg.point_step * msg.width]).reshape(-1).view(wire)
     out = np.empty(packed.shape[0], dtype=np.dtype({"names": names, "formats": layout("=")}))
     for name in names:

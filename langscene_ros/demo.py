@@ -7,6 +7,7 @@ JSON output (DESIGN.md section 8): ``{"total_s", "stages": {name: s}, "queries":
 "message"}],
 "node_peak_rss_mb"}``.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,13 +61,28 @@ def grade_answer(world: World, prompt: str, response, grasp: GraspConfig) -> dic
     from langscene_ros.convert import pose_to_matrix
 
     answer = query_response_to_dict(response)
-    record = {"prompt": prompt, "success": answer["success"], "message": answer["message"],
-              "points": answer["points"], "max_relevancy": answer["max_relevancy"],
-              "center_error_m": None, "grasps": len(answer["grasps"]), "grasps_valid": 0, "best_grasp_valid": None}
+    record = {
+        "prompt": prompt,
+        "success": answer["success"],
+        "message": answer["message"],
+        "points": answer["points"],
+        "max_relevancy": answer["max_relevancy"],
+        "center_error_m": None,
+        "grasps": len(answer["grasps"]),
+        "grasps_valid": 0,
+        "best_grasp_valid": None,
+    }
     names = {o.name for o in world.spec.objects}
     if prompt in names and "object" in answer:
-        record.update(grade_object(world, prompt, answer["object"]["position"],
-                                   [(pose_to_matrix(g.pose.pose), float(g.width)) for g in response.grasps], grasp))
+        record.update(
+            grade_object(
+                world,
+                prompt,
+                answer["object"]["position"],
+                [(pose_to_matrix(g.pose.pose), float(g.width)) for g in response.grasps],
+                grasp,
+            )
+        )
     return record
 
 
@@ -88,13 +104,20 @@ def wait_for_state(client, states: set[str], timeout_s: float, node: subprocess.
     raise DemoError(f"the node did not reach {sorted(states)} within {timeout_s:.0f} s")
 
 
-def run_demo(spec: WorldSpec, params_file: Path, work_dir: Path, extra_prompts: list[str],
-             rate_hz: float = 10.0, reconstruct_timeout_s: float = 600.0) -> dict:
+def run_demo(
+    spec: WorldSpec,
+    params_file: Path,
+    work_dir: Path,
+    extra_prompts: list[str],
+    rate_hz: float = 10.0,
+    reconstruct_timeout_s: float = 600.0,
+) -> dict:
     """Run the whole demo; returns the JSON-ready result. Raises DemoError when a stage cannot finish."""
+    from std_srvs.srv import Trigger
+
     from langscene.srv import QueryObject, SceneFile
     from langscene_ros.client import NodeClient, query_request
     from langscene_ros.player import Player
-    from std_srvs.srv import Trigger
 
     config = load_config(params_file)
     clock = StageClock()
@@ -109,8 +132,12 @@ def run_demo(spec: WorldSpec, params_file: Path, work_dir: Path, extra_prompts: 
     os.environ["ROS_DOMAIN_ID"] = env["ROS_DOMAIN_ID"]
     log_path = work_dir / "node.log"
     with open(log_path, "w") as log:
-        node = subprocess.Popen([sys.executable, "-m", "langscene_ros.cli", "run", "--params-file", str(params_file)],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
+        node = subprocess.Popen(
+            [sys.executable, "-m", "langscene_ros.cli", "run", "--params-file", str(params_file)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     client = NodeClient("langscene_demo")
     try:
         with clock.stage("node_start"):
@@ -121,8 +148,11 @@ def run_demo(spec: WorldSpec, params_file: Path, work_dir: Path, extra_prompts: 
             sent = player.play(iter(dataset.capture), rate_hz)
             time.sleep(1.5)  # the last frames reach the node; status is published once a second
             status = client.statuses[-1] if client.statuses else None
-            print(f"[demo]   sent {sent} frames; node: {status.keyframes if status else '?'} keyframes "
-                  f"({status.message if status else 'no status'})", flush=True)
+            print(
+                f"[demo]   sent {sent} frames; node: {status.keyframes if status else '?'} keyframes "
+                f"({status.message if status else 'no status'})",
+                flush=True,
+            )
         with clock.stage("reconstruct"):
             answer = client.call(Trigger, "reconstruct", Trigger.Request(), timeout_s=30.0)
             print(f"[demo]   ~/reconstruct: success={answer.success} {answer.message}", flush=True)
@@ -130,7 +160,9 @@ def run_demo(spec: WorldSpec, params_file: Path, work_dir: Path, extra_prompts: 
                 state = wait_for_state(client, {"ready", "error"}, reconstruct_timeout_s, node)
                 print(f"[demo]   state {state}: {client.statuses[-1].message}", flush=True)
                 if state == "ready":
-                    saved = client.call(SceneFile, "save_scene", SceneFile.Request(path=str(work_dir.resolve() / "scene.ply")))
+                    saved = client.call(
+                        SceneFile, "save_scene", SceneFile.Request(path=str(work_dir.resolve() / "scene.ply"))
+                    )
                     print(f"[demo]   ~/save_scene: {saved.message}", flush=True)
         queries = []
         with clock.stage("queries"):
@@ -147,8 +179,12 @@ def run_demo(spec: WorldSpec, params_file: Path, work_dir: Path, extra_prompts: 
             node.wait(timeout=10)
         except subprocess.TimeoutExpired:
             node.kill()
-    return {"total_s": round(time.perf_counter() - start, 3), "stages": clock.stages, "queries": queries,
-            "node_peak_rss_mb": rss}
+    return {
+        "total_s": round(time.perf_counter() - start, 3),
+        "stages": clock.stages,
+        "queries": queries,
+        "node_peak_rss_mb": rss,
+    }
 
 
 def format_record(record: dict) -> str:
@@ -156,5 +192,7 @@ def format_record(record: dict) -> str:
     if not record["success"]:
         return f"{record['prompt']!r}: no answer ({record['message']})"
     centre = "" if record["center_error_m"] is None else f", centre error {100 * record['center_error_m']:.1f} cm"
-    return (f"{record['prompt']!r}: {record['points']} points, max relevancy {record['max_relevancy']:.2f}{centre}, "
-            f"{record['grasps']} grasps ({record['grasps_valid']} valid)")
+    return (
+        f"{record['prompt']!r}: {record['points']} points, max relevancy {record['max_relevancy']:.2f}{centre}, "
+        f"{record['grasps']} grasps ({record['grasps_valid']} valid)"
+    )

@@ -3,6 +3,7 @@
 ROS boundary only: message conversion, parameters, threads and services. Every computation lives in
 ``langscene_core``. Interfaces are the contract of DESIGN.md section 3.
 """
+
 from __future__ import annotations
 
 import threading
@@ -11,12 +12,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-
 import rclpy
+from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
-from geometry_msgs.msg import PoseArray, PoseStamped
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
@@ -24,14 +24,14 @@ from visualization_msgs.msg import MarkerArray
 
 from langscene.msg import SceneStatus
 from langscene.srv import QueryObject, SceneFile
-from langscene_core.config import ConfigError, LangsceneConfig, flatten, from_dict, to_dict, unflatten
 from langscene_core.capture.frames import Frame, FrameSynchronizer
 from langscene_core.capture.keyframes import KeyframeBuffer
-from langscene_core.reconstruction.models import Models, load_models
+from langscene_core.config import ConfigError, LangsceneConfig, flatten, from_dict, to_dict, unflatten
+from langscene_core.query.answer import CodeLevels, TextEmbeddingCache, answer_prompt, code_levels
 from langscene_core.query.objects import Tabletop, pack_rgb, tabletop_of
+from langscene_core.reconstruction.models import Models, load_models
 from langscene_core.reconstruction.reconstruct import ReconstructionError, reconstruct
 from langscene_core.reconstruction.scene import Scene, SceneFileError, load_scene, save_scene
-from langscene_core.query.answer import CodeLevels, TextEmbeddingCache, answer_prompt, code_levels
 from langscene_ros import convert, viz
 from langscene_ros.query_response import fill_query_response
 
@@ -100,9 +100,15 @@ class LangsceneNode(Node):
         # synchronizer relies on, while the streams and the services run in parallel.
         services = MutuallyExclusiveCallbackGroup()
         camera_qos = qos_profile_sensor_data if self.config.node.camera_qos == "sensor_data" else RELIABLE
-        for msg_type, topic, callback in ((Image, "image", self._on_image), (CameraInfo, "camera_info", self._on_camera_info),
-                                          (Image, "depth", self._on_depth), (PoseStamped, "camera_pose", self._on_pose)):
-            self.create_subscription(msg_type, topic, callback, camera_qos, callback_group=MutuallyExclusiveCallbackGroup())
+        for msg_type, topic, callback in (
+            (Image, "image", self._on_image),
+            (CameraInfo, "camera_info", self._on_camera_info),
+            (Image, "depth", self._on_depth),
+            (PoseStamped, "camera_pose", self._on_pose),
+        ):
+            self.create_subscription(
+                msg_type, topic, callback, camera_qos, callback_group=MutuallyExclusiveCallbackGroup()
+            )
 
         self._status_pub = self.create_publisher(SceneStatus, "~/status", LATCHED)
         self._scene_cloud_pub = self.create_publisher(PointCloud2, "~/scene_cloud", LATCHED)
@@ -173,8 +179,10 @@ class LangsceneNode(Node):
         for frame in frames:
             size = (frame.intrinsics.height, frame.intrinsics.width)
             if frame.rgb.shape[:2] != size:
-                self._reject(f"image: size {frame.rgb.shape[1]}x{frame.rgb.shape[0]} does not match "
-                             f"camera_info {size[1]}x{size[0]}")
+                self._reject(
+                    f"image: size {frame.rgb.shape[1]}x{frame.rgb.shape[0]} does not match "
+                    f"camera_info {size[1]}x{size[0]}"
+                )
                 continue
             if frame.depth is not None and frame.depth.shape != size:
                 self._reject("depth: size does not match the image")
@@ -190,10 +198,13 @@ class LangsceneNode(Node):
         with self._lock:
             dropped = Counter(self._sync.dropped, keyframe_buffer_full=self._keyframes.counts["full"])
             dropped_text = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items()) if n) or "none"
-            msg = SceneStatus(state=self._state, keyframes=len(self._keyframes.keyframes),
-                              gaussians=0 if self._scene is None else int(self._scene.num_gaussians),
-                              progress=float(self._progress),
-                              message=f"{self._message}; rejected {self._bad.total}; dropped: {dropped_text}")
+            msg = SceneStatus(
+                state=self._state,
+                keyframes=len(self._keyframes.keyframes),
+                gaussians=0 if self._scene is None else int(self._scene.num_gaussians),
+                progress=float(self._progress),
+                message=f"{self._message}; rejected {self._bad.total}; dropped: {dropped_text}",
+            )
         msg.stamp = self.get_clock().now().to_msg()
         self._status_pub.publish(msg)
 
@@ -240,20 +251,36 @@ class LangsceneNode(Node):
             with self._lock:
                 count, state = len(self._keyframes.keyframes), self._state
             response.success = False
-            response.message = (f"scene not ready ({state}, {count} keyframes): "
-                                "collect keyframes and call ~/reconstruct, or ~/load_scene")
+            response.message = (
+                f"scene not ready ({state}, {count} keyframes): "
+                "collect keyframes and call ~/reconstruct, or ~/load_scene"
+            )
             return response
         if not (np.isfinite(request.relevancy_threshold) and 0.0 <= request.relevancy_threshold < 1.0):
-            response.success, response.message = False, f"relevancy_threshold {request.relevancy_threshold} is not in [0, 1)"
+            response.success, response.message = (
+                False,
+                f"relevancy_threshold {request.relevancy_threshold} is not in [0, 1)",
+            )
             return response
         try:
             models = self._ensure_models()
             scene = installed.scene
-            result = answer_prompt(installed.codes, scene.means, scene.colors, scene.normals, models, request.prompt,
-                                   self.config.query, self.config.grasp, extra_negatives=list(request.negatives),
-                                   cache=self._text_embeddings, tabletop=installed.tabletop,
-                                   threshold=request.relevancy_threshold or None, max_points=request.max_points or None,
-                                   max_grasps=request.max_grasps or None)
+            result = answer_prompt(
+                installed.codes,
+                scene.means,
+                scene.colors,
+                scene.normals,
+                models,
+                request.prompt,
+                self.config.query,
+                self.config.grasp,
+                extra_negatives=list(request.negatives),
+                cache=self._text_embeddings,
+                tabletop=installed.tabletop,
+                threshold=request.relevancy_threshold or None,
+                max_points=request.max_points or None,
+                max_grasps=request.max_grasps or None,
+            )
         except (ValueError, FileNotFoundError) as exc:
             response.success, response.message = False, f"query failed: {exc}"
             return response
@@ -261,7 +288,9 @@ class LangsceneNode(Node):
         fill_query_response(response, result, header)
         _publish_if_watched(self._relevancy_pub, lambda: response.relevancy_cloud)
         _publish_if_watched(self._grasps_pub, lambda: viz.grasp_pose_array(result.grasps, header))
-        _publish_if_watched(self._markers_pub, lambda: viz.query_markers(result, request.prompt, header, self.config.grasp))
+        _publish_if_watched(
+            self._markers_pub, lambda: viz.query_markers(result, request.prompt, header, self.config.grasp)
+        )
         return response
 
     def _on_reconstruct(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -283,6 +312,7 @@ class LangsceneNode(Node):
 
     def _reconstruct_in_background(self, keyframes: list[Frame]) -> None:
         """Worker thread: the current scene stays queryable until the new one replaces it."""
+
         def progress(fraction: float, message: str) -> None:
             with self._lock:
                 self._progress, self._message = float(fraction), message
@@ -298,8 +328,9 @@ class LangsceneNode(Node):
             self._set_state("ready" if self._scene is not None else "error", f"reconstruction crashed: {exc!r}")
             return
         notes = "; ".join(scene.info.get("notes", []))
-        self._install_scene(scene, f"{scene.num_gaussians} Gaussians from {len(keyframes)} keyframes"
-                                   + (f" ({notes})" if notes else ""))
+        self._install_scene(
+            scene, f"{scene.num_gaussians} Gaussians from {len(keyframes)} keyframes" + (f" ({notes})" if notes else "")
+        )
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
@@ -334,7 +365,9 @@ class LangsceneNode(Node):
             return response
         if scene.frame_id != self.config.node.scene_frame:
             response.success = False
-            response.message = f"scene is in frame '{scene.frame_id}', the node's scene_frame is '{self.config.node.scene_frame}'"
+            response.message = (
+                f"scene is in frame '{scene.frame_id}', the node's scene_frame is '{self.config.node.scene_frame}'"
+            )
             return response
         self._install_scene(scene, f"loaded {scene.num_gaussians} Gaussians from {request.path}")
         response.success, response.message = True, f"loaded {scene.num_gaussians} Gaussians"

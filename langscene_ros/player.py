@@ -6,15 +6,16 @@ Per frame, all with the same header stamp (the player's clock at publish time): 
 ``--ros-args -r __ns:=/robot`` or remaps apply. Publishers are reliable (they also match the node's
 best-effort sensor-data subscriptions).
 """
+
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
-from rclpy.node import Node
 from rclpy.duration import Duration
+from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -31,8 +32,12 @@ def frame_messages(frame: RenderedFrame, stamp: Time, scene_frame: str) -> list[
     camera = Header(stamp=stamp, frame_id=CAMERA_FRAME)
     return [
         ("camera_info", convert.intrinsics_to_camera_info(frame.intrinsics, camera)),
-        ("camera_pose", PoseStamped(header=Header(stamp=stamp, frame_id=scene_frame),
-                                    pose=convert.matrix_to_pose(frame.cam_to_world))),
+        (
+            "camera_pose",
+            PoseStamped(
+                header=Header(stamp=stamp, frame_id=scene_frame), pose=convert.matrix_to_pose(frame.cam_to_world)
+            ),
+        ),
         ("depth", convert.depth_to_image(frame.depth, camera)),
         ("image", convert.numpy_to_image(frame.rgb, "rgb8", camera)),
     ]

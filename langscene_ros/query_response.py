@@ -1,4 +1,5 @@
 """Pack a :class:`~langscene_core.query.objects.QueryResult` into the ``QueryObject`` service response."""
+
 from __future__ import annotations
 
 from geometry_msgs.msg import PoseStamped, Vector3
@@ -26,6 +27,8 @@ def fill_query_response(response: QueryObject.Response, result: QueryResult, hea
         x, y, z = (float(v) for v in result.object_box.extent)
         response.object_extent = Vector3(x=x, y=y, z=z)
     poses = matrices_to_poses([g.pose for g in result.grasps])
-    response.grasps = [GraspCandidate(pose=PoseStamped(header=header, pose=pose), score=float(g.score),
-                                      width=float(g.width)) for g, pose in zip(result.grasps, poses)]
+    response.grasps = [
+        GraspCandidate(pose=PoseStamped(header=header, pose=pose), score=float(g.score), width=float(g.width))
+        for g, pose in zip(result.grasps, poses)
+    ]
     return response

@@ -1,6 +1,7 @@
 """RViz output of a query: MarkerArray (object box, gripper outlines and approach arrows, label) and
 PoseArray of the grasps. All in the header's frame (the scene frame).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,16 +32,30 @@ def _score_color(score: float, best: float) -> ColorRGBA:
 
 def box_marker(box: ObjectBox, header: Header) -> Marker:
     """Translucent CUBE at the box pose, scaled to its full extent."""
-    return Marker(header=header, ns=NAMESPACE_BOX, id=0, type=Marker.CUBE, action=Marker.ADD,
-                  pose=matrix_to_pose(box.pose),
-                  scale=Vector3(x=float(box.extent[0]), y=float(box.extent[1]), z=float(box.extent[2])),
-                  color=_BOX_COLOR)
+    return Marker(
+        header=header,
+        ns=NAMESPACE_BOX,
+        id=0,
+        type=Marker.CUBE,
+        action=Marker.ADD,
+        pose=matrix_to_pose(box.pose),
+        scale=Vector3(x=float(box.extent[0]), y=float(box.extent[1]), z=float(box.extent[2])),
+        color=_BOX_COLOR,
+    )
 
 
 def label_marker(text: str, position: np.ndarray, header: Header) -> Marker:
     """View-facing text centred at ``position`` [3] (scene frame)."""
-    marker = Marker(header=header, ns=NAMESPACE_LABEL, id=0, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD,
-                    scale=Vector3(z=0.03), color=_LABEL_COLOR, text=text)
+    marker = Marker(
+        header=header,
+        ns=NAMESPACE_LABEL,
+        id=0,
+        type=Marker.TEXT_VIEW_FACING,
+        action=Marker.ADD,
+        scale=Vector3(z=0.03),
+        color=_LABEL_COLOR,
+        text=text,
+    )
     marker.pose.position = _point(position)
     return marker
 
@@ -50,8 +65,9 @@ def gripper_outline(width: float, config: GraspConfig) -> np.ndarray:
     the palm across them and a stem behind it."""
     h = width / 2
     fd, pd = config.finger_depth, config.palm_depth
-    return np.array([[-h, 0, 0], [-h, 0, -fd], [h, 0, 0], [h, 0, -fd],
-                     [-h, 0, -fd], [h, 0, -fd], [0, 0, -fd], [0, 0, -fd - pd]])
+    return np.array(
+        [[-h, 0, 0], [-h, 0, -fd], [h, 0, 0], [h, 0, -fd], [-h, 0, -fd], [h, 0, -fd], [0, 0, -fd], [0, 0, -fd - pd]]
+    )
 
 
 def grasp_markers(grasps: tuple[Grasp, ...], header: Header, config: GraspConfig) -> list[Marker]:
@@ -61,15 +77,34 @@ def grasp_markers(grasps: tuple[Grasp, ...], header: Header, config: GraspConfig
     best = grasps[0].score if grasps else 0.0
     for rank, (grasp, pose) in enumerate(zip(grasps, matrices_to_poses([g.pose for g in grasps]))):
         color = _score_color(grasp.score, best)
-        markers.append(Marker(header=header, ns=NAMESPACE_GRIPPER, id=rank, type=Marker.LINE_LIST,
-                              action=Marker.ADD, pose=pose, scale=Vector3(x=_LINE_WIDTH),
-                              color=color, points=[_point(p) for p in gripper_outline(grasp.width, config)]))
+        markers.append(
+            Marker(
+                header=header,
+                ns=NAMESPACE_GRIPPER,
+                id=rank,
+                type=Marker.LINE_LIST,
+                action=Marker.ADD,
+                pose=pose,
+                scale=Vector3(x=_LINE_WIDTH),
+                color=color,
+                points=[_point(p) for p in gripper_outline(grasp.width, config)],
+            )
+        )
         approach = grasp.pose[:3, 2]
         palm = grasp.pose[:3, 3] - (config.finger_depth + config.palm_depth) * approach
         start = palm - config.approach_distance * approach
-        markers.append(Marker(header=header, ns=NAMESPACE_APPROACH, id=rank, type=Marker.ARROW, action=Marker.ADD,
-                              scale=Vector3(x=_LINE_WIDTH, y=2 * _LINE_WIDTH, z=3 * _LINE_WIDTH), color=color,
-                              points=[_point(start), _point(palm)]))
+        markers.append(
+            Marker(
+                header=header,
+                ns=NAMESPACE_APPROACH,
+                id=rank,
+                type=Marker.ARROW,
+                action=Marker.ADD,
+                scale=Vector3(x=_LINE_WIDTH, y=2 * _LINE_WIDTH, z=3 * _LINE_WIDTH),
+                color=color,
+                points=[_point(start), _point(palm)],
+            )
+        )
     return markers
 
 

@@ -3,11 +3,13 @@
 
 Without a ROS 2 install (pip venv), `langscene run` starts the node the same way.
 """
-from launch import LaunchDescription
+
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 # Input topics of the node (relative names) and what they are remapped to by default.
 INPUT_TOPICS = {

@@ -17,6 +17,7 @@ paper's mapper (SAM2) gives whole objects and its LQC is trained on COCO, where 
 
     scripts/train_tiny_lqc.py --cache /work/cache/tiny-lqc
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,25 +25,37 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from langscene_core.language.clip import encode_text, load_clip  # noqa: E402
 from langscene_core.config import DEFAULT_CONFIG_PATH, load_config, to_dict  # noqa: E402
-from langscene_core.language.lqc import (CHECKPOINT_FILE, LQC, load_lqc, name_round_trip, reconstruction_metrics,  # noqa: E402
-                                save_lqc, train_lqc)
+from langscene_core.language.clip import encode_text, load_clip  # noqa: E402
+from langscene_core.language.lqc import (  # noqa: E402
+    CHECKPOINT_FILE,
+    LQC,
+    load_lqc,
+    name_round_trip,
+    reconstruction_metrics,
+    save_lqc,
+    train_lqc,
+)
 from langscene_core.language.masks import make_mask_mapper  # noqa: E402
+from langscene_core.sim import SHAPES  # noqa: E402
 from langscene_core.training.crops import ViewSet, render_views  # noqa: E402
 from langscene_core.training.lqc_corpus import LabelledFeatures, labelled_mask_corpus, object_features  # noqa: E402
 from langscene_core.training.tiny_clip import CANONICAL_NEGATIVES  # noqa: E402
-from langscene_core.training.vocabulary import (COLOR_TEMPLATES, SUBJECT_COLORS, SUBJECT_SHAPES,  # noqa: E402
-                                                name_captions, subject_combos)
-from langscene_core.sim import SHAPES  # noqa: E402
+from langscene_core.training.vocabulary import (  # noqa: E402
+    COLOR_TEMPLATES,
+    SUBJECT_COLORS,
+    SUBJECT_SHAPES,
+    name_captions,
+    subject_combos,
+)
 
 EVAL_SEED_OFFSET = 2_000_000  # held-out scenes use seeds far from the training ones
 OBJECT_MIN_PIXELS = 25  # training: whole-object masks at least this large (crops.MIN_PIXELS)
@@ -53,8 +66,12 @@ WORST = 10  # names listed in the per-name report
 def vocabulary_texts() -> list[str]:
     """Every object and table name (held-out combinations included), shape, colour and negative."""
     names = list(name_captions(subject_combos(include_held_out=True)).texts)
-    return names + list(SUBJECT_SHAPES) + [COLOR_TEMPLATES[0].format(color=c) for c in SUBJECT_COLORS] \
+    return (
+        names
+        + list(SUBJECT_SHAPES)
+        + [COLOR_TEMPLATES[0].format(color=c) for c in SUBJECT_COLORS]
         + list(CANONICAL_NEGATIVES)
+    )
 
 
 def object_names() -> list[str]:
@@ -87,11 +104,18 @@ def name_report(model: LQC, data: LabelledFeatures, names: torch.Tensor, negativ
     order = seen[result.round_trip[seen].argsort()]
     labels = object_names()
     clip, round_trip = result.overall()
-    return {"features": len(objects), "names": len(seen), "clip": round(clip, 4), "round_trip": round(round_trip, 4),
-            "names_below_half": int((result.round_trip[seen] < 0.5).sum()),
-            "worst": [[labels[t], int(result.count[t]), round(float(result.clip[t]), 3),
-                       round(float(result.round_trip[t]), 3)] for t in order[:WORST].tolist()],
-            "worst_columns": ["name", "features", "clip", "round_trip"]}
+    return {
+        "features": len(objects),
+        "names": len(seen),
+        "clip": round(clip, 4),
+        "round_trip": round(round_trip, 4),
+        "names_below_half": int((result.round_trip[seen] < 0.5).sum()),
+        "worst": [
+            [labels[t], int(result.count[t]), round(float(result.clip[t]), 3), round(float(result.round_trip[t]), 3)]
+            for t in order[:WORST].tolist()
+        ],
+        "worst_columns": ["name", "features", "clip", "round_trip"],
+    }
 
 
 def main() -> int:
@@ -103,11 +127,19 @@ def main() -> int:
     parser.add_argument("--train-scenes", type=int, default=100)
     parser.add_argument("--eval-scenes", type=int, default=60)
     parser.add_argument("--views", type=int, default=4, help="random views per scene")
-    parser.add_argument("--object-copies", type=int, default=4,
-                        help="copies of the training views' whole-object mask features added to the corpus")
+    parser.add_argument(
+        "--object-copies",
+        type=int,
+        default=4,
+        help="copies of the training views' whole-object mask features added to the corpus",
+    )
     parser.add_argument("--steps", type=int, default=None, help="default models.lqc_train.steps")
-    parser.add_argument("--evaluate-only", default=None, metavar="CHECKPOINT",
-                        help="measure this compressor on the held-out scenes instead of training one")
+    parser.add_argument(
+        "--evaluate-only",
+        default=None,
+        metavar="CHECKPOINT",
+        help="measure this compressor on the held-out scenes instead of training one",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -115,29 +147,39 @@ def main() -> int:
         parser.error("--object-copies must be >= 0")
     torch.set_num_threads(args.threads)
     config = load_config(args.config)
-    train_config = dataclasses.replace(config.models.lqc_train, seed=args.seed,
-                                       steps=args.steps or config.models.lqc_train.steps)
+    train_config = dataclasses.replace(
+        config.models.lqc_train, seed=args.seed, steps=args.steps or config.models.lqc_train.steps
+    )
     args.cache.mkdir(parents=True, exist_ok=True)
     clip = load_clip(config.models.clip.arch, args.clip, "cpu")
     mapper = make_mask_mapper(config.models.masks)
 
     start = time.perf_counter()
     tag = f"{args.clip.replace(':', '-').replace('/', '_')}_v{args.views}"
-    eval_views = cached_views(args.cache / f"eval_views_n{args.eval_scenes}_v{args.views}.npz",
-                              range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + args.eval_scenes), args.views)
-    held_out = cached(args.cache / f"eval_masks_n{args.eval_scenes}_{tag}.pt",
-                      lambda: labelled_mask_corpus(clip, eval_views, mapper))
-    held_out_objects = cached(args.cache / f"eval_objects_n{args.eval_scenes}_{tag}.pt",
-                              lambda: object_features(clip, eval_views, EVAL_MIN_PIXELS))
+    eval_views = cached_views(
+        args.cache / f"eval_views_n{args.eval_scenes}_v{args.views}.npz",
+        range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + args.eval_scenes),
+        args.views,
+    )
+    held_out = cached(
+        args.cache / f"eval_masks_n{args.eval_scenes}_{tag}.pt", lambda: labelled_mask_corpus(clip, eval_views, mapper)
+    )
+    held_out_objects = cached(
+        args.cache / f"eval_objects_n{args.eval_scenes}_{tag}.pt",
+        lambda: object_features(clip, eval_views, EVAL_MIN_PIXELS),
+    )
     if args.evaluate_only is None:
         seeds = range(args.seed * 100_000, args.seed * 100_000 + args.train_scenes)
-        train_views = cached_views(args.cache / f"train_views_s{args.seed}_n{args.train_scenes}_v{args.views}.npz",
-                                   seeds, args.views)
+        train_views = cached_views(
+            args.cache / f"train_views_s{args.seed}_n{args.train_scenes}_v{args.views}.npz", seeds, args.views
+        )
         train_tag = f"s{args.seed}_n{args.train_scenes}_{tag}"
-        train_masks = cached(args.cache / f"train_masks_{train_tag}.pt",
-                             lambda: labelled_mask_corpus(clip, train_views, mapper))
-        train_objects = cached(args.cache / f"train_objects_{train_tag}.pt",
-                               lambda: object_features(clip, train_views, OBJECT_MIN_PIXELS))
+        train_masks = cached(
+            args.cache / f"train_masks_{train_tag}.pt", lambda: labelled_mask_corpus(clip, train_views, mapper)
+        )
+        train_objects = cached(
+            args.cache / f"train_objects_{train_tag}.pt", lambda: object_features(clip, train_views, OBJECT_MIN_PIXELS)
+        )
         train = torch.cat([train_masks.features] + [train_objects.features] * args.object_copies)
     corpus_s = time.perf_counter() - start
     texts = encode_text(clip, vocabulary_texts()).cpu()
@@ -146,31 +188,54 @@ def main() -> int:
 
     train_s, restarted = 0.0, 0
     if args.evaluate_only is None:
-        print(json.dumps({"train_features": len(train), "held_out_features": len(held_out),
-                          "corpus_s": round(corpus_s, 1)}), flush=True)
+        print(
+            json.dumps(
+                {"train_features": len(train), "held_out_features": len(held_out), "corpus_s": round(corpus_s, 1)}
+            ),
+            flush=True,
+        )
         start = time.perf_counter()
-        result = train_lqc(train, texts, train_config,
-                           progress=lambda step, losses: print(json.dumps({"step": step, **losses}), flush=True))
+        result = train_lqc(
+            train,
+            texts,
+            train_config,
+            progress=lambda step, losses: print(json.dumps({"step": step, **losses}), flush=True),
+        )
         train_s, restarted = time.perf_counter() - start, result.restarted
         save_lqc(result.model, args.out)
     model = load_lqc(args.out if args.evaluate_only is None else args.evaluate_only)  # evaluate what ships
-    metrics = {"held_out": reconstruction_metrics(model, held_out.features, texts),
-               "codes_used_held_out": int(model.code_of(model.encode(held_out.features)).unique().numel()),
-               "names_objects": name_report(model, held_out_objects, names, negatives),
-               "names_masks": name_report(model, held_out, names, negatives)}
+    metrics = {
+        "held_out": reconstruction_metrics(model, held_out.features, texts),
+        "codes_used_held_out": int(model.code_of(model.encode(held_out.features)).unique().numel()),
+        "names_objects": name_report(model, held_out_objects, names, negatives),
+        "names_masks": name_report(model, held_out, names, negatives),
+    }
     if args.evaluate_only is None:
         metrics["train"] = reconstruction_metrics(model, train_masks.features[:20000], texts)
-    record = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "threads": args.threads,
-              "clip": args.clip, "metrics": metrics,
-              "data": {"eval_scenes": args.eval_scenes, "views_per_scene": args.views,
-                       "held_out_features": len(held_out), "held_out_objects": len(held_out_objects),
-                       "masks": to_dict(config.models.masks), "texts": len(texts)},
-              "seconds": {"corpus_s": round(corpus_s, 1), "train_s": round(train_s, 1)}}
+    record = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "threads": args.threads,
+        "clip": args.clip,
+        "metrics": metrics,
+        "data": {
+            "eval_scenes": args.eval_scenes,
+            "views_per_scene": args.views,
+            "held_out_features": len(held_out),
+            "held_out_objects": len(held_out_objects),
+            "masks": to_dict(config.models.masks),
+            "texts": len(texts),
+        },
+        "seconds": {"corpus_s": round(corpus_s, 1), "train_s": round(train_s, 1)},
+    }
     if args.evaluate_only is None:
         record["train"] = to_dict(train_config)
-        record["data"].update(train_scenes=args.train_scenes, train_mask_features=len(train_masks),
-                              train_object_features=len(train_objects), object_copies=args.object_copies,
-                              train_features=len(train))
+        record["data"].update(
+            train_scenes=args.train_scenes,
+            train_mask_features=len(train_masks),
+            train_object_features=len(train_objects),
+            object_copies=args.object_copies,
+            train_features=len(train),
+        )
         record["codes_restarted"] = restarted
         (args.out.parent / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps({"metrics": metrics}), flush=True)

@@ -23,6 +23,7 @@ training clips cover the whole range (ARC_SPAN_RANGE_DEG). Writes ``training.jso
 
     scripts/train_tiny_trimap.py --cache /work/cache/tiny-trimap
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,19 +42,34 @@ sys.path.insert(0, str(REPO))
 
 from langscene_core.config import DensifyConfig, TrimapModelConfig  # noqa: E402
 from langscene_core.geometry.normals import normals_to_rgb, rgb_to_normals  # noqa: E402
-from langscene_core.training.trimap_clips import (ARC_SPAN_BUCKETS_DEG, ARC_SPAN_RANGE_DEG,  # noqa: E402
-                                                  RenderedClip, cross_fade, normal_error_deg, psnr, render_clip)
-from langscene_core.trimap import PoseRecoveryError, check_accepted, load_trimap, normal_pass, recover_poses, rgb_pass, \
-    semantic_pass  # noqa: E402
+from langscene_core.training.trimap_clips import (  # noqa: E402
+    ARC_SPAN_BUCKETS_DEG,
+    ARC_SPAN_RANGE_DEG,
+    RenderedClip,
+    cross_fade,
+    normal_error_deg,
+    psnr,
+    render_clip,
+)
+from langscene_core.training.trimap_train import TrainSettings, progressive_stages, train_trimap, train_vae  # noqa: E402
+from langscene_core.trimap import (  # noqa: E402
+    PoseRecoveryError,
+    check_accepted,
+    load_trimap,
+    normal_pass,
+    recover_poses,
+    rgb_pass,
+    semantic_pass,
+)
 from langscene_core.trimap.loading import build_tiny_pipeline, tiny_trimap_config  # noqa: E402
 from langscene_core.trimap.pipeline import CONDITIONS  # noqa: E402
-from langscene_core.training.trimap_train import TrainSettings, progressive_stages, train_trimap, train_vae  # noqa: E402
 
 EVAL_SEED_OFFSET = 4_000_000  # held-out scenes; bucket b uses seeds EVAL_SEED_OFFSET + 1000 b + i
 
 
-def cached_clips(path: Path, seeds: range, frames: int, size: int,
-                 span_range_deg: tuple[float, float] = ARC_SPAN_RANGE_DEG) -> list[RenderedClip]:
+def cached_clips(
+    path: Path, seeds: range, frames: int, size: int, span_range_deg: tuple[float, float] = ARC_SPAN_RANGE_DEG
+) -> list[RenderedClip]:
     if path.is_file():
         return pickle.loads(path.read_bytes())
     clips = [render_clip(seed, frames, (size, size), span_range_deg) for seed in seeds]
@@ -71,8 +87,9 @@ def sfm_outcome(frames: np.ndarray, clip: RenderedClip) -> tuple[float, float]:
     graded against both limits."""
     known = {0: clip.cam_to_world[0], len(frames) - 1: clip.cam_to_world[-1]}
     try:
-        poses = recover_poses(frames, clip.intrinsics, known, DensifyConfig(min_registered_fraction=0.0,
-                                                                           max_keyframe_error_m=1e9))
+        poses = recover_poses(
+            frames, clip.intrinsics, known, DensifyConfig(min_registered_fraction=0.0, max_keyframe_error_m=1e9)
+        )
     except PoseRecoveryError:
         return 0.0, 0.0
     registered = float(poses.registered.mean())
@@ -132,20 +149,28 @@ def evaluate(pipe, clips: list[RenderedClip], settings: TrimapModelConfig, seed:
     return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
 
 
-def evaluate_buckets(model: str, held_out: dict[str, list[RenderedClip]], args: argparse.Namespace,
-                     strength: float) -> dict[str, dict[str, float]]:
+def evaluate_buckets(
+    model: str, held_out: dict[str, list[RenderedClip]], args: argparse.Namespace, strength: float
+) -> dict[str, dict[str, float]]:
     """evaluate() of the model as loaded by load_trimap (exactly what ships) per arc-width bucket, and
     over all buckets ("all": the mean of the equally sized buckets)."""
-    settings = TrimapModelConfig(path=model, dtype="float32", frames=args.frames, steps=args.eval_steps,
-                                 guidance=args.eval_guidance, strength=strength)
+    settings = TrimapModelConfig(
+        path=model,
+        dtype="float32",
+        frames=args.frames,
+        steps=args.eval_steps,
+        guidance=args.eval_guidance,
+        strength=strength,
+    )
     pipe = load_trimap(settings)
     metrics = {name: evaluate(pipe, clips, settings, args.seed) for name, clips in held_out.items()}
     metrics["all"] = {key: float(np.mean([m[key] for m in metrics.values()])) for key in next(iter(metrics.values()))}
     return metrics
 
 
-def evaluate_strengths(model: str, held_out: dict[str, list[RenderedClip]],
-                       args: argparse.Namespace) -> dict[str, dict[str, dict[str, float]]]:
+def evaluate_strengths(
+    model: str, held_out: dict[str, list[RenderedClip]], args: argparse.Namespace
+) -> dict[str, dict[str, dict[str, float]]]:
     """evaluate_buckets() for each of ``--eval-strength``, keyed "strength S"."""
     return {f"strength {s:g}": evaluate_buckets(model, held_out, args, s) for s in args.eval_strength}
 
@@ -153,43 +178,93 @@ def evaluate_strengths(model: str, held_out: dict[str, list[RenderedClip]],
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, required=True, help="directory for the rendered clips")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="model directory, required unless --evaluate-only (the shipped model is "
-                             "langscene_core/assets/tiny-trimap: replace it only with one that evaluates better)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="model directory, required unless --evaluate-only (the shipped model is "
+        "langscene_core/assets/tiny-trimap: replace it only with one that evaluates better)",
+    )
     parser.add_argument("--train-scenes", type=int, default=200)
     parser.add_argument("--eval-scenes", type=int, default=5, help="held-out scenes per arc-width bucket")
     parser.add_argument("--frames", type=int, default=9, help="frames per clip, k * 2 * temporal compression + 1")
-    parser.add_argument("--size", type=int, default=64, help="square frame size in pixels, a multiple of VAE spatial compression x 2")
+    parser.add_argument(
+        "--size", type=int, default=64, help="square frame size in pixels, a multiple of VAE spatial compression x 2"
+    )
     parser.add_argument("--latent-channels", type=int, default=16)
-    parser.add_argument("--vae-channels", type=int, nargs="+", default=(16, 32, 32),
-                        help="VAE block widths; n blocks compress 2^(n-1)x spatially")
+    parser.add_argument(
+        "--vae-channels",
+        type=int,
+        nargs="+",
+        default=(16, 32, 32),
+        help="VAE block widths; n blocks compress 2^(n-1)x spatially",
+    )
     parser.add_argument("--temporal-compression", type=int, default=1, choices=(1, 2, 4))
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--condition", default="flow_correction", choices=CONDITIONS,
-                        help="what the transformer is conditioned on and generates (TrimapPipeline)")
-    parser.add_argument("--zero-correction", action=argparse.BooleanOptionalAction, default=True,
-                        help="residual conditions: start the transformer predicting no correction (zero output layer)")
+    parser.add_argument(
+        "--condition",
+        default="flow_correction",
+        choices=CONDITIONS,
+        help="what the transformer is conditioned on and generates (TrimapPipeline)",
+    )
+    parser.add_argument(
+        "--zero-correction",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="residual conditions: start the transformer predicting no correction (zero output layer)",
+    )
     parser.add_argument("--vae-steps", type=int, default=1000)
     parser.add_argument("--vae-lr", type=float, default=2e-3)
     parser.add_argument("--vae-mse-weight", type=float, default=1.0, help="MSE weight beside L1 in the VAE loss")
-    parser.add_argument("--vae-frame-batch", type=int, default=8,
-                        help="single frames per VAE step (per-frame VAE: --temporal-compression 1)")
-    parser.add_argument("--stage-steps", type=int, nargs=3, default=(1000, 600, 400),
-                        metavar=("RGB", "NORMALS", "SEMANTICS"), help="steps of the three progressive stages")
+    parser.add_argument(
+        "--vae-frame-batch",
+        type=int,
+        default=8,
+        help="single frames per VAE step (per-frame VAE: --temporal-compression 1)",
+    )
+    parser.add_argument(
+        "--stage-steps",
+        type=int,
+        nargs=3,
+        default=(1000, 600, 400),
+        metavar=("RGB", "NORMALS", "SEMANTICS"),
+        help="steps of the three progressive stages",
+    )
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--max-timestep-fraction", type=float, default=1.0,
-                        help="train the transformer on timesteps below this fraction only (for SDEdit sampling)")
-    parser.add_argument("--terminal-fraction", type=float, default=0.25,
-                        help="share of training samples at the last timestep (the one-step sampler's regression)")
+    parser.add_argument(
+        "--max-timestep-fraction",
+        type=float,
+        default=1.0,
+        help="train the transformer on timesteps below this fraction only (for SDEdit sampling)",
+    )
+    parser.add_argument(
+        "--terminal-fraction",
+        type=float,
+        default=0.25,
+        help="share of training samples at the last timestep (the one-step sampler's regression)",
+    )
     parser.add_argument("--batch-clips", type=int, default=4, help="clips per transformer step")
-    parser.add_argument("--pixel-weight", type=float, default=10.0,
-                        help="weight of the one-step pixel loss (train.one_step_pixel_loss) beside the diffusion loss")
-    parser.add_argument("--eval-steps", type=int, default=1,
-                        help="denoising steps at evaluation (1: the model's estimate of the conditional mean)")
+    parser.add_argument(
+        "--pixel-weight",
+        type=float,
+        default=10.0,
+        help="weight of the one-step pixel loss (train.one_step_pixel_loss) beside the diffusion loss",
+    )
+    parser.add_argument(
+        "--eval-steps",
+        type=int,
+        default=1,
+        help="denoising steps at evaluation (1: the model's estimate of the conditional mean)",
+    )
     parser.add_argument("--eval-guidance", type=float, default=1.0)
-    parser.add_argument("--eval-strength", type=float, nargs="+", default=(1.0,),
-                        help="SDEdit strengths to evaluate (1: from noise; < 1: from the noised cross-fade)")
+    parser.add_argument(
+        "--eval-strength",
+        type=float,
+        nargs="+",
+        default=(1.0,),
+        help="SDEdit strengths to evaluate (1: from noise; < 1: from the noised cross-fade)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--evaluate-only", metavar="MODEL", help="only evaluate this model (a path or bundled:NAME)")
@@ -202,41 +277,86 @@ def main() -> int:
 
     start = time.perf_counter()
     tag = f"f{args.frames}_px{args.size}"
-    held_out = {bucket_name(span): cached_clips(
-        args.cache / f"eval_n{args.eval_scenes}_{tag}_{bucket_name(span)}.pkl",
-        range(EVAL_SEED_OFFSET + 1000 * b, EVAL_SEED_OFFSET + 1000 * b + args.eval_scenes), args.frames, args.size, span)
-        for b, span in enumerate(ARC_SPAN_BUCKETS_DEG)}
+    held_out = {
+        bucket_name(span): cached_clips(
+            args.cache / f"eval_n{args.eval_scenes}_{tag}_{bucket_name(span)}.pkl",
+            range(EVAL_SEED_OFFSET + 1000 * b, EVAL_SEED_OFFSET + 1000 * b + args.eval_scenes),
+            args.frames,
+            args.size,
+            span,
+        )
+        for b, span in enumerate(ARC_SPAN_BUCKETS_DEG)
+    }
     if args.evaluate_only is not None:
-        print(json.dumps({"model": args.evaluate_only, "metrics": evaluate_strengths(args.evaluate_only, held_out, args)}))
+        print(
+            json.dumps({"model": args.evaluate_only, "metrics": evaluate_strengths(args.evaluate_only, held_out, args)})
+        )
         return 0
-    train = cached_clips(args.cache / f"train_s{args.seed}_n{args.train_scenes}_{tag}_{bucket_name(ARC_SPAN_RANGE_DEG)}.pkl",
-                         range(args.seed * 100_000, args.seed * 100_000 + args.train_scenes), args.frames, args.size)
+    train = cached_clips(
+        args.cache / f"train_s{args.seed}_n{args.train_scenes}_{tag}_{bucket_name(ARC_SPAN_RANGE_DEG)}.pkl",
+        range(args.seed * 100_000, args.seed * 100_000 + args.train_scenes),
+        args.frames,
+        args.size,
+    )
     clips = [c for clip in train for c in clip.train_clips()]
     seconds["data_s"] = time.perf_counter() - start
 
-    config = tiny_trimap_config(latent_channels=args.latent_channels, vae_channels=tuple(args.vae_channels),
-                                temporal_compression=args.temporal_compression, heads=args.heads, head_dim=16,
-                                layers=args.layers, text_tokens=16, sample_height=args.size, sample_width=args.size,
-                                condition=args.condition, zero_correction=args.zero_correction)
+    config = tiny_trimap_config(
+        latent_channels=args.latent_channels,
+        vae_channels=tuple(args.vae_channels),
+        temporal_compression=args.temporal_compression,
+        heads=args.heads,
+        head_dim=16,
+        layers=args.layers,
+        text_tokens=16,
+        sample_height=args.size,
+        sample_width=args.size,
+        condition=args.condition,
+        zero_correction=args.zero_correction,
+    )
     pipe = build_tiny_pipeline(config, seed=args.seed)
     pipe.set_progress_bar_config(disable=True)
     start = time.perf_counter()
-    vae_losses = train_vae(pipe, clips, args.vae_steps, learning_rate=args.vae_lr, seed=args.seed,
-                           mse_weight=args.vae_mse_weight, frame_batch=args.vae_frame_batch)
+    vae_losses = train_vae(
+        pipe,
+        clips,
+        args.vae_steps,
+        learning_rate=args.vae_lr,
+        seed=args.seed,
+        mse_weight=args.vae_mse_weight,
+        frame_batch=args.vae_frame_batch,
+    )
     seconds["vae_s"] = time.perf_counter() - start
-    print(json.dumps({"vae_first": vae_losses[0], "vae_last": float(np.mean(vae_losses[-20:])),
-                      "vae_s": round(seconds["vae_s"], 1),
-                      "ceiling_psnr": {k: ceiling_psnr(pipe, v) for k, v in held_out.items()}}), flush=True)
+    print(
+        json.dumps(
+            {
+                "vae_first": vae_losses[0],
+                "vae_last": float(np.mean(vae_losses[-20:])),
+                "vae_s": round(seconds["vae_s"], 1),
+                "ceiling_psnr": {k: ceiling_psnr(pipe, v) for k, v in held_out.items()},
+            }
+        ),
+        flush=True,
+    )
 
     def log(stage: str, step: int, loss: float) -> None:
         if step % 50 == 0:
-            print(json.dumps({"stage": stage, "step": step, "loss": loss,
-                              "seconds": round(time.perf_counter() - start, 1)}), flush=True)
+            print(
+                json.dumps(
+                    {"stage": stage, "step": step, "loss": loss, "seconds": round(time.perf_counter() - start, 1)}
+                ),
+                flush=True,
+            )
 
     start = time.perf_counter()
-    settings = TrainSettings(learning_rate=args.lr, seed=args.seed, max_timestep_fraction=args.max_timestep_fraction,
-                             terminal_fraction=args.terminal_fraction, batch_clips=args.batch_clips,
-                             pixel_weight=args.pixel_weight)
+    settings = TrainSettings(
+        learning_rate=args.lr,
+        seed=args.seed,
+        max_timestep_fraction=args.max_timestep_fraction,
+        terminal_fraction=args.terminal_fraction,
+        batch_clips=args.batch_clips,
+        pixel_weight=args.pixel_weight,
+    )
     history = train_trimap(pipe, clips, progressive_stages(*args.stage_steps), settings, on_step=log)
     seconds["transformer_s"] = time.perf_counter() - start
     pipe.save_pretrained(args.out)
@@ -244,18 +364,36 @@ def main() -> int:
     start = time.perf_counter()
     metrics = evaluate_strengths(str(args.out), held_out, args)
     seconds["eval_s"] = time.perf_counter() - start
-    record = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "threads": args.threads,
-              "model": dataclasses.asdict(config), "train": dataclasses.asdict(settings),
-              "stages": dict(zip(("interpolation", "normals", "semantics"), args.stage_steps)),
-              "final_losses": {k: float(np.mean(v[-50:])) for k, v in history.items() if v},
-              "vae": {"steps": args.vae_steps, "learning_rate": args.vae_lr, "mse_weight": args.vae_mse_weight,
-                      "frame_batch": args.vae_frame_batch},
-              "data": {"train_scenes": args.train_scenes, "train_arc_deg": ARC_SPAN_RANGE_DEG,
-                       "eval_scenes_per_bucket": args.eval_scenes, "eval_buckets_deg": ARC_SPAN_BUCKETS_DEG,
-                       "frames": args.frames, "size": args.size},
-              "evaluation": {"frames": args.frames, "steps": args.eval_steps, "guidance": args.eval_guidance,
-                             "strengths": list(args.eval_strength)},
-              "seconds": {k: round(v, 1) for k, v in seconds.items()}, "metrics": metrics}
+    record = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "threads": args.threads,
+        "model": dataclasses.asdict(config),
+        "train": dataclasses.asdict(settings),
+        "stages": dict(zip(("interpolation", "normals", "semantics"), args.stage_steps)),
+        "final_losses": {k: float(np.mean(v[-50:])) for k, v in history.items() if v},
+        "vae": {
+            "steps": args.vae_steps,
+            "learning_rate": args.vae_lr,
+            "mse_weight": args.vae_mse_weight,
+            "frame_batch": args.vae_frame_batch,
+        },
+        "data": {
+            "train_scenes": args.train_scenes,
+            "train_arc_deg": ARC_SPAN_RANGE_DEG,
+            "eval_scenes_per_bucket": args.eval_scenes,
+            "eval_buckets_deg": ARC_SPAN_BUCKETS_DEG,
+            "frames": args.frames,
+            "size": args.size,
+        },
+        "evaluation": {
+            "frames": args.frames,
+            "steps": args.eval_steps,
+            "guidance": args.eval_guidance,
+            "strengths": list(args.eval_strength),
+        },
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "metrics": metrics,
+    }
     (args.out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps({"metrics": metrics}), flush=True)
     return 0

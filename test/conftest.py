@@ -1,4 +1,5 @@
 """Shared fixtures: a private ROS domain per test session and a node running in a subprocess."""
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,12 @@ def node_process(tmp_path):
 
     def start(*extra_args: str) -> subprocess.Popen:
         log = open(tmp_path / f"node{len(processes)}.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "langscene_ros.cli", "run", *extra_args],
-                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "langscene_ros.cli", "run", *extra_args],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         processes.append(proc)
         return proc
 

@@ -9,6 +9,7 @@ deep inside, a few up to 3 mm outside, jittered, with holes and noisy sign-ambig
 surfaces (object bottoms, the table under objects) are left out as a capture from above never sees
 them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,8 +53,9 @@ def _visible(world: World, instance: int, points: np.ndarray) -> np.ndarray:
     return (world.raycaster.compute_occupancy(lifted).numpy() < 0.5) & (points[:, 2] > -0.001)
 
 
-def reconstruct_like(world: World, noise: ReconstructionNoise = ReconstructionNoise(),
-                     seed: int = 0) -> ReconstructedPoints:
+def reconstruct_like(
+    world: World, noise: ReconstructionNoise = ReconstructionNoise(), seed: int = 0
+) -> ReconstructedPoints:
     """Noisy partial surface samples of every mesh of ``world`` (see the module docstring)."""
     rng = np.random.default_rng(seed)
     o3d.utility.random.seed(seed)
@@ -79,5 +81,8 @@ def reconstruct_like(world: World, noise: ReconstructionNoise = ReconstructionNo
         means.append(points + offset[:, None] * true_normals + jitter)
         normals.append(noisy * rng.choice([-1.0, 1.0], (len(points), 1)))
         owner.append(np.full(len(points), instance))
-    return ReconstructedPoints(means=np.concatenate(means).astype(np.float32),
-                               normals=np.concatenate(normals).astype(np.float32), owner=np.concatenate(owner))
+    return ReconstructedPoints(
+        means=np.concatenate(means).astype(np.float32),
+        normals=np.concatenate(normals).astype(np.float32),
+        owner=np.concatenate(owner),
+    )

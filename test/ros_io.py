@@ -1,4 +1,5 @@
 """A test-side ROS participant: publishes camera streams to the node and calls its services."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,5 +32,7 @@ class RosPeer(NodeClient):
     def publish_frame(self, stamp_s: float, rgb: np.ndarray, intrinsics: Intrinsics, cam_to_world: np.ndarray) -> None:
         stamp = Time(sec=int(stamp_s), nanosec=int(round((stamp_s % 1) * 1e9)))
         self.info.publish(convert.intrinsics_to_camera_info(intrinsics, Header(stamp=stamp, frame_id="camera")))
-        self.pose.publish(PoseStamped(header=Header(stamp=stamp, frame_id="map"), pose=convert.matrix_to_pose(cam_to_world)))
+        self.pose.publish(
+            PoseStamped(header=Header(stamp=stamp, frame_id="map"), pose=convert.matrix_to_pose(cam_to_world))
+        )
         self.image.publish(convert.numpy_to_image(rgb, "rgb8", Header(stamp=stamp, frame_id="camera")))

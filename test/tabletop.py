@@ -3,6 +3,7 @@
 Frame: scene frame, z up, the table top is the plane z = 0. Objects rest on it. Points are surface
 samples (like Gaussian centres) with outward normals; signed distances give the analytic truth.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,7 +46,12 @@ class Box:
         """Points and outward normals on the five faces above the table (not the bottom)."""
         sx, sy, sz = self.size
         faces = [  # (axis, sign, area)
-            (0, 1, sy * sz), (0, -1, sy * sz), (1, 1, sx * sz), (1, -1, sx * sz), (2, 1, sx * sy)]
+            (0, 1, sy * sz),
+            (0, -1, sy * sz),
+            (1, 1, sx * sz),
+            (1, -1, sx * sz),
+            (2, 1, sx * sy),
+        ]
         pts, nrm = [], []
         for axis, sign, area in faces:
             n = max(int(area * density), 1)
@@ -89,11 +95,12 @@ class Cylinder:
 
     def sample(self, density: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         n_side = int(2 * np.pi * self.radius * self.height * density)
-        n_top = int(np.pi * self.radius ** 2 * density)
+        n_top = int(np.pi * self.radius**2 * density)
         theta = rng.uniform(0, 2 * np.pi, n_side)
         ring = np.stack([np.cos(theta), np.sin(theta), np.zeros(n_side)], 1)
-        side = ring * self.radius + np.stack([np.zeros(n_side), np.zeros(n_side),
-                                              rng.uniform(-self.height / 2, self.height / 2, n_side)], 1)
+        side = ring * self.radius + np.stack(
+            [np.zeros(n_side), np.zeros(n_side), rng.uniform(-self.height / 2, self.height / 2, n_side)], 1
+        )
         r = self.radius * np.sqrt(rng.uniform(0, 1, n_top))
         phi = rng.uniform(0, 2 * np.pi, n_top)
         top = np.stack([r * np.cos(phi), r * np.sin(phi), np.full(n_top, self.height / 2)], 1)
@@ -116,8 +123,15 @@ class Scene:
     owner: np.ndarray  # [N] int
 
 
-def make_scene(objects: tuple, target: int | None, density: float = 40000.0, table_density: float = 20000.0,
-               table_size: tuple[float, float] = (1.0, 0.7), noise: float = 0.001, seed: int = 0) -> Scene:
+def make_scene(
+    objects: tuple,
+    target: int | None,
+    density: float = 40000.0,
+    table_density: float = 20000.0,
+    table_size: tuple[float, float] = (1.0, 0.7),
+    noise: float = 0.001,
+    seed: int = 0,
+) -> Scene:
     """Sample the table (z = 0, minus the objects' footprints) and every object's surface.
 
     density: points per square metre on objects. Relevancy: U(0.65, 0.9) on the target object,
@@ -125,8 +139,14 @@ def make_scene(objects: tuple, target: int | None, density: float = 40000.0, tab
     """
     rng = np.random.default_rng(seed)
     n_table = int(table_size[0] * table_size[1] * table_density)
-    table = np.stack([rng.uniform(-table_size[0] / 2, table_size[0] / 2, n_table),
-                      rng.uniform(-table_size[1] / 2, table_size[1] / 2, n_table), np.zeros(n_table)], 1)
+    table = np.stack(
+        [
+            rng.uniform(-table_size[0] / 2, table_size[0] / 2, n_table),
+            rng.uniform(-table_size[1] / 2, table_size[1] / 2, n_table),
+            np.zeros(n_table),
+        ],
+        1,
+    )
     for obj in objects:
         table = table[obj.sdf(table + [0.0, 0.0, 1e-4]) > 0]
     parts = [(table, np.tile([0.0, 0.0, 1.0], (len(table), 1)), -1)]
@@ -143,8 +163,14 @@ def make_scene(objects: tuple, target: int | None, density: float = 40000.0, tab
         relevancy[hit] = rng.uniform(0.65, 0.9, hit.sum())
     palette = rng.uniform(0, 1, (len(objects) + 1, 3))
     colors = palette[owner + 1]
-    return Scene(objects=tuple(objects), means=means.astype(np.float32), normals=normals.astype(np.float32),
-                 colors=colors.astype(np.float32), relevancy=relevancy.astype(np.float32), owner=owner)
+    return Scene(
+        objects=tuple(objects),
+        means=means.astype(np.float32),
+        normals=normals.astype(np.float32),
+        colors=colors.astype(np.float32),
+        relevancy=relevancy.astype(np.float32),
+        owner=owner,
+    )
 
 
 def _box_grid(lo: np.ndarray, hi: np.ndarray, step: float = 0.002) -> np.ndarray:
@@ -160,14 +186,23 @@ def gripper_volume(width: float, config) -> np.ndarray:
     t, fd, pd = config.finger_thickness, config.finger_depth, config.palm_depth
     hy = config.finger_width / 2
     back = -(fd + pd + config.approach_distance)
-    parts = [_box_grid(np.array([half_open, -hy, back]), np.array([half_open + t, hy, 0.0])),
-             _box_grid(np.array([-half_open - t, -hy, back]), np.array([-half_open, hy, 0.0])),
-             _box_grid(np.array([-half_open - t, -hy, back]), np.array([half_open + t, hy, -fd]))]
+    parts = [
+        _box_grid(np.array([half_open, -hy, back]), np.array([half_open + t, hy, 0.0])),
+        _box_grid(np.array([-half_open - t, -hy, back]), np.array([-half_open, hy, 0.0])),
+        _box_grid(np.array([-half_open - t, -hy, back]), np.array([half_open + t, hy, -fd])),
+    ]
     return np.concatenate(parts)
 
 
-def grasp_violations(grasp, objects: tuple, target: int, config, surface_tol: float = 0.004,
-                     angle_tol_deg: float = 5.0, penetration_tol: float = 0.001) -> list[str]:
+def grasp_violations(
+    grasp,
+    objects: tuple,
+    target: int,
+    config,
+    surface_tol: float = 0.004,
+    angle_tol_deg: float = 5.0,
+    penetration_tol: float = 0.001,
+) -> list[str]:
     """Analytic check of one grasp against the true geometry; returns the problems (empty = valid).
 
     Checks: a proper rotation; both contacts on the target's surface, the first on the -x side and the
@@ -191,8 +226,11 @@ def grasp_violations(grasp, objects: tuple, target: int, config, surface_tol: fl
     local = (c - pose[:3, 3]) @ rot
     if not (local[0, 0] < 0 < local[1, 0]) or (np.abs(local[:, 0]) >= grasp.width / 2).any():
         problems.append(f"contacts are not between the open fingers, -x then +x: x = {local[:, 0]}")
-    if (np.abs(local[:, 1]) > config.finger_width / 2 + 1e-9).any() \
-            or (local[:, 2] > 1e-9).any() or (local[:, 2] < -config.finger_depth - 1e-9).any():
+    if (
+        (np.abs(local[:, 1]) > config.finger_width / 2 + 1e-9).any()
+        or (local[:, 2] > 1e-9).any()
+        or (local[:, 2] < -config.finger_depth - 1e-9).any()
+    ):
         problems.append(f"contacts are not on the finger pads: y = {local[:, 1]}, z = {local[:, 2]}")
     cone = np.degrees(np.arctan(config.friction_coefficient)) + angle_tol_deg
     for contact, push in ((c[0], rot[:, 0]), (c[1], -rot[:, 0])):  # direction each finger pushes

@@ -1,23 +1,24 @@
 """The bundled models load through the pipeline's loaders and do their job on freshly rendered scenes
 (seeds used by neither training nor the model card's evaluation)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from langscene_core.language.clip import bundled_path, encode_images, encode_text, load_clip
 from langscene_core.config import DensifyConfig, QueryConfig, TrimapModelConfig, load_config
+from langscene_core.language.clip import bundled_path, encode_images, encode_text, load_clip
 from langscene_core.language.features import mask_crops
 from langscene_core.language.lqc import load_lqc, name_round_trip
 from langscene_core.language.masks import make_mask_mapper
 from langscene_core.language.relevancy import relevancy
+from langscene_core.sim import SHAPES
 from langscene_core.training.crops import render_views
 from langscene_core.training.lqc_corpus import mask_feature_corpus, object_features
 from langscene_core.training.trimap_clips import cross_fade, normal_error_deg, psnr, render_clip
-from langscene_core.trimap import PoseRecoveryError, load_trimap, normal_pass, recover_poses, rgb_pass, semantic_pass
 from langscene_core.training.vocabulary import HELD_OUT, SUBJECT_COLORS, SUBJECT_SHAPES
-from langscene_core.sim import SHAPES
+from langscene_core.trimap import PoseRecoveryError, load_trimap, normal_pass, recover_poses, rgb_pass, semantic_pass
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
 
@@ -79,8 +80,10 @@ def test_tiny_clip_names_objects_and_beats_the_canonical_negatives(clip, views):
     seen = torch.tensor([tuple(n.split()) not in HELD_OUT for n in names])
     top1 = scores.argmax(1) == truth
     assert top1[seen].float().mean() >= 0.85, [(n, vocabulary[b]) for n, b in zip(names, scores.argmax(1).tolist())]
-    in_scene = [cands[int(scores[i, [vocabulary.index(c) for c in cands]].argmax())] == names[i]
-                for i, cands in enumerate(scene_names)]
+    in_scene = [
+        cands[int(scores[i, [vocabulary.index(c) for c in cands]].argmax())] == names[i]
+        for i, cands in enumerate(scene_names)
+    ]
     assert np.mean(in_scene) >= 0.9
     negatives = encode_text(clip, list(QueryConfig().negatives))
     right = scores.gather(1, truth[:, None])[:, 0]
@@ -89,8 +92,7 @@ def test_tiny_clip_names_objects_and_beats_the_canonical_negatives(clip, views):
     other = torch.tensor([vocabulary.index(next(c for c in cands if c != n)) for n, cands in zip(names, scene_names)])
     rel_right = torch.stack([relevancy(f[None], text[t], negatives)[0] for f, t in zip(image, truth)])
     rel_other = torch.stack([relevancy(f[None], text[t], negatives)[0] for f, t in zip(image, other)])
-    assert (rel_right > 0.5).float().mean() >= 0.9 and (rel_other < 0.5).float().mean() >= 0.8, \
-        (rel_right, rel_other)
+    assert (rel_right > 0.5).float().mean() >= 0.9 and (rel_other < 0.5).float().mean() >= 0.8, (rel_right, rel_other)
 
 
 def test_tiny_lqc_reconstructs_tiny_clip_mask_features(clip, views):
@@ -112,9 +114,13 @@ def test_tiny_lqc_keeps_every_object_name_through_the_round_trip(clip):
     views = render_views(NAME_SEEDS, 3, exclude_held_out=False)
     objects = object_features(clip, views, MIN_PIXELS)
     vocabulary = [f"{c} {s}" for c in SUBJECT_COLORS for s in SHAPES]  # row color * len(SHAPES) + shape
-    result = name_round_trip(load_lqc("bundled:tiny-lqc"), objects.features,
-                             objects.color * len(SHAPES) + objects.shape, encode_text(clip, vocabulary),
-                             encode_text(clip, list(QueryConfig().negatives)))
+    result = name_round_trip(
+        load_lqc("bundled:tiny-lqc"),
+        objects.features,
+        objects.color * len(SHAPES) + objects.shape,
+        encode_text(clip, vocabulary),
+        encode_text(clip, list(QueryConfig().negatives)),
+    )
     clip_rate, round_trip = result.overall()
     assert clip_rate >= 0.9 and round_trip >= ROUND_TRIP_MIN, (clip_rate, round_trip)
     frequent = result.count >= 3
@@ -139,11 +145,16 @@ def test_tiny_trimap_beats_the_cross_fade_on_fresh_clips():
         normals = normal_pass(pipe, clip.normals[0], clip.normals[-1], settings, generator)
         masks = semantic_pass(pipe, clip.ids[0][None], clip.ids[-1][None], settings, generator)[:, 0]
         nearer = np.stack([clip.ids[0] if t < 4.5 else clip.ids[-1] for t in range(9)])
-        rows.append((psnr(rgb[middle], clip.rgb[middle]), psnr(cross_fade(clip.rgb[0], clip.rgb[-1], 9)[middle],
-                                                               clip.rgb[middle]),
-                     normal_error_deg(normals[middle], clip.normals[middle]),
-                     normal_error_deg(cross_fade(clip.normals[0], clip.normals[-1], 9)[middle], clip.normals[middle]),
-                     float((masks[middle] == clip.ids[middle]).mean()), float((nearer[middle] == clip.ids[middle]).mean())))
+        rows.append(
+            (
+                psnr(rgb[middle], clip.rgb[middle]),
+                psnr(cross_fade(clip.rgb[0], clip.rgb[-1], 9)[middle], clip.rgb[middle]),
+                normal_error_deg(normals[middle], clip.normals[middle]),
+                normal_error_deg(cross_fade(clip.normals[0], clip.normals[-1], 9)[middle], clip.normals[middle]),
+                float((masks[middle] == clip.ids[middle]).mean()),
+                float((nearer[middle] == clip.ids[middle]).mean()),
+            )
+        )
     psnr_model, psnr_fade, normals_model, normals_fade, masks_model, masks_nearer = np.mean(rows, axis=0)
     assert all(row[0] > row[1] for row in rows), rows
     assert psnr_model >= psnr_fade + 1.0, rows
@@ -165,8 +176,12 @@ def test_sfm_registers_tiny_trimap_frames_on_fresh_clips():
         clip = render_clip(seed, 9, pipe.native_size)
         rgb = rgb_pass(pipe, clip.rgb[0], clip.rgb[-1], settings, torch.Generator().manual_seed(0))
         try:
-            recovered = recover_poses(rgb, clip.intrinsics, {0: clip.cam_to_world[0], 8: clip.cam_to_world[-1]},
-                                      DensifyConfig(min_registered_fraction=1.0, max_keyframe_error_m=1e9))
+            recovered = recover_poses(
+                rgb,
+                clip.intrinsics,
+                {0: clip.cam_to_world[0], 8: clip.cam_to_world[-1]},
+                DensifyConfig(min_registered_fraction=1.0, max_keyframe_error_m=1e9),
+            )
         except PoseRecoveryError:
             continue
         errors.append(float(np.median(np.linalg.norm(recovered.poses[:, :3, 3] - clip.cam_to_world[:, :3, 3], axis=1))))

@@ -1,13 +1,14 @@
 """CLIP wrapper: unit embeddings, batching, offline loading paths and their errors."""
+
 import json
 
 import open_clip
 import pytest
 import torch
+from language_helpers import TINY_CLIP_CONFIG, tiny_clip
 
 from langscene_core.language import clip as clip_module
-from langscene_core.language.clip import (CONFIG_FILE, WEIGHTS_FILE, encode_images, encode_text, load_clip, save_clip)
-from language_helpers import TINY_CLIP_CONFIG, tiny_clip
+from langscene_core.language.clip import CONFIG_FILE, WEIGHTS_FILE, encode_images, encode_text, load_clip, save_clip
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,16 @@ import dataclasses
 
 import pytest
 
-from langscene_core.config import (DEFAULT_CONFIG_PATH, ConfigError, LangsceneConfig, flatten, from_dict,
-                                   load_config, to_dict, unflatten)
+from langscene_core.config import (
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    LangsceneConfig,
+    flatten,
+    from_dict,
+    load_config,
+    to_dict,
+    unflatten,
+)
 
 
 def test_shipped_yaml_matches_the_dataclass_defaults():

@@ -1,4 +1,5 @@
 """Round trips of the message conversions, with hypothesis-generated arrays and layouts."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -23,8 +24,13 @@ def padded(msg, extra: int, big_endian: bool):
 
 
 @settings(max_examples=40, deadline=None)
-@given(data=st.data(), encoding=st.sampled_from(sorted(convert.IMAGE_ENCODINGS)), size=sizes,
-       extra=st.integers(0, 7), big_endian=st.booleans())
+@given(
+    data=st.data(),
+    encoding=st.sampled_from(sorted(convert.IMAGE_ENCODINGS)),
+    size=sizes,
+    extra=st.integers(0, 7),
+    big_endian=st.booleans(),
+)
 def test_image_round_trip_honours_step_and_endianness(data, encoding, size, extra, big_endian):
     scalar, channels = convert.IMAGE_ENCODINGS[encoding]
     shape = size if channels == 1 else (*size, channels)
@@ -69,7 +75,9 @@ def test_bad_images_are_rejected_with_a_reason():
 @given(n=st.integers(0, 50), seed=st.integers(0, 2**31 - 1))
 def test_pointcloud2_round_trip(n, seed):
     rng = np.random.default_rng(seed)
-    points = np.zeros(n, dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("relevancy", "f4"), ("rgb", "f4"), ("id", "u2")])
+    points = np.zeros(
+        n, dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("relevancy", "f4"), ("rgb", "f4"), ("id", "u2")]
+    )
     for name in ("x", "y", "z", "relevancy"):
         points[name] = rng.normal(size=n)
     colors = rng.integers(0, 256, (n, 3), dtype=np.uint8)
@@ -93,8 +101,10 @@ def test_pointcloud2_big_endian_wire_format():
 
 
 @settings(max_examples=60, deadline=None)
-@given(quat=hnp.arrays(np.float64, 4, elements=st.floats(-1, 1)).filter(lambda q: np.linalg.norm(q) > 0.1),
-       t=hnp.arrays(np.float64, 3, elements=st.floats(-100, 100)))
+@given(
+    quat=hnp.arrays(np.float64, 4, elements=st.floats(-1, 1)).filter(lambda q: np.linalg.norm(q) > 0.1),
+    t=hnp.arrays(np.float64, 3, elements=st.floats(-100, 100)),
+)
 def test_pose_matrix_round_trip(quat, t):
     matrix = np.eye(4)
     matrix[:3, :3] = Rotation.from_quat(quat / np.linalg.norm(quat)).as_matrix()

@@ -1,26 +1,43 @@
 """`langscene eval` and langscene_core.eval.evaluate: LERF-OVS metrics on hand-made maps and labels, mode
 keyframes, CLI bad input (exit 2, one line), and one end-to-end run on a small world dataset."""
+
 import json
 
 import numpy as np
 import pytest
 
-from langscene_core.geometry.camera import look_at
 from langscene_core.config import KeyframeConfig, load_config
-from langscene_core.eval.evaluate import (category_boxes, category_mask, farthest_view, filter_size, localization_hit,
-                                     mask_relevancy, mode_config, mode_keyframes, nearest_camera, normalized_iou,
-                                     pixel_relevancy, summarize)
+from langscene_core.eval.evaluate import (
+    category_boxes,
+    category_mask,
+    farthest_view,
+    filter_size,
+    localization_hit,
+    mask_relevancy,
+    mode_config,
+    mode_keyframes,
+    nearest_camera,
+    normalized_iou,
+    pixel_relevancy,
+    summarize,
+)
+from langscene_core.geometry.camera import look_at
 from langscene_core.language.features import mask_features
-from langscene_core.reconstruction.models import load_models
 from langscene_core.query.answer import scene_relevancy
+from langscene_core.reconstruction.models import load_models
 from langscene_core.sim import build_world, load_dataset, render_dataset, write_dataset
 from langscene_core.sim.spec import parse_spec
 from langscene_ros.cli import main
 from langscene_ros.commands.demo import DEMO_PARAMS
 
-SPEC = {"objects": [{"name": "red mug", "shape": "mug", "color": "red", "size": 0.1, "position": [0.1, -0.05]},
-                    {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.08, "position": [-0.1, 0.08]}],
-        "camera": {"views": 8}, "eval_views": 2}
+SPEC = {
+    "objects": [
+        {"name": "red mug", "shape": "mug", "color": "red", "size": 0.1, "position": [0.1, -0.05]},
+        {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.08, "position": [-0.1, 0.08]},
+    ],
+    "camera": {"views": 8},
+    "eval_views": 2,
+}
 TINY_PARAMS = """langscene:
   ros__parameters:
     keyframe:
@@ -75,10 +92,14 @@ def test_iou_of_the_normalised_map():
 
 def test_category_mask_is_the_union_of_its_polygons():
     square = lambda x, y: [[x, y], [x + 4, y], [x + 4, y + 4], [x, y + 4]]
-    labels = {"info": {"name": "v.png", "width": 20, "height": 12},
-              "objects": [{"category": "red mug", "segmentation": square(2, 2), "bbox": [2, 2, 6, 6]},
-                          {"category": "blue ball", "segmentation": square(8, 2), "bbox": [8, 2, 12, 6]},
-                          {"category": "red mug", "segmentation": square(14, 6), "bbox": [14, 6, 18, 10]}]}
+    labels = {
+        "info": {"name": "v.png", "width": 20, "height": 12},
+        "objects": [
+            {"category": "red mug", "segmentation": square(2, 2), "bbox": [2, 2, 6, 6]},
+            {"category": "blue ball", "segmentation": square(8, 2), "bbox": [8, 2, 12, 6]},
+            {"category": "red mug", "segmentation": square(14, 6), "bbox": [14, 6, 18, 10]},
+        ],
+    }
     mask = category_mask(labels, "red mug")
     assert mask.shape == (12, 20) and mask.sum() == 32
     assert mask[2:6, 2:6].all() and mask[6:10, 14:18].all() and not mask[2:6, 8:12].any()
@@ -98,11 +119,13 @@ def test_farthest_view_is_the_most_different_direction():
 
 
 def test_summary_rates_and_none_when_nothing_measured():
-    records = [{"kind": "2d", "view": "a", "name": "x", "hit": True, "iou": 0.5},
-               {"kind": "2d", "view": "b", "name": "x", "hit": False, "iou": 0.1},
-               {"kind": "3d", "name": "x", "center_error_m": 0.01, "grasps": 3, "grasps_valid": 2},
-               {"kind": "3d", "name": "y", "center_error_m": 0.03, "grasps": 1, "grasps_valid": 1},
-               {"kind": "3d", "name": "z", "center_error_m": None, "grasps": 0, "grasps_valid": 0}]
+    records = [
+        {"kind": "2d", "view": "a", "name": "x", "hit": True, "iou": 0.5},
+        {"kind": "2d", "view": "b", "name": "x", "hit": False, "iou": 0.1},
+        {"kind": "3d", "name": "x", "center_error_m": 0.01, "grasps": 3, "grasps_valid": 2},
+        {"kind": "3d", "name": "y", "center_error_m": 0.03, "grasps": 1, "grasps_valid": 1},
+        {"kind": "3d", "name": "z", "center_error_m": None, "grasps": 0, "grasps_valid": 0},
+    ]
     s = summarize(records)
     assert s["loc_acc"] == 0.5 and s["miou"] == pytest.approx(0.3) and s["views"] == 2
     assert s["center_error_m"] == pytest.approx(0.02) and s["grasp_valid_rate"] == 0.75 and s["found"] == 2
@@ -130,8 +153,10 @@ def test_mode_keyframes_and_config(dataset_dir):
         mode_keyframes(dataset, "dens", KeyframeConfig())
 
 
-@pytest.mark.parametrize("case, fragment", [("missing", "no such directory"), ("empty", "not a langscene world dataset"),
-                                            ("mode", "unknown mode")])
+@pytest.mark.parametrize(
+    "case, fragment",
+    [("missing", "no such directory"), ("empty", "not a langscene world dataset"), ("mode", "unknown mode")],
+)
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, dataset_dir, case, fragment):
     (tmp_path / "empty").mkdir()
     data = {"missing": tmp_path / "nope", "empty": tmp_path / "empty", "mode": dataset_dir}[case]
@@ -145,8 +170,22 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, dataset_dir, case, fr
 def test_end_to_end_dense_eval(tmp_path, capsys, dataset_dir):
     (tmp_path / "p.yaml").write_text(TINY_PARAMS)
     out = tmp_path / "r.json"
-    assert main(["eval", "--data", str(dataset_dir), "--mode", "dense", "--json", str(out),
-                 "--params-file", str(tmp_path / "p.yaml")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--data",
+                str(dataset_dir),
+                "--mode",
+                "dense",
+                "--json",
+                str(out),
+                "--params-file",
+                str(tmp_path / "p.yaml"),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.count("\n") == 1
     result = json.loads(out.read_text())
     assert {"mode", "loc_acc", "miou", "center_error_m", "grasp_valid_rate", "per_query", "notes"} <= set(result)
@@ -195,7 +234,9 @@ def test_baseline_2d_mode_scores_views_without_3d(tmp_path, dataset_dir):
     result = json.loads(out.read_text())
     assert result["mode"] == "baseline_2d" and result["keyframes"] == 2
     assert result["center_error_m"] is None and result["grasp_valid_rate"] is None
-    assert len(result["per_query"]) == 4 and all(r["kind"] == "2d" and r["keyframe"] in (0, 1) for r in result["per_query"])
+    assert len(result["per_query"]) == 4 and all(
+        r["kind"] == "2d" and r["keyframe"] in (0, 1) for r in result["per_query"]
+    )
     assert 0.0 <= result["loc_acc"] <= 1.0 and 0.0 <= result["miou"] <= 1.0
 
 

@@ -1,12 +1,13 @@
 """Per-mask CLIP features: one unit vector per mask per level, painted into feature maps."""
+
 import numpy as np
 import pytest
 import torch
+from language_helpers import tabletop_image, tiny_clip
 
 from langscene_core.language.clip import encode_images
 from langscene_core.language.features import mask_crops, mask_features
 from langscene_core.language.masks import FelzenszwalbMasks
-from language_helpers import tabletop_image, tiny_clip
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,9 @@ def test_feature_maps_paint_each_mask_with_its_row(setup):
     assert torch.allclose(maps.norm(dim=-1), torch.ones(maps.shape[:3]), atol=1e-5)
     level, k = 0, int(masks[0][60, 115])  # the mask under a pixel of the blue box
     inside = torch.from_numpy(masks[0] == k)
-    assert torch.allclose(maps[level][inside], features.table[features.ids[level][60, 115]].expand(int(inside.sum()), -1))
+    assert torch.allclose(
+        maps[level][inside], features.table[features.ids[level][60, 115]].expand(int(inside.sum()), -1)
+    )
 
 
 def test_features_are_the_encoded_masked_crops(setup):
@@ -79,8 +82,11 @@ def test_a_region_repeated_across_levels_is_encoded_once(setup, monkeypatch):
 
     encoded = []
     real = features_module.encode_images
-    monkeypatch.setattr(features_module, "encode_images",
-                        lambda clip, images, batch_size: encoded.append(len(images)) or real(clip, images, batch_size))
+    monkeypatch.setattr(
+        features_module,
+        "encode_images",
+        lambda clip, images, batch_size: encoded.append(len(images)) or real(clip, images, batch_size),
+    )
     repeated = np.stack([masks[0], masks[2], masks[2]])
     features = mask_features(clip, image, repeated)
     assert sum(encoded) <= int(masks[0].max()) + 1 + int(masks[2].max()) + 1

@@ -1,4 +1,5 @@
 """Gaussian model initialisation, surface normals, losses and PLY save/load."""
+
 import json
 
 import numpy as np
@@ -6,12 +7,12 @@ import open3d as o3d
 import pytest
 import torch
 
-from langscene_core.geometry.camera import Intrinsics, look_at
 from langscene_core.field import losses
 from langscene_core.field.gaussians import Gaussians, knn, quat_from_z_axis
 from langscene_core.field.ply import load_ply, read_sidecar, save_ply, sidecar_path
 from langscene_core.field.render import compositing_operator, render, render_latents
 from langscene_core.field.views import TrainView
+from langscene_core.geometry.camera import Intrinsics, look_at
 
 
 def _plane_views():
@@ -20,9 +21,15 @@ def _plane_views():
     views = []
     for eye in ([0.0, 0.0, 1.0], [0.1, 0.05, 0.9]):
         pose = look_at(np.array(eye), np.array([eye[0], eye[1], 0.0]), up=np.array([0.0, 1.0, 0.0]))
-        views.append(TrainView(rgb=np.full((24, 32, 3), 0.4, np.float32), intrinsics=intr, cam_to_world=pose,
-                               depth=np.full((24, 32), eye[2], np.float32),
-                               normal=np.broadcast_to(np.array([0.0, 0.0, 1.0], np.float32), (24, 32, 3)).copy()))
+        views.append(
+            TrainView(
+                rgb=np.full((24, 32, 3), 0.4, np.float32),
+                intrinsics=intr,
+                cam_to_world=pose,
+                depth=np.full((24, 32), eye[2], np.float32),
+                normal=np.broadcast_to(np.array([0.0, 0.0, 1.0], np.float32), (24, 32, 3)).copy(),
+            )
+        )
     return views
 
 

@@ -1,4 +1,5 @@
 """CPU rasteriser vs the brute-force per-pixel oracle, render modes, SH colours, errors."""
+
 import math
 
 import pytest
@@ -24,8 +25,9 @@ def _cameras(width, height):
     K = torch.tensor([[f, 0, width / 2], [0, f, height / 2 + 3.0], [0, 0, 1.0]])
     second = torch.eye(4)
     angle = math.radians(10)
-    second[:3, :3] = torch.tensor([[math.cos(angle), 0, math.sin(angle)], [0, 1, 0],
-                                   [-math.sin(angle), 0, math.cos(angle)]])
+    second[:3, :3] = torch.tensor(
+        [[math.cos(angle), 0, math.sin(angle)], [0, 1, 0], [-math.sin(angle), 0, math.cos(angle)]]
+    )
     second[:3, 3] = torch.tensor([0.2, -0.1, 0.3])
     return torch.stack([torch.eye(4), second]), torch.stack([K, K])
 
@@ -71,8 +73,19 @@ def test_expected_depth_background_and_meta():
     opacities = torch.tensor([1.0])
     features = torch.tensor([[1.0, 0.0, 0.0]])
     bg = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
-    colors, alphas, meta = rasterize(means, quats, scales, opacities, features, viewmats[:1], Ks[:1], 32, 24,
-                                     backgrounds=bg[:1], render_mode="RGB+ED")
+    colors, alphas, meta = rasterize(
+        means,
+        quats,
+        scales,
+        opacities,
+        features,
+        viewmats[:1],
+        Ks[:1],
+        32,
+        24,
+        backgrounds=bg[:1],
+        render_mode="RGB+ED",
+    )
     assert colors.shape == (1, 24, 32, 4) and alphas.shape == (1, 24, 32, 1)
     centre = colors[0, 15, 16]
     assert torch.allclose(centre[:3], torch.tensor([0.99, 0.0, 0.01]), atol=1e-5)
@@ -87,8 +100,18 @@ def test_sh_degree_zero_colour():
     means = torch.tensor([[0.0, 0.0, 2.0]])
     sh = torch.full((1, 1, 3), 0.5)
     viewmats, Ks = _cameras(16, 16)
-    colors, _, _ = rasterize(means, torch.tensor([[1.0, 0, 0, 0]]), torch.full((1, 3), 2.0), torch.tensor([1.0]),
-                             sh, viewmats[:1], Ks[:1], 16, 16, sh_degree=0)
+    colors, _, _ = rasterize(
+        means,
+        torch.tensor([[1.0, 0, 0, 0]]),
+        torch.full((1, 3), 2.0),
+        torch.tensor([1.0]),
+        sh,
+        viewmats[:1],
+        Ks[:1],
+        16,
+        16,
+        sh_degree=0,
+    )
     expected = 0.99 * (0.5 * 0.28209479177387814 + 0.5)
     assert abs(colors[0, 11, 8, 0].item() - expected) < 2e-3
 

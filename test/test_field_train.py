@@ -5,14 +5,15 @@ broken one (no gradients, wrong normals, latents not learnt) does not. The slow 
 thresholds (>= 25 dB PSNR, < 15 degree median normal error on held-out views) and the normal-loss
 ablation.
 """
+
 import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
-
 from _field_scene import make_views
+
 from langscene_core.config import FieldConfig
 from langscene_core.field import losses
 from langscene_core.field.gaussians import Gaussians, rgbd_points
@@ -33,22 +34,36 @@ def evaluate(gaussians, views):
             normal_errors.append(torch.rad2deg(angle[surface]))
             masked = torch.from_numpy(view.masks >= 0)
             latent_errors.append((out.latents - torch.from_numpy(view.latents)).norm(dim=-1)[masked])
-    return (float(np.mean(psnrs)), torch.cat(normal_errors).median().item(),
-            torch.cat(latent_errors).mean().item())
+    return (float(np.mean(psnrs)), torch.cat(normal_errors).median().item(), torch.cat(latent_errors).mean().item())
 
 
 def test_training_fast():
     train, held_out = make_views(8, 40, 30), make_views(3, 40, 30, azimuth_offset_deg=22.5)
-    config = dataclasses.replace(FieldConfig(), geometry_steps=80, language_steps=60, init_max_points=1200,
-                                 densify_start=30, densify_every=30, densify_stop=70, normal_warmup_steps=40)
-    initial = Gaussians.from_rgbd(train, stride=config.init_stride, max_points=config.init_max_points,
-                                  sh_degree=config.sh_degree, seed=config.seed)
+    config = dataclasses.replace(
+        FieldConfig(),
+        geometry_steps=80,
+        language_steps=60,
+        init_max_points=1200,
+        densify_start=30,
+        densify_every=30,
+        densify_stop=70,
+        normal_warmup_steps=40,
+    )
+    initial = Gaussians.from_rgbd(
+        train,
+        stride=config.init_stride,
+        max_points=config.init_max_points,
+        sh_degree=config.sh_degree,
+        seed=config.seed,
+    )
     init_psnr, _, init_latent = evaluate(initial, held_out)
     reports = []
     gaussians = train_field(train, config, progress=lambda fraction, message: reports.append(fraction))
     psnr, normal_deg, latent_err = evaluate(gaussians, held_out)
-    print(f"fast: held-out PSNR {psnr:.2f} dB (init {init_psnr:.2f}), normal median {normal_deg:.1f} deg, "
-          f"latent L2 {latent_err:.3f} (init {init_latent:.3f}), {len(gaussians)} Gaussians")
+    print(
+        f"fast: held-out PSNR {psnr:.2f} dB (init {init_psnr:.2f}), normal median {normal_deg:.1f} deg, "
+        f"latent L2 {latent_err:.3f} (init {init_latent:.3f}), {len(gaussians)} Gaussians"
+    )
     assert psnr >= 20.0 and psnr > init_psnr + 1.0
     assert normal_deg < 20.0
     assert latent_err < 0.35 * init_latent
@@ -68,8 +83,16 @@ def test_train_field_rejects_bad_input():
 def test_training_reaches_issue_thresholds():
     """Issue 5: >= 25 dB PSNR and < 15 deg median normal error on held-out views; latents reproduced."""
     train, held_out = make_views(12, 64, 48), make_views(4, 64, 48, azimuth_offset_deg=15.0)
-    config = dataclasses.replace(FieldConfig(), geometry_steps=300, language_steps=100, init_max_points=3000,
-                                 densify_start=60, densify_every=60, densify_stop=250, normal_warmup_steps=100)
+    config = dataclasses.replace(
+        FieldConfig(),
+        geometry_steps=300,
+        language_steps=100,
+        init_max_points=3000,
+        densify_start=60,
+        densify_every=60,
+        densify_stop=250,
+        normal_warmup_steps=100,
+    )
     gaussians = train_field(train, config)
     psnr, normal_deg, latent_err = evaluate(gaussians, held_out)
     print(f"slow: held-out PSNR {psnr:.2f} dB, normal median {normal_deg:.1f} deg, latent L2 {latent_err:.3f}")
@@ -84,15 +107,19 @@ def test_normal_loss_ablation():
     train, held_out = make_views(12, 48, 36), make_views(3, 48, 36, azimuth_offset_deg=15.0)
     points, colors, _ = rgbd_points(train, stride=2)
     keep = np.random.default_rng(0).choice(len(points), min(len(points), 1500), replace=False)
-    config = dataclasses.replace(FieldConfig(), geometry_steps=150, language_steps=0, densify_stop=0,
-                                 normal_warmup_steps=50)
+    config = dataclasses.replace(
+        FieldConfig(), geometry_steps=150, language_steps=0, densify_stop=0, normal_warmup_steps=50
+    )
     errors = {}
     for weight in (0.0, config.normal_weight):
-        gaussians = train_field(train, dataclasses.replace(config, normal_weight=weight),
-                                init_points=points[keep], init_colors=colors[keep])
+        gaussians = train_field(
+            train, dataclasses.replace(config, normal_weight=weight), init_points=points[keep], init_colors=colors[keep]
+        )
         errors[weight] = evaluate(gaussians, held_out)[1]
-    print(f"ablation: median normal error without normal loss {errors[0.0]:.1f} deg, "
-          f"with {errors[config.normal_weight]:.1f} deg")
+    print(
+        f"ablation: median normal error without normal loss {errors[0.0]:.1f} deg, "
+        f"with {errors[config.normal_weight]:.1f} deg"
+    )
     assert errors[config.normal_weight] < errors[0.0] - 5.0
 
 

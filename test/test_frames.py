@@ -1,10 +1,11 @@
 """Frame pairing by stamp and keyframe selection."""
+
 import numpy as np
 
-from langscene_core.geometry.camera import Intrinsics, look_at
-from langscene_core.config import KeyframeConfig
 from langscene_core.capture.frames import Frame, FrameSynchronizer
 from langscene_core.capture.keyframes import KeyframeBuffer, pose_distance, sharpness
+from langscene_core.config import KeyframeConfig
+from langscene_core.geometry.camera import Intrinsics, look_at
 
 K = Intrinsics.from_hfov(8, 6, 60.0)
 RNG = np.random.default_rng(0)
@@ -70,7 +71,9 @@ def test_pose_distance():
 
 
 def test_keyframe_buffer_keeps_moved_sharp_frames_and_is_bounded():
-    buffer = KeyframeBuffer(KeyframeConfig(min_translation=0.1, min_rotation_deg=90.0, min_sharpness=1.0, max_keyframes=3))
+    buffer = KeyframeBuffer(
+        KeyframeConfig(min_translation=0.1, min_rotation_deg=90.0, min_sharpness=1.0, max_keyframes=3)
+    )
     frame = lambda x, rgb=TEXTURED: Frame(stamp=x, rgb=rgb, intrinsics=K, cam_to_world=pose_at(x))
     assert buffer.offer(frame(0.0)) == "accepted"
     assert buffer.offer(frame(0.05)) == "too_close"

@@ -1,14 +1,15 @@
 """Parallel-jaw grasps on synthetic tabletop objects, checked against their exact geometry."""
+
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
 import pytest
+from tabletop import Box, Cylinder, grasp_violations, make_scene
 
 from langscene_core.config import GraspConfig
 from langscene_core.query.grasp.planner import plan_grasps
-from tabletop import Box, Cylinder, grasp_violations, make_scene
 
 UP = np.array([0.0, 0.0, 1.0])
 CONFIG = GraspConfig()
@@ -16,8 +17,14 @@ CONFIG = GraspConfig()
 
 def _plan(scene, target, with_normals, config=CONFIG):
     on = scene.owner == target
-    return plan_grasps(scene.means[on], scene.relevancy[on], scene.means[~on], config, UP,
-                       object_normals=scene.normals[on] if with_normals else None)
+    return plan_grasps(
+        scene.means[on],
+        scene.relevancy[on],
+        scene.means[~on],
+        config,
+        UP,
+        object_normals=scene.normals[on] if with_normals else None,
+    )
 
 
 SCENES = {
@@ -58,15 +65,17 @@ def test_best_grasp_of_a_short_box_is_top_down():
     assert grasps and grasps[0].pose[:3, 2] @ -UP > np.cos(np.radians(10))
 
 
-@pytest.mark.parametrize("wide", [Box((0.0, 0.0), (0.11, 0.12, 0.05), yaw=0.2), Cylinder((0.0, 0.0), 0.06, 0.1)],
-                         ids=["box", "cylinder"])
+@pytest.mark.parametrize(
+    "wide", [Box((0.0, 0.0), (0.11, 0.12, 0.05), yaw=0.2), Cylinder((0.0, 0.0), 0.06, 0.1)], ids=["box", "cylinder"]
+)
 def test_no_grasp_for_an_object_wider_than_the_gripper(wide):
     scene = make_scene((wide,), 0, density=60000.0, table_density=30000.0)
     assert _plan(scene, 0, True) == ()
     assert _plan(scene, 0, False) == ()
     # the same object fits a gripper that opens wide enough
-    wide_gripper = dataclasses.replace(CONFIG, gripper_max_width=0.16, finger_depth=0.06,
-                                       contact_depths=(0.04, 0.02, 0.005))
+    wide_gripper = dataclasses.replace(
+        CONFIG, gripper_max_width=0.16, finger_depth=0.06, contact_depths=(0.04, 0.02, 0.005)
+    )
     grasps = _plan(scene, 0, True, wide_gripper)
     assert grasps and all(grasp_violations(g, (wide,), 0, wide_gripper) == [] for g in grasps)
 
@@ -80,8 +89,9 @@ def test_flat_object_is_not_grasped_through_the_table():
     scene = make_scene((flat,), 0, density=60000.0, table_density=30000.0)
     assert _plan(scene, 0, True, config) == ()
     on = scene.owner == 0
-    assert plan_grasps(scene.means[on], scene.relevancy[on], np.zeros((0, 3)), config, UP,
-                       object_normals=scene.normals[on])
+    assert plan_grasps(
+        scene.means[on], scene.relevancy[on], np.zeros((0, 3)), config, UP, object_normals=scene.normals[on]
+    )
 
 
 @pytest.mark.parametrize("with_normals", [True, False], ids=["given normals", "estimated normals"])
@@ -123,12 +133,15 @@ def test_max_grasps_limits_the_count():
     assert len(grasps) == 2
 
 
-@pytest.mark.parametrize("change, word", [
-    ({"contact_depths": (0.03,)}, "contact_depths"),
-    ({"gripper_max_width": 0.008}, "width_clearance"),
-    ({"friction_coefficient": 0.0}, "friction_coefficient"),
-    ({"max_approach_angle_deg": 120.0}, "max_approach_angle_deg"),
-])
+@pytest.mark.parametrize(
+    "change, word",
+    [
+        ({"contact_depths": (0.03,)}, "contact_depths"),
+        ({"gripper_max_width": 0.008}, "width_clearance"),
+        ({"friction_coefficient": 0.0}, "friction_coefficient"),
+        ({"max_approach_angle_deg": 120.0}, "max_approach_angle_deg"),
+    ],
+)
 def test_bad_gripper_settings_are_named(change, word):
     with pytest.raises(ValueError, match=word):
         plan_grasps(np.zeros((3, 3)), np.zeros(3), np.zeros((0, 3)), dataclasses.replace(CONFIG, **change), UP)
@@ -141,8 +154,9 @@ def test_mismatched_inputs_raise():
         plan_grasps(np.zeros((3, 3)), np.zeros(3), np.zeros((0, 3)), CONFIG, np.zeros(3))
 
 
-def _frustum(tilt_deg: float, bottom_radius: float = 0.03, height: float = 0.06, density: float = 60000.0
-             ) -> tuple[np.ndarray, np.ndarray]:
+def _frustum(
+    tilt_deg: float, bottom_radius: float = 0.03, height: float = 0.06, density: float = 60000.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Side and top of a truncated cone standing on z = 0 whose side is tilted ``tilt_deg`` from vertical:
     (points [M, 3], outward unit normals [M, 3]), sampled uniformly."""
     rng = np.random.default_rng(0)
@@ -153,8 +167,10 @@ def _frustum(tilt_deg: float, bottom_radius: float = 0.03, height: float = 0.06,
     theta = rng.uniform(0.0, 2 * np.pi, len(z))
     radius = bottom_radius - z * np.tan(tilt)
     side = np.stack([radius * np.cos(theta), radius * np.sin(theta), z], axis=1)
-    side_normals = np.stack([np.cos(tilt) * np.cos(theta), np.cos(tilt) * np.sin(theta), np.full_like(z, np.sin(tilt))], 1)
-    count = int(np.pi * top_radius ** 2 * density)
+    side_normals = np.stack(
+        [np.cos(tilt) * np.cos(theta), np.cos(tilt) * np.sin(theta), np.full_like(z, np.sin(tilt))], 1
+    )
+    count = int(np.pi * top_radius**2 * density)
     r, phi = top_radius * np.sqrt(rng.uniform(0.0, 1.0, count)), rng.uniform(0.0, 2 * np.pi, count)
     top = np.stack([r * np.cos(phi), r * np.sin(phi), np.full(count, height)], axis=1)
     return np.concatenate([side, top]), np.concatenate([side_normals, np.tile(UP, (count, 1))])
@@ -171,8 +187,14 @@ def test_a_tapered_object_is_grasped_level_with_the_table(with_normals):
     """A frustum tilted 15 deg, with mu = 0.4 (a 21.8 deg friction cone): closing along a contact's normal
     meets the far side 30 deg off its normal, so only closing level with the table (15 deg off) grasps it."""
     points, normals = _frustum(15.0)
-    grasps = plan_grasps(points, np.full(len(points), 0.8), _table_around(0.15), CONFIG, UP,
-                         object_normals=normals if with_normals else None)
+    grasps = plan_grasps(
+        points,
+        np.full(len(points), 0.8),
+        _table_around(0.15),
+        CONFIG,
+        UP,
+        object_normals=normals if with_normals else None,
+    )
     assert grasps
     cone = np.arctan(CONFIG.friction_coefficient)
     for grasp in grasps:
@@ -181,8 +203,13 @@ def test_a_tapered_object_is_grasped_level_with_the_table(with_normals):
         # both true contact normals (the side's, at the contacts' azimuths) inside the friction cone
         for contact, sign in zip(grasp.contacts, (1.0, -1.0)):
             azimuth = np.arctan2(contact[1], contact[0])
-            normal = np.array([np.cos(np.radians(15.0)) * np.cos(azimuth), np.cos(np.radians(15.0)) * np.sin(azimuth),
-                               np.sin(np.radians(15.0))])
+            normal = np.array(
+                [
+                    np.cos(np.radians(15.0)) * np.cos(azimuth),
+                    np.cos(np.radians(15.0)) * np.sin(azimuth),
+                    np.sin(np.radians(15.0)),
+                ]
+            )
             assert np.arccos(np.clip(normal @ (-sign * closing), -1, 1)) <= cone + np.radians(8.0)
 
 

@@ -31,8 +31,21 @@ ALLOWED = {
     "sim": {"geometry", "capture"},
     "training": STAGES | {"reconstruction", "query", "sim"},
 }
-ROS_MODULES = ("rclpy", "langscene_ros", "langscene.", "sensor_msgs", "geometry_msgs", "std_msgs", "std_srvs",
-               "visualization_msgs", "builtin_interfaces", "tf2_ros", "tf2_msgs", "rosbags", "diagnostic_msgs")
+ROS_MODULES = (
+    "rclpy",
+    "langscene_ros",
+    "langscene.",
+    "sensor_msgs",
+    "geometry_msgs",
+    "std_msgs",
+    "std_srvs",
+    "visualization_msgs",
+    "builtin_interfaces",
+    "tf2_ros",
+    "tf2_msgs",
+    "rosbags",
+    "diagnostic_msgs",
+)
 
 
 def package_of(path: Path) -> str:

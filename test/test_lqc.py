@@ -1,19 +1,29 @@
 """Language Quantized Compressor: losses (Eq. 3-6), code look-up, checkpoints, and compression quality on a
 clustered feature corpus compared with a plain autoencoder of the same 3-d bottleneck."""
+
 import json
 
 import pytest
 import torch
 import torch.nn.functional as F
+from language_helpers import clustered_corpus, tiny_clip
 
-from langscene_core.language import clip as clip_module
 from langscene_core.config import LqcTrainConfig
-from langscene_core.language.lqc import (CHECKPOINT_FILE, LQC, load_lqc, lqc_losses, name_round_trip, reconstruction_metrics,
-                                restart_dead_codes, save_lqc, train_lqc)
+from langscene_core.language import clip as clip_module
+from langscene_core.language.lqc import (
+    CHECKPOINT_FILE,
+    LQC,
+    load_lqc,
+    lqc_losses,
+    name_round_trip,
+    reconstruction_metrics,
+    restart_dead_codes,
+    save_lqc,
+    train_lqc,
+)
 from langscene_core.language.masks import FelzenszwalbMasks
 from langscene_core.training.crops import render_views
 from langscene_core.training.lqc_corpus import labelled_mask_corpus, mask_feature_corpus, object_features
-from language_helpers import clustered_corpus, tiny_clip
 
 SMALL = LqcTrainConfig(feature_dim=64, codebook_size=128, hidden_dims=(32,))
 
@@ -108,6 +118,7 @@ def test_checkpoint_round_trip_and_bundled(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="bundled:nothing"):
         load_lqc("bundled:nothing")
     from safetensors.torch import save_file
+
     save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="not a langscene LQC checkpoint"):
         load_lqc(tmp_path / "other.safetensors")
@@ -118,7 +129,7 @@ def test_compression_of_a_clustered_corpus_against_an_autoencoder(one_torch_thre
     back with mean cosine >= 0.9 and the same best-matching text for >= 95% of them."""
     generator = torch.Generator().manual_seed(1)
     centres = F.normalize(torch.randn(64, 512, generator=generator), dim=1)
-    texts = F.normalize(centres + 0.5 * torch.randn(64, 512, generator=generator) / 512 ** 0.5, dim=1)
+    texts = F.normalize(centres + 0.5 * torch.randn(64, 512, generator=generator) / 512**0.5, dim=1)
     train = clustered_corpus(20000, centres, 0.3, generator)
     held_out = clustered_corpus(2000, centres, 0.3, generator)
     config = LqcTrainConfig(steps=300, batch_size=256)  # K=2048, D=3, weights 1, 0.2, 0.5
@@ -126,8 +137,16 @@ def test_compression_of_a_clustered_corpus_against_an_autoencoder(one_torch_thre
     autoencoder = train_lqc(train, texts, LqcTrainConfig(**{**config.__dict__, "quantized": False}))
     lqc_metrics = reconstruction_metrics(lqc.model, held_out, texts)
     ae_metrics = reconstruction_metrics(autoencoder.model, held_out, texts)
-    print(json.dumps({"lqc": lqc_metrics, "autoencoder": ae_metrics,
-                      "lqc_final_loss": lqc.losses[-1], "autoencoder_final_loss": autoencoder.losses[-1]}))
+    print(
+        json.dumps(
+            {
+                "lqc": lqc_metrics,
+                "autoencoder": ae_metrics,
+                "lqc_final_loss": lqc.losses[-1],
+                "autoencoder_final_loss": autoencoder.losses[-1],
+            }
+        )
+    )
     assert lqc_metrics["mean_cosine"] >= 0.9 and lqc_metrics["text_match"] >= 0.95
     # losses went down, and the untrained model is far from these numbers
     assert lqc.losses[-1]["reconstruction"] < 0.5 * lqc.losses[0]["reconstruction"]
@@ -174,7 +193,11 @@ def test_feature_corpora_carry_the_subject_of_each_mask(one_torch_thread):
     subjects = {(int(c), int(s)) for c, s in zip(views.color.flatten(), views.shape.flatten()) if c >= 0}
     assert {(int(c), int(s)) for c, s in zip(masks.color[labelled], masks.shape[labelled])} <= subjects
     objects = object_features(clip, views, 80)
-    expected = [(int(views.color[v, k]), int(views.shape[v, k])) for v in range(3) for k in range(1, 16)
-                if (views.ids[v] == k).sum() >= 80]
+    expected = [
+        (int(views.color[v, k]), int(views.shape[v, k]))
+        for v in range(3)
+        for k in range(1, 16)
+        if (views.ids[v] == k).sum() >= 80
+    ]
     assert list(zip(objects.color.tolist(), objects.shape.tolist())) == expected
     assert bool(objects.objects.all()) and objects.features.shape == (len(expected), 32)

@@ -1,11 +1,12 @@
 """s/m/l mask mappers: every pixel covered at three nested, increasingly coarse levels."""
+
 import numpy as np
 import pytest
+from language_helpers import tabletop_image
 from skimage.metrics import adapted_rand_error
 
 from langscene_core.config import MasksConfig
 from langscene_core.language.masks import FelzenszwalbMasks, make_mask_mapper
-from language_helpers import tabletop_image
 
 
 @pytest.fixture(scope="module")

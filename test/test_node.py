@@ -1,16 +1,16 @@
 """Integration: `langscene run` in a subprocess, driven over ROS from this process."""
+
 import numpy as np
 import pytest
+from conftest import wait_until
+from geometry_msgs.msg import PoseStamped
+from ros_io import RosPeer
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
 
 from langscene.srv import QueryObject, SceneFile
 from langscene_core.geometry.camera import Intrinsics, look_at
 from langscene_ros import convert
-from geometry_msgs.msg import PoseStamped
-from std_msgs.msg import Header
-from std_srvs.srv import Trigger
-
-from conftest import wait_until
-from ros_io import RosPeer
 
 pytestmark = pytest.mark.ros
 

@@ -1,10 +1,13 @@
 """The node over ROS with the whole pipeline (tiny random models): frames in, ~/reconstruct in the
 background, QueryObject answers, save / load of the scene, and clear failures on bad requests."""
+
 import dataclasses
 
 import pytest
 import yaml
+from conftest import wait_until
 from geometry_msgs.msg import PoseArray
+from language_helpers import tiny_models_config
 from sensor_msgs.msg import PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
@@ -15,21 +18,23 @@ from langscene_core.sim import build_world, parse_spec, render_dataset
 from langscene_ros.client import NodeClient, query_request
 from langscene_ros.player import Player
 
-from conftest import wait_until
-from language_helpers import tiny_models_config
-
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
-SPEC = {"objects": [{"name": "red box", "shape": "box", "color": "red", "size": 0.07, "position": [0.08, 0.0]}],
-        "camera": {"width": 64, "height": 48, "views": 5, "radius": 0.6}, "eval_views": 1}
+SPEC = {
+    "objects": [{"name": "red box", "shape": "box", "color": "red", "size": 0.07, "position": [0.08, 0.0]}],
+    "camera": {"width": 64, "height": 48, "views": 5, "radius": 0.6},
+    "eval_views": 1,
+}
 
 
 @pytest.fixture(scope="module")
 def params_file(tmp_path_factory):
     root = tmp_path_factory.mktemp("node_pipeline")
-    config = dataclasses.replace(LangsceneConfig(), models=tiny_models_config(root),
-                                 field=FieldConfig(geometry_steps=15, language_steps=5, densify_start=1000,
-                                                   init_max_points=2000))
+    config = dataclasses.replace(
+        LangsceneConfig(),
+        models=tiny_models_config(root),
+        field=FieldConfig(geometry_steps=15, language_steps=5, densify_start=1000, init_max_points=2000),
+    )
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump({"langscene": {"ros__parameters": to_dict(config)}}))
     return path

@@ -1,20 +1,34 @@
 """Relevancy cloud, object cluster and box on synthetic tabletop scenes with known geometry."""
+
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
 import pytest
+from tabletop import Box, Cylinder, grasp_violations, make_scene
 
 from langscene_core.config import GraspConfig, QueryConfig
-from langscene_core.query.objects import (CLOUD_DTYPE, best_cluster, object_box, pack_rgb, query_object,
-                                  select_relevant, fit_support, tabletop_of, unpack_rgb)
-from tabletop import Box, Cylinder, grasp_violations, make_scene
+from langscene_core.query.objects import (
+    CLOUD_DTYPE,
+    best_cluster,
+    fit_support,
+    object_box,
+    pack_rgb,
+    query_object,
+    select_relevant,
+    tabletop_of,
+    unpack_rgb,
+)
 
 QUERY = QueryConfig()
 GRASP = GraspConfig()
-OBJECTS = (Box((0.02, -0.03), (0.05, 0.07, 0.06), yaw=0.4), Cylinder((0.18, 0.08), 0.03, 0.1),
-           Box((-0.15, 0.12), (0.12, 0.11, 0.04), yaw=-0.2), Cylinder((-0.2, -0.15), 0.06, 0.09))
+OBJECTS = (
+    Box((0.02, -0.03), (0.05, 0.07, 0.06), yaw=0.4),
+    Cylinder((0.18, 0.08), 0.03, 0.1),
+    Box((-0.15, 0.12), (0.12, 0.11, 0.04), yaw=-0.2),
+    Cylinder((-0.2, -0.15), 0.06, 0.09),
+)
 
 
 def _query(scene, **kw):
@@ -63,8 +77,9 @@ def test_prompt_matching_nothing_is_a_success_with_zero_points_and_a_message():
 
 
 def test_empty_scene_is_answered():
-    result = query_object(np.zeros(0, np.float32), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32),
-                          QUERY, GRASP)
+    result = query_object(
+        np.zeros(0, np.float32), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32), QUERY, GRASP
+    )
     assert len(result.cloud) == 0 and result.max_relevancy == 0.0 and "no Gaussians" in result.message
 
 
@@ -118,9 +133,13 @@ def test_isolated_outliers_do_not_move_the_box():
     scene = make_scene(OBJECTS, 0)
     rng = np.random.default_rng(3)
     outliers = rng.uniform([-0.5, -0.35, 0.0], [0.5, 0.35, 0.3], (40, 3)).astype(np.float32)
-    result = query_object(np.concatenate([scene.relevancy, np.full(40, 0.95, np.float32)]),
-                          np.concatenate([scene.means, outliers]),
-                          np.concatenate([scene.colors, np.zeros((40, 3), np.float32)]), QUERY, GRASP)
+    result = query_object(
+        np.concatenate([scene.relevancy, np.full(40, 0.95, np.float32)]),
+        np.concatenate([scene.means, outliers]),
+        np.concatenate([scene.colors, np.zeros((40, 3), np.float32)]),
+        QUERY,
+        GRASP,
+    )
     assert np.linalg.norm(result.object_box.pose[:3, 3] - OBJECTS[0].centre) < 0.01
     np.testing.assert_allclose(result.object_box.extent, [0.07, 0.05, 0.06], atol=0.01)
 
@@ -207,8 +226,9 @@ def test_partly_relevant_object_grows_to_the_whole_object(target):
     assert np.isin(above_support, grown.object_indices).all()
     assert np.linalg.norm(grown.object_box.pose[:3, 3] - obj.centre) < 0.01
     assert grown.grasps and all(not grasp_violations(g, OBJECTS, target, GRASP) for g in grown.grasps)
-    seed_only = query_object(relevancy, scene.means, scene.colors, dataclasses.replace(QUERY, object_growth=0.0), GRASP,
-                             scene.normals)
+    seed_only = query_object(
+        relevancy, scene.means, scene.colors, dataclasses.replace(QUERY, object_growth=0.0), GRASP, scene.normals
+    )
     assert len(seed_only.object_indices) < 0.7 * len(grown.object_indices)
 
 
@@ -268,11 +288,14 @@ def test_footprint_hull_from_the_candidate_vertices_is_scipys_hull(seed):
     from scipy.spatial import ConvexHull
 
     from langscene_core.query.objects import _convex_hull
+
     rng = np.random.default_rng(seed)
     angle, radius = rng.uniform(0, 2 * np.pi, 3000), np.sqrt(rng.uniform(0, 1, 3000))
-    shapes = (np.stack([radius * np.cos(angle), radius * np.sin(angle)], 1) * 0.05,  # a disc
-              rng.uniform(0, 0.1, (3000, 2)) * [1.0, 0.3],  # a box footprint
-              np.round(rng.uniform(0, 1, (500, 2)) * 10) / 10)  # a grid: collinear and repeated points
+    shapes = (
+        np.stack([radius * np.cos(angle), radius * np.sin(angle)], 1) * 0.05,  # a disc
+        rng.uniform(0, 0.1, (3000, 2)) * [1.0, 0.3],  # a box footprint
+        np.round(rng.uniform(0, 1, (500, 2)) * 10) / 10,
+    )  # a grid: collinear and repeated points
     for xy in shapes:
         expected, hull = ConvexHull(xy), _convex_hull(xy)
         assert {tuple(p) for p in hull.points[hull.vertices]} == {tuple(p) for p in xy[expected.vertices]}

@@ -1,20 +1,21 @@
 """Grasps on reconstruction-like Gaussians (test/reconstructed_world.py: points mm inside the true
 surface, floaters, holes, noisy normals) of every world shape, checked by the world's grasp checker
 against the true meshes."""
+
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
 import pytest
+from reconstructed_world import reconstruct_like
 
 from langscene_core.config import GraspConfig, QueryConfig
+from langscene_core.eval.grasp_check import check_grasp
 from langscene_core.query.grasp.planner import Support, plan_grasps
 from langscene_core.query.objects import query_object
-from langscene_core.eval.grasp_check import check_grasp
 from langscene_core.sim import build_world, parse_spec
 from langscene_core.sim.spec import SHAPES
-from reconstructed_world import reconstruct_like
 
 GRASP = GraspConfig()
 # (name, shape, size m, position, yaw deg, graspable: True / False (wider than the gripper) / None
@@ -32,9 +33,15 @@ OBJECTS = [
     # 4 x 2.8 x 2.4 cm, about 90 samples: nearly all within a few mm of an edge, too few smooth contacts
     ("small box", "box", 0.04, (0.40, 0.15), 50, None),
 ]
-SPEC = parse_spec({"seed": 3, "objects": [
-    {"name": n, "shape": s, "color": "red", "size": size, "position": list(p), "yaw": yaw}
-    for n, s, size, p, yaw, _ in OBJECTS]})
+SPEC = parse_spec(
+    {
+        "seed": 3,
+        "objects": [
+            {"name": n, "shape": s, "color": "red", "size": size, "position": list(p), "yaw": yaw}
+            for n, s, size, p, yaw, _ in OBJECTS
+        ],
+    }
+)
 
 
 def test_the_scene_covers_every_shape():
@@ -48,9 +55,17 @@ def scene():
 
 
 def _check(world, name, grasp):
-    return check_grasp(world, name, grasp.pose, grasp.width, max_width=GRASP.gripper_max_width,
-                       finger_depth=GRASP.finger_depth, finger_thickness=GRASP.finger_thickness,
-                       finger_breadth=GRASP.finger_width, approach_distance=GRASP.approach_distance)
+    return check_grasp(
+        world,
+        name,
+        grasp.pose,
+        grasp.width,
+        max_width=GRASP.gripper_max_width,
+        finger_depth=GRASP.finger_depth,
+        finger_thickness=GRASP.finger_thickness,
+        finger_breadth=GRASP.finger_width,
+        approach_distance=GRASP.approach_distance,
+    )
 
 
 @pytest.mark.parametrize("given_normals", [True, False], ids=["gaussian normals", "estimated normals"])
@@ -61,8 +76,14 @@ def test_every_grasp_on_a_reconstruction_passes_the_world_checker(scene, name, g
     rng = np.random.default_rng(target)
     on = points.owner == target
     relevancy = np.where(on, rng.uniform(0.65, 0.9, len(on)), rng.uniform(0.2, 0.5, len(on))).astype(np.float32)
-    result = query_object(relevancy, points.means, np.full_like(points.means, 0.5), QueryConfig(), GRASP,
-                          points.normals if given_normals else None)
+    result = query_object(
+        relevancy,
+        points.means,
+        np.full_like(points.means, 0.5),
+        QueryConfig(),
+        GRASP,
+        points.normals if given_normals else None,
+    )
     assert result.object_box is not None, result.message
     checks = [_check(world, name, g) for g in result.grasps]
     assert [c.reason for c in checks if not c.valid] == [], f"{name}: {len(checks)} grasps"
@@ -78,9 +99,17 @@ def test_the_support_plane_stops_fingers_where_the_table_has_no_points(scene):
     up = np.array([0.0, 0.0, 1.0])
     no_table = (points.owner != target) & (points.owner != 0)
     config = dataclasses.replace(GRASP, max_grasps=20)
-    unsupported = plan_grasps(points.means[on], np.ones(on.sum()), points.means[no_table], config, up,
-                              points.normals[on])
+    unsupported = plan_grasps(
+        points.means[on], np.ones(on.sum()), points.means[no_table], config, up, points.normals[on]
+    )
     assert unsupported and not all(_check(world, "box", g).valid for g in unsupported)
-    supported = plan_grasps(points.means[on], np.ones(on.sum()), points.means[no_table], config, up,
-                            points.normals[on], support=Support(normal=up, offset=0.0))
+    supported = plan_grasps(
+        points.means[on],
+        np.ones(on.sum()),
+        points.means[no_table],
+        config,
+        up,
+        points.normals[on],
+        support=Support(normal=up, offset=0.0),
+    )
     assert supported and all(_check(world, "box", g).valid for g in supported)

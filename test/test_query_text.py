@@ -1,5 +1,6 @@
 """Text prompt -> scene relevancy through the code table, with and without the text embedding cache; the
 open-set check of an answer against the CLIP vocabulary (check_rivals)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,14 +8,14 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from language_helpers import tiny_models_config
 
-from langscene_core.language.clip import encode_text, load_vocabulary, save_vocabulary
 from langscene_core.config import LangsceneConfig, ModelsConfig
-from langscene_core.reconstruction.models import load_models
-from langscene_core.query.objects import ObjectBox, QueryResult, relevancy_cloud
+from langscene_core.language.clip import encode_text, load_vocabulary, save_vocabulary
 from langscene_core.language.relevancy import relevancy
 from langscene_core.query.answer import CodeLevels, TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
-from language_helpers import tiny_models_config
+from langscene_core.query.objects import ObjectBox, QueryResult, relevancy_cloud
+from langscene_core.reconstruction.models import load_models
 
 NEGATIVES = ("object", "things", "stuff", "texture")
 
@@ -41,9 +42,11 @@ def test_relevancy_equals_the_full_gather_with_and_without_caches(models):
     levels = code_levels(codes)  # once per scene, as the node does
     for prompt in ("red mug", "blue box", "red mug"):
         expected, level = _reference(codes, models, prompt)
-        for answer in (scene_relevancy(codes, models, prompt, NEGATIVES),
-                       scene_relevancy(codes, models, prompt, NEGATIVES, cache=cache),
-                       scene_relevancy(levels, models, prompt, NEGATIVES, cache=cache)):
+        for answer in (
+            scene_relevancy(codes, models, prompt, NEGATIVES),
+            scene_relevancy(codes, models, prompt, NEGATIVES, cache=cache),
+            scene_relevancy(levels, models, prompt, NEGATIVES, cache=cache),
+        ):
             assert answer.level == level
             assert answer.values.dtype == np.float32
             np.testing.assert_allclose(answer.values, expected, atol=1e-6)
@@ -54,6 +57,7 @@ def test_cache_is_bounded_and_reuses_embeddings(models, monkeypatch):
     first = cache.embed(["a", "b", "c"]).clone()
     encoded = []
     import langscene_core.query.answer as text_query
+
     real = text_query.encode_text
     monkeypatch.setattr(text_query, "encode_text", lambda clip, texts: encoded.append(list(texts)) or real(clip, texts))
     again = cache.embed(["c", "a", "d"])
@@ -98,8 +102,9 @@ def _object_of(models, name: str, count: int = 60) -> tuple[QueryResult, CodeLev
     nearest = torch.argsort(models.code_features @ text, descending=True)[:20].numpy()
     codes = np.repeat(nearest[np.arange(count) % 20][:, None], 3, axis=1)
     members = np.arange(count, dtype=np.int64)
-    cloud = relevancy_cloud(np.zeros((count, 3), np.float32), np.full((count, 3), 0.5, np.float32),
-                            np.full(count, 0.9, np.float32), members)
+    cloud = relevancy_cloud(
+        np.zeros((count, 3), np.float32), np.full((count, 3), 0.5, np.float32), np.full(count, 0.9, np.float32), members
+    )
     result = QueryResult(cloud, members, 0.9, ObjectBox(np.eye(4), np.full(3, 0.05)), members, (), "found")
     return result, code_levels(codes)
 
@@ -111,7 +116,9 @@ def test_check_rivals_keeps_the_named_object_and_rejects_a_name_the_vocabulary_b
     assert kept.object_box is result.object_box and kept.message == "found" and "rivals" in kept.timings
     # the vocabulary entry the object resembles least: "red ball" beats it by far
     text = encode_text(bundled.clip, list(bundled.vocabulary))
-    feature = torch.nn.functional.normalize(bundled.code_features[torch.from_numpy(codes.codes.reshape(-1))].mean(0), dim=0)
+    feature = torch.nn.functional.normalize(
+        bundled.code_features[torch.from_numpy(codes.codes.reshape(-1))].mean(0), dim=0
+    )
     unlike = bundled.vocabulary[int(torch.argmin(text @ feature))]
     rejected = check_rivals(result, codes, bundled, unlike, 0.3)
     assert rejected.object_box is None and len(rejected.object_indices) == 0 and rejected.grasps == ()

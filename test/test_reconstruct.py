@@ -1,23 +1,27 @@
 """The reconstruction job end to end with tiny random models (structure, not quality: the bundled
 models' tests check quality), and the scene snapshot's save / load."""
+
 import dataclasses
 
 import numpy as np
 import pytest
-
-from langscene_core.config import FieldConfig, LangsceneConfig
-from langscene_core.reconstruction.models import load_models
-from langscene_core.query.objects import query_object
-from langscene_core.reconstruction.reconstruct import ReconstructionError, reconstruct
-from langscene_core.reconstruction.scene import SceneFileError, load_scene, save_scene
-from langscene_core.query.answer import scene_relevancy
-from langscene_core.sim import build_world, capture_poses, intrinsics_of, parse_spec, render
-
 from language_helpers import tiny_models_config
 
-SPEC = {"objects": [{"name": "red box", "shape": "box", "color": "red", "size": 0.08, "position": [0.08, 0.0]},
-                    {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.07, "position": [-0.1, 0.05]}],
-        "camera": {"width": 64, "height": 48, "views": 6, "radius": 0.6}}
+from langscene_core.config import FieldConfig, LangsceneConfig
+from langscene_core.query.answer import scene_relevancy
+from langscene_core.query.objects import query_object
+from langscene_core.reconstruction.models import load_models
+from langscene_core.reconstruction.reconstruct import ReconstructionError, reconstruct
+from langscene_core.reconstruction.scene import SceneFileError, load_scene, save_scene
+from langscene_core.sim import build_world, capture_poses, intrinsics_of, parse_spec, render
+
+SPEC = {
+    "objects": [
+        {"name": "red box", "shape": "box", "color": "red", "size": 0.08, "position": [0.08, 0.0]},
+        {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.07, "position": [-0.1, 0.05]},
+    ],
+    "camera": {"width": 64, "height": 48, "views": 6, "radius": 0.6},
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +37,11 @@ def keyframes():
 
 
 def small_config(models) -> LangsceneConfig:
-    return dataclasses.replace(LangsceneConfig(), models=models.config,
-                               field=FieldConfig(geometry_steps=20, language_steps=10, densify_start=1000,
-                                                 init_max_points=3000))
+    return dataclasses.replace(
+        LangsceneConfig(),
+        models=models.config,
+        field=FieldConfig(geometry_steps=20, language_steps=10, densify_start=1000, init_max_points=3000),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +72,9 @@ def test_query_runs_on_the_scene(scene, models):
     assert relevancy.values.shape == (scene.num_gaussians,) and 0 <= relevancy.level < 3
     assert np.all((relevancy.values > 0) & (relevancy.values < 1))
     config = LangsceneConfig()
-    result = query_object(relevancy.values, scene.means, scene.colors, config.query, config.grasp, scene.normals,
-                          threshold=0.0)
+    result = query_object(
+        relevancy.values, scene.means, scene.colors, config.query, config.grasp, scene.normals, threshold=0.0
+    )
     assert len(result.cloud) == min(scene.num_gaussians, config.query.max_points)
 
 
@@ -99,8 +106,11 @@ def test_trimap_densification_runs_and_reports_dropped_frames(models, keyframes)
     from langscene_core.config import DensifyConfig, TrimapModelConfig
     from langscene_core.trimap.loading import build_tiny_pipeline
 
-    densifying = dataclasses.replace(models, trimap=build_tiny_pipeline(),
-                                     config=dataclasses.replace(models.config, trimap=TrimapModelConfig(frames=9, steps=2)))
+    densifying = dataclasses.replace(
+        models,
+        trimap=build_tiny_pipeline(),
+        config=dataclasses.replace(models.config, trimap=TrimapModelConfig(frames=9, steps=2)),
+    )
     config = dataclasses.replace(small_config(models), densify=DensifyConfig(mode="trimap"))
     scene = reconstruct(keyframes[:3], densifying, config)
     assert scene.num_gaussians > 0 and scene.info["keyframes"] == 3

@@ -1,15 +1,16 @@
 """Relevancy (DESIGN.md 2.8) against a hand computation, and the LQC code-table path against decoding."""
+
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+from language_helpers import tiny_clip
 
-from langscene_core.language.clip import encode_text
 from langscene_core.config import LqcTrainConfig, QueryConfig
+from langscene_core.language.clip import encode_text
 from langscene_core.language.lqc import LQC
 from langscene_core.language.relevancy import code_relevancy, negative_phrases, relevancy
-from language_helpers import tiny_clip
 
 
 def hand_relevancy(feature, query, negatives):
@@ -33,7 +34,9 @@ def test_matches_hand_computation_with_clip_texts():
     features[0] = query * 2.0
     features[1] = negatives[2]
     result = relevancy(features, query, negatives, chunk=16)
-    expected = torch.tensor([hand_relevancy(f.double(), query.double(), negatives.double()) for f in features], dtype=torch.float64)
+    expected = torch.tensor(
+        [hand_relevancy(f.double(), query.double(), negatives.double()) for f in features], dtype=torch.float64
+    )
     assert result.shape == (50,)
     assert torch.allclose(result.double(), expected, atol=1e-6)
     assert result[0] > 0.5 > result[1]

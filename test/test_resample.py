@@ -1,11 +1,12 @@
 """Downscaled keyframes stay geometrically consistent with the full-resolution capture."""
+
 import numpy as np
 import open3d as o3d
 import pytest
 
-from langscene_core.geometry.camera import Intrinsics, look_at, unproject_depth
 from langscene_core.capture.frames import Frame
 from langscene_core.capture.resample import downscale_frame, scaled_intrinsics
+from langscene_core.geometry.camera import Intrinsics, look_at, unproject_depth
 from langscene_core.sim import CameraSpec, build_world, intrinsics_of, random_spec, render
 
 
@@ -25,7 +26,9 @@ def test_downscaled_depth_unprojects_onto_the_true_surfaces(rendered, side):
     world, frame = rendered
     small = downscale_frame(frame, side)
     height, width = round(240 * side / 320), side
-    assert small.rgb.shape == (height, width, 3) and small.rgb.dtype == np.uint8 and small.depth.shape == (height, width)
+    assert (
+        small.rgb.shape == (height, width, 3) and small.rgb.dtype == np.uint8 and small.depth.shape == (height, width)
+    )
     assert (small.intrinsics.width, small.intrinsics.height) == (width, height)
     points = unproject_depth(small.depth, small.intrinsics, small.cam_to_world).reshape(-1, 3)
     points = points[np.isfinite(points).all(axis=1)]

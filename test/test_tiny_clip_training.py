@@ -1,4 +1,5 @@
 """Training pieces of bundled:tiny-clip: vocabulary, held-out combinations, crops, losses, a short run."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,13 +7,35 @@ import pytest
 import torch
 
 from langscene_core.language.clip import build_clip
-from langscene_core.training.crops import (ViewSet, masked_crop, partial_mask, random_crop, render_views, square_crop,
-                                           subject_of, training_spec, visible_instances)
-from langscene_core.training.tiny_clip import (TINY_CLIP_CONFIG, TinyClipTrainConfig, build_crop_bank, clip_losses,
-                                               retrieval_accuracy, retrieval_set, train_tiny_clip)
-from langscene_core.training.vocabulary import (HELD_OUT, SUBJECT_COLORS, SUBJECT_SHAPES, name_captions,
-                                                sample_captions, subject_combos)
 from langscene_core.sim import BACKGROUND_ID, TABLE_ID
+from langscene_core.training.crops import (
+    ViewSet,
+    masked_crop,
+    partial_mask,
+    random_crop,
+    render_views,
+    square_crop,
+    subject_of,
+    training_spec,
+    visible_instances,
+)
+from langscene_core.training.tiny_clip import (
+    TINY_CLIP_CONFIG,
+    TinyClipTrainConfig,
+    build_crop_bank,
+    clip_losses,
+    retrieval_accuracy,
+    retrieval_set,
+    train_tiny_clip,
+)
+from langscene_core.training.vocabulary import (
+    HELD_OUT,
+    SUBJECT_COLORS,
+    SUBJECT_SHAPES,
+    name_captions,
+    sample_captions,
+    subject_combos,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +64,10 @@ def test_confusable_names_share_exactly_one_attribute():
     captions = name_captions([("red", "mug"), ("red", "bowl"), ("blue", "mug"), ("blue", "bowl")])
     _, shapes, colors = sample_captions(np.random.default_rng(1))
     red, mug = SUBJECT_COLORS.index("red"), SUBJECT_SHAPES.index("mug")
-    assert captions.confusable(np.array([red, -1]), np.array([mug, -1])).tolist() == \
-        [[False, True, True, False], [False, False, False, False]]
+    assert captions.confusable(np.array([red, -1]), np.array([mug, -1])).tolist() == [
+        [False, True, True, False],
+        [False, False, False, False],
+    ]
     # shape-only and colour-only captions name one attribute: never confusable
     assert not shapes.confusable(np.array([red]), np.array([mug])).any()
     assert not colors.confusable(np.array([red]), np.array([mug])).any()
@@ -63,8 +88,11 @@ def test_caption_matching_by_attributes():
     captions = name_captions([("red", "mug"), ("blue", "mug")])
     _, shapes, colors = sample_captions(np.random.default_rng(1))
     red, mug = SUBJECT_COLORS.index("red"), SUBJECT_SHAPES.index("mug")
-    assert captions.matches(np.array([red, red, -1]), np.array([mug, 0, -1])).tolist() == \
-        [[True, False], [False, False], [False, False]]
+    assert captions.matches(np.array([red, red, -1]), np.array([mug, 0, -1])).tolist() == [
+        [True, False],
+        [False, False],
+        [False, False],
+    ]
     assert shapes.matches(np.array([red]), np.array([mug]))[0].sum() == 1
     assert colors.matches(np.array([red]), np.array([mug]))[0].tolist() == [c == "red" for c in SUBJECT_COLORS]
 

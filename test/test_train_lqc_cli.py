@@ -1,4 +1,5 @@
 """`langscene train-lqc`: trains from a feature file, writes a loadable checkpoint; bad input exits 2."""
+
 import json
 
 import numpy as np
@@ -33,9 +34,23 @@ def test_trains_and_writes_a_checkpoint(corpus, capsys):
     tmp_path, features = corpus
     for source in ("features.npy", "features.safetensors"):
         out = tmp_path / f"lqc-{source}.safetensors"
-        code = main(["train-lqc", "--features", str(tmp_path / source), "--texts", str(tmp_path / "texts.npy"),
-                     "--out", str(out), "--steps", "30", "--config", str(tmp_path / "settings.yaml"),
-                     "--json", str(tmp_path / "summary.json")])
+        code = main(
+            [
+                "train-lqc",
+                "--features",
+                str(tmp_path / source),
+                "--texts",
+                str(tmp_path / "texts.npy"),
+                "--out",
+                str(out),
+                "--steps",
+                "30",
+                "--config",
+                str(tmp_path / "settings.yaml"),
+                "--json",
+                str(tmp_path / "summary.json"),
+            ]
+        )
         assert code == 0
         model = load_lqc(out)
         assert model.config.steps == 30 and model.config.codebook_size == 64
@@ -45,14 +60,17 @@ def test_trains_and_writes_a_checkpoint(corpus, capsys):
         assert summary["final_losses"]["reconstruction"] < 2.0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--features", "missing.npy"], "not found"),
-    (["--features", "texts.npy", "--steps", "0"], "--steps must be >= 1"),
-    (["--features", "settings.yaml"], "must be .npy or .safetensors"),
-    (["--features", "bad.npy"], "float matrix"),
-    (["--features", "wide.npy"], "64-d but models.lqc_train.feature_dim is 32"),
-    (["--features", "features.npy", "--texts", "wide.npy"], "64-d, features are 32-d"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--features", "missing.npy"], "not found"),
+        (["--features", "texts.npy", "--steps", "0"], "--steps must be >= 1"),
+        (["--features", "settings.yaml"], "must be .npy or .safetensors"),
+        (["--features", "bad.npy"], "float matrix"),
+        (["--features", "wide.npy"], "64-d but models.lqc_train.feature_dim is 32"),
+        (["--features", "features.npy", "--texts", "wide.npy"], "64-d, features are 32-d"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(corpus, capsys, args, message):
     tmp_path, _ = corpus
     np.save(tmp_path / "bad.npy", np.zeros(5, dtype=np.float32))
@@ -66,16 +84,28 @@ def test_bad_input_exits_2_with_one_line(corpus, capsys, args, message):
 
 
 def test_text_phrases_are_encoded_with_the_configured_clip(corpus, tmp_path):
-    from langscene_core.language.clip import save_clip
     from language_helpers import TINY_CLIP_CONFIG, tiny_clip
+
+    from langscene_core.language.clip import save_clip
 
     save_clip(tiny_clip(), tmp_path / "clip", TINY_CLIP_CONFIG)
     settings = SETTINGS.replace("device: cpu", f"device: cpu\n      clip: {{weights: '{tmp_path / 'clip'}'}}")
     (tmp_path / "clip.yaml").write_text(settings)
     (tmp_path / "texts.txt").write_text("red mug\n\nblue box\n")
     np.save(tmp_path / "f32.npy", F.normalize(torch.randn(100, 32), dim=1).numpy())
-    argv = ["train-lqc", "--features", str(tmp_path / "f32.npy"), "--texts", str(tmp_path / "texts.txt"),
-            "--out", str(tmp_path / "m.safetensors"), "--steps", "5", "--config", str(tmp_path / "clip.yaml")]
+    argv = [
+        "train-lqc",
+        "--features",
+        str(tmp_path / "f32.npy"),
+        "--texts",
+        str(tmp_path / "texts.txt"),
+        "--out",
+        str(tmp_path / "m.safetensors"),
+        "--steps",
+        "5",
+        "--config",
+        str(tmp_path / "clip.yaml"),
+    ]
     assert main(argv) == 0 and load_lqc(tmp_path / "m.safetensors").config.feature_dim == 32
     (tmp_path / "missing-clip.yaml").write_text(settings.replace(str(tmp_path / "clip"), "bundled:no-such-clip"))
     argv[-1] = str(tmp_path / "missing-clip.yaml")

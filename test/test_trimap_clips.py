@@ -1,14 +1,21 @@
 """Rendered TriMap training clips and the metrics the tiny-trimap evaluation uses."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from langscene_core.training.trimap_clips import (ARC_SPAN_BUCKETS_DEG, ARC_SPAN_RANGE_DEG, cross_fade, normal_error_deg,
-                                                  psnr, render_clip)
 from langscene_core.sim.trajectory import LOOK_AT
-from langscene_core.trimap.palette import make_palette, rgb_to_masks
+from langscene_core.training.trimap_clips import (
+    ARC_SPAN_BUCKETS_DEG,
+    ARC_SPAN_RANGE_DEG,
+    cross_fade,
+    normal_error_deg,
+    psnr,
+    render_clip,
+)
 from langscene_core.training.trimap_train import MODALITIES
+from langscene_core.trimap.palette import make_palette, rgb_to_masks
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Motion-compensated interpolation (the flow_correction condition): the flow follows a translation,
 in-betweens of a moving texture are far closer to the truth than the linear cross-fade, the keyframes are
 kept exactly, bad input raises."""
+
 import numpy as np
 import pytest
 import torch
@@ -18,8 +19,12 @@ def _sliding_texture(frames: int = 9, size: int = 48) -> np.ndarray:
     texture = gaussian_filter(np.random.default_rng(0).random((size, size)), 4.0)
     texture = (texture - texture.min()) / (texture.max() - texture.min())
     tint = np.array([1.0, 0.8, 0.6])
-    return np.stack([shift(texture, (0, TRAVEL_PX * k / (frames - 1)), order=1, mode="grid-wrap")[..., None] * tint
-                     for k in range(frames)]).astype(np.float32)
+    return np.stack(
+        [
+            shift(texture, (0, TRAVEL_PX * k / (frames - 1)), order=1, mode="grid-wrap")[..., None] * tint
+            for k in range(frames)
+        ]
+    ).astype(np.float32)
 
 
 def test_flow_follows_a_translation():

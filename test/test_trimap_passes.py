@@ -1,19 +1,19 @@
 """Normals from depth and their RGB encoding, the palette, the three passes with a tiny random model,
 and densify_pair's assembly (keyframe data at the ends, pose recovery success and fallback)."""
+
 import numpy as np
 import pytest
 import torch
 
-from langscene_core.geometry.camera import Intrinsics, pixel_rays
 from langscene_core.config import TrimapModelConfig
+from langscene_core.geometry.camera import Intrinsics, pixel_rays
 from langscene_core.geometry.normals import depth_to_normals, normals_to_rgb, normals_to_world, rgb_to_normals
+from langscene_core.sim.trajectory import orbit_pose
 from langscene_core.trimap import passes
 from langscene_core.trimap.loading import build_tiny_pipeline
 from langscene_core.trimap.palette import MAX_PALETTE, make_palette, masks_to_rgb, rgb_to_masks
-from langscene_core.trimap.passes import (TrimapKeyframe, densify_pair, model_size, normal_pass, rgb_pass,
-                                          semantic_pass)
+from langscene_core.trimap.passes import TrimapKeyframe, densify_pair, model_size, normal_pass, rgb_pass, semantic_pass
 from langscene_core.trimap.poses import PoseRecoveryError, RecoveredPoses
-from langscene_core.sim.trajectory import orbit_pose
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
 
@@ -126,8 +126,16 @@ def _keyframes():
     rng = np.random.default_rng(2)
     depth = _plane_depth(np.array([0.0, -0.6, -0.8]), -1.0, INTRINSICS)
     masks = rng.integers(0, 4, size=(3, 24, 40))
-    return [TrimapKeyframe(rgb=rng.random((24, 40, 3), dtype=np.float32), cam_to_world=orbit_pose(az, 35, 0.7),
-                           intrinsics=INTRINSICS, depth=depth, masks=masks) for az in (0, 30)]
+    return [
+        TrimapKeyframe(
+            rgb=rng.random((24, 40, 3), dtype=np.float32),
+            cam_to_world=orbit_pose(az, 35, 0.7),
+            intrinsics=INTRINSICS,
+            depth=depth,
+            masks=masks,
+        )
+        for az in (0, 30)
+    ]
 
 
 def test_densify_pair_with_recovered_poses(pipe, monkeypatch):
@@ -162,8 +170,14 @@ def test_densify_pair_falls_back_without_poses(pipe, monkeypatch):
     assert clip.poses is None and "10%" in clip.pose_message
     assert clip.normals is None and clip.masks is None  # no depth, normals or masks given
     with pytest.raises(ValueError, match="intrinsics"):
-        densify_pair(pipe, plain_a, TrimapKeyframe(rgb=key_b.rgb[:20], cam_to_world=key_b.cam_to_world,
-                                                   intrinsics=Intrinsics.from_hfov(40, 20, 60.0)), SETTINGS)
+        densify_pair(
+            pipe,
+            plain_a,
+            TrimapKeyframe(
+                rgb=key_b.rgb[:20], cam_to_world=key_b.cam_to_world, intrinsics=Intrinsics.from_hfov(40, 20, 60.0)
+            ),
+            SETTINGS,
+        )
 
 
 def test_keyframe_from_pipeline_frame():

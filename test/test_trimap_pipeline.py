@@ -1,5 +1,6 @@
 """TrimapPipeline: shapes, value ranges, guidance, input checks, and the save_pretrained -> load round trip
 through load_trimap (the loader real checkpoints use)."""
+
 import dataclasses
 import json
 
@@ -88,9 +89,13 @@ def test_mismatched_keyframes_raise(pipe):
 def test_pipeline_rejects_wrong_channel_layout():
     pipe = build_tiny_pipeline()
     with pytest.raises(ValueError, match="in_channels"):
-        type(pipe)(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, vae=pipe.vae,
-                   transformer=type(pipe.transformer)(**{**pipe.transformer.config, "in_channels": 4}),
-                   scheduler=pipe.scheduler)
+        type(pipe)(
+            tokenizer=pipe.tokenizer,
+            text_encoder=pipe.text_encoder,
+            vae=pipe.vae,
+            transformer=type(pipe.transformer)(**{**pipe.transformer.config, "in_channels": 4}),
+            scheduler=pipe.scheduler,
+        )
 
 
 def test_save_pretrained_then_load_trimap(pipe, tmp_path, monkeypatch):
@@ -136,8 +141,13 @@ def test_loader_errors(tmp_path):
 def test_dpm_scheduler_also_runs(pipe):
     from diffusers import CogVideoXDPMScheduler
 
-    dpm = type(pipe)(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, vae=pipe.vae,
-                     transformer=pipe.transformer, scheduler=CogVideoXDPMScheduler.from_config(pipe.scheduler.config))
+    dpm = type(pipe)(
+        tokenizer=pipe.tokenizer,
+        text_encoder=pipe.text_encoder,
+        vae=pipe.vae,
+        transformer=pipe.transformer,
+        scheduler=CogVideoXDPMScheduler.from_config(pipe.scheduler.config),
+    )
     dpm.set_progress_bar_config(disable=True)
     frames = _generate(dpm, torch.rand(3, 32, 32), torch.rand(3, 32, 32), num_inference_steps=4)
     assert frames.shape == (1, 9, 3, 32, 32) and torch.isfinite(frames).all()
@@ -146,8 +156,9 @@ def test_dpm_scheduler_also_runs(pipe):
 
 def test_less_temporal_compression_keeps_the_frame_count():
     """A 3-block VAE compressing time 2x (the bundled model's layout): 9 frames <-> 5 latent frames."""
-    pipe = build_tiny_pipeline(loading.tiny_trimap_config(latent_channels=16, vae_channels=(8, 8, 16),
-                                                          temporal_compression=2))
+    pipe = build_tiny_pipeline(
+        loading.tiny_trimap_config(latent_channels=16, vae_channels=(8, 8, 16), temporal_compression=2)
+    )
     pipe.set_progress_bar_config(disable=True)
     assert (pipe.spatial_factor, pipe.temporal_factor, pipe.latent_frames(9)) == (4, 2, 5)
     first, last = torch.rand(3, 32, 32), torch.rand(3, 32, 32)
@@ -166,8 +177,9 @@ def test_bad_temporal_compression_raises(channels, ratio):
 def test_per_frame_vae_encodes_each_frame_on_its_own():
     """temporal_compression=1: one latent per frame, independent of its neighbours, so the keyframes'
     latents in a clip are exactly the condition latents."""
-    pipe = build_tiny_pipeline(loading.tiny_trimap_config(latent_channels=16, vae_channels=(8, 8, 16),
-                                                          temporal_compression=1))
+    pipe = build_tiny_pipeline(
+        loading.tiny_trimap_config(latent_channels=16, vae_channels=(8, 8, 16), temporal_compression=1)
+    )
     pipe.set_progress_bar_config(disable=True)
     assert pipe.per_frame_vae and pipe.latent_frames(9) == 9
     video = torch.rand(2, 3, 9, 32, 32) * 2 - 1
@@ -189,8 +201,13 @@ def test_strength_starts_from_the_noised_cross_fade(pipe):
     first, last = torch.rand(3, 32, 32), torch.rand(3, 32, 32)
     with torch.no_grad():
         faded = pipe.encode_video(cross_fade_video(first[None] * 2 - 1, last[None] * 2 - 1, 9))
-    errors = {s: float((_generate(pipe, first, last, output_type="latent", num_inference_steps=10, strength=s)
-                        - faded).norm() / faded.norm()) for s in (0.1, 1.0)}
+    errors = {
+        s: float(
+            (_generate(pipe, first, last, output_type="latent", num_inference_steps=10, strength=s) - faded).norm()
+            / faded.norm()
+        )
+        for s in (0.1, 1.0)
+    }
     assert errors[0.1] < 0.4 * errors[1.0], errors
     fade = cross_fade_video(first[None], last[None], 5)
     assert torch.allclose(fade[:, :, 0], first[None]) and torch.allclose(fade[:, :, 2], (first[None] + last[None]) / 2)
@@ -217,9 +234,15 @@ def test_residual_generation_adds_the_condition_back(condition, monkeypatch):
 
 
 def _correction_pipe(condition="cross_fade_correction", zero_correction=False):
-    pipe = build_tiny_pipeline(loading.tiny_trimap_config(latent_channels=16, vae_channels=(8, 8, 16),
-                                                          temporal_compression=1, condition=condition,
-                                                          zero_correction=zero_correction))
+    pipe = build_tiny_pipeline(
+        loading.tiny_trimap_config(
+            latent_channels=16,
+            vae_channels=(8, 8, 16),
+            temporal_compression=1,
+            condition=condition,
+            zero_correction=zero_correction,
+        )
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -238,7 +261,9 @@ def test_correction_decoding_without_a_correction_is_the_condition_video():
     for condition in ("cross_fade_correction", "flow_correction"):
         assert torch.allclose(frames[condition], expected[condition], atol=1e-3), condition
     assert (expected["flow_correction"] - expected["cross_fade_correction"]).abs().max() > 0.05  # not a cross-fade
-    assert (frames["cross_fade_residual"] - expected["cross_fade_residual"]).abs().max() > 0.1  # a random VAE's round trip
+    assert (
+        frames["cross_fade_residual"] - expected["cross_fade_residual"]
+    ).abs().max() > 0.1  # a random VAE's round trip
     started = _correction_pipe("flow_correction")  # default: random output layer, a random correction
     assert (_generate(started, first, last, num_inference_steps=1) - expected["flow_correction"]).abs().max() > 0.05
 
@@ -253,8 +278,14 @@ def test_residual_scale_is_stored_and_inverted(tmp_path):
     loaded = load_trimap(TrimapModelConfig(path=str(tmp_path / "scaled"), dtype="float32"))
     assert (loaded.config.condition, loaded.config.residual_scale) == ("cross_fade_correction", 4.0)
     with pytest.raises(ValueError, match="residual_scale"):
-        type(pipe)(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, vae=pipe.vae,
-                   transformer=pipe.transformer, scheduler=pipe.scheduler, residual_scale=0.0)
+        type(pipe)(
+            tokenizer=pipe.tokenizer,
+            text_encoder=pipe.text_encoder,
+            vae=pipe.vae,
+            transformer=pipe.transformer,
+            scheduler=pipe.scheduler,
+            residual_scale=0.0,
+        )
 
 
 def test_decoding_selected_frames_matches_the_whole_clip():

@@ -1,17 +1,24 @@
 """Pose recovery: Sim(3) alignment on exact poses, SfM on rendered intermediate views of a world scene
 (within 2 cm / 2 degrees), and PoseRecoveryError on frames SfM cannot register."""
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from langscene_core.geometry.camera import Intrinsics
 from langscene_core.config import DensifyConfig
-from langscene_core.trimap.poses import PoseRecoveryError, RecoveredPoses, align_sim3, apply_sim3, check_accepted, \
-    recover_poses
+from langscene_core.geometry.camera import Intrinsics
 from langscene_core.sim.generate import random_spec
 from langscene_core.sim.render import render
 from langscene_core.sim.scene import build_world
 from langscene_core.sim.trajectory import orbit_pose
+from langscene_core.trimap.poses import (
+    PoseRecoveryError,
+    RecoveredPoses,
+    align_sim3,
+    apply_sim3,
+    check_accepted,
+    recover_poses,
+)
 
 
 def _pose_errors(estimated: np.ndarray, truth: np.ndarray) -> tuple[float, float]:

@@ -1,15 +1,26 @@
 """Training: stage checks, which weights move, and short overfit runs after which the generated first
 and last frames match the conditioning keyframes (latent space: fast; pixel space with the VAE fitted
 too: slow)."""
+
 import numpy as np
 import pytest
 import torch
+from trimap_helpers import moving_square_clip
 
+from langscene_core.training.trimap_train import (
+    TrainClip,
+    TrainSettings,
+    TrainStage,
+    calibrate_latent_scale,
+    diffusion_loss,
+    encode_clip,
+    one_step_pixel_loss,
+    progressive_stages,
+    train_trimap,
+    train_vae,
+)
 from langscene_core.trimap.loading import build_tiny_pipeline, tiny_trimap_config
 from langscene_core.trimap.pipeline import cross_fade_video
-from langscene_core.training.trimap_train import (TrainClip, TrainSettings, TrainStage, calibrate_latent_scale, diffusion_loss,
-                                         encode_clip, one_step_pixel_loss, progressive_stages, train_trimap, train_vae)
-from trimap_helpers import moving_square_clip
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
 
@@ -22,8 +33,15 @@ def _pipe():
 
 def _generate(pipe, video, output_type):
     first, last = (torch.from_numpy(video[i]).permute(2, 0, 1) for i in (0, -1))
-    return pipe(first, last, num_frames=len(video), num_inference_steps=8, guidance_scale=1.0,
-                generator=torch.Generator().manual_seed(0), output_type=output_type).frames[0]
+    return pipe(
+        first,
+        last,
+        num_frames=len(video),
+        num_inference_steps=8,
+        guidance_scale=1.0,
+        generator=torch.Generator().manual_seed(0),
+        output_type=output_type,
+    ).frames[0]
 
 
 def test_progressive_stages_order_and_validation():
@@ -123,8 +141,11 @@ def test_residual_models_learn_the_correction_to_the_condition(monkeypatch):
     noise to the model and a zero-velocity model is exact at the last timestep."""
     pipe = build_tiny_pipeline(tiny_trimap_config(condition="cross_fade_residual"))
     seen = []
-    monkeypatch.setattr(pipe, "model_output", lambda noisy, condition, t, text, rotary: (seen.append((noisy, t)),
-                                                                                         torch.zeros_like(noisy))[1])
+    monkeypatch.setattr(
+        pipe,
+        "model_output",
+        lambda noisy, condition, t, text, rotary: (seen.append((noisy, t)), torch.zeros_like(noisy))[1],
+    )
     latents = torch.randn(8, 3, 4, 4, 4)
     text = torch.zeros(8, 16, 32)
     loss = diffusion_loss(pipe, latents, latents, text, None, torch.Generator().manual_seed(0))
@@ -156,8 +177,9 @@ def test_terminal_fraction_draws_the_last_timestep(monkeypatch):
 
 
 def _correction_pipe_fitted(clip):
-    pipe = build_tiny_pipeline(tiny_trimap_config(vae_channels=(8, 8, 16), temporal_compression=1,
-                                                  condition="cross_fade_correction"))
+    pipe = build_tiny_pipeline(
+        tiny_trimap_config(vae_channels=(8, 8, 16), temporal_compression=1, condition="cross_fade_correction")
+    )
     pipe.set_progress_bar_config(disable=True)
     train_vae(pipe, [clip], steps=30, learning_rate=3e-3, mse_weight=1.0, frame_batch=4)
     return pipe
@@ -184,14 +206,22 @@ def test_one_step_pixel_loss_scores_the_decoded_clip(monkeypatch):
     alpha = float(pipe.scheduler.alphas_cumprod[last])
     clean = pipe.to_diffusion(latents, condition)
     for name, predict, expected in (
-            ("exact", lambda noisy: (alpha ** 0.5 * noisy - clean) / (1 - alpha) ** 0.5,
-             pipe.decode_video(latents, condition, base).detach()),
-            ("none", lambda noisy: alpha ** 0.5 * noisy / (1 - alpha) ** 0.5,
-             cross_fade_video(pixels[:, :, 0], pixels[:, :, -1], 9))):
+        (
+            "exact",
+            lambda noisy: (alpha**0.5 * noisy - clean) / (1 - alpha) ** 0.5,
+            pipe.decode_video(latents, condition, base).detach(),
+        ),
+        (
+            "none",
+            lambda noisy: alpha**0.5 * noisy / (1 - alpha) ** 0.5,
+            cross_fade_video(pixels[:, :, 0], pixels[:, :, -1], 9),
+        ),
+    ):
         monkeypatch.setattr(pipe, "model_output", lambda noisy, c, t, x, r, predict=predict: predict(noisy))
         with torch.no_grad():
-            loss = one_step_pixel_loss(pipe, latents, condition, base, pixels, text, None,
-                                       torch.Generator().manual_seed(0))
+            loss = one_step_pixel_loss(
+                pipe, latents, condition, base, pixels, text, None, torch.Generator().manual_seed(0)
+            )
         assert abs(float(loss) - float(torch.nn.functional.mse_loss(expected, pixels))) < 1e-4, name
 
 
@@ -199,8 +229,12 @@ def test_batched_training_with_the_pixel_term_moves_the_transformer():
     clip = TrainClip(moving_square_clip(), "rgb")
     pipe = _correction_pipe_fitted(clip)
     before = [p.detach().clone() for p in pipe.transformer.parameters()]
-    history = train_trimap(pipe, [clip, TrainClip(clip.video[:, ::-1].copy(), "rgb")], [TrainStage("rgb", ("rgb",), 3)],
-                           TrainSettings(batch_clips=2, pixel_weight=1.0, terminal_fraction=0.5))
+    history = train_trimap(
+        pipe,
+        [clip, TrainClip(clip.video[:, ::-1].copy(), "rgb")],
+        [TrainStage("rgb", ("rgb",), 3)],
+        TrainSettings(batch_clips=2, pixel_weight=1.0, terminal_fraction=0.5),
+    )
     assert len(history["rgb"]) == 3 and np.isfinite(history["rgb"]).all()
     assert any(not torch.equal(a, b) for a, b in zip(before, pipe.transformer.parameters()))
 

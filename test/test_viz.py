@@ -1,16 +1,17 @@
 """RViz markers, grasp PoseArray and the QueryObject response built from a real query answer."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from std_msgs.msg import Header
+from tabletop import Box, Cylinder, make_scene
 from visualization_msgs.msg import Marker
 
 from langscene_core.config import GraspConfig, QueryConfig
 from langscene_core.query.objects import query_object
 from langscene_ros.convert import pointcloud2_to_numpy, pose_to_matrix
 from langscene_ros.viz import grasp_pose_array, gripper_outline, query_markers
-from tabletop import Box, Cylinder, make_scene
 
 GRASP = GraspConfig()
 HEADER = Header(frame_id="map")
@@ -46,8 +47,9 @@ def test_markers_show_the_box_label_and_every_grasp(answer):
         pose = pose_to_matrix(gripper.pose)
         tips = np.array([[p.x, p.y, p.z, 1.0] for p in gripper.points[0:3:2]]) @ pose.T
         half = grasp.width / 2
-        np.testing.assert_allclose(tips[:, :3], grasp.pose[:3, 3] + np.outer([-half, half], grasp.pose[:3, 0]),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            tips[:, :3], grasp.pose[:3, 3] + np.outer([-half, half], grasp.pose[:3, 0]), atol=1e-6
+        )
         # the arrow points along the approach and ends at the palm
         start, end = (np.array([p.x, p.y, p.z]) for p in arrow.points)
         np.testing.assert_allclose((end - start) / np.linalg.norm(end - start), grasp.pose[:3, 2], atol=1e-6)
@@ -79,7 +81,6 @@ def test_gripper_outline_spans_the_opening():
 def test_query_response_carries_cloud_box_and_grasps(answer):
     pytest.importorskip("langscene.srv", reason="langscene interfaces not built")
     from langscene.srv import QueryObject
-
     from langscene_ros.query_response import fill_query_response
 
     response = fill_query_response(QueryObject.Response(), answer, HEADER)
@@ -89,7 +90,10 @@ def test_query_response_carries_cloud_box_and_grasps(answer):
     np.testing.assert_array_equal(cloud["relevancy"], answer.cloud["relevancy"])
     np.testing.assert_allclose(pose_to_matrix(response.object_pose.pose), answer.object_box.pose, atol=1e-9)
     assert response.object_pose.header.frame_id == "map"
-    np.testing.assert_allclose([response.object_extent.x, response.object_extent.y, response.object_extent.z],
-                               answer.object_box.extent, rtol=1e-6)
+    np.testing.assert_allclose(
+        [response.object_extent.x, response.object_extent.y, response.object_extent.z],
+        answer.object_box.extent,
+        rtol=1e-6,
+    )
     assert [g.width for g in response.grasps] == pytest.approx([g.width for g in answer.grasps])
     assert [g.score for g in response.grasps] == pytest.approx([g.score for g in answer.grasps])

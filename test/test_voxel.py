@@ -1,4 +1,5 @@
 """Voxel grouping keeps the point -> voxel map and averages attributes per voxel."""
+
 import numpy as np
 import pytest
 
@@ -21,7 +22,7 @@ def test_every_point_is_within_a_voxel_diagonal_of_its_centroid():
     points = np.random.default_rng(0).uniform(-1, 1, (5000, 3))
     groups = group_by_voxel(points, 0.1)
     assert np.linalg.norm(points - groups.centroids[groups.inverse], axis=1).max() <= 0.1 * np.sqrt(3)
-    assert len(groups.counts) <= 20 ** 3
+    assert len(groups.counts) <= 20**3
 
 
 def test_empty_and_bad_input():

@@ -1,4 +1,5 @@
 """`langscene world`: writes a dataset and exits 0; a bad spec exits 2 with one line naming the problem."""
+
 import json
 import subprocess
 import sys
@@ -22,8 +23,11 @@ def test_seed_writes_a_loadable_dataset_with_contact_sheet(tmp_path, capsys):
 
 
 def test_spec_file_is_rendered_as_given(tmp_path):
-    spec = {"objects": [{"name": "red mug", "shape": "mug", "color": "red", "size": 0.1, "position": [0.1, -0.05]}],
-            "camera": {"trajectory": "two_view"}, "eval_views": 1}
+    spec = {
+        "objects": [{"name": "red mug", "shape": "mug", "color": "red", "size": 0.1, "position": [0.1, -0.05]}],
+        "camera": {"trajectory": "two_view"},
+        "eval_views": 1,
+    }
     (tmp_path / "s.json").write_text(json.dumps(spec))
     assert main(["world", "--spec", str(tmp_path / "s.json"), "--out", str(tmp_path / "ds")]) == 0
     dataset = load_dataset(tmp_path / "ds")
@@ -31,15 +35,26 @@ def test_spec_file_is_rendered_as_given(tmp_path):
     assert not (tmp_path / "ds" / "contact_sheet.png").exists()
 
 
-@pytest.mark.parametrize("spec, fragment", [
-    ({"objects": [{"name": "x", "shape": "pyramid", "color": "red", "size": 0.1, "position": [0, 0]}]},
-     "objects[0].shape"),
-    ({"objects": [], "seed": 1}, "objects"),
-    ({"objects": [{"name": "a", "shape": "ball", "color": "red", "size": 0.1, "position": [0, 0]},
-                  {"name": "b", "shape": "ball", "color": "blue", "size": 0.1, "position": [0.05, 0]}]},
-     "objects[1] ('b') overlaps"),
-    ("{not json", "cannot read spec"),
-])
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        (
+            {"objects": [{"name": "x", "shape": "pyramid", "color": "red", "size": 0.1, "position": [0, 0]}]},
+            "objects[0].shape",
+        ),
+        ({"objects": [], "seed": 1}, "objects"),
+        (
+            {
+                "objects": [
+                    {"name": "a", "shape": "ball", "color": "red", "size": 0.1, "position": [0, 0]},
+                    {"name": "b", "shape": "ball", "color": "blue", "size": 0.1, "position": [0.05, 0]},
+                ]
+            },
+            "objects[1] ('b') overlaps",
+        ),
+        ("{not json", "cannot read spec"),
+    ],
+)
 def test_bad_spec_exits_2_with_one_line(tmp_path, capsys, spec, fragment):
     path = tmp_path / "bad.json"
     path.write_text(spec if isinstance(spec, str) else json.dumps(spec))
@@ -57,7 +72,21 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
 
 def test_real_process_exit_code(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"objects": [{"name": "x"}]}))
-    proc = subprocess.run([sys.executable, "-m", "langscene_ros.cli", "world", "--spec", str(tmp_path / "bad.json"),
-                           "--out", str(tmp_path / "ds")], cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "langscene_ros.cli",
+            "world",
+            "--spec",
+            str(tmp_path / "bad.json"),
+            "--out",
+            str(tmp_path / "ds"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["langscene world: objects[0].shape: missing"]

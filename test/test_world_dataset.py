@@ -1,4 +1,5 @@
 """Dataset directory round trip and LERF-OVS labels of the eval views."""
+
 import json
 
 import numpy as np
@@ -22,8 +23,16 @@ def dataset(world):
 
 def test_write_and_load_round_trip(dataset, tmp_path):
     out = write_dataset(dataset, tmp_path / "ds", with_contact_sheet=True)
-    for name in ("spec.json", "cameras.json", "contact_sheet.png", "images/capture_0000.png", "ids/eval_0002.png",
-                 "depth/capture_0023.npy", "normals/eval_0000.npy", "labels/eval_0001.json"):
+    for name in (
+        "spec.json",
+        "cameras.json",
+        "contact_sheet.png",
+        "images/capture_0000.png",
+        "ids/eval_0002.png",
+        "depth/capture_0023.npy",
+        "normals/eval_0000.npy",
+        "labels/eval_0001.json",
+    ):
         assert (out / name).is_file(), name
     loaded = load_dataset(out)
     assert loaded.spec == dataset.spec and loaded.intrinsics == dataset.intrinsics
@@ -48,8 +57,13 @@ def _visible_vertices(world, frame, instance_id):
     vertices = np.asarray(world.meshes[instance_id].vertices)
     eye = frame.cam_to_world[:3, 3]
     uv, z = project_points(vertices, frame.intrinsics, frame.cam_to_world)
-    inside = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < frame.intrinsics.width) & (uv[:, 1] >= 0) \
+    inside = (
+        (z > 0)
+        & (uv[:, 0] >= 0)
+        & (uv[:, 0] < frame.intrinsics.width)
+        & (uv[:, 1] >= 0)
         & (uv[:, 1] < frame.intrinsics.height)
+    )
     rays = np.concatenate([np.broadcast_to(eye, vertices.shape), vertices - eye], axis=1).astype(np.float32)
     hit = world.raycaster.cast_rays(o3d.core.Tensor(rays))
     seen = (hit["t_hit"].numpy() > 1 - 1e-4) & (hit["geometry_ids"].numpy() == instance_id)
@@ -68,8 +82,12 @@ def test_labels_follow_the_lerf_ovs_layout_and_boxes_contain_projections(world, 
                 continue
             assert entries, (frame.name, obj.name)
             boxes = np.array([e["bbox"] for e in entries])
-            in_some_box = ((uv[:, None, 0] >= boxes[None, :, 0] - 1) & (uv[:, None, 0] <= boxes[None, :, 2] + 1)
-                           & (uv[:, None, 1] >= boxes[None, :, 1] - 1) & (uv[:, None, 1] <= boxes[None, :, 3] + 1))
+            in_some_box = (
+                (uv[:, None, 0] >= boxes[None, :, 0] - 1)
+                & (uv[:, None, 0] <= boxes[None, :, 2] + 1)
+                & (uv[:, None, 1] >= boxes[None, :, 1] - 1)
+                & (uv[:, None, 1] <= boxes[None, :, 3] + 1)
+            )
             assert in_some_box.any(axis=1).all(), (frame.name, obj.name)
             checked += 1
             truth = frame.ids == k

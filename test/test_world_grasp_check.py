@@ -1,18 +1,23 @@
 """Grasp checker against the true geometry: accepts a hand-built good grasp, rejects bad ones."""
+
 import numpy as np
 import pytest
 
-from langscene_core.sim import build_world, parse_spec
 from langscene_core.eval.grasp_check import _segments_hit_box, check_grasp
+from langscene_core.sim import build_world, parse_spec
 
-SPEC = parse_spec({"objects": [
-    # box 0.10 (x) x 0.07 (y) x 0.06 (z), top at z = 0.06
-    {"name": "orange box", "shape": "box", "color": "orange", "size": 0.10, "position": [0.10, -0.05]},
-    {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.06, "position": [-0.15, 0.10]},
-    {"name": "red mug", "shape": "mug", "color": "red", "size": 0.10, "position": [-0.15, -0.12]},
-    # cone radius 0.04, tip at z = 0.10
-    {"name": "purple cone", "shape": "cone", "color": "purple", "size": 0.10, "position": [0.15, 0.15]},
-]})
+SPEC = parse_spec(
+    {
+        "objects": [
+            # box 0.10 (x) x 0.07 (y) x 0.06 (z), top at z = 0.06
+            {"name": "orange box", "shape": "box", "color": "orange", "size": 0.10, "position": [0.10, -0.05]},
+            {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.06, "position": [-0.15, 0.10]},
+            {"name": "red mug", "shape": "mug", "color": "red", "size": 0.10, "position": [-0.15, -0.12]},
+            # cone radius 0.04, tip at z = 0.10
+            {"name": "purple cone", "shape": "cone", "color": "purple", "size": 0.10, "position": [0.15, 0.15]},
+        ]
+    }
+)
 DOWN, UP = np.array([0.0, 0.0, -1.0]), np.array([0.0, 0.0, 1.0])
 X, Y = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
 
@@ -99,10 +104,12 @@ def test_rejects_empty_air_and_non_antipodal_contacts(world):
     air = check_grasp(world, "orange box", gripper_pose([0.30, 0.20, 0.05], DOWN, Y), 0.08)
     assert not air.valid and "no contact" in air.reason
     turned = np.radians(40.0)  # closing 40 deg off the box faces: contacts land on corners/faces at 40-50 deg
-    small = parse_spec({"objects": [{"name": "box", "shape": "box", "color": "red", "size": 0.05,
-                                     "position": [0.0, 0.0]}]})
-    slanted = check_grasp(small, "box", gripper_pose([0.0, 0.0, 0.02], DOWN, [np.cos(turned), np.sin(turned), 0]),
-                          0.075)
+    small = parse_spec(
+        {"objects": [{"name": "box", "shape": "box", "color": "red", "size": 0.05, "position": [0.0, 0.0]}]}
+    )
+    slanted = check_grasp(
+        small, "box", gripper_pose([0.0, 0.0, 0.02], DOWN, [np.cos(turned), np.sin(turned), 0]), 0.075
+    )
     assert not slanted.valid and "antipodal" in slanted.reason
     aligned = check_grasp(small, "box", gripper_pose([0.0, 0.0, 0.02], DOWN, X), 0.075)
     assert aligned.valid, aligned.reason

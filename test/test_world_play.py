@@ -1,4 +1,5 @@
 """`langscene play DIR` publishes a world dataset on the node's input topics (rclpy round trip)."""
+
 import re
 import subprocess
 import sys
@@ -7,16 +8,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import wait_until
 
 from langscene_core.sim import build_world, load_dataset, parse_spec, render_dataset, write_dataset
 from langscene_ros.cli import main
-from conftest import wait_until
 
 pytestmark = pytest.mark.ros
 REPO = Path(__file__).resolve().parent.parent
-SPEC = {"objects": [{"name": "red mug", "shape": "mug", "color": "red", "size": 0.1, "position": [0.1, -0.05]},
-                    {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.08, "position": [-0.1, 0.1]}],
-        "camera": {"views": 5}, "eval_views": 1}
+SPEC = {
+    "objects": [
+        {"name": "red mug", "shape": "mug", "color": "red", "size": 0.1, "position": [0.1, -0.05]},
+        {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.08, "position": [-0.1, 0.1]},
+    ],
+    "camera": {"views": 5},
+    "eval_views": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +48,12 @@ class Recorder:
         self.node = rclpy.create_node("world_play_recorder", context=self.context)
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.messages = {topic: [] for topic in ("image", "camera_info", "depth", "camera_pose")}
-        for topic, kind in (("image", Image), ("camera_info", CameraInfo), ("depth", Image),
-                            ("camera_pose", PoseStamped)):
+        for topic, kind in (
+            ("image", Image),
+            ("camera_info", CameraInfo),
+            ("depth", Image),
+            ("camera_pose", PoseStamped),
+        ):
             self.node.create_subscription(kind, f"/{topic}", self.messages[topic].append, qos)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -61,8 +71,13 @@ def test_play_publishes_every_capture_frame_with_matching_stamps(dataset_dir):
 
     recorder = Recorder()
     try:
-        proc = subprocess.run([sys.executable, "-m", "langscene_ros.cli", "play", str(dataset_dir), "--rate", "10",
-                               "--wait", "20"], cwd=REPO, capture_output=True, text=True, timeout=90)
+        proc = subprocess.run(
+            [sys.executable, "-m", "langscene_ros.cli", "play", str(dataset_dir), "--rate", "10", "--wait", "20"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         assert proc.returncode == 0, proc.stderr
         assert "published 5 frames" in proc.stdout
         assert wait_until(lambda: all(len(m) == 5 for m in recorder.messages.values()), timeout_s=20)
@@ -108,8 +123,13 @@ def test_the_node_takes_played_frames_as_keyframes(dataset_dir, node_process, tm
     peer = NodeClient(name="world_play_status")
     try:
         assert wait_until(lambda: peer.statuses, 30), "no status from the node"
-        proc = subprocess.run([sys.executable, "-m", "langscene_ros.cli", "play", str(dataset_dir), "--rate", "5",
-                               "--wait", "30"], cwd=REPO, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "langscene_ros.cli", "play", str(dataset_dir), "--rate", "5", "--wait", "30"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
         assert wait_until(lambda: peer.statuses[-1].keyframes == 5, 20), peer.statuses[-1]
         assert re.search(r"rejected 0\b", peer.statuses[-1].message), peer.statuses[-1].message

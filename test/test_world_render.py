@@ -1,21 +1,42 @@
 """Ray-cast renderer: depth, normals and ids agree with the true meshes; trajectories see the objects."""
+
 import numpy as np
 import open3d as o3d
 import pytest
 
 from langscene_core.geometry.camera import look_at, project_points, unproject_depth
-from langscene_core.sim import (CameraSpec, build_world, capture_poses, eval_poses, intrinsics_of, parse_spec,
-                                  random_spec, render)
+from langscene_core.sim import (
+    CameraSpec,
+    build_world,
+    capture_poses,
+    eval_poses,
+    intrinsics_of,
+    parse_spec,
+    random_spec,
+    render,
+)
 from langscene_core.sim.spec import COLORS
 
-SPEC = parse_spec({"seed": 3, "objects": [
-    {"name": "red mug", "shape": "mug", "color": "red", "size": 0.10, "position": [0.10, -0.05], "yaw": 30},
-    {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.08, "position": [-0.15, 0.10]},
-    {"name": "green bowl", "shape": "bowl", "color": "green", "size": 0.14, "position": [-0.10, -0.15]},
-    {"name": "yellow torus", "shape": "torus", "color": "yellow", "size": 0.10, "position": [0.20, 0.15]},
-    {"name": "purple cone", "shape": "cone", "color": "purple", "size": 0.10, "position": [0.00, 0.12]},
-    {"name": "orange box", "shape": "box", "color": "orange", "size": 0.10, "position": [0.25, -0.15], "yaw": 20},
-]})
+SPEC = parse_spec(
+    {
+        "seed": 3,
+        "objects": [
+            {"name": "red mug", "shape": "mug", "color": "red", "size": 0.10, "position": [0.10, -0.05], "yaw": 30},
+            {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.08, "position": [-0.15, 0.10]},
+            {"name": "green bowl", "shape": "bowl", "color": "green", "size": 0.14, "position": [-0.10, -0.15]},
+            {"name": "yellow torus", "shape": "torus", "color": "yellow", "size": 0.10, "position": [0.20, 0.15]},
+            {"name": "purple cone", "shape": "cone", "color": "purple", "size": 0.10, "position": [0.00, 0.12]},
+            {
+                "name": "orange box",
+                "shape": "box",
+                "color": "orange",
+                "size": 0.10,
+                "position": [0.25, -0.15],
+                "yaw": 20,
+            },
+        ],
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +82,9 @@ def test_normals_agree_with_mesh_and_analytic_normals(world, frames):
         to_camera = frame.cam_to_world[:3, 3] - points[hit]
         assert np.all(np.sum(n * to_camera, axis=1) > 0)  # facing the camera
         table = (frame.ids == 0) & (points[..., 2] > -1e-4)  # the top face, not the slab's sides
-        np.testing.assert_allclose(frame.normals[table], np.broadcast_to([0, 0, 1], frame.normals[table].shape),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            frame.normals[table], np.broadcast_to([0, 0, 1], frame.normals[table].shape), atol=1e-6
+        )
         on_ball = frame.ids == 2
         radial = points[on_ball] - ball_centre
         radial /= np.linalg.norm(radial, axis=1, keepdims=True)

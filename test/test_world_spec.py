@@ -1,4 +1,5 @@
 """Scene spec validation, meshes and the random generator of the synthetic world."""
+
 import copy
 
 import numpy as np
@@ -12,10 +13,18 @@ from langscene_core.sim.spec import ObjectSpec
 DESIGN_EXAMPLE = {
     "seed": 0,
     "table": {"size": [1.0, 0.7], "color": "gray"},
-    "objects": [{"name": "red mug", "shape": "mug", "color": "red", "size": 0.10, "position": [0.10, -0.05],
-                 "yaw": 30}],
-    "camera": {"width": 160, "height": 120, "hfov_deg": 60, "trajectory": "orbit", "views": 24, "radius": 0.7,
-               "elevation_deg": 35},
+    "objects": [
+        {"name": "red mug", "shape": "mug", "color": "red", "size": 0.10, "position": [0.10, -0.05], "yaw": 30}
+    ],
+    "camera": {
+        "width": 160,
+        "height": 120,
+        "hfov_deg": 60,
+        "trajectory": "orbit",
+        "views": 24,
+        "radius": 0.7,
+        "elevation_deg": 35,
+    },
     "eval_views": 4,
 }
 
@@ -48,24 +57,27 @@ def _with(path, value):
 _DELETE = object()
 
 
-@pytest.mark.parametrize("path, value, key", [
-    (("objects",), _DELETE, "objects"),
-    (("objects",), [], "objects"),
-    (("colour",), 1, "colour"),
-    (("objects", 0, "shape"), "pyramid", "objects[0].shape"),
-    (("objects", 0, "color"), "teal", "objects[0].color"),
-    (("objects", 0, "size"), -0.1, "objects[0].size"),
-    (("objects", 0, "size"), "big", "objects[0].size"),
-    (("objects", 0, "position"), [0.1], "objects[0].position"),
-    (("objects", 0, "position"), [0.9, 0.0], "objects[0].position[0]"),
-    (("objects", 0, "name"), _DELETE, "objects[0].name"),
-    (("objects", 0, "weight"), 3, "objects[0].weight"),
-    (("camera", "trajectory"), "spiral", "camera.trajectory"),
-    (("camera", "views"), 2.5, "camera.views"),
-    (("camera", "width"), True, "camera.width"),
-    (("table", "size"), [1.0, 0.0], "table.size[1]"),
-    (("eval_views",), -1, "eval_views"),
-])
+@pytest.mark.parametrize(
+    "path, value, key",
+    [
+        (("objects",), _DELETE, "objects"),
+        (("objects",), [], "objects"),
+        (("colour",), 1, "colour"),
+        (("objects", 0, "shape"), "pyramid", "objects[0].shape"),
+        (("objects", 0, "color"), "teal", "objects[0].color"),
+        (("objects", 0, "size"), -0.1, "objects[0].size"),
+        (("objects", 0, "size"), "big", "objects[0].size"),
+        (("objects", 0, "position"), [0.1], "objects[0].position"),
+        (("objects", 0, "position"), [0.9, 0.0], "objects[0].position[0]"),
+        (("objects", 0, "name"), _DELETE, "objects[0].name"),
+        (("objects", 0, "weight"), 3, "objects[0].weight"),
+        (("camera", "trajectory"), "spiral", "camera.trajectory"),
+        (("camera", "views"), 2.5, "camera.views"),
+        (("camera", "width"), True, "camera.width"),
+        (("table", "size"), [1.0, 0.0], "table.size[1]"),
+        (("eval_views",), -1, "eval_views"),
+    ],
+)
 def test_bad_spec_error_names_the_key(path, value, key):
     with pytest.raises(SpecError) as info:
         parse_spec(_with(path, value))
@@ -96,8 +108,9 @@ def test_mesh_size_placement_and_closedness(shape):
     turned = object_mesh(ObjectSpec(name="x", shape=shape, color="red", size=0.12, position=(0.1, -0.2), yaw=90.0))
     quarter_turn = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # yaw 90 about the position
     centre = np.array([0.1, -0.2, 0.0])
-    np.testing.assert_allclose(np.asarray(turned.vertices) - centre,
-                               (np.asarray(mesh.vertices) - centre) @ quarter_turn.T, atol=1e-9)
+    np.testing.assert_allclose(
+        np.asarray(turned.vertices) - centre, (np.asarray(mesh.vertices) - centre) @ quarter_turn.T, atol=1e-9
+    )
 
 
 def test_mug_is_hollow_and_handle_sticks_out():
@@ -124,7 +137,8 @@ def test_random_spec_is_deterministic_distinct_and_without_overlaps():
 
 def test_build_world_rejects_overlapping_objects():
     data = copy.deepcopy(DESIGN_EXAMPLE)
-    data["objects"].append({"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.08,
-                            "position": [0.13, -0.05]})
+    data["objects"].append(
+        {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.08, "position": [0.13, -0.05]}
+    )
     with pytest.raises(ValueError, match=r"objects\[1\].*blue ball.*overlaps.*red mug"):
         build_world(parse_spec(data))

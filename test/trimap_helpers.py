@@ -1,4 +1,5 @@
 """Shared fixtures data for the TriMap tests: a tiny model and a small moving-square clip."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,11 +5,11 @@ A :class:`Frame` is one posed RGB(-D) view. :class:`FrameSynchronizer` pairs eac
 latest camera intrinsics. Images that cannot be paired stay pending for a bounded time and are then
 dropped and counted by reason, never queued without bound.
 """
+
 from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -28,7 +28,7 @@ class Frame:
     rgb: np.ndarray
     intrinsics: Intrinsics
     cam_to_world: np.ndarray
-    depth: Optional[np.ndarray] = None
+    depth: np.ndarray | None = None
 
 
 @dataclass
@@ -52,7 +52,7 @@ class FrameSynchronizer:
     max_wait_s: float = 5.0
     history: int = 32
     dropped: Counter = field(default_factory=Counter)
-    intrinsics: Optional[Intrinsics] = None
+    intrinsics: Intrinsics | None = None
     _poses: deque = field(default_factory=deque)
     _depths: deque = field(default_factory=deque)
     _pending: deque = field(default_factory=deque)
@@ -89,7 +89,7 @@ class FrameSynchronizer:
             if queue is self._pending:
                 self.dropped["overflow"] += 1
 
-    def _nearest(self, queue: deque, stamp: float) -> Optional[_Stamped]:
+    def _nearest(self, queue: deque, stamp: float) -> _Stamped | None:
         best = min(queue, key=lambda item: abs(item.stamp - stamp), default=None)
         return best if best is not None and abs(best.stamp - stamp) <= self.tolerance_s else None
 
@@ -104,11 +104,25 @@ class FrameSynchronizer:
         for item in self._pending:
             pose = self._nearest(self._poses, item.stamp)
             depth = self._nearest(self._depths, item.stamp)
-            missing = ("no_camera_info" if self.intrinsics is None else "no_pose" if pose is None
-                       else "no_depth" if depth is None and self._stream_has_depth else None)
+            missing = (
+                "no_camera_info"
+                if self.intrinsics is None
+                else "no_pose"
+                if pose is None
+                else "no_depth"
+                if depth is None and self._stream_has_depth
+                else None
+            )
             if missing is None:
-                ready.append(Frame(stamp=item.stamp, rgb=item.value, intrinsics=self.intrinsics,
-                                   cam_to_world=pose.value, depth=None if depth is None else depth.value))
+                ready.append(
+                    Frame(
+                        stamp=item.stamp,
+                        rgb=item.value,
+                        intrinsics=self.intrinsics,
+                        cam_to_world=pose.value,
+                        depth=None if depth is None else depth.value,
+                    )
+                )
             elif self._stream_passed(missing, item.stamp) or self._newest_stamp - item.stamp > self.max_wait_s:
                 self.dropped[missing] += 1
             else:

@@ -2,6 +2,7 @@
 
 Memory is bounded: past ``max_keyframes`` new frames are dropped and counted, not queued.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,8 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from langscene_core.config import KeyframeConfig
 from langscene_core.capture.frames import Frame
+from langscene_core.config import KeyframeConfig
 
 
 def sharpness(rgb: np.ndarray) -> float:

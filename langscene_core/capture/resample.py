@@ -1,5 +1,6 @@
 """Downscale posed frames for reconstruction: the cost of masks, CLIP features and field training grows
 with the pixel count, so a CPU budget caps the image size (``keyframe.max_image_side``)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,16 +9,22 @@ import numpy as np
 from scipy.ndimage import maximum_filter, minimum_filter
 from skimage.transform import resize
 
-from langscene_core.geometry.camera import Intrinsics
 from langscene_core.capture.frames import Frame
+from langscene_core.geometry.camera import Intrinsics
 
 
 def scaled_intrinsics(intrinsics: Intrinsics, width: int, height: int) -> Intrinsics:
     """The same camera imaging ``width`` x ``height`` pixels (pixel centres at integer + 0.5, so the
     principal point scales with the focal lengths)."""
     sx, sy = width / intrinsics.width, height / intrinsics.height
-    return Intrinsics(fx=intrinsics.fx * sx, fy=intrinsics.fy * sy, cx=intrinsics.cx * sx, cy=intrinsics.cy * sy,
-                      width=width, height=height)
+    return Intrinsics(
+        fx=intrinsics.fx * sx,
+        fy=intrinsics.fy * sy,
+        cx=intrinsics.cx * sx,
+        cy=intrinsics.cy * sy,
+        width=width,
+        height=height,
+    )
 
 
 def downscale_frame(frame: Frame, max_side: int) -> Frame:
@@ -35,8 +42,12 @@ def downscale_frame(frame: Frame, max_side: int) -> Frame:
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
     rgb = resize(frame.rgb, size, order=1, anti_aliasing=True, preserve_range=True)
     depth = None if frame.depth is None else downscale_depth(frame.depth, size)
-    return dataclasses.replace(frame, rgb=np.clip(np.rint(rgb), 0, 255).astype(np.uint8), depth=depth,
-                               intrinsics=scaled_intrinsics(frame.intrinsics, size[1], size[0]))
+    return dataclasses.replace(
+        frame,
+        rgb=np.clip(np.rint(rgb), 0, 255).astype(np.uint8),
+        depth=depth,
+        intrinsics=scaled_intrinsics(frame.intrinsics, size[1], size[0]),
+    )
 
 
 EDGE_RATIO = 1.02  # depths further apart than this within a 3x3 neighbourhood: an occlusion edge

@@ -27,30 +27,32 @@ Result layout (:func:`evaluate`)::
 
 None where nothing was measured (no labelled views, no object found, no grasp returned).
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.ndimage import uniform_filter
 
-from langscene_core.geometry.camera import Intrinsics
-from langscene_core.config import GraspConfig, KeyframeConfig, LangsceneConfig
-from langscene_core.field.render import render
-from langscene_core.language.features import MaskFeatures, mask_features
 from langscene_core.capture.frames import Frame
 from langscene_core.capture.keyframes import KeyframeBuffer
-from langscene_core.reconstruction.models import Models
+from langscene_core.config import GraspConfig, KeyframeConfig, LangsceneConfig
+from langscene_core.eval.grasp_check import check_grasp
+from langscene_core.field.render import render
+from langscene_core.geometry.camera import Intrinsics
+from langscene_core.language.features import MaskFeatures, mask_features
+from langscene_core.query.answer import answer_prompt, code_levels, prompt_relevancy, scene_relevancy
 from langscene_core.query.objects import tabletop_of
+from langscene_core.reconstruction.models import Models
 from langscene_core.reconstruction.reconstruct import reconstruct
 from langscene_core.reconstruction.scene import Scene
-from langscene_core.query.answer import answer_prompt, code_levels, prompt_relevancy, scene_relevancy
 from langscene_core.sim import build_world
 from langscene_core.sim.dataset import Dataset
-from langscene_core.eval.grasp_check import check_grasp
 from langscene_core.sim.labels import polygon_mask
 from langscene_core.sim.scene import World
 
@@ -100,13 +102,21 @@ def normalized_iou(relevancy_map: np.ndarray, mask: np.ndarray, threshold: float
     return float(np.logical_and(predicted, mask).sum() / union) if union else 0.0
 
 
-def view_record(view: str, name: str, labels: dict[str, Any], relevancy_map: np.ndarray, level: int,
-                size: int) -> dict[str, Any]:
+def view_record(
+    view: str, name: str, labels: dict[str, Any], relevancy_map: np.ndarray, level: int, size: int
+) -> dict[str, Any]:
     """The 2D record of one (view, name): localization hit and IoU of ``relevancy_map`` [H, W] against
     the view's LERF-OVS ``labels``; ``size``: the box filter's side (:func:`filter_size`)."""
     hit, xy = localization_hit(relevancy_map, category_boxes(labels, name), size)
-    return {"kind": "2d", "view": view, "name": name, "hit": hit, "level": level,
-            "iou": normalized_iou(relevancy_map, category_mask(labels, name)), "argmax_xy": xy}
+    return {
+        "kind": "2d",
+        "view": view,
+        "name": name,
+        "hit": hit,
+        "level": level,
+        "iou": normalized_iou(relevancy_map, category_mask(labels, name)),
+        "argmax_xy": xy,
+    }
 
 
 def category_boxes(labels: dict[str, Any], category: str) -> list[list[float]]:
@@ -124,7 +134,9 @@ def category_mask(labels: dict[str, Any], category: str) -> np.ndarray:
     return mask
 
 
-def pixel_codes(scene: Scene, models: Models, intrinsics: Intrinsics, cam_to_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pixel_codes(
+    scene: Scene, models: Models, intrinsics: Intrinsics, cam_to_world: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """LQC code of every pixel's rendered latent at one camera.
 
     cam_to_world: [4, 4] OpenCV camera, scene frame. Returns (codes [H * W, L] int64, covered [H * W]
@@ -139,8 +151,14 @@ def pixel_codes(scene: Scene, models: Models, intrinsics: Intrinsics, cam_to_wor
     return codes, (out.alpha.reshape(-1) >= MIN_ALPHA).cpu().numpy()
 
 
-def pixel_relevancy(codes: np.ndarray, covered: np.ndarray, shape: tuple[int, int], models: Models, prompt: str,
-                    negatives: Sequence[str]) -> tuple[np.ndarray, int]:
+def pixel_relevancy(
+    codes: np.ndarray,
+    covered: np.ndarray,
+    shape: tuple[int, int],
+    models: Models,
+    prompt: str,
+    negatives: Sequence[str],
+) -> tuple[np.ndarray, int]:
     """[H, W] float32 relevancy map of ``prompt`` and the level that answered.
 
     codes: [H * W, L] int64 and covered: [H * W] bool from :func:`pixel_codes`. The covered pixels'
@@ -153,7 +171,9 @@ def pixel_relevancy(codes: np.ndarray, covered: np.ndarray, shape: tuple[int, in
     return values.reshape(shape), result.level
 
 
-def mask_relevancy(features: MaskFeatures, models: Models, prompt: str, negatives: Sequence[str]) -> tuple[np.ndarray, int]:
+def mask_relevancy(
+    features: MaskFeatures, models: Models, prompt: str, negatives: Sequence[str]
+) -> tuple[np.ndarray, int]:
     """[H, W] float32 CLIP relevancy map of ``prompt`` on one frame's own mask features (no 3D, no
     LQC) and the level that answered (highest maximum, as :func:`pixel_relevancy`); 0 where no mask."""
     table = prompt_relevancy(features.table, models, prompt, negatives)  # [M]
@@ -169,15 +189,18 @@ def nearest_camera(cam_to_world: np.ndarray, candidates: Sequence[np.ndarray]) -
     return int(np.argmin(np.linalg.norm(centres - np.asarray(cam_to_world)[:3, 3], axis=1)))
 
 
-def evaluate_baseline(dataset: Dataset, keyframes: Sequence[Frame], models: Models,
-                      config: LangsceneConfig) -> list[dict[str, Any]]:
+def evaluate_baseline(
+    dataset: Dataset, keyframes: Sequence[Frame], models: Models, config: LangsceneConfig
+) -> list[dict[str, Any]]:
     """2D baseline records: each eval view is scored with the relevancy map of its nearest keyframe
     (camera centre) taken as is, no 3D (DESIGN.md 6); the record adds ``"keyframe": index``.
     Keyframes must have the eval views' image size."""
     if any(f.rgb.shape[:2] != (dataset.intrinsics.height, dataset.intrinsics.width) for f in keyframes):
         raise ValueError("the 2D baseline needs keyframes of the eval views' image size")
-    features = [mask_features(models.clip, f.rgb, models.masks(f.rgb), batch_size=models.config.clip.batch_size)
-                for f in keyframes]
+    features = [
+        mask_features(models.clip, f.rgb, models.masks(f.rgb), batch_size=models.config.clip.batch_size)
+        for f in keyframes
+    ]
     size = filter_size(dataset.intrinsics.width)
     records = []
     for frame in dataset.eval:
@@ -194,16 +217,19 @@ def object_centre(world: World, name: str) -> np.ndarray:
     return np.asarray(world.meshes[world.instance_id(name)].get_axis_aligned_bounding_box().get_center())
 
 
-def grade_object(world: World, name: str, centre: np.ndarray, grasps: Sequence[tuple[np.ndarray, float]],
-                 grasp: GraspConfig) -> dict[str, Any]:
+def grade_object(
+    world: World, name: str, centre: np.ndarray, grasps: Sequence[tuple[np.ndarray, float]], grasp: GraspConfig
+) -> dict[str, Any]:
     """An answer locating object ``name``, graded: {"center_error_m": metres, "grasps_valid": how many
     grasps are valid, "best_grasp_valid": whether the first (best) one is, None without grasps}.
 
     centre: [3] the answered object centre, world frame; grasps: (pose [4, 4] gripper-to-world, opening
     width m) each, best first, checked against the true geometry with the gripper of ``grasp``."""
     error = float(np.linalg.norm(np.asarray(centre, dtype=np.float64) - object_centre(world, name)))
-    valid = [check_grasp(world, name, pose, width, max_width=grasp.gripper_max_width,
-                         finger_depth=grasp.finger_depth).valid for pose, width in grasps]
+    valid = [
+        check_grasp(world, name, pose, width, max_width=grasp.gripper_max_width, finger_depth=grasp.finger_depth).valid
+        for pose, width in grasps
+    ]
     return {"center_error_m": error, "grasps_valid": sum(valid), "best_grasp_valid": valid[0] if valid else None}
 
 
@@ -219,8 +245,9 @@ def evaluate_views(dataset: Dataset, scene: Scene, models: Models, config: Langs
             continue
         codes, covered = pixel_codes(scene, models, k, frame.cam_to_world)
         for name in names:
-            relevancy_map, level = pixel_relevancy(codes, covered, (k.height, k.width), models, name,
-                                                   config.query.negatives)
+            relevancy_map, level = pixel_relevancy(
+                codes, covered, (k.height, k.width), models, name, config.query.negatives
+            )
             records.append(view_record(frame.name, name, labels, relevancy_map, level, size))
     return records
 
@@ -230,14 +257,37 @@ def evaluate_objects(world: World, scene: Scene, models: Models, config: Langsce
     records = []
     tabletop, codes = tabletop_of(scene.means, config.query), code_levels(scene.codes)  # once per scene
     for obj in world.spec.objects:
-        result = answer_prompt(codes, scene.means, scene.colors, scene.normals, models, obj.name, config.query,
-                               config.grasp, tabletop=tabletop)
-        record = {"kind": "3d", "name": obj.name, "found": result.object_box is not None, "center_error_m": None,
-                  "grasps": len(result.grasps), "grasps_valid": 0, "best_grasp_valid": None,
-                  "max_relevancy": float(result.max_relevancy)}
+        result = answer_prompt(
+            codes,
+            scene.means,
+            scene.colors,
+            scene.normals,
+            models,
+            obj.name,
+            config.query,
+            config.grasp,
+            tabletop=tabletop,
+        )
+        record = {
+            "kind": "3d",
+            "name": obj.name,
+            "found": result.object_box is not None,
+            "center_error_m": None,
+            "grasps": len(result.grasps),
+            "grasps_valid": 0,
+            "best_grasp_valid": None,
+            "max_relevancy": float(result.max_relevancy),
+        }
         if result.object_box is not None:
-            record.update(grade_object(world, obj.name, result.object_box.pose[:3, 3],
-                                       [(g.pose, g.width) for g in result.grasps], config.grasp))
+            record.update(
+                grade_object(
+                    world,
+                    obj.name,
+                    result.object_box.pose[:3, 3],
+                    [(g.pose, g.width) for g in result.grasps],
+                    config.grasp,
+                )
+            )
         records.append(record)
     return records
 
@@ -248,16 +298,21 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     objects = [r for r in records if r["kind"] == "3d"]
     errors = [r["center_error_m"] for r in objects if r["center_error_m"] is not None]
     grasps = sum(r["grasps"] for r in objects)
-    return {"loc_acc": float(np.mean([r["hit"] for r in views])) if views else None,
-            "miou": float(np.mean([r["iou"] for r in views])) if views else None,
-            "center_error_m": float(np.mean(errors)) if errors else None,
-            "grasp_valid_rate": sum(r["grasps_valid"] for r in objects) / grasps if grasps else None,
-            "found": len(errors), "names": [r["name"] for r in objects],
-            "views": len({r["view"] for r in views}), "per_query": records}
+    return {
+        "loc_acc": float(np.mean([r["hit"] for r in views])) if views else None,
+        "miou": float(np.mean([r["iou"] for r in views])) if views else None,
+        "center_error_m": float(np.mean(errors)) if errors else None,
+        "grasp_valid_rate": sum(r["grasps_valid"] for r in objects) / grasps if grasps else None,
+        "found": len(errors),
+        "names": [r["name"] for r in objects],
+        "views": len({r["view"] for r in views}),
+        "per_query": records,
+    }
 
 
-def evaluate(dataset: Dataset, scene: Scene, models: Models, config: LangsceneConfig,
-             world: World | None = None) -> dict[str, Any]:
+def evaluate(
+    dataset: Dataset, scene: Scene, models: Models, config: LangsceneConfig, world: World | None = None
+) -> dict[str, Any]:
     """Evaluate ``scene`` (reconstructed from ``dataset``'s capture, scene frame = world frame) on the
     dataset's labelled eval views and its objects; layout in the module docstring. world: the built
     world of ``dataset.spec`` (None: built here)."""
@@ -298,13 +353,23 @@ def evaluate_mode(dataset: Dataset, mode: str, models: Models, config: Langscene
     e.g. TriMap frames dropped) and ``reconstruct_s``."""
     keyframes = mode_keyframes(dataset, mode, config.keyframe)
     if mode == "baseline_2d":
-        return {"mode": mode, **summarize(evaluate_baseline(dataset, keyframes, models, config)),
-                "keyframes": len(keyframes), "notes": [], "reconstruct_s": 0.0}
+        return {
+            "mode": mode,
+            **summarize(evaluate_baseline(dataset, keyframes, models, config)),
+            "keyframes": len(keyframes),
+            "notes": [],
+            "reconstruct_s": 0.0,
+        }
     start = time.perf_counter()
     scene = reconstruct(keyframes, models, config)
     seconds = time.perf_counter() - start
-    return {"mode": mode, **evaluate(dataset, scene, models, config), "keyframes": len(keyframes),
-            "notes": list(scene.info.get("notes", [])), "reconstruct_s": round(seconds, 1)}
+    return {
+        "mode": mode,
+        **evaluate(dataset, scene, models, config),
+        "keyframes": len(keyframes),
+        "notes": list(scene.info.get("notes", [])),
+        "reconstruct_s": round(seconds, 1),
+    }
 
 
 def mode_config(config: LangsceneConfig, mode: str) -> LangsceneConfig:

@@ -19,6 +19,7 @@ Collision is exact for boxes against triangle meshes: a box edge crossing a tria
 cast), a mesh edge crossing a box (slab test, written here since open3d has no segment-box query), or
 the box lying wholly inside a closed mesh (open3d occupancy of its centre).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,9 @@ class GraspCheck:
     reason: str
 
 
-def _gripper_boxes(width: float, finger_depth: float, finger_thickness: float, finger_breadth: float,
-                   approach_distance: float) -> dict[str, np.ndarray]:
+def _gripper_boxes(
+    width: float, finger_depth: float, finger_thickness: float, finger_breadth: float, approach_distance: float
+) -> dict[str, np.ndarray]:
     """Gripper parts swept along the approach, as axis-aligned boxes in the gripper frame:
     name -> [2, 3] (min, max) corners. The palm is as thick as a finger."""
     half, y = width / 2, finger_breadth / 2
@@ -108,15 +110,18 @@ def _collision(world: World, pose: np.ndarray, boxes: dict[str, np.ndarray]) -> 
     return None
 
 
-def _first_contact(world: World, pose: np.ndarray, side: float, width: float, finger_depth: float,
-                   finger_breadth: float) -> tuple[int, np.ndarray] | None:
+def _first_contact(
+    world: World, pose: np.ndarray, side: float, width: float, finger_depth: float, finger_breadth: float
+) -> tuple[int, np.ndarray] | None:
     """Closing the finger on side +1 / -1 of x: (instance id, world normal) of its first contact, or None."""
-    y, z = np.meshgrid(np.linspace(-finger_breadth / 2, finger_breadth / 2, PAD_SAMPLES),
-                       np.linspace(-finger_depth, 0.0, PAD_SAMPLES))
+    y, z = np.meshgrid(
+        np.linspace(-finger_breadth / 2, finger_breadth / 2, PAD_SAMPLES), np.linspace(-finger_depth, 0.0, PAD_SAMPLES)
+    )
     starts = np.stack([np.full(y.size, side * width / 2), y.ravel(), z.ravel()], axis=1)
     direction = np.array([-side * width, 0.0, 0.0])  # t in [0, 1] spans the whole opening
-    rays = np.concatenate([starts @ pose[:3, :3].T + pose[:3, 3],
-                           np.broadcast_to(pose[:3, :3] @ direction, starts.shape)], axis=1)
+    rays = np.concatenate(
+        [starts @ pose[:3, :3].T + pose[:3, 3], np.broadcast_to(pose[:3, :3] @ direction, starts.shape)], axis=1
+    )
     hit = world.raycaster.cast_rays(o3d.core.Tensor(rays.astype(np.float32)))
     t = hit["t_hit"].numpy()
     if not np.any(t <= 1.0):
@@ -125,10 +130,18 @@ def _first_contact(world: World, pose: np.ndarray, side: float, width: float, fi
     return int(hit["geometry_ids"].numpy()[first]), hit["primitive_normals"].numpy()[first].astype(np.float64)
 
 
-def check_grasp(world_or_spec: World | WorldSpec, target_name: str, grasp_pose: np.ndarray, width: float,
-                max_width: float = 0.08, finger_depth: float = 0.03, finger_thickness: float = 0.01,
-                finger_breadth: float = 0.02, approach_distance: float = 0.05,
-                friction_cone_deg: float = 30.0) -> GraspCheck:
+def check_grasp(
+    world_or_spec: World | WorldSpec,
+    target_name: str,
+    grasp_pose: np.ndarray,
+    width: float,
+    max_width: float = 0.08,
+    finger_depth: float = 0.03,
+    finger_thickness: float = 0.01,
+    finger_breadth: float = 0.02,
+    approach_distance: float = 0.05,
+    friction_cone_deg: float = 30.0,
+) -> GraspCheck:
     """Check a parallel-jaw grasp against the true geometry (tests and gripper model: module docstring).
 
     world_or_spec: a built World (reuses its raycasting scene) or a WorldSpec (built here).
@@ -139,8 +152,11 @@ def check_grasp(world_or_spec: World | WorldSpec, target_name: str, grasp_pose: 
     world = world_or_spec if isinstance(world_or_spec, World) else build_world(world_or_spec)
     target = world.instance_id(target_name)
     pose = np.asarray(grasp_pose, dtype=np.float64)
-    if pose.shape != (4, 4) or not np.allclose(pose[:3, :3] @ pose[:3, :3].T, np.eye(3), atol=1e-6) \
-            or np.linalg.det(pose[:3, :3]) < 0:
+    if (
+        pose.shape != (4, 4)
+        or not np.allclose(pose[:3, :3] @ pose[:3, :3].T, np.eye(3), atol=1e-6)
+        or np.linalg.det(pose[:3, :3]) < 0
+    ):
         raise ValueError(f"grasp_pose: expected a rigid 4x4 transform, got {pose.tolist()}")
     if not 0.0 < width <= max_width:
         return GraspCheck(False, f"width {width:.4f} m is outside the gripper's range (0, {max_width:.4f}] m")
@@ -157,10 +173,15 @@ def check_grasp(world_or_spec: World | WorldSpec, target_name: str, grasp_pose: 
             return GraspCheck(False, f"no contact: finger {label} closes on empty space")
         instance_id, normal = contact
         if instance_id != target:
-            return GraspCheck(False, f"wrong object: finger {label} first touches "
-                                     f"{world.instance_name(instance_id)!r}, not {target_name!r}")
+            return GraspCheck(
+                False,
+                f"wrong object: finger {label} first touches {world.instance_name(instance_id)!r}, not {target_name!r}",
+            )
         angle = np.degrees(np.arccos(np.clip(abs(normal @ closing_axis), 0.0, 1.0)))
         if angle > friction_cone_deg:
-            return GraspCheck(False, f"not antipodal: finger {label} contact normal is {angle:.1f} deg off the "
-                                     f"closing axis (limit {friction_cone_deg:.1f})")
+            return GraspCheck(
+                False,
+                f"not antipodal: finger {label} contact normal is {angle:.1f} deg off the "
+                f"closing axis (limit {friction_cone_deg:.1f})",
+            )
     return GraspCheck(True, "ok")

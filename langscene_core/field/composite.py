@@ -12,6 +12,7 @@ are reductions over the P pixels of a tile followed by ONE scatter of the [T, L]
 gradient is a batched matmul. Profiling at 10k Gaussians, 160x120, showed gathers, scatters and
 ``nonzero`` cost far more on 2 cores than elementwise maths, hence this dense-block design.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,17 @@ class TileBins:
     tile_size: int
 
 
-def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor, depths: Tensor, radii: Tensor,
-              width: int, height: int, tile_size: int = CPU_TILE_SIZE) -> tuple[Tensor, Tensor]:
+def composite(
+    means2d: Tensor,
+    conics: Tensor,
+    opacities: Tensor,
+    colors: Tensor,
+    depths: Tensor,
+    radii: Tensor,
+    width: int,
+    height: int,
+    tile_size: int = CPU_TILE_SIZE,
+) -> tuple[Tensor, Tensor]:
     """Front-to-back alpha compositing of one camera's projected Gaussians; differentiable.
 
     means2d [N, 2] pixels (centres at integer + 0.5), conics [N, 3] (upper triangle of the inverse 2-D
@@ -57,8 +67,9 @@ def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor
     radii [N, 2] (Gaussians with a zero radius are skipped). Returns image [H, W, D], alpha [H, W, 1].
     The result does not depend on tile_size (binning is conservative); only the speed does.
     """
-    bins = bin_tiles(means2d.detach(), conics.detach(), opacities.detach(), depths.detach(), radii,
-                     width, height, tile_size)
+    bins = bin_tiles(
+        means2d.detach(), conics.detach(), opacities.detach(), depths.detach(), radii, width, height, tile_size
+    )
     tile_colors, tile_alpha = _Composite.apply(means2d, conics, opacities, colors, bins)
     image = _untile(tile_colors, bins)[:height, :width]
     alpha = _untile(tile_alpha[..., None], bins)[:height, :width]
@@ -66,8 +77,16 @@ def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor
 
 
 @torch.no_grad()
-def bin_tiles(means2d: Tensor, conics: Tensor, opacities: Tensor, depths: Tensor, radii: Tensor,
-              width: int, height: int, tile_size: int) -> TileBins:
+def bin_tiles(
+    means2d: Tensor,
+    conics: Tensor,
+    opacities: Tensor,
+    depths: Tensor,
+    radii: Tensor,
+    width: int,
+    height: int,
+    tile_size: int,
+) -> TileBins:
     """Bin each drawn Gaussian to the tiles where its alpha can reach 1/255.
 
     alpha >= 1/255 needs sigma <= log(255 opacity): an ellipse (gsplat's 3.33-sigma radius is its
@@ -94,8 +113,9 @@ def bin_tiles(means2d: Tensor, conics: Tensor, opacities: Tensor, depths: Tensor
     first = torch.cumsum(count, 0) - count
     k = torch.arange(len(rank), device=means2d.device) - first[rank]
     tile_x, tile_y = x0[rank] + k % span_x[rank], y0[rank] + k // span_x[rank]
-    reach = _reaches(centre[rank], conics[visible[rank]], bound[visible[rank]], tile_x, tile_y, tile_size,
-                     width, height)
+    reach = _reaches(
+        centre[rank], conics[visible[rank]], bound[visible[rank]], tile_x, tile_y, tile_size, width, height
+    )
     rank, tile = rank[reach], (tile_y * tiles_x + tile_x)[reach]
     tile_sorted, order = torch.sort(tile, stable=True)  # stable: keeps the depth order within a tile
     tile_count = torch.bincount(tile_sorted, minlength=tiles_x * tiles_y)
@@ -103,8 +123,9 @@ def bin_tiles(means2d: Tensor, conics: Tensor, opacities: Tensor, depths: Tensor
     return TileBins(visible[rank[order]], tile_start, tile_count, tiles_x, tiles_y, tile_size)
 
 
-def _reaches(mean: Tensor, conic: Tensor, bound: Tensor, tile_x: Tensor, tile_y: Tensor, tile_size: int,
-             width: int, height: int) -> Tensor:
+def _reaches(
+    mean: Tensor, conic: Tensor, bound: Tensor, tile_x: Tensor, tile_y: Tensor, tile_size: int, width: int, height: int
+) -> Tensor:
     """[K] bool: does {d : a dx^2 + 2 b dx dy + c dy^2 <= bound} around mean [K, 2] meet the rectangle
     of the pixel centres of tile (tile_x, tile_y) [K]? The quadratic's minimum over the rectangle is 0
     when the mean is inside, else the least of its minima along the four edges."""
@@ -133,7 +154,7 @@ def _tile_groups(tile_count: Tensor, pix_per_tile: int) -> list[Tensor]:
     while start < len(counts):
         # the first tile of a group is its longest; take as many as fit in the budget
         n = max(1, GROUP_ELEMENTS // (pix_per_tile * counts[start]))
-        groups.append(tiles[start:start + n])
+        groups.append(tiles[start : start + n])
         start += n
     return groups
 
@@ -153,7 +174,7 @@ class _Composite(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor, bins: TileBins):
-        n_tiles, pix_per_tile = bins.tiles_x * bins.tiles_y, bins.tile_size ** 2
+        n_tiles, pix_per_tile = bins.tiles_x * bins.tiles_y, bins.tile_size**2
         out_colors = colors.new_zeros(n_tiles, pix_per_tile, colors.shape[-1])
         out_alpha = colors.new_zeros(n_tiles, pix_per_tile)
         saved = []
@@ -190,14 +211,16 @@ class _Composite(torch.autograd.Function):
             mx, my = gauss[0] - origin[:, 0, None], gauss[1] - origin[:, 1, None]  # tile-local means [T, L]
             sum_dx, sum_dy = sx - mx * s0, sy - my * s0  # sum over pixels of dL/dsigma * dx, * dy
             a, b, c = gauss[2], gauss[3], gauss[4]
-            grads = torch.stack([
-                -(a * sum_dx + b * sum_dy),  # means2d x
-                -(b * sum_dx + c * sum_dy),  # means2d y
-                0.5 * (sxx - 2.0 * mx * sx + mx * mx * s0),  # conic a: 0.5 sum dL/dsigma dx^2
-                sxy - mx * sy - my * sx + mx * my * s0,  # conic b: sum dL/dsigma dx dy
-                0.5 * (syy - 2.0 * my * sy + my * my * s0),  # conic c
-                grad_opacity,
-            ])  # [6, T, L]; padding slots have zero gradient (gated_falloff is 0 there)
+            grads = torch.stack(
+                [
+                    -(a * sum_dx + b * sum_dy),  # means2d x
+                    -(b * sum_dx + c * sum_dy),  # means2d y
+                    0.5 * (sxx - 2.0 * mx * sx + mx * mx * s0),  # conic a: 0.5 sum dL/dsigma dx^2
+                    sxy - mx * sy - my * sx + mx * my * s0,  # conic b: sum dL/dsigma dx dy
+                    0.5 * (syy - 2.0 * my * sy + my * my * s0),  # conic c
+                    grad_opacity,
+                ]
+            )  # [6, T, L]; padding slots have zero gradient (gated_falloff is 0 there)
             grad_table.index_add_(1, flat_ids, grads.reshape(6, -1))
         del ctx.groups
         return grad_table[:2].T, grad_table[2:5].T, grad_table[5], grad_feats, None
@@ -220,7 +243,7 @@ def _blend_groups(means2d: Tensor, conics: Tensor, opacities: Tensor, bins: Tile
     tile origins [T, 2], _Blend) for each group of tiles, with gsplat's compositing rules."""
     # one table per Gaussian: x, y, a, b, c, opacity -> one gather per group
     table = torch.cat([means2d, conics, opacities[:, None]], dim=1).T.contiguous()  # [6, N]
-    for tiles in _tile_groups(bins.tile_count, bins.tile_size ** 2):
+    for tiles in _tile_groups(bins.tile_count, bins.tile_size**2):
         ids, valid = _group_ids(bins, tiles)
         gauss = table.index_select(1, ids.reshape(-1)).reshape(6, *ids.shape)  # [6, T, L]
         gauss[5] *= valid  # padding slots get opacity 0: alpha < 1/255, never composited
@@ -264,8 +287,11 @@ class CompositingMatrix:
     @property
     def nbytes(self) -> int:
         """Memory held by both CSR matrices."""
-        return sum(t.numel() * t.element_size() for m in (self.matrix, self.transposed)
-                   for t in (m.crow_indices(), m.col_indices(), m.values()))
+        return sum(
+            t.numel() * t.element_size()
+            for m in (self.matrix, self.transposed)
+            for t in (m.crow_indices(), m.col_indices(), m.values())
+        )
 
 
 class _SparseProduct(torch.autograd.Function):
@@ -283,13 +309,24 @@ class _SparseProduct(torch.autograd.Function):
 
 
 @torch.no_grad()
-def compositing_matrix(means2d: Tensor, conics: Tensor, opacities: Tensor, depths: Tensor, radii: Tensor,
-                       width: int, height: int, tile_size: int = CPU_TILE_SIZE) -> CompositingMatrix:
+def compositing_matrix(
+    means2d: Tensor,
+    conics: Tensor,
+    opacities: Tensor,
+    depths: Tensor,
+    radii: Tensor,
+    width: int,
+    height: int,
+    tile_size: int = CPU_TILE_SIZE,
+) -> CompositingMatrix:
     """``composite``'s weights for fixed geometry (same inputs, no colours) as a CompositingMatrix:
     for frozen geometry (stage B of training) it replaces projection, binning and compositing."""
     bins = bin_tiles(means2d, conics, opacities, depths, radii, width, height, tile_size)
-    rows, cols, values = [means2d.new_zeros(0, dtype=torch.long)], [means2d.new_zeros(0, dtype=torch.long)], \
-        [means2d.new_zeros(0)]
+    rows, cols, values = (
+        [means2d.new_zeros(0, dtype=torch.long)],
+        [means2d.new_zeros(0, dtype=torch.long)],
+        [means2d.new_zeros(0)],
+    )
     for _, ids, _, origin, blend in _blend_groups(means2d, conics, opacities, bins):
         t, p, s = torch.nonzero(blend.weights, as_tuple=True)
         x = origin[t, 0].long() + p % tile_size
@@ -310,8 +347,9 @@ def _csr(rows: Tensor, cols: Tensor, values: Tensor, n_rows: int, n_cols: int) -
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n_rows), 0)
     with warnings.catch_warnings():  # torch flags sparse CSR as beta on every first use; we rely on mm only
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(crow.int(), cols[order].int(), values[order], (n_rows, n_cols),
-                                       check_invariants=False)
+        return torch.sparse_csr_tensor(
+            crow.int(), cols[order].int(), values[order], (n_rows, n_cols), check_invariants=False
+        )
 
 
 def _group_ids(bins: TileBins, tiles: Tensor) -> tuple[Tensor, Tensor]:
@@ -325,8 +363,9 @@ def _group_ids(bins: TileBins, tiles: Tensor) -> tuple[Tensor, Tensor]:
 
 def _tile_origins(bins: TileBins, tiles: Tensor) -> Tensor:
     """[T, 2] int64 pixel x, y of each tile's top-left corner."""
-    return torch.stack([tiles % bins.tiles_x, torch.div(tiles, bins.tiles_x, rounding_mode="floor")], -1) \
-        * bins.tile_size
+    return (
+        torch.stack([tiles % bins.tiles_x, torch.div(tiles, bins.tiles_x, rounding_mode="floor")], -1) * bins.tile_size
+    )
 
 
 def _local_pixels(tile_size: int, dtype: torch.dtype) -> Tensor:
@@ -344,5 +383,8 @@ def _pixel_moments(tile_size: int, dtype: torch.dtype) -> Tensor:
 def _untile(values: Tensor, bins: TileBins) -> Tensor:
     """[n_tiles, P, D] tile-major pixels -> [tiles_y * tile_size, tiles_x * tile_size, D] image."""
     size, d = bins.tile_size, values.shape[-1]
-    return (values.reshape(bins.tiles_y, bins.tiles_x, size, size, d)
-            .permute(0, 2, 1, 3, 4).reshape(bins.tiles_y * size, bins.tiles_x * size, d))
+    return (
+        values.reshape(bins.tiles_y, bins.tiles_x, size, size, d)
+        .permute(0, 2, 1, 3, 4)
+        .reshape(bins.tiles_y * size, bins.tiles_x * size, d)
+    )

@@ -11,9 +11,10 @@ densification strategies expect, so ``gsplat.strategy.DefaultStrategy`` can grow
 - ``shN``       [N, K - 1, 3] float32, higher SH bands (K = (sh_degree + 1) ** 2; K - 1 may be 0)
 - ``latents``   [N, L, 3] float32, one 3-d language latent per mask level (L = 3: s, m, l)
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import open3d as o3d
@@ -21,8 +22,8 @@ import torch
 from gsplat.cuda._torch_impl import _quat_to_rotmat
 from torch import Tensor, nn
 
-from langscene_core.geometry.camera import unproject_depth
 from langscene_core.field.views import TrainView
+from langscene_core.geometry.camera import unproject_depth
 
 SH_C0 = 0.28209479177387814  # degree-0 SH basis: colour = SH_C0 * sh0 + 0.5
 LEVELS = ("s", "m", "l")
@@ -44,20 +45,30 @@ class Gaussians(nn.Module):
             raise ValueError(f"Gaussians need parameters {PARAM_KEYS}; missing {missing}")
         n = params["means"].shape[0]
         if params["shN"].shape[1] != (sh_degree + 1) ** 2 - 1:
-            raise ValueError(f"shN must have {(sh_degree + 1) ** 2 - 1} bands for sh_degree {sh_degree}, "
-                             f"got {params['shN'].shape[1]}")
+            raise ValueError(
+                f"shN must have {(sh_degree + 1) ** 2 - 1} bands for sh_degree {sh_degree}, "
+                f"got {params['shN'].shape[1]}"
+            )
         for key in PARAM_KEYS:
             if params[key].shape[0] != n:
                 raise ValueError(f"parameter {key} has {params[key].shape[0]} rows, means has {n}")
         self.sh_degree = sh_degree
-        self.params = nn.ParameterDict({k: nn.Parameter(torch.as_tensor(params[k], dtype=torch.float32).clone())
-                                        for k in PARAM_KEYS})
+        self.params = nn.ParameterDict(
+            {k: nn.Parameter(torch.as_tensor(params[k], dtype=torch.float32).clone()) for k in PARAM_KEYS}
+        )
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def from_points(cls, points: np.ndarray | Tensor, colors: np.ndarray | Tensor,
-                    normals: Optional[np.ndarray | Tensor] = None, sh_degree: int = 1, levels: int = len(LEVELS),
-                    opacity: float = 0.5, flat_ratio: float = 0.1) -> "Gaussians":
+    def from_points(
+        cls,
+        points: np.ndarray | Tensor,
+        colors: np.ndarray | Tensor,
+        normals: np.ndarray | Tensor | None = None,
+        sh_degree: int = 1,
+        levels: int = len(LEVELS),
+        opacity: float = 0.5,
+        flat_ratio: float = 0.1,
+    ) -> Gaussians:
         """Gaussians centred on a point cloud.
 
         points: [N, 3] world frame; colors: [N, 3] in 0..1; normals: optional [N, 3] world-frame unit
@@ -92,8 +103,15 @@ class Gaussians(nn.Module):
         return cls(params, sh_degree)
 
     @classmethod
-    def from_rgbd(cls, views: Sequence[TrainView], stride: int = 2, max_points: int = 50000, sh_degree: int = 1,
-                  levels: int = len(LEVELS), seed: int = 0) -> "Gaussians":
+    def from_rgbd(
+        cls,
+        views: Sequence[TrainView],
+        stride: int = 2,
+        max_points: int = 50000,
+        sh_degree: int = 1,
+        levels: int = len(LEVELS),
+        seed: int = 0,
+    ) -> Gaussians:
         """Gaussians from the depth maps of ``views`` (unprojected every ``stride`` pixels, randomly
         thinned to ``max_points``), coloured by the RGB and oriented by the normal prior where present."""
         points, colors, normals = rgbd_points(views, stride)
@@ -174,11 +192,13 @@ def knn(points: Tensor, k: int) -> tuple[Tensor, Tensor]:
     nns = o3d.core.nns.NearestNeighborSearch(pts)
     nns.knn_index()
     idx, sq_dist = nns.knn_search(pts, k + 1)  # the first hit is the point itself
-    return (torch.from_numpy(idx.numpy()[:, 1:].astype(np.int64)).to(points.device),
-            torch.from_numpy(sq_dist.numpy()[:, 1:]).sqrt().to(points.device))
+    return (
+        torch.from_numpy(idx.numpy()[:, 1:].astype(np.int64)).to(points.device),
+        torch.from_numpy(sq_dist.numpy()[:, 1:]).sqrt().to(points.device),
+    )
 
 
-def rgbd_points(views: Sequence[TrainView], stride: int) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+def rgbd_points(views: Sequence[TrainView], stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """World points [M, 3], colours [M, 3] and normals [M, 3] (None unless every view with depth has a
     normal prior) of every ``stride``-th pixel with valid depth, over the views that have depth (e.g.
     keyframes; generated frames have none) (langscene_core.geometry.camera.unproject_depth)."""
@@ -196,5 +216,8 @@ def rgbd_points(views: Sequence[TrainView], stride: int) -> tuple[np.ndarray, np
             normals.append(view.normal[::stride, ::stride][valid])
     if not points or sum(len(p) for p in points) < 4:
         raise ValueError("the views' depth maps hold fewer than 4 valid points")
-    return (np.concatenate(points).astype(np.float32), np.concatenate(colors).astype(np.float32),
-            np.concatenate(normals).astype(np.float32) if with_normals else None)
+    return (
+        np.concatenate(points).astype(np.float32),
+        np.concatenate(colors).astype(np.float32),
+        np.concatenate(normals).astype(np.float32) if with_normals else None,
+    )

@@ -2,10 +2,10 @@
 
 Shapes: images [H, W, C]; masks [H, W] bool or int ids; latents per Gaussian [N, 3].
 """
+
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +39,9 @@ def normal_angle(rendered: Tensor, prior: Tensor) -> Tensor:
     return torch.arccos(cos.clamp(-1.0, 1.0))
 
 
-def normal_loss(rendered: Tensor, prior: Tensor, step: int, warmup_steps: int, tau_thr_deg: float,
-                valid: Optional[Tensor] = None) -> Tensor:
+def normal_loss(
+    rendered: Tensor, prior: Tensor, step: int, warmup_steps: int, tau_thr_deg: float, valid: Tensor | None = None
+) -> Tensor:
     """Progressive normal loss, Eq. 7.
 
     rendered: [H, W, 3] rendered normal N_p (world frame); prior: [H, W, 3] generated normal N.
@@ -58,7 +59,7 @@ def normal_loss(rendered: Tensor, prior: Tensor, step: int, warmup_steps: int, t
     return (rendered[mask] - prior[mask]).abs().sum(-1).mean()
 
 
-def latent_loss(rendered: Tensor, target: Tensor, valid: Optional[Tensor] = None) -> Tensor:
+def latent_loss(rendered: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
     """Squared L2 between rendered and target latent maps [..., H, W, 3] (mean over valid pixels [..., H, W])."""
     sq = ((rendered - target) ** 2).sum(-1)
     if valid is None:

@@ -8,13 +8,14 @@ language latents lang_<level>_<c> (level s, m, l; c = 0..2). The sidecar ``<name
 format version, SH degree, levels, Gaussian count and caller metadata. Both files are written to a
 temporary file in the same folder and renamed into place, so a reader never sees a half-written file.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ def _level_name(level: int) -> str:
     return LEVELS[level] if level < len(LEVELS) else str(level)
 
 
-def save_ply(gaussians: Gaussians, path: str | Path, metadata: Optional[dict[str, Any]] = None) -> Path:
+def save_ply(gaussians: Gaussians, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     """Write ``path`` (PLY) and its JSON sidecar atomically; returns the PLY path.
 
     metadata: JSON-serialisable extra information (e.g. scene frame, training settings).
@@ -54,16 +55,29 @@ def save_ply(gaussians: Gaussians, path: str | Path, metadata: Optional[dict[str
     n = len(gaussians)
     with torch.no_grad():
         normals = gaussians.surface_normals().detach().cpu()
-    columns = [state["means"], normals, state["sh0"][:, 0], state["shN"].transpose(1, 2).reshape(n, -1),
-               state["opacities"][:, None], state["scales"], state["quats"], state["latents"].reshape(n, -1)]
+    columns = [
+        state["means"],
+        normals,
+        state["sh0"][:, 0],
+        state["shN"].transpose(1, 2).reshape(n, -1),
+        state["opacities"][:, None],
+        state["scales"],
+        state["quats"],
+        state["latents"].reshape(n, -1),
+    ]
     data = torch.cat(columns, dim=1).numpy().astype("<f4")
     names = property_names(gaussians.sh_degree, gaussians.levels)
     header = ["ply", "format binary_little_endian 1.0", f"element vertex {n}"]
     header += [f"property float {name}" for name in names] + ["end_header"]
     payload = ("\n".join(header) + "\n").encode("ascii") + np.ascontiguousarray(data).tobytes()
-    sidecar = {"format": FORMAT, "version": VERSION, "sh_degree": gaussians.sh_degree,
-               "levels": [_level_name(level) for level in range(gaussians.levels)], "count": n,
-               "metadata": metadata or {}}
+    sidecar = {
+        "format": FORMAT,
+        "version": VERSION,
+        "sh_degree": gaussians.sh_degree,
+        "levels": [_level_name(level) for level in range(gaussians.levels)],
+        "count": n,
+        "metadata": metadata or {},
+    }
     _atomic_write(path, payload)
     _atomic_write(sidecar_path(path), json.dumps(sidecar, indent=2).encode("utf-8"))
     return path
@@ -99,14 +113,14 @@ def load_ply(path: str | Path) -> Gaussians:
     count = next(int(line.split()[-1]) for line in header if line.startswith("element vertex"))
     if count != sidecar["count"]:
         raise ValueError(f"{path} holds {count} Gaussians but its sidecar says {sidecar['count']}")
-    body = raw[end + len(marker):]
+    body = raw[end + len(marker) :]
     if len(body) != count * len(names) * 4:
         raise ValueError(f"{path} is truncated: {len(body)} bytes for {count} x {len(names)} floats")
     data = torch.from_numpy(np.frombuffer(body, dtype="<f4").reshape(count, len(names)).astype(np.float32))
     col = {name: i for i, name in enumerate(names)}
 
     def block(first: str, width: int) -> torch.Tensor:
-        return data[:, col[first]:col[first] + width]
+        return data[:, col[first] : col[first] + width]
 
     n_rest = (sh_degree + 1) ** 2 - 1
     params = {

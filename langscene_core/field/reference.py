@@ -4,6 +4,7 @@ Every pixel composites every visible Gaussian (no tiles, no binning, no padding)
 so a mistake in the tile compositor's binning, sorting, grouping or masking shows up as a difference.
 Slow (O(H W N)); meant for tests and ``bench/rasterizer.py`` only.
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,26 +15,42 @@ from langscene_core.field.composite import ALPHA_MAX, ALPHA_MIN, T_MIN
 from langscene_core.field.rasterize import project
 
 
-def rasterize_brute_force(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, features: Tensor,
-                          viewmats: Tensor, Ks: Tensor, width: int, height: int, near_plane: float = 0.01,
-                          far_plane: float = 1e10, eps2d: float = 0.3, pixel_chunk: int = 1024) -> tuple[Tensor, Tensor]:
+def rasterize_brute_force(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    features: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    eps2d: float = 0.3,
+    pixel_chunk: int = 1024,
+) -> tuple[Tensor, Tensor]:
     """Same inputs as ``rasterize`` with features [N, D] and no background.
 
     Returns colors [C, H, W, D] and alphas [C, H, W, 1]; differentiable (chunks are checkpointed so the
     memory stays at one chunk of [pixel_chunk, N]).
     """
-    radii, means2d, depths, conics = project(means, quats, scales, viewmats, Ks, width, height,
-                                             near_plane, far_plane, eps2d)
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=means.dtype), torch.arange(width, dtype=means.dtype),
-                            indexing="ij")
+    radii, means2d, depths, conics = project(
+        means, quats, scales, viewmats, Ks, width, height, near_plane, far_plane, eps2d
+    )
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=means.dtype), torch.arange(width, dtype=means.dtype), indexing="ij"
+    )
     pixels = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1) + 0.5  # [HW, 2]
     renders, alphas = [], []
     for c in range(viewmats.shape[0]):
         visible = torch.nonzero((radii[c] > 0).all(dim=-1)).squeeze(1)
         order = visible[torch.argsort(depths[c, visible], stable=True)]
         args = (means2d[c, order], conics[c, order], opacities[order], features[order])
-        chunks = [checkpoint(_composite_pixels, pixels[s:s + pixel_chunk], *args, use_reentrant=False)
-                  for s in range(0, len(pixels), pixel_chunk)]
+        chunks = [
+            checkpoint(_composite_pixels, pixels[s : s + pixel_chunk], *args, use_reentrant=False)
+            for s in range(0, len(pixels), pixel_chunk)
+        ]
         out = torch.cat(chunks)  # [HW, D + 1]
         renders.append(out[:, :-1].reshape(height, width, -1))
         alphas.append(out[:, -1:].reshape(height, width, 1))
@@ -51,4 +68,3 @@ def _composite_pixels(pixels: Tensor, means2d: Tensor, conics: Tensor, opacities
     trans_before = torch.cat([torch.ones_like(trans_after[:, :1]), trans_after[:, :-1]], dim=-1)
     weights = alpha * trans_before * (trans_after.detach() > T_MIN)
     return torch.cat([weights @ colors, weights.sum(-1, keepdim=True)], dim=-1)
-

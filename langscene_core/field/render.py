@@ -3,19 +3,20 @@
 All requested maps come out of ONE ``rasterize`` call (features concatenated on the channel axis), so
 the compositing weights are computed once per view.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from langscene_core.geometry.camera import Intrinsics, invert_pose
-from langscene_core.field.gaussians import Gaussians
 from langscene_core.field.composite import CompositingMatrix, compositing_matrix
+from langscene_core.field.gaussians import Gaussians
 from langscene_core.field.rasterize import project, rasterize, view_colors
+from langscene_core.geometry.camera import Intrinsics, invert_pose
 
 
 @dataclass
@@ -30,12 +31,14 @@ class RenderOutput:
     alpha: Tensor
     depth: Tensor
     meta: dict[str, Any]
-    rgb: Optional[Tensor] = None
-    normal: Optional[Tensor] = None
-    latents: Optional[Tensor] = None
+    rgb: Tensor | None = None
+    normal: Tensor | None = None
+    latents: Tensor | None = None
 
 
-def camera_tensors(intrinsics: Intrinsics, cam_to_world: np.ndarray, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+def camera_tensors(
+    intrinsics: Intrinsics, cam_to_world: np.ndarray, device: torch.device | str = "cpu"
+) -> tuple[Tensor, Tensor]:
     """viewmats [1, 4, 4] (world -> camera) and Ks [1, 3, 3] float32 for ``rasterize``."""
     viewmat = torch.as_tensor(invert_pose(np.asarray(cam_to_world, dtype=np.float64)), dtype=torch.float32)
     K = torch.as_tensor(intrinsics.K, dtype=torch.float32)
@@ -50,8 +53,15 @@ def facing_normals(gaussians: Gaussians, camera_position: Tensor) -> Tensor:
     return normals * sign
 
 
-def render(gaussians: Gaussians, intrinsics: Intrinsics, cam_to_world: np.ndarray, rgb: bool = True,
-           normal: bool = True, latents: bool = False, background: Optional[Tensor] = None) -> RenderOutput:
+def render(
+    gaussians: Gaussians,
+    intrinsics: Intrinsics,
+    cam_to_world: np.ndarray,
+    rgb: bool = True,
+    normal: bool = True,
+    latents: bool = False,
+    background: Tensor | None = None,
+) -> RenderOutput:
     """Render the requested maps; differentiable w.r.t. every Gaussian parameter.
 
     background: optional [3] colour behind the scene (applies to rgb only).
@@ -75,9 +85,19 @@ def render(gaussians: Gaussians, intrinsics: Intrinsics, cam_to_world: np.ndarra
         backgrounds = torch.zeros(1, features.shape[-1], device=device)
         if rgb:
             backgrounds[0, :3] = background
-    colors, alphas, meta = rasterize(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities,
-                                     features, viewmats, Ks, intrinsics.width, intrinsics.height,
-                                     backgrounds=backgrounds, render_mode="RGB+ED")
+    colors, alphas, meta = rasterize(
+        gaussians.means,
+        gaussians.quats,
+        gaussians.scales,
+        gaussians.opacities,
+        features,
+        viewmats,
+        Ks,
+        intrinsics.width,
+        intrinsics.height,
+        backgrounds=backgrounds,
+        render_mode="RGB+ED",
+    )
     maps = torch.split(colors[0], list(sizes.values()) + [1], dim=-1)
     out = RenderOutput(alpha=alphas[0, ..., 0], depth=maps[-1][..., 0], meta=meta)
     for (name, _), value in zip(sizes.items(), maps[:-1]):
@@ -95,10 +115,12 @@ def compositing_operator(gaussians: Gaussians, intrinsics: Intrinsics, cam_to_wo
     if gaussians.means.is_cuda:
         raise ValueError("compositing_operator is for CPU Gaussians; on CUDA render() uses gsplat")
     viewmats, Ks = camera_tensors(intrinsics, cam_to_world)
-    radii, means2d, depths, conics = project(gaussians.means, gaussians.quats, gaussians.scales, viewmats, Ks,
-                                             intrinsics.width, intrinsics.height)
-    return compositing_matrix(means2d[0], conics[0], gaussians.opacities, depths[0], radii[0],
-                              intrinsics.width, intrinsics.height)
+    radii, means2d, depths, conics = project(
+        gaussians.means, gaussians.quats, gaussians.scales, viewmats, Ks, intrinsics.width, intrinsics.height
+    )
+    return compositing_matrix(
+        means2d[0], conics[0], gaussians.opacities, depths[0], radii[0], intrinsics.width, intrinsics.height
+    )
 
 
 def render_latents(operator: CompositingMatrix, gaussians: Gaussians, intrinsics: Intrinsics) -> Tensor:

@@ -12,9 +12,10 @@ Public API (the reconstruction job calls ``train_field``)::
 
     gaussians = train_field(views, config.field, init_points=None, progress=lambda f, msg: ...)
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,9 +31,15 @@ from langscene_core.field.views import TrainView
 ProgressFn = Callable[[float, str], None]  # (fraction done 0..1, message)
 
 
-def train_field(views: Sequence[TrainView], config: FieldConfig, init_points: Optional[np.ndarray] = None,
-                init_colors: Optional[np.ndarray] = None, init_normals: Optional[np.ndarray] = None,
-                progress: Optional[ProgressFn] = None, device: str | torch.device = "cpu") -> Gaussians:
+def train_field(
+    views: Sequence[TrainView],
+    config: FieldConfig,
+    init_points: np.ndarray | None = None,
+    init_colors: np.ndarray | None = None,
+    init_normals: np.ndarray | None = None,
+    progress: ProgressFn | None = None,
+    device: str | torch.device = "cpu",
+) -> Gaussians:
     """Build a language-embedded Gaussian field from posed views.
 
     views: training frames (see TrainView); stage B runs on the views that carry ``latents``.
@@ -48,8 +55,13 @@ def train_field(views: Sequence[TrainView], config: FieldConfig, init_points: Op
         colors = init_colors if init_colors is not None else np.full_like(init_points, 0.5)
         gaussians = Gaussians.from_points(init_points, colors, init_normals, sh_degree=config.sh_degree)
     else:
-        gaussians = Gaussians.from_rgbd(views, stride=config.init_stride, max_points=config.init_max_points,
-                                        sh_degree=config.sh_degree, seed=config.seed)
+        gaussians = Gaussians.from_rgbd(
+            views,
+            stride=config.init_stride,
+            max_points=config.init_max_points,
+            sh_degree=config.sh_degree,
+            seed=config.seed,
+        )
     gaussians = gaussians.to(device)
     total = max(config.geometry_steps + config.language_steps, 1)
     train_geometry(gaussians, views, config, _scaled(progress, 0.0, config.geometry_steps / total))
@@ -57,7 +69,7 @@ def train_field(views: Sequence[TrainView], config: FieldConfig, init_points: Op
     return gaussians
 
 
-def _scaled(progress: Optional[ProgressFn], start: float, end: float) -> Optional[ProgressFn]:
+def _scaled(progress: ProgressFn | None, start: float, end: float) -> ProgressFn | None:
     if progress is None:
         return None
     return lambda fraction, message: progress(start + (end - start) * fraction, message)
@@ -82,33 +94,47 @@ def _views_order(n_views: int, steps: int, generator: torch.Generator) -> list[i
     return order[:steps]
 
 
-def _tensor(array: Optional[np.ndarray], device, dtype=torch.float32) -> Optional[torch.Tensor]:
+def _tensor(array: np.ndarray | None, device, dtype=torch.float32) -> torch.Tensor | None:
     return None if array is None else torch.as_tensor(np.asarray(array), dtype=dtype, device=device)
 
 
-def train_geometry(gaussians: Gaussians, views: Sequence[TrainView], config: FieldConfig,
-                   progress: Optional[ProgressFn] = None) -> None:
+def train_geometry(
+    gaussians: Gaussians, views: Sequence[TrainView], config: FieldConfig, progress: ProgressFn | None = None
+) -> None:
     """Stage A in place: colour, depth, flattening and progressive normal losses, with densification."""
     steps = config.geometry_steps
     if steps <= 0:
         return
     device = gaussians.means.device
     scale = scene_scale(views, gaussians)
-    rates = {"means": config.lr_means * scale, "quats": config.lr_quats, "scales": config.lr_scales,
-             "opacities": config.lr_opacities, "sh0": config.lr_sh0, "shN": config.lr_shN, "latents": 0.0}
+    rates = {
+        "means": config.lr_means * scale,
+        "quats": config.lr_quats,
+        "scales": config.lr_scales,
+        "opacities": config.lr_opacities,
+        "sh0": config.lr_sh0,
+        "shN": config.lr_shN,
+        "latents": 0.0,
+    }
     params = gaussians.params
     optimizers = {k: torch.optim.Adam([params[k]], lr=lr, eps=1e-15) for k, lr in rates.items()}
-    strategy = DefaultStrategy(prune_opa=config.prune_opacity, grow_grad2d=config.densify_grad_threshold,
-                               refine_start_iter=config.densify_start, refine_stop_iter=config.densify_stop,
-                               refine_every=config.densify_every, reset_every=10 ** 9)
+    strategy = DefaultStrategy(
+        prune_opa=config.prune_opacity,
+        grow_grad2d=config.densify_grad_threshold,
+        refine_start_iter=config.densify_start,
+        refine_stop_iter=config.densify_stop,
+        refine_every=config.densify_every,
+        reset_every=10**9,
+    )
     strategy.check_sanity(params, optimizers)
     state = strategy.initialize_state(scene_scale=scale)
     use_normals = config.normal_weight > 0 and any(v.normal is not None for v in views)
     order = _views_order(len(views), steps, torch.Generator().manual_seed(config.seed))
     for step, index in enumerate(order):
         view = views[index]
-        out = render(gaussians, view.intrinsics, view.cam_to_world, rgb=True,
-                     normal=use_normals and view.normal is not None)
+        out = render(
+            gaussians, view.intrinsics, view.cam_to_world, rgb=True, normal=use_normals and view.normal is not None
+        )
         strategy.step_pre_backward(params, optimizers, state, step, out.meta)
         loss = losses.rgb_loss(out.rgb, _tensor(view.rgb, device), config.rgb_l2_weight)
         if view.depth is not None and config.depth_weight > 0:
@@ -117,8 +143,8 @@ def train_geometry(gaussians: Gaussians, views: Sequence[TrainView], config: Fie
             loss = loss + config.flatten_weight * losses.flatten_loss(params["scales"])
         if out.normal is not None:
             loss = loss + config.normal_weight * losses.normal_loss(
-                out.normal, _tensor(view.normal, device), step, config.normal_warmup_steps,
-                config.normal_tau_thr_deg)
+                out.normal, _tensor(view.normal, device), step, config.normal_warmup_steps, config.normal_tau_thr_deg
+            )
         loss.backward()
         for optimizer in optimizers.values():
             optimizer.step()
@@ -126,12 +152,15 @@ def train_geometry(gaussians: Gaussians, views: Sequence[TrainView], config: Fie
         if len(gaussians) < config.max_gaussians:
             strategy.step_post_backward(params, optimizers, state, step, out.meta, packed=False)
         if progress is not None and (step % 50 == 0 or step == steps - 1):
-            progress((step + 1) / steps, f"geometry step {step + 1}/{steps}: loss {loss.item():.4f}, "
-                                         f"{len(gaussians)} Gaussians")
+            progress(
+                (step + 1) / steps,
+                f"geometry step {step + 1}/{steps}: loss {loss.item():.4f}, {len(gaussians)} Gaussians",
+            )
 
 
-def train_language(gaussians: Gaussians, views: Sequence[TrainView], config: FieldConfig,
-                   progress: Optional[ProgressFn] = None) -> None:
+def train_language(
+    gaussians: Gaussians, views: Sequence[TrainView], config: FieldConfig, progress: ProgressFn | None = None
+) -> None:
     """Stage B in place: geometry frozen; latents fit the views' latent maps with L_s2d and L_s3d."""
     lang_views = [v for v in views if v.latents is not None]
     steps = config.language_steps
@@ -154,15 +183,21 @@ def train_language(gaussians: Gaussians, views: Sequence[TrainView], config: Fie
             if operators[index] is not None:
                 rendered = render_latents(operators[index], gaussians, view.intrinsics)
             else:
-                rendered = render(gaussians, view.intrinsics, view.cam_to_world, rgb=False, normal=False,
-                                  latents=True).latents
+                rendered = render(
+                    gaussians, view.intrinsics, view.cam_to_world, rgb=False, normal=False, latents=True
+                ).latents
             target = _tensor(view.latents, device)
             masks = _tensor(view.masks, device, torch.long)
             valid = None if masks is None else masks >= 0
             loss = config.latent_weight * losses.latent_loss(rendered, target, valid)
             if masks is not None and config.s2d_weight > 0:
-                loss = loss + config.s2d_weight * torch.stack(
-                    [losses.s2d_loss(rendered[level], masks[level]) for level in range(len(masks))]).mean()
+                loss = (
+                    loss
+                    + config.s2d_weight
+                    * torch.stack(
+                        [losses.s2d_loss(rendered[level], masks[level]) for level in range(len(masks))]
+                    ).mean()
+                )
             if config.s3d_weight > 0:
                 loss = loss + config.s3d_weight * losses.s3d_loss(params["latents"], neighbours)
             loss.backward()
@@ -175,17 +210,18 @@ def train_language(gaussians: Gaussians, views: Sequence[TrainView], config: Fie
             param.requires_grad_(frozen[key])
 
 
-def _frozen_operators(gaussians: Gaussians, views: Sequence[TrainView], budget_mb: float
-                      ) -> list[Optional[CompositingMatrix]]:
+def _frozen_operators(
+    gaussians: Gaussians, views: Sequence[TrainView], budget_mb: float
+) -> list[CompositingMatrix | None]:
     """Per view, its compositing for the frozen geometry of stage B (``compositing_operator``, built up
     front: about one rasterisation each) until the matrices hold ``budget_mb`` (0 disables the cache);
     None for the views past that (they rasterise every step) and for CUDA Gaussians (gsplat renders)."""
-    operators: list[Optional[CompositingMatrix]] = []
+    operators: list[CompositingMatrix | None] = []
     used = 0.0
     for view in views:
         operator = None
         if not gaussians.means.is_cuda and used < budget_mb:
             operator = compositing_operator(gaussians, view.intrinsics, view.cam_to_world)
-            used += operator.nbytes / 2 ** 20
+            used += operator.nbytes / 2**20
         operators.append(operator)
     return operators

@@ -1,8 +1,8 @@
 """Training views of the language surface field: what ``train_field`` consumes per frame."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -25,10 +25,10 @@ class TrainView:
     rgb: np.ndarray
     intrinsics: Intrinsics
     cam_to_world: np.ndarray
-    depth: Optional[np.ndarray] = None
-    normal: Optional[np.ndarray] = None
-    masks: Optional[np.ndarray] = None
-    latents: Optional[np.ndarray] = None
+    depth: np.ndarray | None = None
+    normal: np.ndarray | None = None
+    masks: np.ndarray | None = None
+    latents: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         h, w = self.intrinsics.height, self.intrinsics.width

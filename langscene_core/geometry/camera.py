@@ -7,6 +7,7 @@ Conventions used across the package:
 - Pixel (u, v): u along image width (column), v along height (row); pixel centres at integer + 0.5 when
   unprojecting a full image.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,18 +32,26 @@ class Intrinsics:
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
     @classmethod
-    def from_hfov(cls, width: int, height: int, hfov_deg: float) -> "Intrinsics":
+    def from_hfov(cls, width: int, height: int, hfov_deg: float) -> Intrinsics:
         """Square pixels, principal point at the image centre."""
         f = 0.5 * width / np.tan(np.radians(hfov_deg) / 2.0)
         return cls(fx=f, fy=f, cx=width / 2.0, cy=height / 2.0, width=width, height=height)
 
     @classmethod
-    def from_K(cls, K: np.ndarray, width: int, height: int) -> "Intrinsics":
-        return cls(fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]),
-                   width=int(width), height=int(height))
+    def from_K(cls, K: np.ndarray, width: int, height: int) -> Intrinsics:
+        return cls(
+            fx=float(K[0, 0]),
+            fy=float(K[1, 1]),
+            cx=float(K[0, 2]),
+            cy=float(K[1, 2]),
+            width=int(width),
+            height=int(height),
+        )
 
 
-def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray | tuple[float, float, float] = (0.0, 0.0, 1.0)) -> np.ndarray:
+def look_at(
+    eye: np.ndarray, target: np.ndarray, up: np.ndarray | tuple[float, float, float] = (0.0, 0.0, 1.0)
+) -> np.ndarray:
     """Camera-to-world [4, 4] for a camera at ``eye`` looking at ``target`` (OpenCV axes).
 
     ``up`` is the world's up direction; the image's -y axis points as close to it as possible.
@@ -90,7 +99,9 @@ def unproject_depth(depth: np.ndarray, intrinsics: Intrinsics, cam_to_world: np.
     return cam_points @ cam_to_world[:3, :3].T + cam_to_world[:3, 3]
 
 
-def project_points(points_world: np.ndarray, intrinsics: Intrinsics, cam_to_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def project_points(
+    points_world: np.ndarray, intrinsics: Intrinsics, cam_to_world: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Pixel coordinates of world points.
 
     points_world: [N, 3]. Returns (uv [N, 2] float64 continuous pixel coords, z [N] camera depth).

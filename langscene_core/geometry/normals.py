@@ -8,6 +8,7 @@ normals are what monocular normal estimators (StableNormal, the paper's D_N) pro
 RGB encoding: rgb = (n + 1) / 2 per channel (x -> red, y -> green, z -> blue), values in [0, 1];
 a pixel without a normal (no depth) is encoded as (0.5, 0.5, 0.5) and decoded as the zero vector.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,9 @@ def depth_to_normals(depth: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
     borders and next to missing depth); pixels without depth, or whose neighbours are all missing, are 0.
     """
     if depth.ndim != 2 or depth.shape != (intrinsics.height, intrinsics.width):
-        raise ValueError(f"depth shape {depth.shape} does not match the intrinsics "
-                         f"({intrinsics.height}, {intrinsics.width})")
+        raise ValueError(
+            f"depth shape {depth.shape} does not match the intrinsics ({intrinsics.height}, {intrinsics.width})"
+        )
     points = unproject_depth(depth, intrinsics, np.eye(4))  # [H, W, 3], NaN where missing
     du = _difference(points, axis=1)
     dv = _difference(points, axis=0)

@@ -8,6 +8,7 @@ relevancy). Hence this small numpy grouping.
 The box query is a numba loop: numpy's version over a 200k-Gaussian scene (six comparisons and a
 gather over strided columns) took 3-4 ms of every query, one pass takes a few tenths.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,8 +47,9 @@ class VoxelGroups:
         n = self.counts.shape[0]
         if values.ndim == 1:
             return np.bincount(self.inverse, weights=values, minlength=n)
-        return np.stack([np.bincount(self.inverse, weights=values[:, c], minlength=n)
-                         for c in range(values.shape[1])], axis=1)
+        return np.stack(
+            [np.bincount(self.inverse, weights=values[:, c], minlength=n) for c in range(values.shape[1])], axis=1
+        )
 
 
 def bounds(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,12 +58,13 @@ def bounds(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     One reduction per coordinate: numpy reduces an [N, 3] array along its long axis one short row at
     a time, about 30x slower (0.85 ms vs 0.03 ms for 20k points), and the queries do this on tens of
     thousands of points several times each."""
-    return (np.array([points[:, d].min() for d in range(points.shape[1])]),
-            np.array([points[:, d].max() for d in range(points.shape[1])]))
+    return (
+        np.array([points[:, d].min() for d in range(points.shape[1])]),
+        np.array([points[:, d].max() for d in range(points.shape[1])]),
+    )
 
 
-def points_in_box(points: np.ndarray, lo: np.ndarray, hi: np.ndarray, excluded: np.ndarray | None = None
-                  ) -> np.ndarray:
+def points_in_box(points: np.ndarray, lo: np.ndarray, hi: np.ndarray, excluded: np.ndarray | None = None) -> np.ndarray:
     """[K] int64 indices (ascending) of the points [N, 3] with lo <= p <= hi on every axis (lo, hi:
     [3]), leaving out those ``excluded`` ([N] bool) marks."""
     points = np.ascontiguousarray(points)
@@ -76,8 +79,14 @@ def points_in_box(points: np.ndarray, lo: np.ndarray, hi: np.ndarray, excluded: 
 
 
 # compiled when this module is first imported (or loaded from numba's cache), for both point dtypes
-@numba.njit([(points, numba.float64[::1], numba.float64[::1], numba.boolean[::1])
-             for points in (numba.float32[:, ::1], numba.float64[:, ::1])], cache=True, nogil=True)
+@numba.njit(
+    [
+        (points, numba.float64[::1], numba.float64[::1], numba.boolean[::1])
+        for points in (numba.float32[:, ::1], numba.float64[:, ::1])
+    ],
+    cache=True,
+    nogil=True,
+)
 def _in_box(points, lo, hi, excluded):
     # branchless (every index stored, the count advanced by the test): 3x faster than an if on this
     # data, where the box holds a few percent of the points

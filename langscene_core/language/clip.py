@@ -9,13 +9,15 @@ Weights come from one of three places (``models.clip.weights``), never from the 
 * an OpenCLIP pretrained tag (e.g. ``laion2b_s34b_b88k``) whose file is already in the local Hugging Face
   or OpenCLIP cache; a tag that is not cached raises :class:`FileNotFoundError` instead of downloading.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import open_clip
 import torch
@@ -72,8 +74,7 @@ def _wrap(model: torch.nn.Module, tokenizer: Callable, device: torch.device) -> 
     cfg = open_clip.get_model_preprocess_cfg(model)
     size = cfg["size"]
     size = (size, size) if isinstance(size, int) else tuple(size)
-    return ClipModel(model, tokenizer, (int(size[0]), int(size[1])), tuple(cfg["mean"]), tuple(cfg["std"]),
-                     device)
+    return ClipModel(model, tokenizer, (int(size[0]), int(size[1])), tuple(cfg["mean"]), tuple(cfg["std"]), device)
 
 
 def _cached_pretrained_file(arch: str, tag: str) -> str:
@@ -81,8 +82,10 @@ def _cached_pretrained_file(arch: str, tag: str) -> str:
     cfg = open_clip.get_pretrained_cfg(arch, tag)
     if not cfg:
         known = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
-        raise ValueError(f"CLIP weights {tag!r}: not a file, a bundled:NAME model or a pretrained tag of "
-                         f"{arch} (known tags: {known})")
+        raise ValueError(
+            f"CLIP weights {tag!r}: not a file, a bundled:NAME model or a pretrained tag of "
+            f"{arch} (known tags: {known})"
+        )
     hub = cfg.get("hf_hub", "")
     if hub:
         from huggingface_hub import try_to_load_from_cache
@@ -98,16 +101,18 @@ def _cached_pretrained_file(arch: str, tag: str) -> str:
         local = Path("~/.cache/clip").expanduser() / os.path.basename(url)
         if local.is_file():
             return str(local)
-    raise FileNotFoundError(f"CLIP weights {arch}/{tag} are not in the local cache (Hugging Face hub "
-                            f"{hub or '-'}, url {url or '-'}); langscene never downloads them: fetch them "
-                            f"once yourself or pass a local file")
+    raise FileNotFoundError(
+        f"CLIP weights {arch}/{tag} are not in the local cache (Hugging Face hub "
+        f"{hub or '-'}, url {url or '-'}); langscene never downloads them: fetch them "
+        f"once yourself or pass a local file"
+    )
 
 
 def _weights_path(weights: str) -> Path:
     """``models.clip.weights`` as a local path: a ``bundled:NAME`` model's directory, else the value with
     ``~`` expanded (a directory, a file, or a pretrained tag that names no path)."""
     if weights.startswith(BUNDLED_PREFIX):
-        return bundled_path(weights[len(BUNDLED_PREFIX):])
+        return bundled_path(weights[len(BUNDLED_PREFIX) :])
     return Path(weights).expanduser()
 
 
@@ -146,8 +151,9 @@ def load_clip(arch: str, weights: str, device: str | torch.device = "cpu") -> Cl
     device = resolve_device(device)
     path = _weights_path(weights)
     if weights.startswith(BUNDLED_PREFIX) and not (path / CONFIG_FILE).is_file():
-        raise FileNotFoundError(f"bundled CLIP model {weights!r} not found: expected {path / CONFIG_FILE} "
-                                f"and {path / WEIGHTS_FILE}")
+        raise FileNotFoundError(
+            f"bundled CLIP model {weights!r} not found: expected {path / CONFIG_FILE} and {path / WEIGHTS_FILE}"
+        )
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"CLIP model directory {path} has no {CONFIG_FILE}")
@@ -165,9 +171,14 @@ def load_clip(arch: str, weights: str, device: str | torch.device = "cpu") -> Cl
     checkpoint = _cached_pretrained_file(arch, weights)
     tag_cfg = open_clip.get_pretrained_cfg(arch, weights)
     preprocess = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg}
-    model = open_clip.create_model(arch, pretrained=checkpoint, device=device, require_pretrained=True,
-                                   force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
-                                   force_preprocess_cfg=preprocess)
+    model = open_clip.create_model(
+        arch,
+        pretrained=checkpoint,
+        device=device,
+        require_pretrained=True,
+        force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
+        force_preprocess_cfg=preprocess,
+    )
     return _wrap(model, open_clip.get_tokenizer(arch), device)
 
 
@@ -178,9 +189,16 @@ def build_clip(model_cfg: Mapping[str, Any], device: str | torch.device = "cpu",
     device = resolve_device(device)
     torch.manual_seed(seed)
     model = open_clip.CLIP(**dict(model_cfg))
-    open_clip.set_model_preprocess_cfg(model, {
-        "size": model.visual.image_size, "mean": open_clip.OPENAI_DATASET_MEAN,
-        "std": open_clip.OPENAI_DATASET_STD, "interpolation": "bicubic", "resize_mode": "shortest"})
+    open_clip.set_model_preprocess_cfg(
+        model,
+        {
+            "size": model.visual.image_size,
+            "mean": open_clip.OPENAI_DATASET_MEAN,
+            "std": open_clip.OPENAI_DATASET_STD,
+            "interpolation": "bicubic",
+            "resize_mode": "shortest",
+        },
+    )
     tokenizer = open_clip.SimpleTokenizer(context_length=int(model_cfg["text_cfg"].get("context_length", 77)))
     return _wrap(model, tokenizer, device)
 
@@ -197,8 +215,9 @@ def save_clip(clip: ClipModel, directory: str | Path, model_cfg: Mapping[str, An
     preprocess = dict(open_clip.get_model_preprocess_cfg(clip.model))
     preprocess["size"] = list(clip.image_size)
     preprocess["mean"], preprocess["std"] = list(clip.mean), list(clip.std)
-    (directory / CONFIG_FILE).write_text(json.dumps({"model_cfg": dict(model_cfg), "preprocess_cfg": preprocess},
-                                                    indent=2))
+    (directory / CONFIG_FILE).write_text(
+        json.dumps({"model_cfg": dict(model_cfg), "preprocess_cfg": preprocess}, indent=2)
+    )
     state = {k: v.detach().cpu().contiguous() for k, v in clip.model.state_dict().items()}
     save_file(state, str(directory / WEIGHTS_FILE))
     return directory
@@ -225,8 +244,10 @@ def encode_images(clip: ClipModel, images: torch.Tensor, batch_size: int = 32) -
     Returns [B, D] float32 unit vectors on ``clip.device``."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    out = [clip.model.encode_image(preprocess_images(clip, images[i:i + batch_size]))
-           for i in range(0, images.shape[0], batch_size)]
+    out = [
+        clip.model.encode_image(preprocess_images(clip, images[i : i + batch_size]))
+        for i in range(0, images.shape[0], batch_size)
+    ]
     if not out:
         return torch.zeros(0, clip.dim, device=clip.device)
     return F.normalize(torch.cat(out).float(), dim=-1)
@@ -240,8 +261,10 @@ def encode_text(clip: ClipModel, texts: Sequence[str], batch_size: int = 256) ->
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     texts = list(texts)
-    out = [clip.model.encode_text(clip.tokenizer(texts[i:i + batch_size]).to(clip.device))
-           for i in range(0, len(texts), batch_size)]
+    out = [
+        clip.model.encode_text(clip.tokenizer(texts[i : i + batch_size]).to(clip.device))
+        for i in range(0, len(texts), batch_size)
+    ]
     if not out:
         return torch.zeros(0, clip.dim, device=clip.device)
     return F.normalize(torch.cat(out).float(), dim=-1)

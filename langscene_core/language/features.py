@@ -4,6 +4,7 @@ Each mask is cut out of the frame on a black background, cropped to its bounding
 square (so the encoder sees the region undistorted) and encoded. The result is kept compact as an id
 map plus a table (:class:`MaskFeatures`); :meth:`MaskFeatures.feature_maps` paints dense maps.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ def _square_crop(rgb: torch.Tensor, inside: torch.Tensor, size: tuple[int, int])
     side = max(h, w)
     square = torch.zeros(3, side, side, dtype=rgb.dtype)
     top, left = (side - h) // 2, (side - w) // 2
-    square[:, top:top + h, left:left + w] = rgb * inside
+    square[:, top : top + h, left : left + w] = rgb * inside
     return TF.resize(square, list(size), interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
 
 

@@ -19,12 +19,13 @@ With ``quantized=False`` the same networks form a plain autoencoder with a conti
 
 Checkpoints are one safetensors file; its metadata holds the ``LqcTrainConfig`` as JSON.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import scipy.spatial
 import torch
@@ -33,8 +34,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from langscene_core.language.clip import BUNDLED_PREFIX, bundled_path, resolve_device
 from langscene_core.config import LqcTrainConfig, from_dict, to_dict
+from langscene_core.language.clip import BUNDLED_PREFIX, bundled_path, resolve_device
 from langscene_core.language.relevancy import relevancy
 
 CHECKPOINT_FILE = "lqc.safetensors"  # name inside a bundled model directory
@@ -84,7 +85,7 @@ class LQC(nn.Module):
             return torch.from_numpy(index).long()
         out = torch.empty(z.shape[0], dtype=torch.int64, device=z.device)
         for i in range(0, z.shape[0], _CHUNK):
-            out[i:i + _CHUNK] = torch.cdist(z[i:i + _CHUNK], codebook).argmin(dim=1)
+            out[i : i + _CHUNK] = torch.cdist(z[i : i + _CHUNK], codebook).argmin(dim=1)
         return out
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -140,10 +141,10 @@ def lqc_losses(model: LQC, x: torch.Tensor, texts: torch.Tensor | None) -> dict[
     reconstruction = (x - out["x_hat"]).pow(2).sum(dim=1).mean()
     codebook = (out["z_e"].detach() - out["z_q"]).pow(2).sum(dim=1).mean() if config.quantized else zero
     text = ((out["x_hat"] - x) @ texts.T).pow(2).sum(dim=1).mean() if texts is not None and len(texts) else zero
-    total = (config.weight_reconstruction * reconstruction + config.weight_codebook * codebook
-             + config.weight_text * text)
-    return {"reconstruction": reconstruction, "codebook": codebook, "text": text, "total": total,
-            "codes": out["codes"]}
+    total = (
+        config.weight_reconstruction * reconstruction + config.weight_codebook * codebook + config.weight_text * text
+    )
+    return {"reconstruction": reconstruction, "codebook": codebook, "text": text, "total": total, "codes": out["codes"]}
 
 
 @torch.no_grad()
@@ -167,8 +168,12 @@ class TrainResult:
     restarted: int  # codes moved by dead-code restarts after the initial one
 
 
-def train_lqc(features: torch.Tensor, texts: torch.Tensor | None, config: LqcTrainConfig,
-              progress: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+def train_lqc(
+    features: torch.Tensor,
+    texts: torch.Tensor | None,
+    config: LqcTrainConfig,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
     """Train a compressor on a feature corpus.
 
     features: [N, F] float32 (normalised here). texts: [T, F] text embeddings for Eq. 5, or None.
@@ -191,8 +196,7 @@ def train_lqc(features: torch.Tensor, texts: torch.Tensor | None, config: LqcTra
     history: list[dict[str, float]] = []
     restarted = 0
     for step in range(config.steps):
-        batch = features[torch.randint(0, features.shape[0], (config.batch_size,), generator=generator,
-                                       device=device)]
+        batch = features[torch.randint(0, features.shape[0], (config.batch_size,), generator=generator, device=device)]
         periodic = config.restart_every > 0 and step % config.restart_every == 0
         if config.quantized and (step == 0 or periodic):
             with torch.no_grad():
@@ -243,8 +247,14 @@ class NameRoundTrip:
 
 
 @torch.no_grad()
-def name_round_trip(model: LQC, features: torch.Tensor, labels: torch.Tensor, names: torch.Tensor,
-                    negatives: torch.Tensor, threshold: float = 0.5) -> NameRoundTrip:
+def name_round_trip(
+    model: LQC,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    names: torch.Tensor,
+    negatives: torch.Tensor,
+    threshold: float = 0.5,
+) -> NameRoundTrip:
     """Name-by-name round-trip check: the LERF relevancy (``langscene_core.language.relevancy``, the query
     path's formula) of each feature's right name against the negatives, before and after
     decode(encode(x)). Mean cosine hides a name whose features all decode near another name's; this
@@ -254,8 +264,9 @@ def name_round_trip(model: LQC, features: torch.Tensor, labels: torch.Tensor, na
     negatives: [K, F] text embeddings.
     """
     if labels.shape != (features.shape[0],) or (len(labels) and (labels.min() < 0 or labels.max() >= len(names))):
-        raise ValueError(f"labels must be [N={features.shape[0]}] rows of names [T={len(names)}], "
-                         f"got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must be [N={features.shape[0]}] rows of names [T={len(names)}], got {tuple(labels.shape)}"
+        )
     decoded = model.decode(model.encode(features))
     count = torch.bincount(labels, minlength=len(names))
     clip = torch.full((len(names),), float("nan"))
@@ -280,7 +291,9 @@ def load_lqc(path: str | Path, device: str | torch.device = "cpu") -> LQC:
     """Load a compressor from a file written by :func:`save_lqc`, or ``bundled:NAME``
     (``langscene_core/assets/NAME/lqc.safetensors``). Returns the model in eval mode."""
     spec = str(path)
-    path = bundled_path(spec[len(BUNDLED_PREFIX):]) / CHECKPOINT_FILE if spec.startswith(BUNDLED_PREFIX) else Path(spec)
+    path = (
+        bundled_path(spec[len(BUNDLED_PREFIX) :]) / CHECKPOINT_FILE if spec.startswith(BUNDLED_PREFIX) else Path(spec)
+    )
     if not path.is_file():
         raise FileNotFoundError(f"LQC checkpoint {spec!r} not found (looked for {path})")
     with safe_open(str(path), framework="pt") as handle:
@@ -292,4 +305,3 @@ def load_lqc(path: str | Path, device: str | torch.device = "cpu") -> LQC:
     model = LQC(config)
     model.load_state_dict(state)
     return model.to(resolve_device(device)).eval()
-

@@ -4,6 +4,7 @@ A mask mapper turns one RGB image into ``[3, H, W] int32`` mask ids: level 0 = s
 1 = m, 2 = l (whole objects / large regions). Ids count from 0 within each level; -1 marks a pixel that
 no mask covers (the felzenszwalb mapper covers every pixel; learned mappers may not).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,20 +53,30 @@ class FelzenszwalbMasks:
 
     def __post_init__(self) -> None:
         if len(self.merge_thresholds) != 2 or not 0 < self.merge_thresholds[0] <= self.merge_thresholds[1]:
-            raise ValueError(f"merge_thresholds must be two increasing positive values (m, l), "
-                             f"got {self.merge_thresholds}")
+            raise ValueError(
+                f"merge_thresholds must be two increasing positive values (m, l), got {self.merge_thresholds}"
+            )
         if self.scale <= 0 or self.min_size < 1:
             raise ValueError(f"felzenszwalb scale must be > 0 and min_size >= 1, got {self.scale}, {self.min_size}")
 
     @classmethod
-    def from_config(cls, config: MasksConfig) -> "FelzenszwalbMasks":
-        return cls(config.felzenszwalb_scale, config.felzenszwalb_sigma, config.felzenszwalb_min_size,
-                   tuple(config.merge_thresholds))
+    def from_config(cls, config: MasksConfig) -> FelzenszwalbMasks:
+        return cls(
+            config.felzenszwalb_scale,
+            config.felzenszwalb_sigma,
+            config.felzenszwalb_min_size,
+            tuple(config.merge_thresholds),
+        )
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         rgb = as_float_rgb(image)
-        levels = [_sequential(skimage.segmentation.felzenszwalb(
-            rgb, scale=self.scale, sigma=self.sigma, min_size=self.min_size, channel_axis=-1))]
+        levels = [
+            _sequential(
+                skimage.segmentation.felzenszwalb(
+                    rgb, scale=self.scale, sigma=self.sigma, min_size=self.min_size, channel_axis=-1
+                )
+            )
+        ]
         for threshold in self.merge_thresholds:
             graph = skimage.graph.rag_mean_color(rgb, levels[-1], mode="distance")
             levels.append(_sequential(skimage.graph.cut_threshold(levels[-1], graph, threshold)))
@@ -77,6 +88,8 @@ def make_mask_mapper(config: MasksConfig) -> MaskMapper:
     if config.mapper == "felzenszwalb":
         return FelzenszwalbMasks.from_config(config)
     if config.mapper == "sam2":
-        raise ValueError("models.masks.mapper 'sam2' is not available in this build (no SAM2 package or "
-                         "weights on this machine); use 'felzenszwalb'")
+        raise ValueError(
+            "models.masks.mapper 'sam2' is not available in this build (no SAM2 package or "
+            "weights on this machine); use 'felzenszwalb'"
+        )
     raise ValueError(f"unknown models.masks.mapper {config.mapper!r}: expected felzenszwalb or sam2")

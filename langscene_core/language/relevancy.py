@@ -7,9 +7,10 @@ Two paths give the same numbers: :func:`relevancy` on decoded per-Gaussian featu
 :func:`code_relevancy`: relevancy once per LQC code (K), gathered per Gaussian by its code index,
 O(K + N) instead of decoding N features.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,8 +30,14 @@ def negative_phrases(canonical: Sequence[str], extra: Sequence[str] = ()) -> lis
     return phrases
 
 
-def relevancy(features: torch.Tensor, query: torch.Tensor, negatives: torch.Tensor,
-              temperature: float = TEMPERATURE, chunk: int = 262144, unit_features: bool = False) -> torch.Tensor:
+def relevancy(
+    features: torch.Tensor,
+    query: torch.Tensor,
+    negatives: torch.Tensor,
+    temperature: float = TEMPERATURE,
+    chunk: int = 262144,
+    unit_features: bool = False,
+) -> torch.Tensor:
     """Relevancy of features to a query against negatives.
 
     features: [N, D] float (need not be unit; cosines are taken, unless ``unit_features`` says they
@@ -38,15 +45,19 @@ def relevancy(features: torch.Tensor, query: torch.Tensor, negatives: torch.Tens
     negatives: [K, D] text embeddings, K >= 1. Returns [N] float32 in (0, 1).
     """
     if features.ndim != 2 or query.ndim != 1 or negatives.ndim != 2:
-        raise ValueError(f"expected features [N, D], query [D], negatives [K, D]; got "
-                         f"{tuple(features.shape)}, {tuple(query.shape)}, {tuple(negatives.shape)}")
+        raise ValueError(
+            f"expected features [N, D], query [D], negatives [K, D]; got "
+            f"{tuple(features.shape)}, {tuple(query.shape)}, {tuple(negatives.shape)}"
+        )
     if not features.shape[1] == query.shape[0] == negatives.shape[1] or negatives.shape[0] == 0:
-        raise ValueError(f"feature widths differ or no negatives: features {tuple(features.shape)}, "
-                         f"query {tuple(query.shape)}, negatives {tuple(negatives.shape)}")
+        raise ValueError(
+            f"feature widths differ or no negatives: features {tuple(features.shape)}, "
+            f"query {tuple(query.shape)}, negatives {tuple(negatives.shape)}"
+        )
     texts = F.normalize(torch.cat([query[None], negatives]).float(), dim=-1).to(features.device)
     out = []
     for start in range(0, features.shape[0], chunk):
-        rows = features[start:start + chunk].float()
+        rows = features[start : start + chunk].float()
         cos = (rows if unit_features else F.normalize(rows, dim=-1)) @ texts.T  # [n, 1 + K]
         # softmax over the pair [q, n_i]: exp(t*q) / (exp(t*q) + exp(t*n_i)) = sigmoid(t * (q - n_i))
         pair = torch.sigmoid(temperature * (cos[:, :1] - cos[:, 1:]))
@@ -54,8 +65,13 @@ def relevancy(features: torch.Tensor, query: torch.Tensor, negatives: torch.Tens
     return torch.cat(out) if out else torch.zeros(0, device=features.device)
 
 
-def code_relevancy(code_features: torch.Tensor, codes: torch.Tensor, query: torch.Tensor,
-                   negatives: torch.Tensor, temperature: float = TEMPERATURE) -> torch.Tensor:
+def code_relevancy(
+    code_features: torch.Tensor,
+    codes: torch.Tensor,
+    query: torch.Tensor,
+    negatives: torch.Tensor,
+    temperature: float = TEMPERATURE,
+) -> torch.Tensor:
     """Per-Gaussian relevancy through the LQC code table: relevancy of each of the K codes once, then
     gathered by each Gaussian's code index. Equals :func:`relevancy` of the decoded latents.
 

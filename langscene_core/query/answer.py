@@ -7,22 +7,23 @@ query instead of decoding N 512-d features. As in LangSplat, the level whose max
 highest answers; the level maxima come from the codes each level uses (found once per scene by
 :func:`code_levels`), so only that level's N values are gathered.
 """
+
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from langscene_core.language.clip import ClipModel, encode_text
-from langscene_core.reconstruction.models import Models
 from langscene_core.config import GraspConfig, QueryConfig
-from langscene_core.query.objects import QueryResult, Tabletop, query_object
+from langscene_core.language.clip import ClipModel, encode_text
 from langscene_core.language.relevancy import negative_phrases, relevancy
+from langscene_core.query.objects import QueryResult, Tabletop, query_object
+from langscene_core.reconstruction.models import Models
 
 
 class TextEmbeddingCache:
@@ -64,9 +65,15 @@ class SceneRelevancy:
     level: int
 
 
-def prompt_relevancy(features: torch.Tensor, models: Models, prompt: str, canonical_negatives: Sequence[str],
-                     extra_negatives: Sequence[str] = (), cache: TextEmbeddingCache | None = None,
-                     unit_features: bool = False) -> np.ndarray:
+def prompt_relevancy(
+    features: torch.Tensor,
+    models: Models,
+    prompt: str,
+    canonical_negatives: Sequence[str],
+    extra_negatives: Sequence[str] = (),
+    cache: TextEmbeddingCache | None = None,
+    unit_features: bool = False,
+) -> np.ndarray:
     """[K] float32 relevancy of ``prompt`` (against the negatives) for K CLIP features [K, D] (the LQC
     code table, or one frame's mask features; ``unit_features``: they are unit vectors already, as
     the code table's are). cache: text embeddings of ``models.clip`` to reuse (None: encode every
@@ -113,12 +120,19 @@ def code_levels(codes: np.ndarray) -> CodeLevels:
     return CodeLevels(codes=levels, used=tuple(np.flatnonzero(np.bincount(row)) for row in levels))
 
 
-def scene_relevancy(codes: np.ndarray | CodeLevels, models: Models, prompt: str, canonical_negatives: Sequence[str],
-                    extra_negatives: Sequence[str] = (), cache: TextEmbeddingCache | None = None) -> SceneRelevancy:
+def scene_relevancy(
+    codes: np.ndarray | CodeLevels,
+    models: Models,
+    prompt: str,
+    canonical_negatives: Sequence[str],
+    extra_negatives: Sequence[str] = (),
+    cache: TextEmbeddingCache | None = None,
+) -> SceneRelevancy:
     """codes: [N, L] int64 LQC code of each Gaussian per level, or the same arranged once per scene
     (:func:`code_levels`: saves a pass over every level per query); the rest as :func:`prompt_relevancy`."""
-    table = prompt_relevancy(models.code_features, models, prompt, canonical_negatives, extra_negatives, cache,
-                             unit_features=True)  # [K]
+    table = prompt_relevancy(
+        models.code_features, models, prompt, canonical_negatives, extra_negatives, cache, unit_features=True
+    )  # [K]
     levels = codes if isinstance(codes, CodeLevels) else code_levels(codes)
     if levels.codes.size == 0:
         return SceneRelevancy(values=np.zeros(0, np.float32), level=0)
@@ -126,8 +140,14 @@ def scene_relevancy(codes: np.ndarray | CodeLevels, models: Models, prompt: str,
     return SceneRelevancy(values=table[levels.codes[level]].astype(np.float32, copy=False), level=level)
 
 
-def check_rivals(result: QueryResult, codes: CodeLevels, models: Models, prompt: str, max_margin: float,
-                 cache: TextEmbeddingCache | None = None) -> QueryResult:
+def check_rivals(
+    result: QueryResult,
+    codes: CodeLevels,
+    models: Models,
+    prompt: str,
+    max_margin: float,
+    cache: TextEmbeddingCache | None = None,
+) -> QueryResult:
     """Open-set check of an answer (``query.rival_margin``): is the object what the prompt names, or
     does an entry of the CLIP vocabulary (``models.vocabulary``) describe it far better?
 
@@ -152,22 +172,47 @@ def check_rivals(result: QueryResult, codes: CodeLevels, models: Models, prompt:
     timings = {**result.timings, "rivals": time.perf_counter() - start}
     if margin <= max_margin:
         return replace(result, timings=timings)
-    message = (f"{len(result.cloud)} relevant points but no object: the best cluster is '{rivals[best]}' rather than "
-               f"'{prompt.strip()}' (cosine {cosines[1 + best]:.2f} vs {cosines[0]:.2f}, a margin above "
-               f"query.rival_margin {max_margin:.2f})")
-    return replace(result, object_box=None, object_indices=np.zeros(0, dtype=np.int64), grasps=(), message=message,
-                   timings=timings)
+    message = (
+        f"{len(result.cloud)} relevant points but no object: the best cluster is '{rivals[best]}' rather than "
+        f"'{prompt.strip()}' (cosine {cosines[1 + best]:.2f} vs {cosines[0]:.2f}, a margin above "
+        f"query.rival_margin {max_margin:.2f})"
+    )
+    return replace(
+        result, object_box=None, object_indices=np.zeros(0, dtype=np.int64), grasps=(), message=message, timings=timings
+    )
 
 
-def answer_prompt(codes: CodeLevels, means: np.ndarray, colors: np.ndarray, normals: np.ndarray | None, models: Models,
-                  prompt: str, query: QueryConfig, grasp: GraspConfig, *, extra_negatives: Sequence[str] = (),
-                  cache: TextEmbeddingCache | None = None, tabletop: Tabletop | None = None,
-                  threshold: float | None = None, max_points: int | None = None,
-                  max_grasps: int | None = None) -> QueryResult:
+def answer_prompt(
+    codes: CodeLevels,
+    means: np.ndarray,
+    colors: np.ndarray,
+    normals: np.ndarray | None,
+    models: Models,
+    prompt: str,
+    query: QueryConfig,
+    grasp: GraspConfig,
+    *,
+    extra_negatives: Sequence[str] = (),
+    cache: TextEmbeddingCache | None = None,
+    tabletop: Tabletop | None = None,
+    threshold: float | None = None,
+    max_points: int | None = None,
+    max_grasps: int | None = None,
+) -> QueryResult:
     """A text query on a scene, whole: :func:`scene_relevancy` against ``query.negatives`` (and the
     request's ``extra_negatives``), :func:`~langscene_core.query.objects.query_object` (arrays and overrides as
     documented there) and the open-set check :func:`check_rivals` with ``query.rival_margin``."""
     relevancy = scene_relevancy(codes, models, prompt, query.negatives, extra_negatives, cache)
-    result = query_object(relevancy.values, means, colors, query, grasp, normals, threshold=threshold,
-                          max_points=max_points, max_grasps=max_grasps, tabletop=tabletop)
+    result = query_object(
+        relevancy.values,
+        means,
+        colors,
+        query,
+        grasp,
+        normals,
+        threshold=threshold,
+        max_points=max_points,
+        max_grasps=max_grasps,
+        tabletop=tabletop,
+    )
     return check_rivals(result, codes, models, prompt, query.rival_margin, cache)

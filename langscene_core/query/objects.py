@@ -5,6 +5,7 @@ embeddings, DESIGN.md section 2.8) together with the Gaussians' centres, colours
 normals; everything is in the scene frame. Nothing relevant is a valid answer with a message, not
 an error; malformed inputs raise ValueError.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,8 +19,8 @@ from scipy.spatial import ConvexHull, QhullError, cKDTree
 from skimage.measure import ransac
 
 from langscene_core.config import GraspConfig, QueryConfig
-from langscene_core.query.grasp.planner import Grasp, Support, gripper_reach, plan_grasps
 from langscene_core.geometry.voxel import bounds, group_by_voxel, points_in_box
+from langscene_core.query.grasp.planner import Grasp, Support, gripper_reach, plan_grasps
 
 # One relevancy-cloud point, laid out for sensor_msgs/PointCloud2: float32 x, y, z, relevancy and the
 # PCL/RViz packed colour: the bits of 0x00RRGGBB stored in a float32 field named rgb.
@@ -88,8 +89,7 @@ def select_relevant(relevancy: np.ndarray, threshold: float, max_points: int) ->
     return candidates[np.argsort(-relevancy[candidates], kind="stable")]
 
 
-def relevancy_cloud(means: np.ndarray, colors: np.ndarray, relevancy: np.ndarray,
-                    indices: np.ndarray) -> np.ndarray:
+def relevancy_cloud(means: np.ndarray, colors: np.ndarray, relevancy: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """[M] CLOUD_DTYPE records of the Gaussians ``indices`` (means [N, 3], colors [N, 3] 0..1, relevancy [N])."""
     cloud = np.empty(len(indices), dtype=CLOUD_DTYPE)
     points = means[indices]
@@ -108,8 +108,9 @@ def cluster_labels(points: np.ndarray, config: QueryConfig) -> np.ndarray:
     """
     groups = group_by_voxel(points, config.cluster_voxel_size)
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(groups.centroids))
-    voxel_labels = np.asarray(cloud.cluster_dbscan(eps=config.cluster_eps, min_points=config.cluster_min_points),
-                              dtype=np.int64)
+    voxel_labels = np.asarray(
+        cloud.cluster_dbscan(eps=config.cluster_eps, min_points=config.cluster_min_points), dtype=np.int64
+    )
     return voxel_labels[groups.inverse]
 
 
@@ -187,8 +188,7 @@ def _gravity_axes(points: np.ndarray, up: np.ndarray) -> np.ndarray:
 def _free_axes(points: np.ndarray) -> np.ndarray:
     """[3, 3] right-handed rotation of open3d's minimal oriented box of points [K, 3]."""
     # robust: qhull joggles its input, so flat and collinear clusters still get axes
-    box = o3d.geometry.OrientedBoundingBox.create_from_points_minimal(o3d.utility.Vector3dVector(points),
-                                                                      robust=True)
+    box = o3d.geometry.OrientedBoundingBox.create_from_points_minimal(o3d.utility.Vector3dVector(points), robust=True)
     rotation = np.array(box.R, dtype=np.float64)
     if np.linalg.det(rotation) < 0:
         rotation[:, 2] *= -1
@@ -234,7 +234,7 @@ class _PlaneModel:
         self.params = params
 
     @classmethod
-    def from_estimate(cls, points: np.ndarray) -> "_PlaneModel":
+    def from_estimate(cls, points: np.ndarray) -> _PlaneModel:
         centre = points.mean(axis=0)
         _, singular, vt = np.linalg.svd(points - centre, full_matrices=False)
         if singular[1] <= 1e-9 * max(singular[0], 1e-12):
@@ -263,8 +263,9 @@ def fit_support(points: np.ndarray, up: np.ndarray, clearance: float) -> Support
     if len(points) < 3:
         return None
     sample = np.asarray(points[:: max(1, len(points) // PLANE_FIT_POINTS)], dtype=np.float64)  # enough for the fit
-    model, inliers = ransac(sample, _PlaneModel, min_samples=3, residual_threshold=max(2 * clearance, 0.01),
-                            max_trials=200, rng=0)
+    model, inliers = ransac(
+        sample, _PlaneModel, min_samples=3, residual_threshold=max(2 * clearance, 0.01), max_trials=200, rng=0
+    )
     if model is None or inliers.sum() < max(3, MIN_SUPPORT_FRACTION * len(sample)):
         return None
     plane = model.params
@@ -337,12 +338,16 @@ def tabletop_of(means: np.ndarray, config: QueryConfig) -> Tabletop:
     slot = np.full(len(means), -1, dtype=np.int64)
     slot[above] = np.arange(len(above))
     flat = np.ascontiguousarray((means[above] @ _horizontal_basis(up).astype(means.dtype)).T)
-    return Tabletop(support=support, heights=heights, above=above, slot=slot, flat=flat,
-                    above_heights=heights[above])
+    return Tabletop(support=support, heights=heights, above=above, slot=slot, flat=flat, above_heights=heights[above])
 
 
-def best_object_cluster(selected: np.ndarray, means: np.ndarray, relevancy: np.ndarray, config: QueryConfig,
-                        tabletop: Tabletop | None = None) -> np.ndarray | None:
+def best_object_cluster(
+    selected: np.ndarray,
+    means: np.ndarray,
+    relevancy: np.ndarray,
+    config: QueryConfig,
+    tabletop: Tabletop | None = None,
+) -> np.ndarray | None:
     """Scene indices [K] of the best relevant cluster (the object), or None.
 
     selected: [M] int64 indices of the relevant Gaussians; means: [N, 3] scene frame; relevancy: [N].
@@ -358,8 +363,11 @@ def best_object_cluster(selected: np.ndarray, means: np.ndarray, relevancy: np.n
         on_support = tabletop.heights[selected] <= 0.0
         support_count = len(tabletop.heights) - len(tabletop.above)  # the Gaussians on or below it
         names_support = on_support.sum() >= SUPPORT_COVERAGE * max(1, support_count)
-        chosen = None if names_support else _purest_cluster(selected, np.flatnonzero(~on_support), points,
-                                                             relevancy, tabletop, config)
+        chosen = (
+            None
+            if names_support
+            else _purest_cluster(selected, np.flatnonzero(~on_support), points, relevancy, tabletop, config)
+        )
         if chosen is not None:
             # the object's own base lies within the support's thickness: take it back by footprint
             base = np.flatnonzero(on_support)
@@ -379,8 +387,14 @@ def _cluster_of(subset: np.ndarray, points: np.ndarray, weights: np.ndarray, con
     return None if best is None else subset[labels == best]
 
 
-def _purest_cluster(selected: np.ndarray, subset: np.ndarray, points: np.ndarray, relevancy: np.ndarray,
-                    tabletop: Tabletop, config: QueryConfig) -> np.ndarray | None:
+def _purest_cluster(
+    selected: np.ndarray,
+    subset: np.ndarray,
+    points: np.ndarray,
+    relevancy: np.ndarray,
+    tabletop: Tabletop,
+    config: QueryConfig,
+) -> np.ndarray | None:
     """Members (positions in ``selected``) of the purest cluster of the relevant Gaussians
     ``selected[subset]`` (points: [M, 3] their positions, float64), or None.
 
@@ -471,10 +485,19 @@ def _check_inputs(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, 
         raise ValueError("means have non-finite values")
 
 
-def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, config: QueryConfig,
-                 grasp_config: GraspConfig, normals: np.ndarray | None = None, *,
-                 threshold: float | None = None, max_points: int | None = None,
-                 max_grasps: int | None = None, tabletop: Tabletop | None = None) -> QueryResult:
+def query_object(
+    relevancy: np.ndarray,
+    means: np.ndarray,
+    colors: np.ndarray,
+    config: QueryConfig,
+    grasp_config: GraspConfig,
+    normals: np.ndarray | None = None,
+    *,
+    threshold: float | None = None,
+    max_points: int | None = None,
+    max_grasps: int | None = None,
+    tabletop: Tabletop | None = None,
+) -> QueryResult:
     """Relevancy cloud, best object cluster, its oriented box and grasps for one query.
 
     relevancy: [N] float32 per-Gaussian relevancy in [0, 1] for the prompt.
@@ -507,8 +530,11 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
     lap("cloud")
     none = np.zeros(0, dtype=np.int64)
     if len(selected) == 0:
-        message = ("the scene has no Gaussians" if len(relevancy) == 0 else
-                   f"nothing relevant: no Gaussian reaches relevancy {threshold:.3f} (max {max_relevancy:.3f})")
+        message = (
+            "the scene has no Gaussians"
+            if len(relevancy) == 0
+            else f"nothing relevant: no Gaussian reaches relevancy {threshold:.3f} (max {max_relevancy:.3f})"
+        )
         return QueryResult(cloud, selected, max_relevancy, None, none, (), message, timings)
 
     if config.box_alignment != "gravity":
@@ -520,8 +546,10 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
     members = best_object_cluster(selected, means, relevancy, config, tabletop)
     lap("cluster")
     if members is None:
-        message = (f"{len(selected)} relevant points but no cluster of {config.cluster_min_points} voxels "
-                   f"within {config.cluster_eps} m")
+        message = (
+            f"{len(selected)} relevant points but no cluster of {config.cluster_min_points} voxels "
+            f"within {config.cluster_eps} m"
+        )
         return QueryResult(cloud, selected, max_relevancy, None, none, (), message, timings)
     if config.object_growth > 0 and tabletop is not None:
         members = grow_object(members, means, tabletop, config)
@@ -532,16 +560,25 @@ def query_object(relevancy: np.ndarray, means: np.ndarray, colors: np.ndarray, c
     # grown members may lie below the threshold: they are the object all the same
     # all the gripper may reach, the object itself left out (it is no obstacle)
     surroundings = neighbourhood(members, means, gripper_reach(grasp_config))
-    grasps = plan_grasps(object_points, np.maximum(relevancy[members], threshold),
-                         means[surroundings], grasp_config, _unit_up(config),
-                         object_normals=None if normals is None else normals[members], max_grasps=max_grasps,
-                         support=None if tabletop is None else tabletop.support)
+    grasps = plan_grasps(
+        object_points,
+        np.maximum(relevancy[members], threshold),
+        means[surroundings],
+        grasp_config,
+        _unit_up(config),
+        object_normals=None if normals is None else normals[members],
+        max_grasps=max_grasps,
+        support=None if tabletop is None else tabletop.support,
+    )
     lap("grasps")
     centre, size = box.pose[:3, 3], box.extent
-    message = (f"{len(selected)} relevant points; object of {len(members)} points at "
-               f"({centre[0]:.3f}, {centre[1]:.3f}, {centre[2]:.3f}) m, size {size[0]:.3f} x {size[1]:.3f} x "
-               f"{size[2]:.3f} m; {len(grasps)} grasps")
+    message = (
+        f"{len(selected)} relevant points; object of {len(members)} points at "
+        f"({centre[0]:.3f}, {centre[1]:.3f}, {centre[2]:.3f}) m, size {size[0]:.3f} x {size[1]:.3f} x "
+        f"{size[2]:.3f} m; {len(grasps)} grasps"
+    )
     if not grasps:
-        message += (f" (no collision-free antipodal grasp within the gripper's "
-                    f"{grasp_config.gripper_max_width:.3f} m opening)")
+        message += (
+            f" (no collision-free antipodal grasp within the gripper's {grasp_config.gripper_max_width:.3f} m opening)"
+        )
     return QueryResult(cloud, selected, max_relevancy, box, members, grasps, message, timings)

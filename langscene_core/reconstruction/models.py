@@ -1,14 +1,14 @@
 """The models a node holds for its whole life: CLIP, the LQC (with its decoded code table), the mask
 mapper and, when densification is on, the TriMap pipeline."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 
-from langscene_core.language.clip import ClipModel, load_clip, load_vocabulary, resolve_device
 from langscene_core.config import DensifyConfig, ModelsConfig
+from langscene_core.language.clip import ClipModel, load_clip, load_vocabulary, resolve_device
 from langscene_core.language.lqc import LQC, load_lqc
 from langscene_core.language.masks import MaskMapper, make_mask_mapper
 
@@ -27,7 +27,7 @@ class Models:
     lqc: LQC
     code_features: torch.Tensor
     masks: MaskMapper
-    trimap: Optional[object]
+    trimap: object | None
     device: torch.device
     config: ModelsConfig
     vocabulary: tuple[str, ...] = ()
@@ -39,13 +39,22 @@ def load_models(config: ModelsConfig, densify: DensifyConfig) -> Models:
     clip = load_clip(config.clip.arch, config.clip.weights, device)
     lqc = load_lqc(config.lqc.checkpoint, device)
     if lqc.config.feature_dim != clip.dim:
-        raise ValueError(f"LQC {config.lqc.checkpoint!r} compresses {lqc.config.feature_dim}-d features but CLIP "
-                         f"{config.clip.weights!r} gives {clip.dim}-d ones: use an LQC trained on that CLIP")
+        raise ValueError(
+            f"LQC {config.lqc.checkpoint!r} compresses {lqc.config.feature_dim}-d features but CLIP "
+            f"{config.clip.weights!r} gives {clip.dim}-d ones: use an LQC trained on that CLIP"
+        )
     trimap = None
     if densify.mode == "trimap":
         from langscene_core.trimap.loading import load_trimap  # diffusers only when densification is on
 
         trimap = load_trimap(config.trimap, device)
-    return Models(clip=clip, lqc=lqc, code_features=lqc.code_features(), masks=make_mask_mapper(config.masks),
-                  trimap=trimap, device=device, config=config,
-                  vocabulary=load_vocabulary(config.clip.weights, config.clip.vocabulary))
+    return Models(
+        clip=clip,
+        lqc=lqc,
+        code_features=lqc.code_features(),
+        masks=make_mask_mapper(config.masks),
+        trimap=trimap,
+        device=device,
+        config=config,
+        vocabulary=load_vocabulary(config.clip.weights, config.clip.vocabulary),
+    )

@@ -5,23 +5,24 @@ per frame (keyframes: the mask mapper; generated frames: the semantic pass); one
 LQC latents painted into per-level latent maps; normal priors (from depth, or the normal pass); the
 language surface field trained on all of it; each Gaussian's latent snapped to its LQC code.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
-from langscene_core.geometry.camera import Intrinsics
+from langscene_core.capture.frames import Frame
+from langscene_core.capture.resample import downscale_frame
 from langscene_core.config import LangsceneConfig
-from langscene_core.language.features import mask_features
 from langscene_core.field.train import train_field
 from langscene_core.field.views import TrainView
-from langscene_core.capture.frames import Frame
-from langscene_core.reconstruction.models import Models
+from langscene_core.geometry.camera import Intrinsics
 from langscene_core.geometry.normals import depth_to_normals, normals_to_world
-from langscene_core.capture.resample import downscale_frame
+from langscene_core.language.features import mask_features
+from langscene_core.reconstruction.models import Models
 from langscene_core.reconstruction.scene import Scene, build_scene
 
 ProgressFn = Callable[[float, str], None]  # (fraction done 0..1, message)
@@ -42,20 +43,29 @@ class SupervisedFrame:
     rgb: np.ndarray
     intrinsics: Intrinsics
     cam_to_world: np.ndarray
-    depth: Optional[np.ndarray]
-    normals_cam: Optional[np.ndarray]
-    masks: Optional[np.ndarray]
+    depth: np.ndarray | None
+    normals_cam: np.ndarray | None
+    masks: np.ndarray | None
 
 
 def keyframe_supervision(frame: Frame) -> SupervisedFrame:
     """A captured keyframe: normals from its depth when it has depth; masks come later."""
-    normals = depth_to_normals(np.nan_to_num(frame.depth, nan=0.0), frame.intrinsics) if frame.depth is not None else None
-    return SupervisedFrame(rgb=frame.rgb.astype(np.float32) / 255.0, intrinsics=frame.intrinsics,
-                           cam_to_world=frame.cam_to_world, depth=frame.depth, normals_cam=normals, masks=None)
+    normals = (
+        depth_to_normals(np.nan_to_num(frame.depth, nan=0.0), frame.intrinsics) if frame.depth is not None else None
+    )
+    return SupervisedFrame(
+        rgb=frame.rgb.astype(np.float32) / 255.0,
+        intrinsics=frame.intrinsics,
+        cam_to_world=frame.cam_to_world,
+        depth=frame.depth,
+        normals_cam=normals,
+        masks=None,
+    )
 
 
-def densified_supervision(keyframes: Sequence[Frame], models: Models, config: LangsceneConfig,
-                          progress: ProgressFn) -> tuple[list[SupervisedFrame], list[str]]:
+def densified_supervision(
+    keyframes: Sequence[Frame], models: Models, config: LangsceneConfig, progress: ProgressFn
+) -> tuple[list[SupervisedFrame], list[str]]:
     """TriMap frames between consecutive keyframes (their own poses recovered by SfM).
 
     Returns the generated frames (keyframes excluded) and one note per pair whose frames were dropped.
@@ -74,10 +84,16 @@ def densified_supervision(keyframes: Sequence[Frame], models: Models, config: La
             continue
         for t in range(1, len(clip.rgb) - 1):
             if np.all(np.isfinite(clip.poses[t])):
-                generated.append(SupervisedFrame(
-                    rgb=clip.rgb[t], intrinsics=clip.intrinsics, cam_to_world=clip.poses[t], depth=None,
-                    normals_cam=None if clip.normals is None else clip.normals[t],
-                    masks=None if clip.masks is None else clip.masks[t]))
+                generated.append(
+                    SupervisedFrame(
+                        rgb=clip.rgb[t],
+                        intrinsics=clip.intrinsics,
+                        cam_to_world=clip.poses[t],
+                        depth=None,
+                        normals_cam=None if clip.normals is None else clip.normals[t],
+                        masks=None if clip.masks is None else clip.masks[t],
+                    )
+                )
     return generated, notes
 
 
@@ -89,12 +105,20 @@ def train_view(frame: SupervisedFrame, models: Models) -> TrainView:
     latents = latent_table[features.ids.clamp(min=0)] * (features.ids >= 0).unsqueeze(-1)  # [L, H, W, 3]
     normal = None if frame.normals_cam is None else normals_to_world(frame.normals_cam, frame.cam_to_world)
     depth = None if frame.depth is None else np.nan_to_num(frame.depth, nan=0.0).astype(np.float32)
-    return TrainView(rgb=frame.rgb, intrinsics=frame.intrinsics, cam_to_world=frame.cam_to_world, depth=depth,
-                     normal=normal, masks=features.ids.numpy(), latents=latents.numpy().astype(np.float32))
+    return TrainView(
+        rgb=frame.rgb,
+        intrinsics=frame.intrinsics,
+        cam_to_world=frame.cam_to_world,
+        depth=depth,
+        normal=normal,
+        masks=features.ids.numpy(),
+        latents=latents.numpy().astype(np.float32),
+    )
 
 
-def reconstruct(keyframes: Sequence[Frame], models: Models, config: LangsceneConfig,
-                progress: Optional[ProgressFn] = None) -> Scene:
+def reconstruct(
+    keyframes: Sequence[Frame], models: Models, config: LangsceneConfig, progress: ProgressFn | None = None
+) -> Scene:
     """Build a scene from posed keyframes (scene frame ``config.node.scene_frame``).
 
     Raises ReconstructionError when the keyframes cannot make a scene. ``progress`` receives
@@ -105,8 +129,9 @@ def reconstruct(keyframes: Sequence[Frame], models: Models, config: LangsceneCon
     if len(keyframes) < 2:
         raise ReconstructionError(f"need at least 2 keyframes, have {len(keyframes)}")
     if not any(f.depth is not None and np.isfinite(f.depth).any() for f in keyframes):
-        raise ReconstructionError("no keyframe has depth: the field is initialised from RGB-D unprojection "
-                                  "(publish the depth topic)")
+        raise ReconstructionError(
+            "no keyframe has depth: the field is initialised from RGB-D unprojection (publish the depth topic)"
+        )
     frames = [keyframe_supervision(f) for f in keyframes]
     notes: list[str] = []
     if config.densify.mode == "trimap":
@@ -120,9 +145,15 @@ def reconstruct(keyframes: Sequence[Frame], models: Models, config: LangsceneCon
         for index, frame in enumerate(frames):
             report(start + 0.2 * index / len(frames), f"language features {index + 1}/{len(frames)}")
             views.append(train_view(frame, models))
-    gaussians = train_field(views, config.field, device=models.device,
-                            progress=lambda f, m: report(start + 0.2 + (0.8 - start) * f, m))
+    gaussians = train_field(
+        views, config.field, device=models.device, progress=lambda f, m: report(start + 0.2 + (0.8 - start) * f, m)
+    )
     report(1.0, "scene ready")
-    info = {"keyframes": len(keyframes), "frames": len(frames), "notes": notes,
-            "clip": models.config.clip.weights, "lqc": models.config.lqc.checkpoint}
+    info = {
+        "keyframes": len(keyframes),
+        "frames": len(frames),
+        "notes": notes,
+        "clip": models.config.clip.weights,
+        "lqc": models.config.lqc.checkpoint,
+    }
     return build_scene(gaussians, models.lqc, config.node.scene_frame, info)

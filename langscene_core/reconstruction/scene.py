@@ -3,6 +3,7 @@
 A finished reconstruction (or a loaded file) becomes one :class:`Scene`; the node swaps snapshots
 atomically, so a query never sees a half-built scene.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -48,10 +49,15 @@ def build_scene(gaussians: Gaussians, lqc: LQC, frame_id: str, info: dict[str, A
         latents = gaussians.latents.detach()  # [N, L, 3]
         n, levels, dim = latents.shape
         codes = lqc.code_of(latents.reshape(-1, dim).to(lqc.codebook.device)).reshape(n, levels).cpu().numpy()
-        return Scene(gaussians=gaussians, means=gaussians.means.detach().numpy().astype(np.float32),
-                     colors=gaussians.base_colors().detach().numpy().astype(np.float32),
-                     normals=gaussians.surface_normals().detach().numpy().astype(np.float32),
-                     codes=codes.astype(np.int64), frame_id=frame_id, info=dict(info))
+        return Scene(
+            gaussians=gaussians,
+            means=gaussians.means.detach().numpy().astype(np.float32),
+            colors=gaussians.base_colors().detach().numpy().astype(np.float32),
+            normals=gaussians.surface_normals().detach().numpy().astype(np.float32),
+            codes=codes.astype(np.int64),
+            frame_id=frame_id,
+            info=dict(info),
+        )
 
 
 class SceneFileError(ValueError):

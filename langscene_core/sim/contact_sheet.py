@@ -1,4 +1,5 @@
 """A contact sheet image for people: one row per frame, columns RGB | depth | normals | instance ids."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,6 +37,8 @@ def contact_sheet(frames: list[RenderedFrame]) -> np.ndarray:
     """[len(frames) * H, 4 * W, 3] uint8 sheet of the given frames (pass a few, not all)."""
     if not frames:
         raise ValueError("frames: need at least one frame for a contact sheet")
-    rows = [np.concatenate([f.rgb, depth_image(f.depth), normals_image(f.normals), ids_image(f.ids)], axis=1)
-            for f in frames]
+    rows = [
+        np.concatenate([f.rgb, depth_image(f.depth), normals_image(f.normals), ids_image(f.ids)], axis=1)
+        for f in frames
+    ]
     return np.concatenate(rows, axis=0)

@@ -13,6 +13,7 @@ Layout::
 
 Frame names: ``capture_0000``... (split "capture", the trajectory) and ``eval_0000``... (split "eval").
 """
+
 from __future__ import annotations
 
 import json
@@ -54,14 +55,18 @@ def render_dataset(world: World) -> Dataset:
     eval_pose = eval_poses(spec.camera, spec.eval_views)
     names = [f"capture_{i:04d}" for i in range(len(capture_pose))] + [f"eval_{i:04d}" for i in range(len(eval_pose))]
     frames = render(world, intrinsics, np.concatenate([capture_pose, eval_pose]), names)
-    capture, evals = frames[:len(capture_pose)], frames[len(capture_pose):]
+    capture, evals = frames[: len(capture_pose)], frames[len(capture_pose) :]
     labels = {f.name: frame_labels(f, spec, f"{f.name}.png") for f in evals}
     return Dataset(spec=spec, intrinsics=intrinsics, capture=capture, eval=evals, labels=labels)
 
 
 def _files(name: str) -> dict[str, str]:
-    return {"rgb": f"images/{name}.png", "depth": f"depth/{name}.npy", "normals": f"normals/{name}.npy",
-            "ids": f"ids/{name}.png"}
+    return {
+        "rgb": f"images/{name}.png",
+        "depth": f"depth/{name}.npy",
+        "normals": f"normals/{name}.npy",
+        "ids": f"ids/{name}.png",
+    }
 
 
 def write_dataset(dataset: Dataset, out_dir: str | Path, with_contact_sheet: bool = False) -> Path:
@@ -85,8 +90,11 @@ def write_dataset(dataset: Dataset, out_dir: str | Path, with_contact_sheet: boo
     cameras = {
         "convention": "cam_to_world 4x4, OpenCV camera axes (x right, y down, z forward), world z up, metres",
         "intrinsics": {"fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy, "width": k.width, "height": k.height},
-        "instances": {"-1": "background", "0": "table",
-                      **{str(i): o.name for i, o in enumerate(dataset.spec.objects, start=1)}},
+        "instances": {
+            "-1": "background",
+            "0": "table",
+            **{str(i): o.name for i, o in enumerate(dataset.spec.objects, start=1)},
+        },
         "frames": records,
     }
     (out / "cameras.json").write_text(json.dumps(cameras, indent=1))
@@ -113,10 +121,14 @@ def load_dataset(directory: str | Path) -> Dataset:
     for record in cameras["frames"]:
         try:
             frame = RenderedFrame(
-                name=record["name"], rgb=np.asarray(Image.open(root / record["rgb"]).convert("RGB")),
-                depth=np.load(root / record["depth"]), normals=np.load(root / record["normals"]),
+                name=record["name"],
+                rgb=np.asarray(Image.open(root / record["rgb"]).convert("RGB")),
+                depth=np.load(root / record["depth"]),
+                normals=np.load(root / record["normals"]),
                 ids=np.asarray(Image.open(root / record["ids"])).astype(np.int32) - 1,
-                intrinsics=intrinsics, cam_to_world=np.asarray(record["cam_to_world"], dtype=np.float64))
+                intrinsics=intrinsics,
+                cam_to_world=np.asarray(record["cam_to_world"], dtype=np.float64),
+            )
             if "labels" in record:
                 labels[record["name"]] = json.loads((root / record["labels"]).read_text())
         except (OSError, ValueError, KeyError) as exc:

@@ -1,4 +1,5 @@
 """Random scene specs: distinct coloured shapes placed on the table without overlaps."""
+
 from __future__ import annotations
 
 import itertools
@@ -13,8 +14,9 @@ SIZE_RANGE = (0.06, 0.12)  # metres
 MAX_TRIES = 200  # placement attempts per object
 
 
-def random_spec(seed: int, count: int = 4, table: TableSpec = TableSpec(), camera: CameraSpec = CameraSpec(),
-                eval_views: int = 4) -> WorldSpec:
+def random_spec(
+    seed: int, count: int = 4, table: TableSpec = TableSpec(), camera: CameraSpec = CameraSpec(), eval_views: int = 4
+) -> WorldSpec:
     """A spec with ``count`` objects of distinct (colour, shape) names, e.g. "red mug".
 
     Colours exclude the table's; sizes in SIZE_RANGE; yaw uniform. Same seed, same spec. ValueError when
@@ -34,8 +36,14 @@ def random_spec(seed: int, count: int = 4, table: TableSpec = TableSpec(), camer
         yaw = float(rng.uniform(0.0, 360.0))
         for _ in range(MAX_TRIES):
             position = tuple(float(v) for v in rng.uniform(-half, half))
-            candidate = ObjectSpec(name=f"{color} {shape}", shape=shape, color=color, size=round(size, 4),
-                                   position=position, yaw=round(yaw, 2))
+            candidate = ObjectSpec(
+                name=f"{color} {shape}",
+                shape=shape,
+                color=color,
+                size=round(size, 4),
+                position=position,
+                yaw=round(yaw, 2),
+            )
             if overlapping_pair(objects + [candidate]) is None:
                 objects.append(candidate)
                 break

@@ -9,6 +9,7 @@ One entry per visible connected part of an object (occlusion can split an object
 repeats). Coordinates are continuous pixel coordinates (x along the width, pixel (c, r) covers
 [c, c + 1] x [r, r + 1]); ``bbox`` encloses the part's pixels, the polygon traces their outline.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -38,8 +39,13 @@ def frame_labels(frame: RenderedFrame, spec: WorldSpec, image_name: str) -> dict
         parts = measure.label(frame.ids == k, connectivity=1)
         for region in measure.regionprops(parts):
             r0, c0, r1, c1 = region.bbox
-            objects.append({"category": obj.name, "segmentation": _part_polygon(parts == region.label),
-                            "bbox": [float(c0), float(r0), float(c1), float(r1)]})
+            objects.append(
+                {
+                    "category": obj.name,
+                    "segmentation": _part_polygon(parts == region.label),
+                    "bbox": [float(c0), float(r0), float(c1), float(r1)],
+                }
+            )
     return {"info": {"name": image_name, "width": w, "height": h}, "objects": objects}
 
 

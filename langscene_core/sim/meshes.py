@@ -7,6 +7,7 @@ is centred on ``ObjectSpec.position`` and it is turned by ``yaw`` degrees about 
 open3d builds box, ball, cylinder, cone and torus. Mug and bowl are surfaces of revolution with a wall
 thickness; open3d has no lathe primitive, so :func:`_lathe` revolves a closed (r, z) profile itself.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,16 +29,18 @@ def _lathe(profile_rz: np.ndarray, segments: int = _RESOLUTION) -> o3d.geometry.
     """
     angles = np.linspace(0.0, 2.0 * np.pi, segments, endpoint=False)
     r, z = profile_rz[:, 0], profile_rz[:, 1]
-    vertices = np.stack([r[:, None] * np.cos(angles), r[:, None] * np.sin(angles),
-                         np.broadcast_to(z[:, None], (len(r), segments))], axis=-1).reshape(-1, 3)
+    vertices = np.stack(
+        [r[:, None] * np.cos(angles), r[:, None] * np.sin(angles), np.broadcast_to(z[:, None], (len(r), segments))],
+        axis=-1,
+    ).reshape(-1, 3)
     p = np.arange(len(r))[:, None]
     s = np.arange(segments)[None, :]
     a, b = p * segments + s, p * segments + (s + 1) % segments  # profile vertex p, angles s and s + 1
     c, d = ((p + 1) % len(r)) * segments + s, ((p + 1) % len(r)) * segments + (s + 1) % segments
-    triangles = np.concatenate([np.stack([a, b, d], -1).reshape(-1, 3),
-                                np.stack([a, d, c], -1).reshape(-1, 3)])
-    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(vertices),
-                                     o3d.utility.Vector3iVector(triangles.astype(np.int32)))
+    triangles = np.concatenate([np.stack([a, b, d], -1).reshape(-1, 3), np.stack([a, d, c], -1).reshape(-1, 3)])
+    mesh = o3d.geometry.TriangleMesh(
+        o3d.utility.Vector3dVector(vertices), o3d.utility.Vector3iVector(triangles.astype(np.int32))
+    )
     mesh.merge_close_vertices(1e-9)
     mesh.remove_degenerate_triangles()
     mesh.remove_unreferenced_vertices()
@@ -57,10 +60,14 @@ def _orient_outward(mesh: o3d.geometry.TriangleMesh) -> o3d.geometry.TriangleMes
 def _mug() -> o3d.geometry.TriangleMesh:
     """Cup of radius 0.4, height 1, wall 0.06, with a vertical ring handle on the +x side."""
     radius, height, wall = 0.4, 1.0, 0.06
-    body = _lathe(np.array([[0.0, 0.0], [radius, 0.0], [radius, height], [radius - wall, height],
-                            [radius - wall, wall], [0.0, wall]]))
-    handle = o3d.geometry.TriangleMesh.create_torus(torus_radius=0.2, tube_radius=0.04,
-                                                    radial_resolution=_RESOLUTION, tubular_resolution=12)
+    body = _lathe(
+        np.array(
+            [[0.0, 0.0], [radius, 0.0], [radius, height], [radius - wall, height], [radius - wall, wall], [0.0, wall]]
+        )
+    )
+    handle = o3d.geometry.TriangleMesh.create_torus(
+        torus_radius=0.2, tube_radius=0.04, radial_resolution=_RESOLUTION, tubular_resolution=12
+    )
     handle.rotate(o3d.geometry.get_rotation_matrix_from_xyz((np.pi / 2, 0.0, 0.0)), center=(0, 0, 0))
     # the ring's inner side runs inside the wall (x in 0.345..0.425), so the mug is one piece
     handle.translate((radius + 0.185, 0.0, 0.5 * height))
@@ -76,8 +83,7 @@ def _bowl() -> o3d.geometry.TriangleMesh:
     inner = outer - wall
     phi_in = np.linspace(rim, 0.0, 12)[:-1]
     inner_arc = np.stack([inner * np.sin(phi_in), outer - inner * np.cos(phi_in)], -1)
-    profile = np.concatenate([[[0.0, 0.0], [outer * np.sin(foot), 0.0]], outer_arc, inner_arc,
-                              [[0.0, wall]]])
+    profile = np.concatenate([[[0.0, 0.0], [outer * np.sin(foot), 0.0]], outer_arc, inner_arc, [[0.0, wall]]])
     return _lathe(profile)
 
 
@@ -93,8 +99,9 @@ def _unit_mesh(shape: str) -> o3d.geometry.TriangleMesh:
     if shape == "cone":
         return create.create_cone(radius=0.4, height=1.0, resolution=_RESOLUTION)
     if shape == "torus":  # lying flat on the table
-        return create.create_torus(torus_radius=0.35, tube_radius=0.15, radial_resolution=_RESOLUTION,
-                                   tubular_resolution=12)
+        return create.create_torus(
+            torus_radius=0.35, tube_radius=0.15, radial_resolution=_RESOLUTION, tubular_resolution=12
+        )
     if shape == "mug":
         return _mug()
     if shape == "bowl":

@@ -4,6 +4,7 @@ Per pixel: RGB (Lambert shading from one directional light plus ambient, cast sh
 deterministic texture noise fixed to world positions so every view sees the same texture), depth,
 world-frame normals and instance ids (convention in :mod:`langscene_core.sim.scene`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import open3d as o3d
 
-from langscene_core.geometry.camera import Intrinsics, pixel_rays
 from langscene_core.capture.frames import Frame as CameraFrame
+from langscene_core.geometry.camera import Intrinsics, pixel_rays
 from langscene_core.sim.scene import BACKGROUND_ID, World
 from langscene_core.sim.spec import COLORS, CameraSpec
 
@@ -45,8 +46,9 @@ class RenderedFrame:
     def to_camera_frame(self, stamp: float) -> CameraFrame:
         """The pipeline's posed RGB-D frame (langscene_core.capture.frames.Frame: depth NaN where no surface)."""
         depth = np.where(self.depth > 0, self.depth, np.nan).astype(np.float32)
-        return CameraFrame(stamp=stamp, rgb=self.rgb, intrinsics=self.intrinsics, cam_to_world=self.cam_to_world,
-                           depth=depth)
+        return CameraFrame(
+            stamp=stamp, rgb=self.rgb, intrinsics=self.intrinsics, cam_to_world=self.cam_to_world, depth=depth
+        )
 
 
 def intrinsics_of(camera: CameraSpec) -> Intrinsics:
@@ -57,8 +59,12 @@ def intrinsics_of(camera: CameraSpec) -> Intrinsics:
 def _texture_noise(points: np.ndarray, seed: int) -> np.ndarray:
     """[N] values in [-1, 1], a hash of the world cube of side TEXTURE_CELL holding each point [N, 3]."""
     cells = np.floor(points / TEXTURE_CELL).astype(np.int64).astype(np.uint64)
-    h = (cells[:, 0] * np.uint64(73856093)) ^ (cells[:, 1] * np.uint64(19349663)) \
-        ^ (cells[:, 2] * np.uint64(83492791)) ^ np.uint64(seed * 2654435761 % 2**32)
+    h = (
+        (cells[:, 0] * np.uint64(73856093))
+        ^ (cells[:, 1] * np.uint64(19349663))
+        ^ (cells[:, 2] * np.uint64(83492791))
+        ^ np.uint64(seed * 2654435761 % 2**32)
+    )
     h ^= h >> np.uint64(13)  # integer mixing so neighbouring cells decorrelate
     h *= np.uint64(0x9E3779B97F4A7C15)
     h ^= h >> np.uint64(29)
@@ -71,8 +77,9 @@ def _albedo_table(world: World) -> np.ndarray:
     return np.array([COLORS[n] for n in names])
 
 
-def render(world: World, intrinsics: Intrinsics, cam_to_world: np.ndarray,
-           names: list[str] | None = None) -> list[RenderedFrame]:
+def render(
+    world: World, intrinsics: Intrinsics, cam_to_world: np.ndarray, names: list[str] | None = None
+) -> list[RenderedFrame]:
     """Render V views with one ray cast.
 
     cam_to_world: [V, 4, 4] (or [4, 4] for one view) camera-to-world poses. names: V frame names
@@ -98,10 +105,22 @@ def render(world: World, intrinsics: Intrinsics, cam_to_world: np.ndarray,
     shadow_rays = np.concatenate([points + SHADOW_OFFSET * n_hit, np.broadcast_to(LIGHT_DIRECTION, points.shape)], -1)
     lit = ~world.raycaster.test_occlusions(o3d.core.Tensor(shadow_rays.astype(np.float32))).numpy()
     lambert = np.clip(n_hit @ LIGHT_DIRECTION, 0.0, None) * lit
-    albedo = _albedo_table(world)[ids[found]] * (1.0 + TEXTURE_STRENGTH * _texture_noise(points, world.spec.seed))[:, None]
+    albedo = (
+        _albedo_table(world)[ids[found]] * (1.0 + TEXTURE_STRENGTH * _texture_noise(points, world.spec.seed))[:, None]
+    )
     linear = np.broadcast_to(BACKGROUND_RGB, (*t.shape, 3)).copy()
     linear[found] = albedo * (AMBIENT + (1.0 - AMBIENT) * lambert)[:, None]
     rgb = np.round(255.0 * np.clip(linear, 0.0, 1.0) ** (1 / 2.2)).astype(np.uint8)
     depth = np.where(found, t, 0.0).astype(np.float32)
-    return [RenderedFrame(name=names[v], rgb=rgb[v], depth=depth[v], normals=normals[v].astype(np.float32),
-                          ids=ids[v], intrinsics=intrinsics, cam_to_world=poses[v].copy()) for v in range(len(poses))]
+    return [
+        RenderedFrame(
+            name=names[v],
+            rgb=rgb[v],
+            depth=depth[v],
+            normals=normals[v].astype(np.float32),
+            ids=ids[v],
+            intrinsics=intrinsics,
+            cam_to_world=poses[v].copy(),
+        )
+        for v in range(len(poses))
+    ]

@@ -4,6 +4,7 @@ Instance ids (used by the renderer, the dataset and the grasp checker):
 ``-1`` background (no surface), ``0`` the table, ``k`` (1..N) the object ``spec.objects[k - 1]``.
 The raycasting scene's geometry ids equal these instance ids (table added first, then the objects).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +41,9 @@ class World:
         return self.spec.objects[instance_id - 1].name
 
 
-def overlapping_pair(objects: tuple[ObjectSpec, ...] | list[ObjectSpec], gap: float = MIN_GAP) -> tuple[int, int] | None:
+def overlapping_pair(
+    objects: tuple[ObjectSpec, ...] | list[ObjectSpec], gap: float = MIN_GAP
+) -> tuple[int, int] | None:
     """First pair (i, j), i < j, whose footprint circles are closer than ``gap``; None if none."""
     radii = [footprint_radius(o) for o in objects]
     for j in range(len(objects)):
@@ -56,8 +59,9 @@ def build_world(spec: WorldSpec) -> World:
     pair = overlapping_pair(spec.objects)
     if pair is not None:
         i, j = pair
-        raise ValueError(f"objects[{j}] ({spec.objects[j].name!r}) overlaps objects[{i}] "
-                         f"({spec.objects[i].name!r}); move them apart")
+        raise ValueError(
+            f"objects[{j}] ({spec.objects[j].name!r}) overlaps objects[{i}] ({spec.objects[i].name!r}); move them apart"
+        )
     meshes = (table_mesh(spec.table),) + tuple(object_mesh(o) for o in spec.objects)
     raycaster = o3d.t.geometry.RaycastingScene()
     for expected_id, mesh in enumerate(meshes):

@@ -15,13 +15,15 @@ object's footprint centre (x, y) in metres on that plane, ``yaw`` a rotation abo
 ``size`` the object's largest dimension in metres. ``objects`` is required; everything else has the
 defaults shown. :func:`parse_spec` raises :class:`SpecError` naming the bad key.
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 SHAPES = ("box", "ball", "cylinder", "cone", "torus", "mug", "bowl")
 
@@ -105,8 +107,9 @@ def _check_keys(data: Any, key: str, allowed: tuple[str, ...], required: tuple[s
     return data
 
 
-def _number(value: Any, key: str, minimum: float | None = None, maximum: float | None = None,
-            exclusive_min: bool = True) -> float:
+def _number(
+    value: Any, key: str, minimum: float | None = None, maximum: float | None = None, exclusive_min: bool = True
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SpecError(f"{key}: expected a finite number, got {value!r}")
     if minimum is not None and (value <= minimum if exclusive_min else value < minimum):
@@ -139,13 +142,19 @@ def _pair(value: Any, key: str, positive: bool) -> tuple[float, float]:
 def _parse_table(data: Any) -> TableSpec:
     data = _check_keys(data, "table", ("size", "color"))
     default = TableSpec()
-    return TableSpec(size=_pair(data.get("size", default.size), "table.size", positive=True),
-                     color=_choice(data.get("color", default.color), "table.color", COLORS))
+    return TableSpec(
+        size=_pair(data.get("size", default.size), "table.size", positive=True),
+        color=_choice(data.get("color", default.color), "table.color", COLORS),
+    )
 
 
 def _parse_object(data: Any, key: str, table: TableSpec) -> ObjectSpec:
-    data = _check_keys(data, key, ("name", "shape", "color", "size", "position", "yaw"),
-                       required=("name", "shape", "color", "size", "position"))
+    data = _check_keys(
+        data,
+        key,
+        ("name", "shape", "color", "size", "position", "yaw"),
+        required=("name", "shape", "color", "size", "position"),
+    )
     name = data["name"]
     if not isinstance(name, str) or not name.strip():
         raise SpecError(f"{key}.name: expected a non-empty string, got {name!r}")
@@ -153,10 +162,14 @@ def _parse_object(data: Any, key: str, table: TableSpec) -> ObjectSpec:
     for axis, (coord, extent) in enumerate(zip(position, table.size)):
         if abs(coord) > extent / 2:
             raise SpecError(f"{key}.position[{axis}]: {coord} is off the table (|value| <= {extent / 2})")
-    return ObjectSpec(name=name, shape=_choice(data["shape"], f"{key}.shape", SHAPES),
-                      color=_choice(data["color"], f"{key}.color", COLORS),
-                      size=_number(data["size"], f"{key}.size", 0.0, maximum=0.5),
-                      position=position, yaw=_number(data.get("yaw", 0.0), f"{key}.yaw"))
+    return ObjectSpec(
+        name=name,
+        shape=_choice(data["shape"], f"{key}.shape", SHAPES),
+        color=_choice(data["color"], f"{key}.color", COLORS),
+        size=_number(data["size"], f"{key}.size", 0.0, maximum=0.5),
+        position=position,
+        yaw=_number(data.get("yaw", 0.0), f"{key}.yaw"),
+    )
 
 
 def _parse_camera(data: Any) -> CameraSpec:
@@ -166,13 +179,15 @@ def _parse_camera(data: Any) -> CameraSpec:
     views = _integer(data.get("views", 2 if trajectory == "two_view" else d.views), "camera.views", 1)
     if trajectory == "two_view" and views != 2:
         raise SpecError(f"camera.views: trajectory 'two_view' captures exactly 2 views, got {views}")
-    return CameraSpec(width=_integer(data.get("width", d.width), "camera.width", 8),
-                      height=_integer(data.get("height", d.height), "camera.height", 8),
-                      hfov_deg=_number(data.get("hfov_deg", d.hfov_deg), "camera.hfov_deg", 1.0, 170.0),
-                      trajectory=trajectory, views=views,
-                      radius=_number(data.get("radius", d.radius), "camera.radius", 0.0),
-                      elevation_deg=_number(data.get("elevation_deg", d.elevation_deg),
-                                            "camera.elevation_deg", 0.0, 89.0))
+    return CameraSpec(
+        width=_integer(data.get("width", d.width), "camera.width", 8),
+        height=_integer(data.get("height", d.height), "camera.height", 8),
+        hfov_deg=_number(data.get("hfov_deg", d.hfov_deg), "camera.hfov_deg", 1.0, 170.0),
+        trajectory=trajectory,
+        views=views,
+        radius=_number(data.get("radius", d.radius), "camera.radius", 0.0),
+        elevation_deg=_number(data.get("elevation_deg", d.elevation_deg), "camera.elevation_deg", 0.0, 89.0),
+    )
 
 
 def parse_spec(data: Any) -> WorldSpec:
@@ -187,9 +202,13 @@ def parse_spec(data: Any) -> WorldSpec:
         if obj.name in seen:
             raise SpecError(f"objects[{i}].name: {obj.name!r} repeats objects[{seen[obj.name]}].name")
         seen[obj.name] = i
-    return WorldSpec(objects=objects, seed=_integer(data.get("seed", 0), "seed", 0), table=table,
-                     camera=_parse_camera(data.get("camera", {})),
-                     eval_views=_integer(data.get("eval_views", 4), "eval_views", 0))
+    return WorldSpec(
+        objects=objects,
+        seed=_integer(data.get("seed", 0), "seed", 0),
+        table=table,
+        camera=_parse_camera(data.get("camera", {})),
+        eval_views=_integer(data.get("eval_views", 4), "eval_views", 0),
+    )
 
 
 def load_spec(path: str | Path) -> WorldSpec:
@@ -206,8 +225,17 @@ def spec_to_dict(spec: WorldSpec) -> dict[str, Any]:
     return {
         "seed": spec.seed,
         "table": {"size": list(spec.table.size), "color": spec.table.color},
-        "objects": [{"name": o.name, "shape": o.shape, "color": o.color, "size": o.size,
-                     "position": list(o.position), "yaw": o.yaw} for o in spec.objects],
+        "objects": [
+            {
+                "name": o.name,
+                "shape": o.shape,
+                "color": o.color,
+                "size": o.size,
+                "position": list(o.position),
+                "yaw": o.yaw,
+            }
+            for o in spec.objects
+        ],
         "camera": dict(spec.camera.__dict__),
         "eval_views": spec.eval_views,
     }

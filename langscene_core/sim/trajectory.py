@@ -4,6 +4,7 @@ Poses are camera-to-world [4, 4] float64 in the OpenCV convention (langscene_cor
 looking at :data:`LOOK_AT` (a little above the table centre). Azimuth 0 is the -y side of the table
 (the "front"), increasing counter-clockwise seen from above.
 """
+
 from __future__ import annotations
 
 import numpy as np

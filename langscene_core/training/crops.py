@@ -5,21 +5,30 @@ outside the mask black, padded to a square. Training crops include exactly those
 masks, as over-segmentation gives), crops with the rendered background kept around the subject, table
 patches, and background (sky) regions, which match no caption.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from langscene_core.training.vocabulary import HELD_OUT, SUBJECT_COLORS, SUBJECT_SHAPES, TABLE_COLORS, TABLE_SHAPE
-from langscene_core.sim import BACKGROUND_ID, TABLE_ID, TableSpec, WorldSpec, build_world, intrinsics_of, \
-    random_spec, render
+from langscene_core.sim import (
+    BACKGROUND_ID,
+    TABLE_ID,
+    TableSpec,
+    WorldSpec,
+    build_world,
+    intrinsics_of,
+    random_spec,
+    render,
+)
 from langscene_core.sim.trajectory import orbit_pose
+from langscene_core.training.vocabulary import HELD_OUT, SUBJECT_COLORS, SUBJECT_SHAPES, TABLE_COLORS, TABLE_SHAPE
 
 MAX_INSTANCES = 16  # instance ids 0..15 per view (table + up to 15 objects)
 ELEVATION_RANGE_DEG = (20.0, 65.0)
@@ -55,7 +64,7 @@ class ViewSet:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "ViewSet":
+    def load(cls, path: str | Path) -> ViewSet:
         with np.load(path) as data:
             return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
@@ -73,8 +82,12 @@ def training_spec(seed: int, exclude_held_out: bool) -> WorldSpec:
 
 def random_poses(rng: np.random.Generator, count: int) -> np.ndarray:
     """[count, 4, 4] camera-to-world poses looking at the table from random azimuths, elevations and radii."""
-    return np.stack([orbit_pose(rng.uniform(0.0, 360.0), rng.uniform(*ELEVATION_RANGE_DEG), rng.uniform(*RADIUS_RANGE))
-                     for _ in range(count)])
+    return np.stack(
+        [
+            orbit_pose(rng.uniform(0.0, 360.0), rng.uniform(*ELEVATION_RANGE_DEG), rng.uniform(*RADIUS_RANGE))
+            for _ in range(count)
+        ]
+    )
 
 
 def render_views(seeds: Iterable[int], views_per_scene: int, exclude_held_out: bool) -> ViewSet:
@@ -125,7 +138,7 @@ def square_crop(rgb: np.ndarray, box: tuple[int, int, int, int], size: int) -> t
     oy, ox = (side - h) // 2 - top, (side - w) // 2 - left  # image pixel (y, x) lands at (y + oy, x + ox)
     y0, y1 = max(top, 0), min(bottom, rgb.shape[0])
     x0, x1 = max(left, 0), min(right, rgb.shape[1])
-    square[y0 + oy:y1 + oy, x0 + ox:x1 + ox] = rgb[y0:y1, x0:x1]
+    square[y0 + oy : y1 + oy, x0 + ox : x1 + ox] = rgb[y0:y1, x0:x1]
     tensor = torch.from_numpy(square).permute(2, 0, 1)
     return TF.resize(tensor, [size, size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True).clamp(0, 1)
 
@@ -148,7 +161,7 @@ def partial_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     ys, xs = np.nonzero(mask)
     k = rng.integers(len(ys))
     angle = rng.uniform(0.0, 2 * np.pi)
-    yy, xx = np.mgrid[:mask.shape[0], :mask.shape[1]]
+    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
     part = mask & ((yy - ys[k]) * np.sin(angle) + (xx - xs[k]) * np.cos(angle) >= 0)
     return part if part.sum() >= PARTIAL_MIN_FRACTION * len(ys) else mask
 
@@ -166,7 +179,7 @@ def random_crop(views: ViewSet, view: int, instance: int, size: int, rng: np.ran
         half = int(rng.integers(*TABLE_PATCH_RANGE)) // 2
         box = (ys[k] - half, xs[k] - half, ys[k] + half, xs[k] + half)
         patch = np.zeros_like(mask)
-        patch[max(box[0], 0):box[2], max(box[1], 0):box[3]] = True
+        patch[max(box[0], 0) : box[2], max(box[1], 0) : box[3]] = True
         crop = masked_crop(image, mask & patch, size)
     elif instance != BACKGROUND_ID and kind > 0.7:
         top, left, bottom, right = mask_box(mask)

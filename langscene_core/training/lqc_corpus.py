@@ -8,6 +8,7 @@ The rendered world knows what every pixel shows, so each feature can carry the s
 (:class:`LabelledFeatures`): the training script balances the corpus over object names with it and
 checks, name by name, that a name survives the compressor's round trip.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,9 +19,9 @@ import torch
 from langscene_core.language.clip import ClipModel
 from langscene_core.language.features import mask_features
 from langscene_core.language.masks import MaskMapper
+from langscene_core.sim import TABLE_ID
 from langscene_core.training.crops import ViewSet
 from langscene_core.training.vocabulary import SUBJECT_SHAPES, TABLE_SHAPE
-from langscene_core.sim import TABLE_ID
 
 #: a mask is labelled with the instance covering at least this fraction of its pixels (else -1: mixed)
 MIN_PURITY = 0.8
@@ -47,19 +48,20 @@ class LabelledFeatures:
     def objects(self) -> torch.Tensor:
         return (self.shape >= 0) & (self.shape != SUBJECT_SHAPES.index(TABLE_SHAPE))
 
-    def subset(self, rows: torch.Tensor) -> "LabelledFeatures":
+    def subset(self, rows: torch.Tensor) -> LabelledFeatures:
         """The rows ``rows`` ([M] int64 indices or [N] bool)."""
         return LabelledFeatures(self.features[rows], self.color[rows], self.shape[rows])
 
     @staticmethod
-    def cat(parts: list["LabelledFeatures"]) -> "LabelledFeatures":
+    def cat(parts: list[LabelledFeatures]) -> LabelledFeatures:
         if not parts:
             raise ValueError("no views to build a feature corpus from")
         return LabelledFeatures(*(torch.cat([getattr(p, f) for p in parts]) for f in ("features", "color", "shape")))
 
 
-def _mask_subjects(masks: np.ndarray, ids: np.ndarray, color: np.ndarray, shape: np.ndarray,
-                   rows: int) -> tuple[np.ndarray, np.ndarray]:
+def _mask_subjects(
+    masks: np.ndarray, ids: np.ndarray, color: np.ndarray, shape: np.ndarray, rows: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(color [rows], shape [rows]) of the instance covering >= MIN_PURITY of each mask.
 
     masks: [L, H, W] int mask ids per level (-1 none), rows numbered level after level as
@@ -72,13 +74,14 @@ def _mask_subjects(masks: np.ndarray, ids: np.ndarray, color: np.ndarray, shape:
         inside = labels >= 0
         pixels = np.bincount(labels[inside], minlength=count)
         # joint histogram (mask, instance + 1): instance -1 (background) lands in column 0
-        joint = np.bincount(labels[inside] * (len(color) + 1) + ids[inside] + 1,
-                            minlength=count * (len(color) + 1)).reshape(count, len(color) + 1)
+        joint = np.bincount(
+            labels[inside] * (len(color) + 1) + ids[inside] + 1, minlength=count * (len(color) + 1)
+        ).reshape(count, len(color) + 1)
         best = joint.argmax(1)
         pure = (joint[np.arange(count), best] >= MIN_PURITY * np.maximum(pixels, 1)) & (best > 0)
         instance = best - 1
-        out_color[offset:offset + count] = np.where(pure, color[instance.clip(0)], -1)
-        out_shape[offset:offset + count] = np.where(pure, shape[instance.clip(0)], -1)
+        out_color[offset : offset + count] = np.where(pure, color[instance.clip(0)], -1)
+        out_shape[offset : offset + count] = np.where(pure, shape[instance.clip(0)], -1)
         offset += count
     return out_color, out_shape
 
@@ -90,8 +93,9 @@ def labelled_mask_corpus(clip: ClipModel, views: ViewSet, mapper: MaskMapper) ->
     for v in range(len(views)):
         masks = mapper(views.rgb[v])
         table = mask_features(clip, views.rgb[v], masks).table
-        color, shape = _mask_subjects(masks, views.ids[v].astype(np.int64), views.color[v], views.shape[v],
-                                      table.shape[0])
+        color, shape = _mask_subjects(
+            masks, views.ids[v].astype(np.int64), views.color[v], views.shape[v], table.shape[0]
+        )
         parts.append(LabelledFeatures(table, torch.from_numpy(color), torch.from_numpy(shape)))
     return LabelledFeatures.cat(parts)
 
@@ -114,6 +118,9 @@ def object_features(clip: ClipModel, views: ViewSet, min_pixels: int) -> Labelle
         for row, k in enumerate(present):
             labels[ids == k] = row
         table = mask_features(clip, views.rgb[v], labels[None]).table
-        parts.append(LabelledFeatures(table, torch.from_numpy(views.color[v, present]),
-                                      torch.from_numpy(views.shape[v, present])))
+        parts.append(
+            LabelledFeatures(
+                table, torch.from_numpy(views.color[v, present]), torch.from_numpy(views.shape[v, present])
+            )
+        )
     return LabelledFeatures.cat(parts)

@@ -17,22 +17,30 @@ With ``include_held_out`` False the held-out colour x shape combinations (:data:
 are neither rendered nor captioned in training, to measure compositional generalisation;
 :func:`retrieval_accuracy` reports them apart from the other ones either way.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from langscene_core.language.clip import ClipModel
 from langscene_core.config import QueryConfig
+from langscene_core.language.clip import ClipModel
 from langscene_core.training.crops import ViewSet, masked_crop, random_crop, subject_of, visible_instances
-from langscene_core.training.vocabulary import HELD_OUT, SHAPES, SUBJECT_COLORS, SUBJECT_SHAPES, Captions, \
-    name_captions, sample_captions
+from langscene_core.training.vocabulary import (
+    HELD_OUT,
+    SHAPES,
+    SUBJECT_COLORS,
+    SUBJECT_SHAPES,
+    Captions,
+    name_captions,
+    sample_captions,
+)
 
 #: open_clip model config of tiny-clip: 48x48 ViT with 12x12 patches (16 tokens: rendered objects are
 #: 20-40 px wide at 160x120, and 2 shared cores allow no more), short-context text transformer using
@@ -102,9 +110,15 @@ def _text_features(clip: ClipModel, texts: Sequence[str]) -> torch.Tensor:
     return F.normalize(clip.model.encode_text(clip.tokenizer(list(texts)).to(clip.device)), dim=-1)
 
 
-def clip_losses(clip: ClipModel, images: torch.Tensor, color: torch.Tensor, shape: torch.Tensor,
-                groups: Sequence[Captions], relevancy_weight: float = 1.0,
-                confusable_weight: float = 0.0) -> dict[str, torch.Tensor]:
+def clip_losses(
+    clip: ClipModel,
+    images: torch.Tensor,
+    color: torch.Tensor,
+    shape: torch.Tensor,
+    groups: Sequence[Captions],
+    relevancy_weight: float = 1.0,
+    confusable_weight: float = 0.0,
+) -> dict[str, torch.Tensor]:
     """Training losses of one batch (module docstring), with gradients.
 
     images: [B, 3, S, S] uint8 crops; color, shape: [B] int64 subject indices (-1 background);
@@ -114,17 +128,17 @@ def clip_losses(clip: ClipModel, images: torch.Tensor, color: torch.Tensor, shap
     image = _image_features(clip, images)
     texts = [t for g in groups for t in g.texts]
     text = _text_features(clip, texts + list(CANONICAL_NEGATIVES))
-    captions, negatives = text[:len(texts)], text[len(texts):]
+    captions, negatives = text[: len(texts)], text[len(texts) :]
     scale = clip.model.logit_scale.exp().clamp(max=100.0)
     cos_captions, cos_negatives = image @ captions.T, image @ negatives.T
     matches = torch.from_numpy(np.concatenate([g.matches(color.numpy(), shape.numpy()) for g in groups], axis=1))
     confusable = torch.from_numpy(np.concatenate([g.confusable(color.numpy(), shape.numpy()) for g in groups], axis=1))
     contrastive, start = [], 0
     for g in groups:
-        match = matches[:, start:start + len(g.texts)]
+        match = matches[:, start : start + len(g.texts)]
         rows = match.any(1)
         if rows.any():
-            logits = scale * torch.cat([cos_captions[:, start:start + len(g.texts)], cos_negatives], 1)
+            logits = scale * torch.cat([cos_captions[:, start : start + len(g.texts)], cos_negatives], 1)
             contrastive.append(F.cross_entropy(logits[rows], match[rows].float().argmax(1)))
         start += len(g.texts)
     relevancy_logits = RELEVANCY_TEMPERATURE * (cos_captions - cos_negatives.max(1, keepdim=True).values)
@@ -132,8 +146,12 @@ def clip_losses(clip: ClipModel, images: torch.Tensor, color: torch.Tensor, shap
     relevancy = bce[matches].mean() + bce[~matches].mean() if matches.any() else bce.mean()
     confusable_loss = bce[confusable].mean() if confusable.any() else image.sum() * 0.0
     contrastive_loss = torch.stack(contrastive).mean() if contrastive else image.sum() * 0.0
-    return {"contrastive": contrastive_loss, "relevancy": relevancy, "confusable": confusable_loss,
-            "total": contrastive_loss + relevancy_weight * relevancy + confusable_weight * confusable_loss}
+    return {
+        "contrastive": contrastive_loss,
+        "relevancy": relevancy,
+        "confusable": confusable_loss,
+        "total": contrastive_loss + relevancy_weight * relevancy + confusable_weight * confusable_loss,
+    }
 
 
 def _learning_rate(config: TinyClipTrainConfig, step: int) -> float:
@@ -143,8 +161,13 @@ def _learning_rate(config: TinyClipTrainConfig, step: int) -> float:
     return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def train_tiny_clip(clip: ClipModel, bank: CropBank, config: TinyClipTrainConfig,
-                    log: Callable[[dict], None] | None = None, log_every: int = 50) -> list[dict[str, float]]:
+def train_tiny_clip(
+    clip: ClipModel,
+    bank: CropBank,
+    config: TinyClipTrainConfig,
+    log: Callable[[dict], None] | None = None,
+    log_every: int = 50,
+) -> list[dict[str, float]]:
     """Train ``clip.model`` in place on ``bank`` (batches drawn with replacement, random left-right
     flips, a fresh caption template draw per step). Returns the per-step losses; calls ``log`` with
     {"step", "seconds", losses...} every ``log_every`` steps. Leaves the model in eval mode."""
@@ -152,8 +175,7 @@ def train_tiny_clip(clip: ClipModel, bank: CropBank, config: TinyClipTrainConfig
         raise ValueError("empty crop bank")
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    optimizer = torch.optim.AdamW(clip.model.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(clip.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     clip.model.train()
     history, start = [], time.perf_counter()
     for step in range(config.steps):
@@ -163,9 +185,15 @@ def train_tiny_clip(clip: ClipModel, bank: CropBank, config: TinyClipTrainConfig
         images = bank.images[index]
         flip = torch.rand(config.batch_size, generator=generator) < 0.5
         images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
-        losses = clip_losses(clip, images, bank.color[index], bank.shape[index],
-                             sample_captions(rng, config.include_held_out), config.relevancy_weight,
-                             config.confusable_weight)
+        losses = clip_losses(
+            clip,
+            images,
+            bank.color[index],
+            bank.shape[index],
+            sample_captions(rng, config.include_held_out),
+            config.relevancy_weight,
+            config.confusable_weight,
+        )
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()
@@ -202,8 +230,14 @@ def retrieval_set(views: ViewSet, size: int, min_pixels: int) -> RetrievalSet:
         colors.append(color)
         shapes.append(shape)
         index.append(int(view))
-    names = tuple(tuple(f"{SUBJECT_COLORS[c]} {SUBJECT_SHAPES[s]}" for c, s in zip(views.color[v], views.shape[v])
-                        if c >= 0 and SUBJECT_SHAPES[s] in SHAPES) for v in range(len(views)))
+    names = tuple(
+        tuple(
+            f"{SUBJECT_COLORS[c]} {SUBJECT_SHAPES[s]}"
+            for c, s in zip(views.color[v], views.shape[v])
+            if c >= 0 and SUBJECT_SHAPES[s] in SHAPES
+        )
+        for v in range(len(views))
+    )
     return RetrievalSet(torch.stack(images), torch.tensor(colors), torch.tensor(shapes), torch.tensor(index), names)
 
 
@@ -223,13 +257,18 @@ def retrieval_accuracy(clip: ClipModel, data: RetrievalSet) -> dict[str, float]:
     captions = name_captions(combos)
     text = _text_features(clip, captions.texts)
     negatives = _text_features(clip, CANONICAL_NEGATIVES)
-    image = torch.cat([_image_features(clip, (data.images[i:i + 256] * 255).round().to(torch.uint8))
-                       for i in range(0, len(data.images), 256)])
+    image = torch.cat(
+        [
+            _image_features(clip, (data.images[i : i + 256] * 255).round().to(torch.uint8))
+            for i in range(0, len(data.images), 256)
+        ]
+    )
     scores = image @ text.T
     truth = torch.from_numpy(captions.matches(data.color.numpy(), data.shape.numpy())).float().argmax(1)
     correct = scores.argmax(1) == truth
-    held_out = torch.tensor([(SUBJECT_COLORS[c], SUBJECT_SHAPES[s]) in HELD_OUT
-                             for c, s in zip(data.color.tolist(), data.shape.tolist())])
+    held_out = torch.tensor(
+        [(SUBJECT_COLORS[c], SUBJECT_SHAPES[s]) in HELD_OUT for c, s in zip(data.color.tolist(), data.shape.tolist())]
+    )
     in_scene = []
     for i, view in enumerate(data.view.tolist()):
         allowed = [captions.texts.index(n) for n in data.names[view]]
@@ -240,11 +279,13 @@ def retrieval_accuracy(clip: ClipModel, data: RetrievalSet) -> dict[str, float]:
     below_half = torch.sigmoid(RELEVANCY_TEMPERATURE * (scores - best_negative[:, None])) < 0.5
     confusable = torch.from_numpy(captions.confusable(data.color.numpy(), data.shape.numpy()))
     same_color = torch.from_numpy(captions.color[None] == data.color.numpy()[:, None])
-    return {"seen_top1": float(correct[~held_out].float().mean()) if (~held_out).any() else float("nan"),
-            "seen_count": int((~held_out).sum()),
-            "held_out_top1": float(correct[held_out].float().mean()) if held_out.any() else float("nan"),
-            "held_out_count": int(held_out.sum()),
-            "in_scene_top1": float(np.mean(in_scene)),
-            "above_negatives": float(above.float().mean()),
-            "other_shape_below_half": float(below_half[confusable & same_color].float().mean()),
-            "other_color_below_half": float(below_half[confusable & ~same_color].float().mean())}
+    return {
+        "seen_top1": float(correct[~held_out].float().mean()) if (~held_out).any() else float("nan"),
+        "seen_count": int((~held_out).sum()),
+        "held_out_top1": float(correct[held_out].float().mean()) if held_out.any() else float("nan"),
+        "held_out_count": int(held_out.sum()),
+        "in_scene_top1": float(np.mean(in_scene)),
+        "above_negatives": float(above.float().mean()),
+        "other_shape_below_half": float(below_half[confusable & same_color].float().mean()),
+        "other_color_below_half": float(below_half[confusable & ~same_color].float().mean()),
+    }

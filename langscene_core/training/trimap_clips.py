@@ -5,6 +5,7 @@ combinations) from a camera moving along an orbit arc at constant elevation and 
 three TriMap modalities: RGB, camera-frame normals (``normals_to_rgb`` colours) and instance masks
 (palette colours, 0 = background). The first and last frames are the keyframes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,11 +14,11 @@ import numpy as np
 
 from langscene_core.geometry.camera import Intrinsics
 from langscene_core.geometry.normals import normals_to_rgb
-from langscene_core.training.crops import ELEVATION_RANGE_DEG, RADIUS_RANGE, training_spec
-from langscene_core.trimap.palette import make_palette, masks_to_rgb
-from langscene_core.training.trimap_train import TrainClip
 from langscene_core.sim import build_world, render
 from langscene_core.sim.trajectory import orbit_pose
+from langscene_core.training.crops import ELEVATION_RANGE_DEG, RADIUS_RANGE, training_spec
+from langscene_core.training.trimap_train import TrainClip
+from langscene_core.trimap.palette import make_palette, masks_to_rgb
 
 ARC_SPAN_RANGE_DEG = (15.0, 60.0)  # azimuth travelled between the two keyframes
 ARC_SPAN_BUCKETS_DEG = ((15.0, 25.0), (25.0, 40.0), (40.0, 60.0))  # evaluation reports each bucket
@@ -40,12 +41,16 @@ class RenderedClip:
     def train_clips(self) -> list[TrainClip]:
         """The three modalities as TriMap training clips (rgb, normal, semantic)."""
         palette = make_palette(PALETTE_SIZE)
-        return [TrainClip(self.rgb, "rgb"), TrainClip(normals_to_rgb(self.normals), "normal"),
-                TrainClip(masks_to_rgb(self.ids, palette), "semantic")]
+        return [
+            TrainClip(self.rgb, "rgb"),
+            TrainClip(normals_to_rgb(self.normals), "normal"),
+            TrainClip(masks_to_rgb(self.ids, palette), "semantic"),
+        ]
 
 
-def arc_poses(rng: np.random.Generator, frames: int,
-              span_range_deg: tuple[float, float] = ARC_SPAN_RANGE_DEG) -> np.ndarray:
+def arc_poses(
+    rng: np.random.Generator, frames: int, span_range_deg: tuple[float, float] = ARC_SPAN_RANGE_DEG
+) -> np.ndarray:
     """[frames, 4, 4] poses evenly along a random orbit arc (a uniform ``span_range_deg`` of azimuth)."""
     start = rng.uniform(0.0, 360.0)
     span = rng.uniform(*span_range_deg) * rng.choice([-1.0, 1.0])
@@ -53,8 +58,9 @@ def arc_poses(rng: np.random.Generator, frames: int,
     return np.stack([orbit_pose(a, elevation, radius) for a in start + span * np.linspace(0.0, 1.0, frames)])
 
 
-def render_clip(seed: int, frames: int, size: tuple[int, int],
-                span_range_deg: tuple[float, float] = ARC_SPAN_RANGE_DEG) -> RenderedClip:
+def render_clip(
+    seed: int, frames: int, size: tuple[int, int], span_range_deg: tuple[float, float] = ARC_SPAN_RANGE_DEG
+) -> RenderedClip:
     """The clip of seed ``seed``: :func:`crops.training_spec` (held-out combinations kept) seen along
     :func:`arc_poses` over ``span_range_deg``, ``frames`` views of ``size`` (height, width) pixels."""
     if frames < 2:
@@ -67,9 +73,13 @@ def render_clip(seed: int, frames: int, size: tuple[int, int],
     rendered = render(build_world(spec), intrinsics, poses)
     # world-frame normals n -> camera frame R^T n, written for row vectors as n @ R
     normals = np.stack([f.normals @ f.cam_to_world[:3, :3] for f in rendered]).astype(np.float32)
-    return RenderedClip(rgb=np.stack([f.rgb for f in rendered]).astype(np.float32) / 255.0, normals=normals,
-                        ids=np.stack([f.ids for f in rendered]).astype(np.int64) + 1, cam_to_world=poses,
-                        intrinsics=intrinsics)
+    return RenderedClip(
+        rgb=np.stack([f.rgb for f in rendered]).astype(np.float32) / 255.0,
+        normals=normals,
+        ids=np.stack([f.ids for f in rendered]).astype(np.int64) + 1,
+        cam_to_world=poses,
+        intrinsics=intrinsics,
+    )
 
 
 def cross_fade(first: np.ndarray, last: np.ndarray, frames: int) -> np.ndarray:

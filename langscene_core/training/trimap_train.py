@@ -7,10 +7,12 @@ embedding is replaced by the empty prompt's with probability ``text_dropout`` so
 guidance has an unconditional branch to use. Small models from ``build_tiny_pipeline`` have a random
 VAE, so ``train_vae`` fits it first (reconstruction + KL); real checkpoints keep their VAE frozen.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -46,9 +48,11 @@ class TrainStage:
 
 def progressive_stages(interpolation: int, normals: int, semantics: int) -> tuple[TrainStage, ...]:
     """The paper's order: RGB interpolation, then RGB + normals, then RGB + normals + semantics."""
-    return (TrainStage("interpolation", ("rgb",), interpolation),
-            TrainStage("normals", ("rgb", "normal"), normals),
-            TrainStage("semantics", ("rgb", "normal", "semantic"), semantics))
+    return (
+        TrainStage("interpolation", ("rgb",), interpolation),
+        TrainStage("normals", ("rgb", "normal"), normals),
+        TrainStage("semantics", ("rgb", "normal", "semantic"), semantics),
+    )
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,16 @@ def _pixels(video: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(video, dtype=np.float32)).permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1
 
 
-def train_vae(pipe: TrimapPipeline, clips: Sequence[TrainClip], steps: int, learning_rate: float = 1e-3,
-              kl_weight: float = 1e-6, seed: int = 0, mse_weight: float = 0.0, frame_batch: int = 8) -> list[float]:
+def train_vae(
+    pipe: TrimapPipeline,
+    clips: Sequence[TrainClip],
+    steps: int,
+    learning_rate: float = 1e-3,
+    kl_weight: float = 1e-6,
+    seed: int = 0,
+    mse_weight: float = 0.0,
+    frame_batch: int = 8,
+) -> list[float]:
     """Fit the VAE to reconstruct what it encodes at inference.
 
     A per-frame VAE (``pipe.per_frame_vae``) trains on batches of ``frame_batch`` random single frames
@@ -85,8 +97,13 @@ def train_vae(pipe: TrimapPipeline, clips: Sequence[TrainClip], steps: int, lear
     generator = torch.Generator().manual_seed(seed)
     vae = pipe.vae
     optimiser = torch.optim.AdamW(vae.parameters(), lr=learning_rate)
-    schedule = (torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=learning_rate, total_steps=steps,
-                                                    pct_start=max(0.05, 2 / steps)) if steps >= 4 else None)
+    schedule = (
+        torch.optim.lr_scheduler.OneCycleLR(
+            optimiser, max_lr=learning_rate, total_steps=steps, pct_start=max(0.05, 2 / steps)
+        )
+        if steps >= 4
+        else None
+    )
     losses = []
     vae.train()
     for step in range(steps):
@@ -119,7 +136,7 @@ def calibrate_latent_scale(pipe: TrimapPipeline, clips: Sequence[TrainClip], max
     (``pipe.residual``) also the pipeline's residual_scale to 1 / std of the scaled residuals of the
     in-between frames (clip minus condition latents; the keyframes' are zero). Both from at most
     ``max_clips`` clips spread evenly over ``clips``. Returns the VAE factor."""
-    clips = clips[::max(1, -(-len(clips) // max_clips))]
+    clips = clips[:: max(1, -(-len(clips) // max_clips))]
     pipe.vae.register_to_config(scaling_factor=1.0, invert_scale_latents=False)
     encoded = [encode_clip(pipe, c.video) for c in clips]  # unscaled; scaling is linear, so one pass serves both
     factor = float(1.0 / torch.cat([e.latents.flatten() for e in encoded]).float().std().clamp_min(1e-6))
@@ -151,9 +168,16 @@ def encode_clip(pipe: TrimapPipeline, video: np.ndarray) -> EncodedClip:
     return EncodedClip(pipe.encode_video(pixels), condition, base)
 
 
-def diffusion_loss(pipe: TrimapPipeline, latents: torch.Tensor, condition: torch.Tensor, text: torch.Tensor,
-                   rotary: tuple[torch.Tensor, torch.Tensor] | None, generator: torch.Generator,
-                   max_timestep_fraction: float = 1.0, terminal_fraction: float = 0.0) -> torch.Tensor:
+def diffusion_loss(
+    pipe: TrimapPipeline,
+    latents: torch.Tensor,
+    condition: torch.Tensor,
+    text: torch.Tensor,
+    rotary: tuple[torch.Tensor, torch.Tensor] | None,
+    generator: torch.Generator,
+    max_timestep_fraction: float = 1.0,
+    terminal_fraction: float = 0.0,
+) -> torch.Tensor:
     """v-prediction MSE at random timesteps below ``max_timestep_fraction`` of the schedule (1: all; a
     model sampled with strength s < 1 only ever sees timesteps below s).
 
@@ -179,10 +203,17 @@ def diffusion_loss(pipe: TrimapPipeline, latents: torch.Tensor, condition: torch
     return torch.nn.functional.mse_loss(prediction, target)
 
 
-def one_step_pixel_loss(pipe: TrimapPipeline, latents: torch.Tensor, condition: torch.Tensor,
-                        base: torch.Tensor | None, pixels: torch.Tensor, text: torch.Tensor,
-                        rotary: tuple[torch.Tensor, torch.Tensor] | None, generator: torch.Generator,
-                        frames: torch.Tensor | None = None) -> torch.Tensor:
+def one_step_pixel_loss(
+    pipe: TrimapPipeline,
+    latents: torch.Tensor,
+    condition: torch.Tensor,
+    base: torch.Tensor | None,
+    pixels: torch.Tensor,
+    text: torch.Tensor,
+    rotary: tuple[torch.Tensor, torch.Tensor] | None,
+    generator: torch.Generator,
+    frames: torch.Tensor | None = None,
+) -> torch.Tensor:
     """MSE in pixel space between the clip and what the one-step sampler generates for it: the clean
     latents predicted from pure noise at the schedule's last timestep, decoded as the pipeline decodes
     (``decode_video``, through the frozen VAE decoder). The diffusion loss weighs latent channels alike,
@@ -195,16 +226,21 @@ def one_step_pixel_loss(pipe: TrimapPipeline, latents: torch.Tensor, condition: 
     noise = torch.randn(latents.shape, generator=generator).to(latents.device)
     last = pipe.scheduler.config.num_train_timesteps - 1
     alpha = float(pipe.scheduler.alphas_cumprod[last])
-    velocity = pipe.model_output(noise, condition, torch.full((latents.shape[0],), last, device=latents.device), text,
-                                 rotary)
-    clean = alpha ** 0.5 * noise - (1.0 - alpha) ** 0.5 * velocity  # v-prediction -> x0
+    velocity = pipe.model_output(
+        noise, condition, torch.full((latents.shape[0],), last, device=latents.device), text, rotary
+    )
+    clean = alpha**0.5 * noise - (1.0 - alpha) ** 0.5 * velocity  # v-prediction -> x0
     video = pipe.decode_video(pipe.from_diffusion(clean, condition), condition, base, frames)
     return torch.nn.functional.mse_loss(video.float(), pixels if frames is None else pixels[:, :, frames])
 
 
-def train_trimap(pipe: TrimapPipeline, clips: Sequence[TrainClip], stages: Sequence[TrainStage],
-                 settings: TrainSettings = TrainSettings(),
-                 on_step: Callable[[str, int, float], None] | None = None) -> dict[str, list[float]]:
+def train_trimap(
+    pipe: TrimapPipeline,
+    clips: Sequence[TrainClip],
+    stages: Sequence[TrainStage],
+    settings: TrainSettings = TrainSettings(),
+    on_step: Callable[[str, int, float], None] | None = None,
+) -> dict[str, list[float]]:
     """Train the transformer through the stages in order (VAE and text encoder frozen).
 
     Each step draws a modality round-robin from the stage's list, then ``settings.batch_clips`` random
@@ -226,8 +262,9 @@ def train_trimap(pipe: TrimapPipeline, clips: Sequence[TrainClip], stages: Seque
     for model in (pipe.vae, pipe.text_encoder):
         model.requires_grad_(False)
     transformer = pipe.transformer
-    optimiser = torch.optim.AdamW(transformer.parameters(), lr=settings.learning_rate,
-                                  weight_decay=settings.weight_decay)
+    optimiser = torch.optim.AdamW(
+        transformer.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
     history: dict[str, list[float]] = {}
     encoded: dict[int, EncodedClip] = {}  # VAE frozen: encode each clip once
     transformer.train()
@@ -242,18 +279,33 @@ def train_trimap(pipe: TrimapPipeline, clips: Sequence[TrainClip], stages: Seque
                         encoded[id(clip)] = encode_clip(pipe, clip.video)
                 parts = [encoded[id(c)] for c in batch]
                 latents, condition = (torch.cat([getattr(p, name) for p in parts]) for name in ("latents", "condition"))
-                rotary = pipe.rotary_embeddings(batch[0].video.shape[1], batch[0].video.shape[2], latents.shape[1],
-                                                device)
+                rotary = pipe.rotary_embeddings(
+                    batch[0].video.shape[1], batch[0].video.shape[2], latents.shape[1], device
+                )
                 prompts = torch.cat([empty if rng.random() < settings.text_dropout else text for _ in batch])
-                loss = diffusion_loss(pipe, latents, condition, prompts, rotary, generator,
-                                      settings.max_timestep_fraction, settings.terminal_fraction)
+                loss = diffusion_loss(
+                    pipe,
+                    latents,
+                    condition,
+                    prompts,
+                    rotary,
+                    generator,
+                    settings.max_timestep_fraction,
+                    settings.terminal_fraction,
+                )
                 if settings.pixel_weight > 0:
                     pixels = torch.cat([_pixels(c.video) for c in batch]).to(device)
-                    frames = (torch.from_numpy(rng.choice(np.arange(1, pixels.shape[2] - 1), settings.pixel_frames,
-                                                          replace=False)) if pipe.per_frame_vae else None)
+                    frames = (
+                        torch.from_numpy(
+                            rng.choice(np.arange(1, pixels.shape[2] - 1), settings.pixel_frames, replace=False)
+                        )
+                        if pipe.per_frame_vae
+                        else None
+                    )
                     base = None if parts[0].base is None else torch.cat([p.base for p in parts])
-                    loss = loss + settings.pixel_weight * one_step_pixel_loss(pipe, latents, condition, base, pixels,
-                                                                              prompts, rotary, generator, frames)
+                    loss = loss + settings.pixel_weight * one_step_pixel_loss(
+                        pipe, latents, condition, base, pixels, prompts, rotary, generator, frames
+                    )
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()

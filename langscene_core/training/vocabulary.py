@@ -5,11 +5,12 @@ A *subject* is what a crop shows: an object (colour, shape), the table (colour, 
 describe: full names ("red mug", "a photo of a red mug", "gray table"), shapes ("mug", "a table") and
 colours ("something red"). A caption *matches* a subject when every attribute it names is the subject's.
 """
+
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -30,8 +31,14 @@ COLOR_TEMPLATES = ("something {color}", "{color}", "a {color} one")
 #: training scripts' default, and the shipped tiny-clip; ``--include-held-out`` trains on all): each
 #: colour and each shape still occurs in other combinations, so retrieval of these names measures it.
 HELD_OUT: tuple[tuple[str, str], ...] = (
-    ("red", "mug"), ("blue", "cone"), ("green", "torus"), ("yellow", "bowl"),
-    ("purple", "box"), ("orange", "ball"), ("white", "cylinder"), ("pink", "cone"),
+    ("red", "mug"),
+    ("blue", "cone"),
+    ("green", "torus"),
+    ("yellow", "bowl"),
+    ("purple", "box"),
+    ("orange", "ball"),
+    ("white", "cylinder"),
+    ("pink", "cone"),
 )
 
 
@@ -70,32 +77,47 @@ class Captions:
 
 
 def _captions(rows: Sequence[tuple[str, int, int]]) -> Captions:
-    return Captions(tuple(r[0] for r in rows), np.array([r[1] for r in rows], dtype=np.int64),
-                    np.array([r[2] for r in rows], dtype=np.int64))
+    return Captions(
+        tuple(r[0] for r in rows),
+        np.array([r[1] for r in rows], dtype=np.int64),
+        np.array([r[2] for r in rows], dtype=np.int64),
+    )
 
 
 def subject_combos(include_held_out: bool) -> list[tuple[str, str]]:
     """(colour, shape) of every object subject plus the training table colours; held-out combinations
     only when ``include_held_out``."""
-    objects = [(c, s) for c, s in itertools.product(SUBJECT_COLORS, SHAPES)
-               if include_held_out or (c, s) not in HELD_OUT]
+    objects = [
+        (c, s) for c, s in itertools.product(SUBJECT_COLORS, SHAPES) if include_held_out or (c, s) not in HELD_OUT
+    ]
     return objects + [(c, TABLE_SHAPE) for c in TABLE_COLORS]
 
 
 def name_captions(combos: Sequence[tuple[str, str]], template: str = NAME_TEMPLATES[0]) -> Captions:
     """One full-name caption per (colour, shape) combination, written with ``template``."""
-    return _captions([(template.format(color=c, shape=s), SUBJECT_COLORS.index(c), SUBJECT_SHAPES.index(s))
-                      for c, s in combos])
+    return _captions(
+        [(template.format(color=c, shape=s), SUBJECT_COLORS.index(c), SUBJECT_SHAPES.index(s)) for c, s in combos]
+    )
 
 
 def sample_captions(rng: np.random.Generator, include_held_out: bool = False) -> tuple[Captions, Captions, Captions]:
     """(names, shapes, colours) of the training vocabulary, each caption written with a template drawn
     from ``rng``. Names cover :func:`subject_combos`, the held-out combinations only when
     ``include_held_out``."""
-    names = [(NAME_TEMPLATES[rng.integers(len(NAME_TEMPLATES))].format(color=c, shape=s),
-              SUBJECT_COLORS.index(c), SUBJECT_SHAPES.index(s)) for c, s in subject_combos(include_held_out)]
-    shapes = [(SHAPE_TEMPLATES[rng.integers(len(SHAPE_TEMPLATES))].format(shape=s), -1, i)
-              for i, s in enumerate(SUBJECT_SHAPES)]
-    colors = [(COLOR_TEMPLATES[rng.integers(len(COLOR_TEMPLATES))].format(color=c), i, -1)
-              for i, c in enumerate(SUBJECT_COLORS)]
+    names = [
+        (
+            NAME_TEMPLATES[rng.integers(len(NAME_TEMPLATES))].format(color=c, shape=s),
+            SUBJECT_COLORS.index(c),
+            SUBJECT_SHAPES.index(s),
+        )
+        for c, s in subject_combos(include_held_out)
+    ]
+    shapes = [
+        (SHAPE_TEMPLATES[rng.integers(len(SHAPE_TEMPLATES))].format(shape=s), -1, i)
+        for i, s in enumerate(SUBJECT_SHAPES)
+    ]
+    colors = [
+        (COLOR_TEMPLATES[rng.integers(len(COLOR_TEMPLATES))].format(color=c), i, -1)
+        for i, c in enumerate(SUBJECT_COLORS)
+    ]
     return _captions(names), _captions(shapes), _captions(colors)

@@ -1,5 +1,6 @@
 """Building and loading TriMap pipelines: tiny random models for the CPU/tests, and checkpoints in the
 diffusers layout (``bundled:NAME`` -> ``langscene_core/assets/NAME/``, or a local directory)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -56,36 +57,75 @@ def offline_t5_tokenizer() -> T5Tokenizer:
 
 def build_tiny_pipeline(config: TinyTrimapConfig = TinyTrimapConfig(), seed: int = 0) -> TrimapPipeline:
     """A TrimapPipeline with random weights of the given sizes (float32, CPU)."""
-    if config.temporal_compression not in (1, 2, 4) or 2 ** (len(config.vae_channels) - 1) < config.temporal_compression:
-        raise ValueError(f"temporal_compression={config.temporal_compression}: expected 1, 2 or 4, at most the "
-                         f"spatial compression of {len(config.vae_channels)} VAE blocks")
+    if (
+        config.temporal_compression not in (1, 2, 4)
+        or 2 ** (len(config.vae_channels) - 1) < config.temporal_compression
+    ):
+        raise ValueError(
+            f"temporal_compression={config.temporal_compression}: expected 1, 2 or 4, at most the "
+            f"spatial compression of {len(config.vae_channels)} VAE blocks"
+        )
     torch.manual_seed(seed)
     tokenizer = offline_t5_tokenizer()
-    text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=config.text_dim, d_kv=16,
-                                           d_ff=2 * config.text_dim, num_layers=1, num_heads=2))
+    text_encoder = T5EncoderModel(
+        T5Config(
+            vocab_size=len(tokenizer),
+            d_model=config.text_dim,
+            d_kv=16,
+            d_ff=2 * config.text_dim,
+            num_layers=1,
+            num_heads=2,
+        )
+    )
     blocks = len(config.vae_channels)
-    vae = AutoencoderKLCogVideoX(down_block_types=("CogVideoXDownBlock3D",) * blocks,
-                                 up_block_types=("CogVideoXUpBlock3D",) * blocks,
-                                 block_out_channels=config.vae_channels, latent_channels=config.latent_channels,
-                                 layers_per_block=config.vae_layers_per_block, norm_num_groups=2,
-                                 temporal_compression_ratio=config.temporal_compression,
-                                 sample_height=config.sample_height, sample_width=config.sample_width)
+    vae = AutoencoderKLCogVideoX(
+        down_block_types=("CogVideoXDownBlock3D",) * blocks,
+        up_block_types=("CogVideoXUpBlock3D",) * blocks,
+        block_out_channels=config.vae_channels,
+        latent_channels=config.latent_channels,
+        layers_per_block=config.vae_layers_per_block,
+        norm_num_groups=2,
+        temporal_compression_ratio=config.temporal_compression,
+        sample_height=config.sample_height,
+        sample_width=config.sample_width,
+    )
     factor = 2 ** (blocks - 1)
     transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=config.heads, attention_head_dim=config.head_dim,
-        in_channels=2 * config.latent_channels, out_channels=config.latent_channels,
-        text_embed_dim=config.text_dim, time_embed_dim=config.time_embed_dim, num_layers=config.layers,
-        sample_height=config.sample_height // factor, sample_width=config.sample_width // factor,
-        max_text_seq_length=config.text_tokens, patch_size=2, use_rotary_positional_embeddings=True,
-        use_learned_positional_embeddings=False)
-    scheduler = CogVideoXDDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                                       prediction_type="v_prediction", rescale_betas_zero_snr=True,
-                                       timestep_spacing="trailing", clip_sample=False, set_alpha_to_one=True,
-                                       snr_shift_scale=1.0)
+        num_attention_heads=config.heads,
+        attention_head_dim=config.head_dim,
+        in_channels=2 * config.latent_channels,
+        out_channels=config.latent_channels,
+        text_embed_dim=config.text_dim,
+        time_embed_dim=config.time_embed_dim,
+        num_layers=config.layers,
+        sample_height=config.sample_height // factor,
+        sample_width=config.sample_width // factor,
+        max_text_seq_length=config.text_tokens,
+        patch_size=2,
+        use_rotary_positional_embeddings=True,
+        use_learned_positional_embeddings=False,
+    )
+    scheduler = CogVideoXDDIMScheduler(
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        timestep_spacing="trailing",
+        clip_sample=False,
+        set_alpha_to_one=True,
+        snr_shift_scale=1.0,
+    )
     for model in (text_encoder, vae, transformer):
         model.eval()  # as from_pretrained returns them (T5 has dropout)
-    pipe = TrimapPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-                          scheduler=scheduler, condition=config.condition)
+    pipe = TrimapPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=transformer,
+        scheduler=scheduler,
+        condition=config.condition,
+    )
     if config.zero_correction and pipe.residual:
         # Zero output projection (as DiT's adaLN-zero and ControlNet's zero convolutions): the new residual
         # model predicts no correction, so it starts from its condition video and training moves it away
@@ -100,7 +140,7 @@ def resolve_model_path(path: str) -> Path:
 
     Raises FileNotFoundError naming the path when there is no model_index.json there.
     """
-    directory = ASSETS_DIR / path[len(BUNDLED_PREFIX):] if path.startswith(BUNDLED_PREFIX) else Path(path)
+    directory = ASSETS_DIR / path[len(BUNDLED_PREFIX) :] if path.startswith(BUNDLED_PREFIX) else Path(path)
     if not (directory / "model_index.json").is_file():
         raise FileNotFoundError(f"no TriMap model at '{path}' ({directory}/model_index.json missing)")
     return directory
@@ -127,8 +167,9 @@ def load_trimap(config: TrimapModelConfig, device: str | torch.device = "cpu") -
     if config.offload != "none" and device.type != "cuda":
         raise ValueError(f"models.trimap.offload={config.offload!r} needs a CUDA device, got {device}")
     if config.offload != "none" and importlib.util.find_spec("accelerate") is None:
-        raise ValueError(f"models.trimap.offload={config.offload!r} needs the 'accelerate' package "
-                         "(pip install accelerate)")
+        raise ValueError(
+            f"models.trimap.offload={config.offload!r} needs the 'accelerate' package (pip install accelerate)"
+        )
     pipe = TrimapPipeline.from_pretrained(resolve_model_path(config.path), dtype=resolve_dtype(config.dtype, device))
     if config.offload == "model":
         pipe.enable_model_cpu_offload(device=device)

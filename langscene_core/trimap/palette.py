@@ -4,13 +4,14 @@ Mask ids are integers >= 0 with 0 = background (black). The palette is an 8-leve
 farthest-point sampling from black, so every prefix (the ids a scene uses) is as spread out as the grid
 allows and a generated, slightly blurred colour still decodes to the right id by nearest entry.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 GRID_LEVELS = 8
-MAX_PALETTE = GRID_LEVELS ** 3
+MAX_PALETTE = GRID_LEVELS**3
 
 
 def make_palette(size: int = 256) -> np.ndarray:
@@ -44,6 +45,9 @@ def rgb_to_masks(rgb: np.ndarray, palette: np.ndarray, chunk: int = 65536) -> np
         raise ValueError(f"expected colours [..., 3], got shape {rgb.shape}")
     flat = torch.from_numpy(rgb.reshape(-1, 3))
     table = torch.from_numpy(np.asarray(palette, dtype=np.float32))
-    ids = torch.cat([torch.cdist(part, table).argmin(dim=1) for part in flat.split(chunk)]) if len(flat) else \
-        torch.zeros(0, dtype=torch.int64)
+    ids = (
+        torch.cat([torch.cdist(part, table).argmin(dim=1) for part in flat.split(chunk)])
+        if len(flat)
+        else torch.zeros(0, dtype=torch.int64)
+    )
     return ids.numpy().reshape(rgb.shape[:-1])

@@ -6,6 +6,7 @@ unit vectors in the camera's OpenCV frame (see langscene_core.geometry.normals);
 granularity level (s/m/l), 0 = background. Generation runs at the model size (``settings.height`` x
 ``settings.width``, 0 = the model's native size) and results are resized back to the keyframe size.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -15,9 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from langscene_core.geometry.camera import Intrinsics
-from langscene_core.config import DensifyConfig, TrimapModelConfig
 from langscene_core.capture.frames import Frame
+from langscene_core.config import DensifyConfig, TrimapModelConfig
+from langscene_core.geometry.camera import Intrinsics
 from langscene_core.geometry.normals import depth_to_normals, normals_to_rgb, rgb_to_normals
 from langscene_core.trimap.palette import make_palette, masks_to_rgb, rgb_to_masks
 from langscene_core.trimap.pipeline import TrimapPipeline
@@ -39,8 +40,14 @@ def _resize(video: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tens
     return F.interpolate(video, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
-def interpolate_images(pipe: TrimapPipeline, first: np.ndarray, last: np.ndarray, settings: TrimapModelConfig,
-                       generator: torch.Generator | None = None, exact_colours: bool = False) -> np.ndarray:
+def interpolate_images(
+    pipe: TrimapPipeline,
+    first: np.ndarray,
+    last: np.ndarray,
+    settings: TrimapModelConfig,
+    generator: torch.Generator | None = None,
+    exact_colours: bool = False,
+) -> np.ndarray:
     """Generate ``settings.frames`` images between two [H, W, 3] images in [0, 1].
 
     Returns [T, h, w, 3] float32 in [0, 1] at the model size (frame 0 and T-1 are the model's
@@ -50,9 +57,16 @@ def interpolate_images(pipe: TrimapPipeline, first: np.ndarray, last: np.ndarray
         raise ValueError(f"keyframe images must both be [H, W, 3]; got {first.shape} and {last.shape}")
     pair = torch.from_numpy(np.stack([first, last]).astype(np.float32)).permute(0, 3, 1, 2)
     pair = _resize(pair, model_size(pipe, settings), "nearest" if exact_colours else "bilinear").clamp(0, 1)
-    frames = pipe(pair[:1], pair[1:], num_frames=settings.frames, num_inference_steps=settings.steps,
-                  guidance_scale=settings.guidance, prompt=settings.prompt, generator=generator,
-                  strength=settings.strength).frames[0]
+    frames = pipe(
+        pair[:1],
+        pair[1:],
+        num_frames=settings.frames,
+        num_inference_steps=settings.steps,
+        guidance_scale=settings.guidance,
+        prompt=settings.prompt,
+        generator=generator,
+        strength=settings.strength,
+    ).frames[0]
     return frames.permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -62,23 +76,39 @@ def _to_size(video: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return _resize(tensor, size, "bilinear").permute(0, 2, 3, 1).numpy()
 
 
-def rgb_pass(pipe: TrimapPipeline, rgb_a: np.ndarray, rgb_b: np.ndarray, settings: TrimapModelConfig,
-             generator: torch.Generator | None = None) -> np.ndarray:
+def rgb_pass(
+    pipe: TrimapPipeline,
+    rgb_a: np.ndarray,
+    rgb_b: np.ndarray,
+    settings: TrimapModelConfig,
+    generator: torch.Generator | None = None,
+) -> np.ndarray:
     """RGB keyframes [H, W, 3] in [0, 1] -> RGB frames [T, H, W, 3] float32 in [0, 1]."""
     video = interpolate_images(pipe, rgb_a, rgb_b, settings, generator)
     return np.clip(_to_size(video, rgb_a.shape[:2]), 0.0, 1.0)
 
 
-def normal_pass(pipe: TrimapPipeline, normals_a: np.ndarray, normals_b: np.ndarray, settings: TrimapModelConfig,
-                generator: torch.Generator | None = None) -> np.ndarray:
+def normal_pass(
+    pipe: TrimapPipeline,
+    normals_a: np.ndarray,
+    normals_b: np.ndarray,
+    settings: TrimapModelConfig,
+    generator: torch.Generator | None = None,
+) -> np.ndarray:
     """Camera-frame normal keyframes [H, W, 3] -> normal frames [T, H, W, 3] float32, unit length
     (zero where the model produced neutral grey)."""
     video = interpolate_images(pipe, normals_to_rgb(normals_a), normals_to_rgb(normals_b), settings, generator)
     return rgb_to_normals(_to_size(video, normals_a.shape[:2]))
 
 
-def semantic_pass(pipe: TrimapPipeline, masks_a: np.ndarray, masks_b: np.ndarray, settings: TrimapModelConfig,
-                  generator: torch.Generator | None = None, palette: np.ndarray | None = None) -> np.ndarray:
+def semantic_pass(
+    pipe: TrimapPipeline,
+    masks_a: np.ndarray,
+    masks_b: np.ndarray,
+    settings: TrimapModelConfig,
+    generator: torch.Generator | None = None,
+    palette: np.ndarray | None = None,
+) -> np.ndarray:
     """Mask keyframes [L, H, W] int (0 = background) -> mask frames [T, L, H, W] int64.
 
     Each level is palette-coloured, interpolated, and decoded by nearest palette colour among the ids
@@ -92,8 +122,14 @@ def semantic_pass(pipe: TrimapPipeline, masks_a: np.ndarray, masks_b: np.ndarray
     size = masks_a.shape[1:]
     levels = []
     for level_a, level_b in zip(masks_a, masks_b):
-        video = interpolate_images(pipe, masks_to_rgb(level_a, palette), masks_to_rgb(level_b, palette), settings,
-                                   generator, exact_colours=True)
+        video = interpolate_images(
+            pipe,
+            masks_to_rgb(level_a, palette),
+            masks_to_rgb(level_b, palette),
+            settings,
+            generator,
+            exact_colours=True,
+        )
         present = np.union1d(np.union1d(level_a, level_b), [0]).astype(np.int64)
         ids = present[rgb_to_masks(video, palette[present])]  # [T, h, w]
         ids = _resize(torch.from_numpy(ids).unsqueeze(1).float(), size, "nearest")[:, 0].round().long()
@@ -118,11 +154,16 @@ class TrimapKeyframe:
     masks: np.ndarray | None = None
 
     @classmethod
-    def from_frame(cls, frame: Frame, masks: np.ndarray | None = None) -> "TrimapKeyframe":
+    def from_frame(cls, frame: Frame, masks: np.ndarray | None = None) -> TrimapKeyframe:
         """From a posed pipeline frame (uint8 rgb, NaN depth where none) and optional masks [L, H, W]."""
         depth = None if frame.depth is None else np.nan_to_num(frame.depth, nan=0.0)
-        return cls(rgb=np.asarray(frame.rgb, dtype=np.float32) / 255.0, cam_to_world=frame.cam_to_world,
-                   intrinsics=frame.intrinsics, depth=depth, masks=masks)
+        return cls(
+            rgb=np.asarray(frame.rgb, dtype=np.float32) / 255.0,
+            cam_to_world=frame.cam_to_world,
+            intrinsics=frame.intrinsics,
+            depth=depth,
+            masks=masks,
+        )
 
     def camera_normals(self) -> np.ndarray | None:
         if self.normals is not None:
@@ -149,9 +190,16 @@ class DensifiedClip:
     pose_message: str = ""
 
 
-def densify_pair(pipe: TrimapPipeline, key_a: TrimapKeyframe, key_b: TrimapKeyframe, settings: TrimapModelConfig,
-                 densify: DensifyConfig = DensifyConfig(), frames: int | None = None,
-                 generator: torch.Generator | None = None, workdir: str | Path | None = None) -> DensifiedClip:
+def densify_pair(
+    pipe: TrimapPipeline,
+    key_a: TrimapKeyframe,
+    key_b: TrimapKeyframe,
+    settings: TrimapModelConfig,
+    densify: DensifyConfig = DensifyConfig(),
+    frames: int | None = None,
+    generator: torch.Generator | None = None,
+    workdir: str | Path | None = None,
+) -> DensifiedClip:
     """Generate the frames between two keyframes (all three passes) and recover their poses.
 
     ``frames`` overrides ``settings.frames`` (k * 8 + 1 for CogVideoX). Poses come from SfM over the
@@ -178,11 +226,18 @@ def densify_pair(pipe: TrimapPipeline, key_a: TrimapKeyframe, key_b: TrimapKeyfr
 
     last = len(rgb) - 1
     try:
-        recovered = recover_poses(rgb, key_a.intrinsics, {0: key_a.cam_to_world, last: key_b.cam_to_world},
-                                  densify, workdir)
+        recovered = recover_poses(
+            rgb, key_a.intrinsics, {0: key_a.cam_to_world, last: key_b.cam_to_world}, densify, workdir
+        )
         poses, message = recovered.poses, ""
         poses[0], poses[last] = key_a.cam_to_world, key_b.cam_to_world
     except PoseRecoveryError as exc:
         poses, message = None, str(exc)
-    return DensifiedClip(rgb=rgb.astype(np.float32), normals=normals, masks=masks, poses=poses,
-                         intrinsics=key_a.intrinsics, pose_message=message)
+    return DensifiedClip(
+        rgb=rgb.astype(np.float32),
+        normals=normals,
+        masks=masks,
+        poses=poses,
+        intrinsics=key_a.intrinsics,
+        pose_message=message,
+    )

@@ -34,13 +34,19 @@ Sampling can start from the noised condition latents (for ``keyframes`` models t
 cross-fade) instead of pure noise (``strength`` < 1, SDEdit): the model then only corrects what the
 condition video gets wrong.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXDPMScheduler,
-                       CogVideoXTransformer3DModel, DiffusionPipeline)
+from diffusers import (
+    AutoencoderKLCogVideoX,
+    CogVideoXDDIMScheduler,
+    CogVideoXDPMScheduler,
+    CogVideoXTransformer3DModel,
+    DiffusionPipeline,
+)
 from diffusers.models.embeddings import get_3d_rotary_pos_embed
 from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import get_resize_crop_region_for_grid
 from diffusers.utils import BaseOutput
@@ -84,25 +90,36 @@ class TrimapPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
 
-    def __init__(self, tokenizer: T5Tokenizer, text_encoder: T5EncoderModel, vae: AutoencoderKLCogVideoX,
-                 transformer: CogVideoXTransformer3DModel,
-                 scheduler: CogVideoXDDIMScheduler | CogVideoXDPMScheduler, condition: str = "keyframes",
-                 residual_scale: float = 1.0):
+    def __init__(
+        self,
+        tokenizer: T5Tokenizer,
+        text_encoder: T5EncoderModel,
+        vae: AutoencoderKLCogVideoX,
+        transformer: CogVideoXTransformer3DModel,
+        scheduler: CogVideoXDDIMScheduler | CogVideoXDPMScheduler,
+        condition: str = "keyframes",
+        residual_scale: float = 1.0,
+    ):
         super().__init__()
         if condition not in CONDITIONS:
             raise ValueError(f"condition={condition!r}: expected one of {CONDITIONS}")
-        self.register_modules(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-                              scheduler=scheduler)
+        self.register_modules(
+            tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
+        )
         if not residual_scale > 0:
             raise ValueError(f"residual_scale={residual_scale}: expected > 0")
         # saved in model_index.json, read back by from_pretrained
         self.register_to_config(condition=condition, residual_scale=float(residual_scale))
         if transformer.config.in_channels != 2 * vae.config.latent_channels:
-            raise ValueError(f"transformer in_channels ({transformer.config.in_channels}) must be twice the VAE "
-                             f"latent channels ({vae.config.latent_channels}): noise and condition are concatenated")
+            raise ValueError(
+                f"transformer in_channels ({transformer.config.in_channels}) must be twice the VAE "
+                f"latent channels ({vae.config.latent_channels}): noise and condition are concatenated"
+            )
         if transformer.config.patch_size_t is not None:
-            raise ValueError("temporal patching (CogVideoX 1.5, patch_size_t) is not supported; "
-                             "the TriMap checkpoint is CogVideoX 1.0 layout")
+            raise ValueError(
+                "temporal patching (CogVideoX 1.5, patch_size_t) is not supported; "
+                "the TriMap checkpoint is CogVideoX 1.0 layout"
+            )
 
     # ----------------------------------------------------------------- geometry of the latent space
     @property
@@ -134,8 +151,7 @@ class TrimapPipeline(DiffusionPipeline):
         if num_frames < step + 1 or (num_frames - 1) % step:
             raise ValueError(f"num_frames={num_frames}: must be k * {step} + 1 with k >= 1 (e.g. 9, 17, 49)")
         if height % self.size_multiple or width % self.size_multiple:
-            raise ValueError(f"frame size {height}x{width}: height and width must be multiples of "
-                             f"{self.size_multiple}")
+            raise ValueError(f"frame size {height}x{width}: height and width must be multiples of {self.size_multiple}")
 
     def latent_frames(self, num_frames: int) -> int:
         return (num_frames - 1) // self.temporal_factor + 1
@@ -149,8 +165,14 @@ class TrimapPipeline(DiffusionPipeline):
     def encode_prompt(self, prompt: str | list[str], device: torch.device) -> torch.Tensor:
         """T5 embeddings [B, L, D] of the prompt(s), L = transformer.config.max_text_seq_length."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        ids = self.tokenizer(prompts, padding="max_length", max_length=self.transformer.config.max_text_seq_length,
-                             truncation=True, add_special_tokens=True, return_tensors="pt").input_ids
+        ids = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=self.transformer.config.max_text_seq_length,
+            truncation=True,
+            add_special_tokens=True,
+            return_tensors="pt",
+        ).input_ids
         return self.text_encoder(ids.to(device))[0].to(self.transformer.dtype)
 
     def encode_video(self, video: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -191,8 +213,9 @@ class TrimapPipeline(DiffusionPipeline):
             return flow_interpolation(first, last, num_frames)
         return cross_fade_video(first, last, num_frames)
 
-    def encode_condition(self, first: torch.Tensor,
-                         last: torch.Tensor, num_frames: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def encode_condition(
+        self, first: torch.Tensor, last: torch.Tensor, num_frames: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(condition latents [B, F, C, h, w], the pixel video [B, 3, T, H, W] they encode or None).
 
         ``keyframes``: encoded first frame, zeros, encoded last frame, and no pixel video; the other
@@ -226,8 +249,13 @@ class TrimapPipeline(DiffusionPipeline):
         """Inverse of :meth:`to_diffusion`: generated [B, F, C, h, w] -> clip latents."""
         return generated / self.config.residual_scale + condition if self.residual else generated
 
-    def decode_video(self, latents: torch.Tensor, condition: torch.Tensor, base: torch.Tensor | None,
-                     frames: torch.Tensor | None = None) -> torch.Tensor:
+    def decode_video(
+        self,
+        latents: torch.Tensor,
+        condition: torch.Tensor,
+        base: torch.Tensor | None,
+        frames: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Clip latents [B, F, C, h, w] -> pixel video [B, 3, T, H, W] in about [-1, 1].
 
         The VAE decoding of ``latents``; for CORRECTION_CONDITIONS the condition's pixel video ``base``
@@ -246,8 +274,9 @@ class TrimapPipeline(DiffusionPipeline):
             return video
         return base.to(video.dtype) + video - self.decode_latents(condition)
 
-    def rotary_embeddings(self, height: int, width: int, latent_frames: int,
-                          device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def rotary_embeddings(
+        self, height: int, width: int, latent_frames: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """3D rotary (cos, sin) for a pixel size and latent frame count; None when the model has none."""
         config = self.transformer.config
         if not config.use_rotary_positional_embeddings:
@@ -255,25 +284,49 @@ class TrimapPipeline(DiffusionPipeline):
         p = config.patch_size
         grid_h, grid_w = height // (self.spatial_factor * p), width // (self.spatial_factor * p)
         crops = get_resize_crop_region_for_grid((grid_h, grid_w), config.sample_width // p, config.sample_height // p)
-        return get_3d_rotary_pos_embed(embed_dim=config.attention_head_dim, crops_coords=crops,
-                                       grid_size=(grid_h, grid_w), temporal_size=latent_frames, device=device)
+        return get_3d_rotary_pos_embed(
+            embed_dim=config.attention_head_dim,
+            crops_coords=crops,
+            grid_size=(grid_h, grid_w),
+            temporal_size=latent_frames,
+            device=device,
+        )
 
-    def model_output(self, noisy: torch.Tensor, condition: torch.Tensor, timestep: torch.Tensor,
-                     text: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    def model_output(
+        self,
+        noisy: torch.Tensor,
+        condition: torch.Tensor,
+        timestep: torch.Tensor,
+        text: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> torch.Tensor:
         """Transformer prediction (v for CogVideoX schedulers) [B, F, C, h, w] for noisy latents.
 
         noisy, condition: [B, F, C, h, w]; timestep: [B] int; text: [B, L, D].
         """
-        return self.transformer(hidden_states=torch.cat([noisy, condition], dim=2).to(self.transformer.dtype),
-                                encoder_hidden_states=text, timestep=timestep, image_rotary_emb=rotary,
-                                return_dict=False)[0].float()
+        return self.transformer(
+            hidden_states=torch.cat([noisy, condition], dim=2).to(self.transformer.dtype),
+            encoder_hidden_states=text,
+            timestep=timestep,
+            image_rotary_emb=rotary,
+            return_dict=False,
+        )[0].float()
 
     # ----------------------------------------------------------------- sampling
     @torch.no_grad()
-    def __call__(self, first_frame: torch.Tensor, last_frame: torch.Tensor, num_frames: int = 49,
-                 num_inference_steps: int = 50, guidance_scale: float = 6.0, prompt: str = DEFAULT_PROMPT,
-                 negative_prompt: str = "", generator: torch.Generator | None = None,
-                 output_type: str = "pt", strength: float = 1.0) -> TrimapOutput:
+    def __call__(
+        self,
+        first_frame: torch.Tensor,
+        last_frame: torch.Tensor,
+        num_frames: int = 49,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 6.0,
+        prompt: str = DEFAULT_PROMPT,
+        negative_prompt: str = "",
+        generator: torch.Generator | None = None,
+        output_type: str = "pt",
+        strength: float = 1.0,
+    ) -> TrimapOutput:
         """Generate the video between two keyframes.
 
         first_frame, last_frame: [B, 3, H, W] or [3, H, W] float in [0, 1] (H, W multiples of
@@ -286,12 +339,15 @@ class TrimapPipeline(DiffusionPipeline):
         if output_type not in ("pt", "latent"):
             raise ValueError(f"output_type={output_type!r}: expected 'pt' or 'latent'")
         if not 0.0 < strength <= 1.0 or round(num_inference_steps * strength) < 1:
-            raise ValueError(f"strength={strength}: expected 0 < strength <= 1 leaving at least one of the "
-                             f"{num_inference_steps} denoising steps")
+            raise ValueError(
+                f"strength={strength}: expected 0 < strength <= 1 leaving at least one of the "
+                f"{num_inference_steps} denoising steps"
+            )
         first, last = (f.unsqueeze(0) if f.dim() == 3 else f for f in (first_frame, last_frame))
         if first.shape != last.shape or first.dim() != 4 or first.shape[1] != 3:
-            raise ValueError(f"first/last frames must both be [B, 3, H, W]; got {tuple(first.shape)} "
-                             f"and {tuple(last.shape)}")
+            raise ValueError(
+                f"first/last frames must both be [B, 3, H, W]; got {tuple(first.shape)} and {tuple(last.shape)}"
+            )
         batch, _, height, width = first.shape
         self.check_video_shape(num_frames, height, width)
         device = self._execution_device
@@ -307,14 +363,20 @@ class TrimapPipeline(DiffusionPipeline):
             condition = torch.cat([condition, condition])
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
-        latent_shape = (batch, self.latent_frames(num_frames), self.vae.config.latent_channels,
-                        height // self.spatial_factor, width // self.spatial_factor)
+        latent_shape = (
+            batch,
+            self.latent_frames(num_frames),
+            self.vae.config.latent_channels,
+            height // self.spatial_factor,
+            width // self.spatial_factor,
+        )
         latents = randn_tensor(latent_shape, generator=generator, device=device, dtype=torch.float32)
         timesteps = self.scheduler.timesteps
         if strength < 1.0:
-            timesteps = timesteps[num_inference_steps - round(num_inference_steps * strength):]
-            faded = (condition[:batch] if base is not None else
-                     self.encode_video(cross_fade_video(first, last, num_frames)))
+            timesteps = timesteps[num_inference_steps - round(num_inference_steps * strength) :]
+            faded = (
+                condition[:batch] if base is not None else self.encode_video(cross_fade_video(first, last, num_frames))
+            )
             start = self.to_diffusion(faded.float(), condition[:batch].float())
             latents = self.scheduler.add_noise(start, latents, timesteps[:1])
         else:
@@ -330,9 +392,15 @@ class TrimapPipeline(DiffusionPipeline):
                 uncond, cond = prediction.chunk(2)
                 prediction = uncond + guidance_scale * (cond - uncond)
             if isinstance(self.scheduler, CogVideoXDPMScheduler):
-                latents, previous_x0 = self.scheduler.step(prediction, previous_x0, t,
-                                                           timesteps[i - 1] if i > 0 else None, latents,
-                                                           generator=generator, return_dict=False)
+                latents, previous_x0 = self.scheduler.step(
+                    prediction,
+                    previous_x0,
+                    t,
+                    timesteps[i - 1] if i > 0 else None,
+                    latents,
+                    generator=generator,
+                    return_dict=False,
+                )
             else:
                 latents = self.scheduler.step(prediction, t, latents, return_dict=False)[0]
 

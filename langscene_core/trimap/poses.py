@@ -4,21 +4,21 @@ the SfM cameras to the keyframes' metric poses.
 Poses are ``cam_to_world`` [4, 4] float64 in the OpenCV camera convention (see langscene_core.geometry.camera);
 the world frame is the keyframes' frame.
 """
+
 from __future__ import annotations
 
 import itertools
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import pycolmap
 from PIL import Image
 
-from langscene_core.geometry.camera import Intrinsics
 from langscene_core.config import DensifyConfig
-
+from langscene_core.geometry.camera import Intrinsics
 
 # SIFT settings for small rendered frames (upsampled, little texture): COLMAP's default peak threshold
 # (0.0067) finds too few keypoints on the smooth table texture, and domain-size pooling (DSP-SIFT)
@@ -62,8 +62,13 @@ class RecoveredPoses:
     keyframe_error_m: float
 
 
-def recover_poses(frames: np.ndarray, intrinsics: Intrinsics, known_poses: Mapping[int, np.ndarray],
-                  settings: DensifyConfig = DensifyConfig(), workdir: str | Path | None = None) -> RecoveredPoses:
+def recover_poses(
+    frames: np.ndarray,
+    intrinsics: Intrinsics,
+    known_poses: Mapping[int, np.ndarray],
+    settings: DensifyConfig = DensifyConfig(),
+    workdir: str | Path | None = None,
+) -> RecoveredPoses:
     """Recover metric poses for every frame of a sequence.
 
     frames: [N, H, W, 3] float in [0, 1] (or uint8), all taken with ``intrinsics``.
@@ -79,14 +84,16 @@ def recover_poses(frames: np.ndarray, intrinsics: Intrinsics, known_poses: Mappi
     if len(known_poses) < 2 or any(not 0 <= i < len(frames) for i in known_poses):
         raise ValueError(f"need at least two known poses with indices in [0, {len(frames)}), got {sorted(known_poses)}")
     if frames.shape[1:3] != (intrinsics.height, intrinsics.width):
-        raise ValueError(f"frame size {frames.shape[1:3]} does not match the intrinsics "
-                         f"({intrinsics.height}, {intrinsics.width})")
+        raise ValueError(
+            f"frame size {frames.shape[1:3]} does not match the intrinsics ({intrinsics.height}, {intrinsics.width})"
+        )
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         sfm_poses = _run_sfm(frames, intrinsics, settings.sfm_min_size, Path(tmp))
     missing = [i for i in known_poses if i not in sfm_poses]
     if missing:
-        raise PoseRecoveryError(f"SfM did not register keyframe(s) {missing} ({len(sfm_poses)}/{len(frames)} "
-                                f"frames registered)")
+        raise PoseRecoveryError(
+            f"SfM did not register keyframe(s) {missing} ({len(sfm_poses)}/{len(frames)} frames registered)"
+        )
     registered = np.array([i in sfm_poses for i in range(len(frames))])
     _check_registered(registered, known_poses, settings)
     scale, rotation, translation = align_sim3({i: sfm_poses[i] for i in known_poses}, known_poses)
@@ -111,14 +118,18 @@ def _check_registered(registered: np.ndarray, known: Iterable[int], settings: De
     others = np.setdiff1d(np.arange(len(registered)), list(known))
     fraction = float(registered[others].sum()) / max(len(others), 1)
     if fraction < settings.min_registered_fraction:
-        raise PoseRecoveryError(f"SfM registered {fraction:.0%} of the generated frames, "
-                                f"below densify.min_registered_fraction={settings.min_registered_fraction}")
+        raise PoseRecoveryError(
+            f"SfM registered {fraction:.0%} of the generated frames, "
+            f"below densify.min_registered_fraction={settings.min_registered_fraction}"
+        )
 
 
 def _check_keyframe_error(error: float, settings: DensifyConfig) -> None:
     if error > settings.max_keyframe_error_m:
-        raise PoseRecoveryError(f"keyframes fit the SfM cameras only within {error:.3f} m, above "
-                                f"densify.max_keyframe_error_m={settings.max_keyframe_error_m}")
+        raise PoseRecoveryError(
+            f"keyframes fit the SfM cameras only within {error:.3f} m, above "
+            f"densify.max_keyframe_error_m={settings.max_keyframe_error_m}"
+        )
 
 
 def _run_sfm(frames: np.ndarray, intrinsics: Intrinsics, min_size: int, tmp: Path) -> dict[int, np.ndarray]:
@@ -138,27 +149,41 @@ def _run_sfm(frames: np.ndarray, intrinsics: Intrinsics, min_size: int, tmp: Pat
     database = tmp / "database.db"
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = "PINHOLE"
-    reader.camera_params = ",".join(str(v) for v in (intrinsics.fx * sx, intrinsics.fy * sy,
-                                                      intrinsics.cx * sx, intrinsics.cy * sy))
+    reader.camera_params = ",".join(
+        str(v) for v in (intrinsics.fx * sx, intrinsics.fy * sy, intrinsics.cx * sx, intrinsics.cy * sy)
+    )
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.sift.peak_threshold = SIFT_PEAK_THRESHOLD
     extraction.sift.domain_size_pooling = SIFT_DOMAIN_SIZE_POOLING
     extraction.num_threads = SFM_THREADS
-    pycolmap.extract_features(database, image_dir, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
-                              extraction_options=extraction, device=pycolmap.Device.cpu)
+    pycolmap.extract_features(
+        database,
+        image_dir,
+        camera_mode=pycolmap.CameraMode.SINGLE,
+        reader_options=reader,
+        extraction_options=extraction,
+        device=pycolmap.Device.cpu,
+    )
     error_scale = max(1.0, factor * ERROR_SCALE_PER_UPSAMPLING)
     matching = pycolmap.FeatureMatchingOptions()
     matching.num_threads = SFM_THREADS
-    pycolmap.match_exhaustive(database, matching_options=matching,
-                              verification_options=_verification_options(error_scale), device=pycolmap.Device.cpu)
+    pycolmap.match_exhaustive(
+        database,
+        matching_options=matching,
+        verification_options=_verification_options(error_scale),
+        device=pycolmap.Device.cpu,
+    )
     options = _mapping_options(error_scale)
     reconstructions = pycolmap.incremental_mapping(database, image_dir, tmp / "sparse", options)
     if not reconstructions:
         raise PoseRecoveryError(f"SfM found no reconstruction over {len(frames)} frames (too few matches)")
     best = max(reconstructions.values(), key=lambda r: r.num_reg_images())
     index = {name: i for i, name in enumerate(names)}
-    return {index[image.name]: _cam_to_world(image.cam_from_world().matrix())
-            for image in best.images.values() if image.has_pose}
+    return {
+        index[image.name]: _cam_to_world(image.cam_from_world().matrix())
+        for image in best.images.values()
+        if image.has_pose
+    }
 
 
 def _verification_options(error_scale: float) -> pycolmap.TwoViewGeometryOptions:
@@ -207,7 +232,9 @@ def _cam_to_world(cam_from_world: np.ndarray) -> np.ndarray:
     return pose
 
 
-def align_sim3(source: Mapping[int, np.ndarray], target: Mapping[int, np.ndarray]) -> tuple[float, np.ndarray, np.ndarray]:
+def align_sim3(
+    source: Mapping[int, np.ndarray], target: Mapping[int, np.ndarray]
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Similarity (s, R [3, 3], t [3]) with target ~ s R source + t for matching cam_to_world poses.
 
     Umeyama's least-squares fit (pycolmap.estimate_sim3d) over the camera centres and the tips of each

@@ -1,4 +1,5 @@
 """``langscene demo``: the end-to-end demo over ROS (see langscene_ros.demo)."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"langscene demo: {exc}")
         return 1
     answered = sum(q["success"] and q["center_error_m"] is not None for q in result["queries"])
-    print(f"[demo] {answered}/{len(spec.objects)} objects located; total {result['total_s']:.1f} s; "
-          f"node peak RSS {result['node_peak_rss_mb'] or float('nan'):.0f} MB")
+    print(
+        f"[demo] {answered}/{len(spec.objects)} objects located; total {result['total_s']:.1f} s; "
+        f"node peak RSS {result['node_peak_rss_mb'] or float('nan'):.0f} MB"
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
@@ -37,15 +40,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="run the end-to-end demo over ROS",
-                                   description="Render a tabletop, play it into a node in another process, "
-                                               "reconstruct, query every object and check the answers against the truth.")
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the end-to-end demo over ROS",
+        description="Render a tabletop, play it into a node in another process, "
+        "reconstruct, query every object and check the answers against the truth.",
+    )
     parser.add_argument("--spec", type=Path, default=DEMO_SPEC, help="scene spec JSON (default config/demo_scene.json)")
-    parser.add_argument("--params-file", type=Path, default=DEMO_PARAMS,
-                        help="node parameter file (default config/demo.yaml: a CPU training budget)")
+    parser.add_argument(
+        "--params-file",
+        type=Path,
+        default=DEMO_PARAMS,
+        help="node parameter file (default config/demo.yaml: a CPU training budget)",
+    )
     parser.add_argument("--work-dir", type=Path, default=Path("build/demo"), help="where the node log goes")
-    parser.add_argument("--prompt", action="append", default=["purple elephant"],
-                        help="extra prompt to query besides the object names (repeatable)")
+    parser.add_argument(
+        "--prompt",
+        action="append",
+        default=["purple elephant"],
+        help="extra prompt to query besides the object names (repeatable)",
+    )
     parser.add_argument("--rate", type=float, default=10.0, help="frames per second played into the node")
     parser.add_argument("--json", type=Path, help="write the result JSON here")
     parser.set_defaults(run=run)

@@ -4,6 +4,7 @@ JSON written to ``--json``: ``{"mode", "loc_acc", "miou", "center_error_m", "gra
 "per_query", ...}`` (layout of the rest: langscene_core.eval.evaluate), plus ``keyframes``, ``notes`` (the
 scene's reconstruction notes, e.g. a TriMap fallback to keyframes only) and ``reconstruct_s``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,23 +49,31 @@ def run(args: argparse.Namespace) -> int:
         return 1
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1))
-    print(f"[eval] {args.mode}: loc_acc {_fmt(result['loc_acc'])} miou {_fmt(result['miou'])} "
-          f"centre error {_fmt(result['center_error_m'], ' m')} grasps valid {_fmt(result['grasp_valid_rate'])} "
-          f"({result['views']} views, {result['found']}/{len(result['names'])} objects found in 3D); wrote {args.json}")
+    print(
+        f"[eval] {args.mode}: loc_acc {_fmt(result['loc_acc'])} miou {_fmt(result['miou'])} "
+        f"centre error {_fmt(result['center_error_m'], ' m')} grasps valid {_fmt(result['grasp_valid_rate'])} "
+        f"({result['views']} views, {result['found']}/{len(result['names'])} objects found in 3D); wrote {args.json}"
+    )
     return 0
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "eval", help="score a reconstruction of a world dataset (LERF-OVS protocol + 3D)",
+        "eval",
+        help="score a reconstruction of a world dataset (LERF-OVS protocol + 3D)",
         description="Reconstruct the capture of a `langscene world` dataset in one mode (dense: all capture "
-                    "frames through keyframe selection; sparse: 2 keyframes; sparse_trimap: 2 keyframes + TriMap "
-                    "densification; baseline_2d: no 3D, each eval view scored on its nearest of the 2 sparse "
-                    "keyframes' CLIP relevancy) and score it: 2D localization accuracy and mIoU on the labelled eval views, "
-                    "3D object centre error and grasp validity against the true geometry (not for baseline_2d).")
+        "frames through keyframe selection; sparse: 2 keyframes; sparse_trimap: 2 keyframes + TriMap "
+        "densification; baseline_2d: no 3D, each eval view scored on its nearest of the 2 sparse "
+        "keyframes' CLIP relevancy) and score it: 2D localization accuracy and mIoU on the labelled eval views, "
+        "3D object centre error and grasp validity against the true geometry (not for baseline_2d).",
+    )
     parser.add_argument("--data", type=Path, required=True, help="dataset directory written by `langscene world`")
     parser.add_argument("--mode", required=True, help="dense, sparse, sparse_trimap or baseline_2d")
     parser.add_argument("--json", type=Path, required=True, help="output JSON file")
-    parser.add_argument("--params-file", type=Path, default=DEMO_PARAMS,
-                        help=f"ROS parameter file with the pipeline settings (default {DEMO_PARAMS})")
+    parser.add_argument(
+        "--params-file",
+        type=Path,
+        default=DEMO_PARAMS,
+        help=f"ROS parameter file with the pipeline settings (default {DEMO_PARAMS})",
+    )
     parser.set_defaults(run=run)

@@ -1,4 +1,5 @@
 """``langscene query PROMPT``: ask a running node's ~/query_object and print the answer."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,15 +12,23 @@ def format_answer(answer: dict) -> str:
     """Human-readable lines for a query answer dict (see client.query_response_to_dict)."""
     if not answer["success"]:
         return f"no answer: {answer['message']}"
-    lines = [f"{answer['points']} relevant points, max relevancy {answer['max_relevancy']:.3f}"
-             + (f" ({answer['message']})" if answer["message"] else "")]
+    lines = [
+        f"{answer['points']} relevant points, max relevancy {answer['max_relevancy']:.3f}"
+        + (f" ({answer['message']})" if answer["message"] else "")
+    ]
     if "object" in answer:
         obj = answer["object"]
-        lines.append("object centre [{:.3f} {:.3f} {:.3f}] m, extent [{:.3f} {:.3f} {:.3f}] m, frame {}".format(
-            *obj["position"], *obj["extent"], obj["frame"]))
+        lines.append(
+            "object centre [{:.3f} {:.3f} {:.3f}] m, extent [{:.3f} {:.3f} {:.3f}] m, frame {}".format(
+                *obj["position"], *obj["extent"], obj["frame"]
+            )
+        )
     for i, grasp in enumerate(answer["grasps"]):
-        lines.append("grasp {}: score {:.3f}, width {:.3f} m, at [{:.3f} {:.3f} {:.3f}]".format(
-            i, grasp["score"], grasp["width"], *grasp["pose"]["position"]))
+        lines.append(
+            "grasp {}: score {:.3f}, width {:.3f} m, at [{:.3f} {:.3f} {:.3f}]".format(
+                i, grasp["score"], grasp["width"], *grasp["pose"]["position"]
+            )
+        )
     return "\n".join(lines)
 
 
@@ -41,8 +50,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("query", help="query a running langscene node",
-                                   description="Call ~/query_object of a running node and print the answer.")
+    parser = subparsers.add_parser(
+        "query",
+        help="query a running langscene node",
+        description="Call ~/query_object of a running node and print the answer.",
+    )
     parser.add_argument("prompt", help='what to find, e.g. "red mug"')
     parser.add_argument("--negatives", nargs="*", default=[], help="extra negative phrases")
     parser.add_argument("--threshold", type=float, default=0.0, help="relevancy threshold (0: node default)")

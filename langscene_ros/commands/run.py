@@ -1,4 +1,5 @@
 """``langscene run``: start the node exactly as launch/scene.launch.py does."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,11 +33,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("run", help="start the langscene node",
-                                   description="Start the langscene node (same as `ros2 launch langscene scene.launch.py`).")
-    parser.add_argument("--params-file", type=Path, default=None,
-                        help="ROS 2 parameter file (default: config/langscene.yaml of the checkout)")
+    parser = subparsers.add_parser(
+        "run",
+        help="start the langscene node",
+        description="Start the langscene node (same as `ros2 launch langscene scene.launch.py`).",
+    )
+    parser.add_argument(
+        "--params-file",
+        type=Path,
+        default=None,
+        help="ROS 2 parameter file (default: config/langscene.yaml of the checkout)",
+    )
     parser.add_argument("--namespace", default="", help="namespace for the node and its topics")
-    parser.add_argument("--remap", action="append", default=[], metavar="FROM:=TO",
-                        help="topic remap, e.g. image:=/camera/color/image_raw (repeatable)")
+    parser.add_argument(
+        "--remap",
+        action="append",
+        default=[],
+        metavar="FROM:=TO",
+        help="topic remap, e.g. image:=/camera/color/image_raw (repeatable)",
+    )
     parser.set_defaults(run=run)

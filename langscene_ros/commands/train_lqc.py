@@ -1,4 +1,5 @@
 """``langscene train-lqc``: train the Language Quantized Compressor on a feature corpus."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,14 +16,21 @@ from langscene_ros.commands import UsageError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train-lqc", help="train the Language Quantized Compressor on a feature corpus",
-        description="Train the LQC (paper section 3.3) on CLIP features and write a safetensors checkpoint.")
-    parser.add_argument("--features", required=True, type=Path,
-                        help="[N, F] float features: .npy, or .safetensors holding one tensor")
+        "train-lqc",
+        help="train the Language Quantized Compressor on a feature corpus",
+        description="Train the LQC (paper section 3.3) on CLIP features and write a safetensors checkpoint.",
+    )
+    parser.add_argument(
+        "--features", required=True, type=Path, help="[N, F] float features: .npy, or .safetensors holding one tensor"
+    )
     parser.add_argument("--out", required=True, type=Path, help="checkpoint to write (.safetensors)")
-    parser.add_argument("--texts", type=Path, default=None,
-                        help="text embeddings for the text-activation loss: [T, F] .npy/.safetensors, or a "
-                             ".txt file of phrases (one a line) encoded with models.clip")
+    parser.add_argument(
+        "--texts",
+        type=Path,
+        default=None,
+        help="text embeddings for the text-activation loss: [T, F] .npy/.safetensors, or a "
+        ".txt file of phrases (one a line) encoded with models.clip",
+    )
     parser.add_argument("--steps", type=int, default=None, help="training steps (default models.lqc_train.steps)")
     parser.add_argument("--config", type=Path, default=None, help="settings file (default config/langscene.yaml)")
     parser.add_argument("--json", type=Path, default=None, help="also write the final losses and metrics here")
@@ -48,8 +56,9 @@ def _read_matrix(path: Path, what: str) -> torch.Tensor:
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read {what} file {path}: {exc}") from exc
     if array.ndim != 2 or array.shape[0] == 0 or not array.dtype.is_floating_point:
-        raise UsageError(f"{what} in {path} must be a non-empty [N, F] float matrix, got "
-                         f"{tuple(array.shape)} {array.dtype}")
+        raise UsageError(
+            f"{what} in {path} must be a non-empty [N, F] float matrix, got {tuple(array.shape)} {array.dtype}"
+        )
     if not torch.isfinite(array).all():
         raise UsageError(f"{what} in {path} contain NaN or infinite values")
     return array.float()
@@ -73,8 +82,8 @@ def _read_texts(path: Path, config) -> torch.Tensor:
 
 
 def run(args: argparse.Namespace) -> int:
+    from langscene_core.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
     from langscene_core.language.clip import resolve_device
-    from langscene_core.config import ConfigError, DEFAULT_CONFIG_PATH, load_config
     from langscene_core.language.lqc import reconstruction_metrics, save_lqc, train_lqc
 
     try:
@@ -88,15 +97,22 @@ def run(args: argparse.Namespace) -> int:
         train_config = dataclasses.replace(train_config, steps=args.steps)
     features = _read_matrix(args.features, "features")
     if features.shape[1] != train_config.feature_dim:
-        raise UsageError(f"features in {args.features} are {features.shape[1]}-d but models.lqc_train.feature_dim "
-                         f"is {train_config.feature_dim}")
+        raise UsageError(
+            f"features in {args.features} are {features.shape[1]}-d but models.lqc_train.feature_dim "
+            f"is {train_config.feature_dim}"
+        )
     texts = _read_texts(args.texts, config) if args.texts is not None else None
     if texts is not None and texts.shape[1] != train_config.feature_dim:
-        raise UsageError(f"text embeddings in {args.texts} are {texts.shape[1]}-d, features are "
-                         f"{train_config.feature_dim}-d")
+        raise UsageError(
+            f"text embeddings in {args.texts} are {texts.shape[1]}-d, features are {train_config.feature_dim}-d"
+        )
     device = resolve_device(config.models.device)
-    result = train_lqc(features.to(device), texts, train_config,
-                       progress=lambda step, losses: print(f"step {step}: {losses}", file=sys.stderr))
+    result = train_lqc(
+        features.to(device),
+        texts,
+        train_config,
+        progress=lambda step, losses: print(f"step {step}: {losses}", file=sys.stderr),
+    )
     save_lqc(result.model, args.out)
     summary = {"steps": train_config.steps, "final_losses": result.losses[-1], "codes_restarted": result.restarted}
     if texts is not None:

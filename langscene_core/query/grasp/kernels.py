@@ -10,6 +10,7 @@ of [contacts x samples] matrices. Both are compiled when this module is imported
 signatures and ``cache=True``: numba keeps the machine code next to this module (or in its user cache
 when that is read-only), so only the first process after an install compiles.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -73,9 +74,16 @@ class ClosedGripper:
     cos: np.ndarray
 
 
-def close_gripper(points: np.ndarray, target: np.ndarray, normals: np.ndarray, smooth: np.ndarray,
-                  poses: np.ndarray, fixed_depths: np.ndarray, box: GripperBox,
-                  support: tuple[np.ndarray, float] | None) -> ClosedGripper:
+def close_gripper(
+    points: np.ndarray,
+    target: np.ndarray,
+    normals: np.ndarray,
+    smooth: np.ndarray,
+    poses: np.ndarray,
+    fixed_depths: np.ndarray,
+    box: GripperBox,
+    support: tuple[np.ndarray, float] | None,
+) -> ClosedGripper:
     """Close the gripper of every candidate pose on the points (see :func:`langscene_core.query.grasp.planner._close`).
 
     points: [N, 3] float64 scene frame; target: [N] bool, object samples (the first T rows);
@@ -96,22 +104,64 @@ def close_gripper(points: np.ndarray, target: np.ndarray, normals: np.ndarray, s
         normal, offset = support
         axes = np.einsum("cji,j->ci", rotations, normal)  # the support normal in each gripper frame
         heights = poses[:, :3, 3] @ normal + offset  # each origin's height above the support
-    arrays = _close_kernel(np.ascontiguousarray(points, dtype=np.float64), np.ascontiguousarray(target),
-                           np.ascontiguousarray(normals, dtype=np.float64), np.ascontiguousarray(smooth),
-                           rotations, origins, np.asarray(fixed_depths, dtype=np.float64), axes, heights,
-                           *(getattr(box, field.name) for field in fields(box)))  # astuple deep-copies: slow
+    arrays = _close_kernel(
+        np.ascontiguousarray(points, dtype=np.float64),
+        np.ascontiguousarray(target),
+        np.ascontiguousarray(normals, dtype=np.float64),
+        np.ascontiguousarray(smooth),
+        rotations,
+        origins,
+        np.asarray(fixed_depths, dtype=np.float64),
+        axes,
+        heights,
+        *(getattr(box, field.name) for field in fields(box)),
+    )  # astuple deep-copies: slow
     return ClosedGripper(*arrays)
 
 
 _C2 = numba.float64[:, ::1]
-_SIGNATURE = (_C2, numba.boolean[::1], _C2, numba.boolean[::1], numba.float64[:, :, ::1], _C2, numba.float64[::1],
-              _C2, numba.float64[::1]) + (numba.float64,) * len(GripperBox.__dataclass_fields__)
+_SIGNATURE = (
+    _C2,
+    numba.boolean[::1],
+    _C2,
+    numba.boolean[::1],
+    numba.float64[:, :, ::1],
+    _C2,
+    numba.float64[::1],
+    _C2,
+    numba.float64[::1],
+) + (numba.float64,) * len(GripperBox.__dataclass_fields__)
 
 
 @numba.njit(_SIGNATURE, cache=True, nogil=True)
-def _close_kernel(points, target, normals, smooth, rotations, origins, fixed, support_axes, support_heights,
-                  half_y, m, tol, cone_cos, x_reach, z_lo, z_hi, palm_back, finger_depth, palm_margin,
-                  finger_thickness, clearance, max_width, max_contact, half_x_open, depth_clearance, depth_limit):
+def _close_kernel(
+    points,
+    target,
+    normals,
+    smooth,
+    rotations,
+    origins,
+    fixed,
+    support_axes,
+    support_heights,
+    half_y,
+    m,
+    tol,
+    cone_cos,
+    x_reach,
+    z_lo,
+    z_hi,
+    palm_back,
+    finger_depth,
+    palm_margin,
+    finger_thickness,
+    clearance,
+    max_width,
+    max_contact,
+    half_x_open,
+    depth_clearance,
+    depth_limit,
+):
     C, N, F = rotations.shape[0], points.shape[0], fixed.shape[0]
     feasible = np.zeros(C, np.bool_)
     depth_out, shift_out, open_out, cos_out = np.zeros(C), np.zeros(C), np.zeros(C), np.zeros(C)
@@ -185,8 +235,13 @@ def _close_kernel(points, target, normals, smooth, rotations, origins, fixed, su
             if worst < cone_cos:
                 continue
             # the swept gripper box stays above the support: its lowest corner
-            lowest = support_heights[c] + shift * a[0] - (half_open + finger_thickness) * abs(a[0]) \
-                - half_y * abs(a[1]) + min(tip * a[2], (tip - palm_back) * a[2])
+            lowest = (
+                support_heights[c]
+                + shift * a[0]
+                - (half_open + finger_thickness) * abs(a[0])
+                - half_y * abs(a[1])
+                + min(tip * a[2], (tip - palm_back) * a[2])
+            )
             if lowest < m:
                 continue
             # the re-centred fingers and palm swept along the approach: object samples may fill the
@@ -213,8 +268,9 @@ def _close_kernel(points, target, normals, smooth, rotations, origins, fixed, su
     return feasible, depth_out, shift_out, open_out, contacts, cos_out
 
 
-def farthest_on_lines(points: np.ndarray, directions: np.ndarray, first: np.ndarray, tolerance: float
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def farthest_on_lines(
+    points: np.ndarray, directions: np.ndarray, first: np.ndarray, tolerance: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Walk the closing line of each first contact over the points.
 
     points: [M, 3] float64; first: [K] int64 rows of the first contacts; directions: [K, 3] unit closing
@@ -223,9 +279,12 @@ def farthest_on_lines(points: np.ndarray, directions: np.ndarray, first: np.ndar
     reach [K] float64, its distance along the line; outermost [K] bool, none lies more than
     ``tolerance`` behind the first contact (it is where a finger closing along the line first touches).
     """
-    return _farthest_on_lines(np.ascontiguousarray(points, dtype=np.float64),
-                              np.ascontiguousarray(directions, dtype=np.float64),
-                              np.ascontiguousarray(first, dtype=np.int64), float(tolerance))
+    return _farthest_on_lines(
+        np.ascontiguousarray(points, dtype=np.float64),
+        np.ascontiguousarray(directions, dtype=np.float64),
+        np.ascontiguousarray(first, dtype=np.int64),
+        float(tolerance),
+    )
 
 
 @numba.njit((numba.float64[:, ::1], numba.float64[:, ::1], numba.int64[::1], numba.float64), cache=True, nogil=True)

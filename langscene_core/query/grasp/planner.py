@@ -25,6 +25,7 @@ samples.
 Only external grasps (fingers outside the object on both sides) are produced; normals are oriented
 away from the object's centroid, which is right for convex and tabletop-like objects.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,8 +35,8 @@ import open3d as o3d
 from scipy.spatial import cKDTree
 
 from langscene_core.config import GraspConfig
-from langscene_core.query.grasp.kernels import ClosedGripper, GripperBox, close_gripper, farthest_on_lines
 from langscene_core.geometry.voxel import bounds, group_by_voxel
+from langscene_core.query.grasp.kernels import ClosedGripper, GripperBox, close_gripper, farthest_on_lines
 
 _BATCH = 16  # candidates closed per kernel call; planning stops after the batch that completes max_grasps
 _CLEARANCE = 0.001  # metres beyond collision_margin kept by the deepest clear fingertip position
@@ -60,10 +61,20 @@ class Grasp:
 
 def validate_grasp_config(config: GraspConfig) -> None:
     """Raise ValueError naming the first inconsistent gripper setting."""
-    positive = ("gripper_max_width", "finger_depth", "finger_thickness", "finger_width", "palm_depth",
-                "object_voxel_size", "contact_tolerance", "normal_radius", "smooth_radius", "collision_voxel_size",
-                "palm_margin",
-                "friction_coefficient")
+    positive = (
+        "gripper_max_width",
+        "finger_depth",
+        "finger_thickness",
+        "finger_width",
+        "palm_depth",
+        "object_voxel_size",
+        "contact_tolerance",
+        "normal_radius",
+        "smooth_radius",
+        "collision_voxel_size",
+        "palm_margin",
+        "friction_coefficient",
+    )
     for name in positive:
         if not getattr(config, name) > 0:
             raise ValueError(f"grasp.{name} must be positive, got {getattr(config, name)}")
@@ -71,11 +82,15 @@ def validate_grasp_config(config: GraspConfig) -> None:
         if getattr(config, name) < 1:
             raise ValueError(f"grasp.{name} must be at least 1, got {getattr(config, name)}")
     if not config.contact_depths or not all(abs(d) < config.finger_depth for d in config.contact_depths):
-        raise ValueError(f"grasp.contact_depths {config.contact_depths} must be non-empty, each in "
-                         f"(-finger_depth, finger_depth) = +-{config.finger_depth}")
+        raise ValueError(
+            f"grasp.contact_depths {config.contact_depths} must be non-empty, each in "
+            f"(-finger_depth, finger_depth) = +-{config.finger_depth}"
+        )
     if not config.gripper_max_width > 2 * config.width_clearance >= 0:
-        raise ValueError(f"grasp.gripper_max_width ({config.gripper_max_width}) must exceed twice "
-                         f"grasp.width_clearance ({config.width_clearance})")
+        raise ValueError(
+            f"grasp.gripper_max_width ({config.gripper_max_width}) must exceed twice "
+            f"grasp.width_clearance ({config.width_clearance})"
+        )
     if not 0 <= config.top_down_preference <= 1:
         raise ValueError(f"grasp.top_down_preference must be in [0, 1], got {config.top_down_preference}")
     if not 0 <= config.max_approach_angle_deg <= 90:
@@ -112,13 +127,16 @@ def _smooth(points: np.ndarray, normals: np.ndarray, config: GraspConfig) -> np.
     first, second = pairs[:, 0], pairs[:, 1]
     size = len(points)
     count = 1 + np.bincount(first, minlength=size) + np.bincount(second, minlength=size)  # itself included
-    total = normals + np.stack([np.bincount(first, normals[second, c], size)
-                                + np.bincount(second, normals[first, c], size) for c in range(3)], axis=1)
+    total = normals + np.stack(
+        [np.bincount(first, normals[second, c], size) + np.bincount(second, normals[first, c], size) for c in range(3)],
+        axis=1,
+    )
     return np.sqrt(np.einsum("ij,ij->i", total, total)) >= config.min_normal_consistency * count
 
 
-def _closing_lines(normals: np.ndarray, first: np.ndarray, up: np.ndarray, cone: float
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def _closing_lines(
+    normals: np.ndarray, first: np.ndarray, up: np.ndarray, cone: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Closing lines to try from each first contact: (contacts [L] int, directions [L, 3] unit, into the object).
 
     Along the contact's inward normal and, where the surface is tilted from vertical by more than a
@@ -136,8 +154,9 @@ def _closing_lines(normals: np.ndarray, first: np.ndarray, up: np.ndarray, cone:
     return np.concatenate([first, first[tilted]]), np.concatenate([inward, level])
 
 
-def _antipodal_pairs(points: np.ndarray, normals: np.ndarray, smooth: np.ndarray, up: np.ndarray,
-                     config: GraspConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _antipodal_pairs(
+    points: np.ndarray, normals: np.ndarray, smooth: np.ndarray, up: np.ndarray, config: GraspConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Contact pairs on the object whose closing line is inside both friction cones.
 
     points, normals: [M, 3] float64 (outward unit normals). Both contacts must lie on smooth patches
@@ -146,8 +165,11 @@ def _antipodal_pairs(points: np.ndarray, normals: np.ndarray, smooth: np.ndarray
     """
     candidates = np.flatnonzero(smooth)
     rng = np.random.default_rng(0)  # fixed seed: the same scene gives the same grasps
-    first = candidates if len(candidates) <= config.contact_samples else np.sort(
-        rng.choice(candidates, size=config.contact_samples, replace=False))
+    first = (
+        candidates
+        if len(candidates) <= config.contact_samples
+        else np.sort(rng.choice(candidates, size=config.contact_samples, replace=False))
+    )
     cone = np.arctan(config.friction_coefficient)
     first, directions = _closing_lines(normals, first, up, cone)
     # The first contact must be the outermost object point on its side of its closing line, and the
@@ -170,8 +192,7 @@ def _antipodal_pairs(points: np.ndarray, normals: np.ndarray, smooth: np.ndarray
     return first[unique], second[unique], 1.0 - worst[unique] / cone
 
 
-def _approach_directions(closing: np.ndarray, up: np.ndarray, config: GraspConfig
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def _approach_directions(closing: np.ndarray, up: np.ndarray, config: GraspConfig) -> tuple[np.ndarray, np.ndarray]:
     """Approach directions perpendicular to each closing axis, spread around it from the most top-down.
 
     closing: [P, 3] unit vectors; up: [3] unit vector. Returns (approach [P, A, 3] unit vectors,
@@ -186,10 +207,10 @@ def _approach_directions(closing: np.ndarray, up: np.ndarray, config: GraspConfi
     towards_down = np.where((norm > 1e-6)[:, None], towards_down, fallback)
     towards_down /= np.linalg.norm(towards_down, axis=1, keepdims=True)
     side = np.cross(closing, towards_down)
-    angles = np.radians(np.linspace(-90.0, 90.0, config.approach_count) if config.approach_count > 1
-                        else np.zeros(1))
-    approach = (np.cos(angles)[None, :, None] * towards_down[:, None, :]
-                + np.sin(angles)[None, :, None] * side[:, None, :])
+    angles = np.radians(np.linspace(-90.0, 90.0, config.approach_count) if config.approach_count > 1 else np.zeros(1))
+    approach = (
+        np.cos(angles)[None, :, None] * towards_down[:, None, :] + np.sin(angles)[None, :, None] * side[:, None, :]
+    )
     valid = approach @ down >= np.cos(np.radians(config.max_approach_angle_deg)) - 1e-9
     return approach, valid
 
@@ -226,11 +247,20 @@ class _Surroundings:
     target: np.ndarray
 
     @classmethod
-    def build(cls, object_points: np.ndarray, object_normals: np.ndarray, object_smooth: np.ndarray,
-              obstacle_points: np.ndarray) -> "_Surroundings":
+    def build(
+        cls,
+        object_points: np.ndarray,
+        object_normals: np.ndarray,
+        object_smooth: np.ndarray,
+        obstacle_points: np.ndarray,
+    ) -> _Surroundings:
         points = np.concatenate([object_points, obstacle_points])
-        return cls(points=points, normals=object_normals, smooth=object_smooth,
-                   target=np.arange(len(points)) < len(object_points))
+        return cls(
+            points=points,
+            normals=object_normals,
+            smooth=object_smooth,
+            target=np.arange(len(points)) < len(object_points),
+        )
 
 
 def _max_contact_width(config: GraspConfig) -> float:
@@ -238,8 +268,9 @@ def _max_contact_width(config: GraspConfig) -> float:
     return config.gripper_max_width - 2 * config.collision_margin
 
 
-def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | None, box: GripperBox,
-           config: GraspConfig) -> ClosedGripper:
+def _close(
+    poses: np.ndarray, surroundings: _Surroundings, support: Support | None, box: GripperBox, config: GraspConfig
+) -> ClosedGripper:
     """Close the gripper on the points, as the world's grasp checker does on true meshes.
 
     poses: [C, 4, 4] gripper poses (x closing, z approach) with the origin at a contact pair's
@@ -256,9 +287,16 @@ def _close(poses: np.ndarray, surroundings: _Surroundings, support: Support | No
     between the contacts, and must stay above the support. Each candidate keeps its first feasible
     fingertip position. box: the gripper's dimensions, :func:`_gripper_box` of ``config``.
     """
-    return close_gripper(surroundings.points, surroundings.target, surroundings.normals, surroundings.smooth,
-                         poses, np.asarray(config.contact_depths, dtype=np.float64), box,
-                         None if support is None else (support.normal, support.offset))
+    return close_gripper(
+        surroundings.points,
+        surroundings.target,
+        surroundings.normals,
+        surroundings.smooth,
+        poses,
+        np.asarray(config.contact_depths, dtype=np.float64),
+        box,
+        None if support is None else (support.normal, support.offset),
+    )
 
 
 def _gripper_box(config: GraspConfig) -> GripperBox:
@@ -267,28 +305,44 @@ def _gripper_box(config: GraspConfig) -> GripperBox:
     max_contact = _max_contact_width(config)
     palm_back = config.finger_depth + config.palm_depth + config.approach_distance
     return GripperBox(
-        half_finger_y=config.finger_width / 2, margin=m, tolerance=config.contact_tolerance,
+        half_finger_y=config.finger_width / 2,
+        margin=m,
+        tolerance=config.contact_tolerance,
         cone_cos=float(np.cos(np.arctan(config.friction_coefficient))),
         # every point any part can touch at any depth and shift lies in this box around a candidate
         x_reach=max_contact + config.width_clearance + config.finger_thickness + m,
-        z_low=-(palm_back + m) - config.finger_depth, z_high=m + config.finger_depth, palm_back=palm_back,
-        finger_depth=config.finger_depth, palm_margin=config.palm_margin,
-        finger_thickness=config.finger_thickness, clearance=config.width_clearance,
-        max_width=config.gripper_max_width, max_contact=max_contact,
+        z_low=-(palm_back + m) - config.finger_depth,
+        z_high=m + config.finger_depth,
+        palm_back=palm_back,
+        finger_depth=config.finger_depth,
+        palm_margin=config.palm_margin,
+        finger_thickness=config.finger_thickness,
+        clearance=config.width_clearance,
+        max_width=config.gripper_max_width,
+        max_contact=max_contact,
         half_x_open=config.gripper_max_width / 2 + config.finger_thickness + m,
-        depth_clearance=_CLEARANCE, depth_limit=0.999 * config.finger_depth)
+        depth_clearance=_CLEARANCE,
+        depth_limit=0.999 * config.finger_depth,
+    )
 
 
 def _near(points: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
     """Rows of points [N, 3] (any float dtype, not copied whole) within ``radius`` of ``centre`` [3],
     as float64."""
     offset = points - centre.astype(points.dtype)
-    return points[np.einsum("nc,nc->n", offset, offset) <= radius ** 2].astype(np.float64)
+    return points[np.einsum("nc,nc->n", offset, offset) <= radius**2].astype(np.float64)
 
 
-def plan_grasps(object_points: np.ndarray, object_relevancy: np.ndarray, obstacle_points: np.ndarray,
-                config: GraspConfig, up: np.ndarray, object_normals: np.ndarray | None = None,
-                max_grasps: int | None = None, support: Support | None = None) -> tuple[Grasp, ...]:
+def plan_grasps(
+    object_points: np.ndarray,
+    object_relevancy: np.ndarray,
+    obstacle_points: np.ndarray,
+    config: GraspConfig,
+    up: np.ndarray,
+    object_normals: np.ndarray | None = None,
+    max_grasps: int | None = None,
+    support: Support | None = None,
+) -> tuple[Grasp, ...]:
     """Collision-free parallel-jaw grasps on an object, best first.
 
     object_points: [M, 3] float32/64 surface points of the object (e.g. Gaussian centres), scene frame.
@@ -338,13 +392,19 @@ def plan_grasps(object_points: np.ndarray, object_relevancy: np.ndarray, obstacl
 def gripper_reach(config: GraspConfig) -> float:
     """Metres from a contact pair's midpoint to the farthest point the gripper's swept volume can reach
     (fingers re-centred by up to half the opening)."""
-    swept_corner = np.array([config.gripper_max_width + config.finger_thickness, config.finger_width / 2,
-                             config.finger_depth + config.palm_depth + config.approach_distance])
+    swept_corner = np.array(
+        [
+            config.gripper_max_width + config.finger_thickness,
+            config.finger_width / 2,
+            config.finger_depth + config.palm_depth + config.approach_distance,
+        ]
+    )
     return float(max(np.abs(config.contact_depths)) + np.linalg.norm(swept_corner + config.collision_margin))
 
 
-def _object_samples(object_points: np.ndarray, relevancy: np.ndarray, object_normals: np.ndarray | None,
-                    config: GraspConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _object_samples(
+    object_points: np.ndarray, relevancy: np.ndarray, object_normals: np.ndarray | None, config: GraspConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Object points voxel-averaged at ``object_voxel_size``, or at the coarser voxel that leaves at
     most about ``max_object_points`` (a surface's voxel count falls with the voxel area; the samples
     stay evenly spread, with no holes for the collision check to miss): (points [M, 3], relevancy
@@ -355,8 +415,11 @@ def _object_samples(object_points: np.ndarray, relevancy: np.ndarray, object_nor
         voxel *= max(np.sqrt(len(groups.counts) / config.max_object_points), 1.1)
         groups = group_by_voxel(object_points, voxel)
     points, rel = groups.centroids, groups.mean(relevancy)
-    averaged = None if object_normals is None else groups.mean(
-        outward_normals(object_points, object_normals, config.normal_radius))
+    averaged = (
+        None
+        if object_normals is None
+        else groups.mean(outward_normals(object_points, object_normals, config.normal_radius))
+    )
     return points, rel, outward_normals(points, averaged, config.normal_radius)
 
 
@@ -371,9 +434,16 @@ class _Candidates:
     scores: np.ndarray
 
 
-def _ranked_candidates(points: np.ndarray, rel: np.ndarray, normals: np.ndarray, first: np.ndarray,
-                       second: np.ndarray, antipodality: np.ndarray, up: np.ndarray,
-                       config: GraspConfig) -> _Candidates:
+def _ranked_candidates(
+    points: np.ndarray,
+    rel: np.ndarray,
+    normals: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    antipodality: np.ndarray,
+    up: np.ndarray,
+    config: GraspConfig,
+) -> _Candidates:
     """Every contact pair x approach direction, scored, sorted, deduplicated, capped."""
     closing = points[second] - points[first]
     closing /= np.linalg.norm(closing, axis=1, keepdims=True)
@@ -395,7 +465,7 @@ def _ranked_candidates(points: np.ndarray, rel: np.ndarray, normals: np.ndarray,
     lo, hi = bounds(rows)
     # one integer per (cell, bin) row: a 1D unique is several times faster than unique rows (axis=0)
     _, distinct = np.unique(np.ravel_multi_index((rows - lo).T, hi - lo + 1), return_index=True)
-    keep = np.sort(distinct)[:config.max_candidates]
+    keep = np.sort(distinct)[: config.max_candidates]
     pair, direction = pair[keep], direction[keep]
     z, x = approach[pair, direction], closing[pair]
     poses = np.tile(np.eye(4), (len(pair), 1, 1))
@@ -403,8 +473,9 @@ def _ranked_candidates(points: np.ndarray, rel: np.ndarray, normals: np.ndarray,
     return _Candidates(poses=poses, weights=weight[pair, direction], scores=score[pair, direction])
 
 
-def _feasible(candidates: _Candidates, surroundings: _Surroundings, support: Support | None, limit: int,
-              config: GraspConfig) -> tuple[Grasp, ...]:
+def _feasible(
+    candidates: _Candidates, surroundings: _Surroundings, support: Support | None, limit: int, config: GraspConfig
+) -> tuple[Grasp, ...]:
     """Grasps from the candidates (seed score order) that close feasibly (:func:`_close`) at their
     first feasible fingertip position, skipping any within ``nms_distance`` and ``nms_angle_deg`` of
     one already taken; at most ``limit``, sorted by their final score (weight x antipodality of the
@@ -414,14 +485,17 @@ def _feasible(candidates: _Candidates, surroundings: _Surroundings, support: Sup
     box = _gripper_box(config)  # once, not per batch
     accepted: list[Grasp] = []
     for start in range(0, len(candidates.poses), _BATCH):
-        poses = candidates.poses[start:start + _BATCH]
+        poses = candidates.poses[start : start + _BATCH]
         closed = _close(poses, surroundings, support, box, config)
         antipodality = 1.0 - np.arccos(np.clip(closed.cos, -1.0, 1.0)) / cone
         for c in np.flatnonzero(closed.feasible):
             pose = poses[c].copy()
             pose[:3, 3] += pose[:3, :3] @ np.array([closed.shift[c], 0.0, closed.depth[c]])
-            if any(np.linalg.norm(pose[:3, 3] - g.pose[:3, 3]) < config.nms_distance
-                   and pose[:3, 2] @ g.pose[:3, 2] > cos_nms for g in accepted):
+            if any(
+                np.linalg.norm(pose[:3, 3] - g.pose[:3, 3]) < config.nms_distance
+                and pose[:3, 2] @ g.pose[:3, 2] > cos_nms
+                for g in accepted
+            ):
                 continue
             contacts = closed.contacts[c] @ poses[c, :3, :3].T + poses[c, :3, 3]
             score = float(candidates.weights[start + c] * antipodality[c])
