@@ -1,11 +1,14 @@
 """Frame pairing by stamp and keyframe selection."""
 
 import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
 
-from langscene_core.capture.frames import Frame, FrameSynchronizer
+from langscene_core.capture.frames import Frame, FrameSynchronizer, tf_pose_lookup
 from langscene_core.capture.keyframes import KeyframeBuffer, pose_distance, sharpness
 from langscene_core.config import KeyframeConfig
 from langscene_core.geometry.camera import Intrinsics, look_at
+from langscene_core.geometry.transforms import TransformBuffer
 
 K = Intrinsics.from_hfov(8, 6, 60.0)
 RNG = np.random.default_rng(0)
@@ -16,15 +19,17 @@ def pose_at(x: float) -> np.ndarray:
     return look_at(np.array([x, -1.0, 0.5]), np.zeros(3))
 
 
-def test_image_waits_for_its_pose_then_pairs():
-    sync = FrameSynchronizer(tolerance_s=0.01)
-    assert sync.add_image(1.0, TEXTURED) == []
-    assert sync.add_pose(0.5, pose_at(0.0)) == []  # too far in time
-    assert sync.add_pose(1.004, pose_at(1.0)) == []  # no camera_info yet
+def test_image_waits_for_its_pose_then_pairs_with_the_interpolated_pose():
+    sync = FrameSynchronizer(max_pose_gap_s=0.25)
+    assert sync.add_pose(0.9, pose_at(0.0)) == []
+    assert sync.add_image(1.0, TEXTURED) == []  # no pose after 1.0 yet
+    assert sync.add_pose(1.1, pose_at(1.0)) == []  # no camera_info yet
     frames = sync.set_intrinsics(K)
     assert len(frames) == 1 and frames[0].stamp == 1.0 and frames[0].intrinsics == K
-    np.testing.assert_array_equal(frames[0].cam_to_world, pose_at(1.0))
+    np.testing.assert_allclose(frames[0].cam_to_world[:3, 3], pose_at(0.5)[:3, 3], atol=1e-12)
     assert frames[0].depth is None
+    assert sync.add_image(1.1, TEXTURED)[0].cam_to_world is not None  # stamped at a pose: that pose
+    assert sync.dropped == {}
 
 
 def test_once_depth_flows_images_wait_for_depth():
@@ -38,15 +43,62 @@ def test_once_depth_flows_images_wait_for_depth():
 
 
 def test_unpairable_images_are_dropped_and_counted():
-    sync = FrameSynchronizer(tolerance_s=0.01, max_wait_s=5.0)
+    sync = FrameSynchronizer(tolerance_s=0.01, max_wait_s=5.0, max_pose_gap_s=0.2)
     sync.add_image(0.0, TEXTURED)
     sync.add_image(6.0, TEXTURED)  # image 0 waited too long for camera_info
     assert sync.dropped == {"no_camera_info": 1}
     sync.set_intrinsics(K)
-    sync.add_image(7.0, TEXTURED)
-    sync.add_pose(6.5, pose_at(0.0))  # the pose stream passed image 6.0: no pose will come for it
+    sync.add_pose(6.5, pose_at(0.0))  # image 6.0 lies before the first pose: it will never get one
     assert sync.dropped == {"no_camera_info": 1, "no_pose": 1}
-    assert sync.add_pose(7.0, pose_at(0.0))[0].stamp == 7.0
+    sync.add_image(6.7, TEXTURED)
+    sync.add_pose(7.0, pose_at(0.0))  # 6.5 and 7.0 are too far apart to interpolate 6.7
+    assert sync.dropped == {"no_camera_info": 1, "no_pose": 1, "pose_gap": 1}
+    assert sync.add_image(7.0, TEXTURED)[0].stamp == 7.0
+    sync.add_pose(-10.0, pose_at(0.0))  # older than any image that may still wait
+    assert sync.dropped["pose_sample_old_data"] == 1
+
+
+def moving_camera(t: float) -> np.ndarray:
+    """cam_to_world of a camera moving at constant velocity and turning at a constant rate about a
+    fixed axis: what linear interpolation and slerp reproduce exactly between any two poses."""
+    pose = np.eye(4)
+    pose[:3, :3] = Rotation.from_rotvec(np.array([0.2, -0.4, 0.9]) * t).as_matrix() @ pose_at(0.0)[:3, :3]
+    pose[:3, 3] = [0.3 * t, -1.0 + 0.1 * t, 0.5 - 0.05 * t]
+    return pose
+
+
+@pytest.mark.parametrize("pose_rate_hz", [10.0, 30.0])
+def test_images_inside_a_pose_stream_all_pair_with_their_exact_pose(pose_rate_hz):
+    """30 Hz images, poses at 10 or 30 Hz offset 17 ms from the images, arriving interleaved by stamp."""
+    sync = FrameSynchronizer(intrinsics=K, max_pose_gap_s=0.2)
+    image_stamps = 1.0 + np.arange(60) / 30.0
+    pose_stamps = 1.0 - 0.017 + np.arange(int(2.2 * pose_rate_hz)) / pose_rate_hz
+    events = sorted([(t, "image") for t in image_stamps] + [(t, "pose") for t in pose_stamps])
+    frames = []
+    for t, kind in events:
+        frames += sync.add_image(t, TEXTURED) if kind == "image" else sync.add_pose(t, moving_camera(t))
+    assert [f.stamp for f in frames] == list(image_stamps) and sync.dropped == {}
+    for frame in frames:
+        np.testing.assert_allclose(frame.cam_to_world, moving_camera(frame.stamp), atol=1e-9)
+
+
+def test_pose_from_a_transform_buffer_waits_for_tf_and_counts_unknown_frames():
+    buffer = TransformBuffer()
+    camera_in_base = look_at(np.array([0.1, 0.0, 0.4]), np.array([1.0, 0.0, 0.0]))
+    buffer.set_transform("base_link", "camera_optical", 0.0, camera_in_base, static=True)
+    sync = FrameSynchronizer(intrinsics=K, max_wait_s=1.0, pose_lookup=tf_pose_lookup(buffer, "map"))
+    buffer.set_transform("map", "base_link", 0.9, moving_camera(0.9))
+    assert sync.add_image(1.0, TEXTURED, "camera_optical") == []  # no map -> base_link at 1.0 yet
+    assert sync.add_image(1.0, TEXTURED, "camera_left") == []  # not in the tree (yet)
+    buffer.set_transform("map", "base_link", 1.1, moving_camera(1.1))
+    (frame,) = sync.retry()
+    np.testing.assert_allclose(frame.cam_to_world, moving_camera(1.0) @ camera_in_base, atol=1e-9)
+    sync.add_image(2.5, TEXTURED, "camera_optical")  # the unknown frame's image has waited too long
+    assert sync.dropped == {"pose_unknown_frame": 1}
+    sync.add_image(0.5, TEXTURED, "camera_optical")  # before the transform's data: dropped at once
+    assert sync.dropped == {"pose_unknown_frame": 1, "no_pose": 1}
+    overridden = FrameSynchronizer(intrinsics=K, pose_lookup=tf_pose_lookup(buffer, "map", "base_link"))
+    np.testing.assert_allclose(overridden.add_image(1.1, TEXTURED, "")[0].cam_to_world, moving_camera(1.1), atol=1e-9)
 
 
 def test_pending_queue_is_bounded():

@@ -1,19 +1,37 @@
 """Camera frames and their assembly from separately arriving streams (image, camera_info, depth, pose).
 
-A :class:`Frame` is one posed RGB(-D) view. :class:`FrameSynchronizer` pairs each image with the pose
-(and depth, once the stream carries depth) whose stamps are nearest within a tolerance, and with the
-latest camera intrinsics. Images that cannot be paired stay pending for a bounded time and are then
-dropped and counted by reason, never queued without bound.
+A :class:`Frame` is one posed RGB(-D) view. :class:`FrameSynchronizer` pairs each image with its
+camera pose at the image stamp, with the depth image nearest in stamp within a tolerance, and with
+the latest camera intrinsics. The pose comes either from a pose stream (``add_pose``: interpolated
+between the two poses around the image stamp) or from a lookup such as a TF buffer
+(``pose_lookup``, see :func:`tf_pose_lookup`). Images that cannot be paired yet stay pending for a
+bounded time and are retried on every input (and on ``retry()``), then dropped and counted by
+reason, never queued without bound.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from langscene_core.geometry.camera import Intrinsics
+from langscene_core.geometry.transforms import (
+    ConnectivityError,
+    ExtrapolationError,
+    TransformBuffer,
+    TransformError,
+    UnknownFrameError,
+)
+
+# (image stamp in seconds, the image's frame id) -> cam_to_world [4, 4]; raises TransformError while
+# (or when) the pose is not available.
+PoseLookup = Callable[[float, str], np.ndarray]
+
+# Frame names of the pose stream inside the synchronizer's own buffer (topic mode).
+_SCENE, _CAMERA = "scene", "camera"
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,21 @@ class Frame:
     depth: np.ndarray | None = None
 
 
+def tf_pose_lookup(buffer: TransformBuffer, scene_frame: str, camera_frame: str = "") -> PoseLookup:
+    """A PoseLookup reading ``scene_frame <- camera frame`` from ``buffer`` at the image stamp.
+
+    The camera frame is ``camera_frame`` when set, else the image's own frame id (``header.frame_id``).
+    """
+
+    def lookup(stamp: float, frame_id: str) -> np.ndarray:
+        source = camera_frame or frame_id
+        if not source:
+            raise UnknownFrameError("the image has no frame_id and no camera frame is configured")
+        return buffer.lookup(scene_frame, source, stamp)
+
+    return lookup
+
+
 @dataclass
 class _Stamped:
     stamp: float
@@ -38,33 +71,66 @@ class _Stamped:
 
 
 @dataclass
-class FrameSynchronizer:
-    """Pairs images with the nearest pose and depth by stamp and with the latest intrinsics.
+class _PendingImage:
+    stamp: float
+    rgb: np.ndarray
+    frame_id: str
+    cam_to_world: np.ndarray | None = None  # found once, kept while the image waits for the rest
 
-    tolerance_s: largest stamp difference accepted for a pair. Each stream arrives in stamp order, so
-    an image is dropped as soon as the stream it lacks has moved past its stamp; max_wait_s: how far
-    the newest stamp seen may run ahead of a pending image before it is dropped anyway (a stream that
-    stopped). history: how many poses / depths / pending images are kept. ``dropped`` counts dropped images by reason: no_camera_info, no_pose,
-    no_depth, overflow.
+
+@dataclass
+class FrameSynchronizer:
+    """Pairs images with their pose at the image stamp, the nearest depth and the latest intrinsics.
+
+    Pose: with ``pose_lookup`` None, the poses given to :meth:`add_pose` are interpolated (linear
+    translation, slerp rotation) between the two around the image stamp when they are at most
+    ``max_pose_gap_s`` apart, and an image stamped exactly at a pose takes that pose; else
+    ``pose_lookup(stamp, frame_id)`` gives it (e.g. :func:`tf_pose_lookup`). An image whose pose may
+    still come (no later pose yet, an unknown frame or a broken chain) waits; one that cannot get a
+    pose any more (before the first pose, or between two poses too far apart) is dropped at once.
+
+    tolerance_s: largest stamp difference of an image and its depth. Each stream arrives in stamp
+    order, so an image is dropped as soon as the depth stream has moved past its stamp. max_wait_s:
+    how far the newest stamp seen may run ahead of a pending image before it is dropped anyway (a
+    stream that stopped). history: how many poses / depths / pending images are kept.
+
+    ``dropped`` counts dropped inputs by reason: images with no_camera_info, no_depth, overflow,
+    no_pose (no pose at the stamp in time), pose_gap, pose_unknown_frame, pose_no_chain; pose
+    samples refused by :meth:`add_pose` as pose_sample_<reason> (e.g. pose_sample_old_data).
     """
 
     tolerance_s: float = 0.02
+    max_pose_gap_s: float = 0.2
     max_wait_s: float = 5.0
     history: int = 32
+    pose_lookup: PoseLookup | None = None
     dropped: Counter = field(default_factory=Counter)
     intrinsics: Intrinsics | None = None
-    _poses: deque = field(default_factory=deque)
+    _poses: TransformBuffer = field(init=False)
     _depths: deque = field(default_factory=deque)
     _pending: deque = field(default_factory=deque)
     _stream_has_depth: bool = False
     _newest_stamp: float = float("-inf")
+
+    def __post_init__(self) -> None:
+        # poses as old as the oldest image that may still wait for them
+        self._poses = TransformBuffer(
+            cache_s=self.max_wait_s + self.max_pose_gap_s, max_samples=self.history, max_gap_s=self.max_pose_gap_s
+        )
+        if self.pose_lookup is None:
+            self.pose_lookup = self._pose_from_stream
 
     def set_intrinsics(self, intrinsics: Intrinsics) -> list[Frame]:
         self.intrinsics = intrinsics
         return self._flush()
 
     def add_pose(self, stamp: float, cam_to_world: np.ndarray) -> list[Frame]:
-        self._push(self._poses, _Stamped(stamp, cam_to_world))
+        """One sample of the pose stream (topic mode): cam_to_world [4, 4] at ``stamp`` seconds."""
+        self._newest_stamp = max(self._newest_stamp, stamp)
+        try:
+            self._poses.set_transform(_SCENE, _CAMERA, stamp, cam_to_world)
+        except TransformError as exc:
+            self.dropped[f"pose_sample_{exc.reason}"] += 1
         return self._flush()
 
     def add_depth(self, stamp: float, depth: np.ndarray) -> list[Frame]:
@@ -72,8 +138,13 @@ class FrameSynchronizer:
         self._push(self._depths, _Stamped(stamp, depth))
         return self._flush()
 
-    def add_image(self, stamp: float, rgb: np.ndarray) -> list[Frame]:
-        self._push(self._pending, _Stamped(stamp, rgb))
+    def add_image(self, stamp: float, rgb: np.ndarray, frame_id: str = "") -> list[Frame]:
+        """rgb [H, W, 3] uint8 at ``stamp`` seconds; ``frame_id``: the image's camera frame (pose_lookup)."""
+        self._push(self._pending, _PendingImage(stamp, rgb, frame_id))
+        return self._flush()
+
+    def retry(self) -> list[Frame]:
+        """Try the pending images again (e.g. after new transforms arrived in the pose lookup's buffer)."""
         return self._flush()
 
     def clear(self) -> None:
@@ -81,7 +152,7 @@ class FrameSynchronizer:
         self._depths.clear()
         self._pending.clear()
 
-    def _push(self, queue: deque, item: _Stamped) -> None:
+    def _push(self, queue: deque, item) -> None:
         self._newest_stamp = max(self._newest_stamp, item.stamp)
         queue.append(item)
         if len(queue) > self.history:
@@ -89,42 +160,49 @@ class FrameSynchronizer:
             if queue is self._pending:
                 self.dropped["overflow"] += 1
 
-    def _nearest(self, queue: deque, stamp: float) -> _Stamped | None:
-        best = min(queue, key=lambda item: abs(item.stamp - stamp), default=None)
-        return best if best is not None and abs(best.stamp - stamp) <= self.tolerance_s else None
+    def _pose_from_stream(self, stamp: float, frame_id: str) -> np.ndarray:
+        return self._poses.lookup(_SCENE, _CAMERA, stamp)
 
-    def _stream_passed(self, missing: str, stamp: float) -> bool:
-        """True when the stream that ``missing`` names already holds stamps later than ``stamp``."""
-        queue = {"no_pose": self._poses, "no_depth": self._depths}.get(missing)
-        return bool(queue) and queue[-1].stamp > stamp + self.tolerance_s
+    def _find_pose(self, item: _PendingImage) -> tuple[str, bool] | None:
+        """Set ``item.cam_to_world`` when its pose is available, else return (drop reason, final):
+        final when waiting cannot help (the stamp is before the pose data, or in a gap)."""
+        try:
+            item.cam_to_world = self.pose_lookup(item.stamp, item.frame_id)
+        except TransformError as exc:
+            may_come = (isinstance(exc, ExtrapolationError) and exc.future) or isinstance(
+                exc, (UnknownFrameError, ConnectivityError)
+            )
+            return ("no_pose" if isinstance(exc, ExtrapolationError) else f"pose_{exc.reason}"), not may_come
+        return None
+
+    def _nearest_depth(self, stamp: float) -> _Stamped | None:
+        best = min(self._depths, key=lambda item: abs(item.stamp - stamp), default=None)
+        return best if best is not None and abs(best.stamp - stamp) <= self.tolerance_s else None
 
     def _flush(self) -> list[Frame]:
         ready: list[Frame] = []
         still_pending: deque = deque()
         for item in self._pending:
-            pose = self._nearest(self._poses, item.stamp)
-            depth = self._nearest(self._depths, item.stamp)
-            missing = (
-                "no_camera_info"
-                if self.intrinsics is None
-                else "no_pose"
-                if pose is None
-                else "no_depth"
-                if depth is None and self._stream_has_depth
-                else None
-            )
+            depth = self._nearest_depth(item.stamp)
+            # (reason, final) of what the image still lacks; final: drop it now rather than wait
+            missing = ("no_camera_info", False) if self.intrinsics is None else None
+            if missing is None and item.cam_to_world is None:
+                missing = self._find_pose(item)
+            if missing is None and depth is None and self._stream_has_depth:
+                depth_passed = bool(self._depths) and self._depths[-1].stamp > item.stamp + self.tolerance_s
+                missing = ("no_depth", depth_passed)
             if missing is None:
                 ready.append(
                     Frame(
                         stamp=item.stamp,
-                        rgb=item.value,
+                        rgb=item.rgb,
                         intrinsics=self.intrinsics,
-                        cam_to_world=pose.value,
+                        cam_to_world=item.cam_to_world,
                         depth=None if depth is None else depth.value,
                     )
                 )
-            elif self._stream_passed(missing, item.stamp) or self._newest_stamp - item.stamp > self.max_wait_s:
-                self.dropped[missing] += 1
+            elif missing[1] or self._newest_stamp - item.stamp > self.max_wait_s:
+                self.dropped[missing[0]] += 1
             else:
                 still_pending.append(item)
         self._pending = still_pending
