@@ -15,7 +15,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -221,7 +221,16 @@ class GraspConfig:
 @dataclass(frozen=True)
 class NodeConfig:
     scene_frame: str = "map"
-    pose_source: str = "topic"  # topic | tf
+    # -- frames and time (#28; DESIGN 3 "Frames and time") --
+    # tf: each image's pose is the transform scene_frame <- camera frame at the image stamp (/tf, /tf_static);
+    # topic: camera_pose PoseStamped messages, interpolated between the two around the image stamp
+    pose_source: Literal["tf", "topic"] = "topic"
+    camera_frame: str = ""  # the camera's optical frame for pose_source tf; "": each image's header.frame_id
+    max_pose_gap_s: float = 0.2  # topic: two poses further apart than this are not interpolated (image dropped)
+    output_frame: str = ""  # answers' frame when a query names none; "": scene_frame
+    tf_cache_s: float = 10.0  # seconds of transform history kept per TF edge
+    max_extrapolation_s: float = 0.0  # TF lookups this far past the newest / before the oldest data take it
+    # --
     camera_qos: str = "sensor_data"  # sensor_data | reliable
     status_period_s: float = 1.0
     auto_reconstruct: bool = False

@@ -161,7 +161,10 @@ class FrameSynchronizer:
                 self.dropped["overflow"] += 1
 
     def _pose_from_stream(self, stamp: float, frame_id: str) -> np.ndarray:
-        return self._poses.lookup(_SCENE, _CAMERA, stamp)
+        try:
+            return self._poses.lookup(_SCENE, _CAMERA, stamp)
+        except UnknownFrameError as exc:
+            raise ExtrapolationError("no camera pose received yet", future=True) from exc
 
     def _find_pose(self, item: _PendingImage) -> tuple[str, bool] | None:
         """Set ``item.cam_to_world`` when its pose is available, else return (drop reason, final):
