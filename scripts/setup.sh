@@ -13,11 +13,13 @@ APT_PACKAGES=(libusb-1.0-0 ninja-build cmake g++)
 
 fingerprint() {
   cat requirements.txt setup.py pyproject.toml CMakeLists.txt package.xml scripts/setup.sh msg/*.msg srv/*.srv \
+    interfaces/find_tf2_msgs/CMakeLists.txt interfaces/tf2_msgs/CMakeLists.txt interfaces/tf2_msgs/package.xml \
+    interfaces/tf2_msgs/msg/*.msg \
     | sha256sum | cut -d' ' -f1
 }
 
 if [[ -f $STAMP && "$(cat "$STAMP")" == "$(fingerprint)" ]] \
-   && "$PY" -c "import langscene.srv, langscene_ros" 2>/dev/null; then
+   && "$PY" -c "import langscene.srv, langscene_ros, tf2_msgs.msg" 2>/dev/null; then
   exit 0
 fi
 
@@ -56,8 +58,25 @@ AMENT_PREFIX_PATH=$VENV PATH=$VENV/bin:$PATH cmake -S "$ROOT" -B "$BUILD" -G Nin
   && AMENT_PREFIX_PATH=$VENV PATH=$VENV/bin:$PATH cmake --build "$BUILD" --target install >>"$ROOT/build/interfaces.log" 2>&1 \
   || { echo "setup: interface build failed; see build/interfaces.log" >&2; tail -20 "$ROOT/build/interfaces.log" >&2; exit 1; }
 
+# /tf and /tf_static carry tf2_msgs/TFMessage, which the ROS wheels lack: build the wire-compatible
+# stand-in in interfaces/tf2_msgs, but only where find_package(tf2_msgs) fails (a full ROS install
+# keeps its own).
+if ! AMENT_PREFIX_PATH=$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH} PATH=$VENV/bin:$PATH cmake \
+    -S "$ROOT/interfaces/find_tf2_msgs" -B "$ROOT/build/find_tf2_msgs" \
+    -DCMAKE_PREFIX_PATH="$VENV${CMAKE_PREFIX_PATH:+;$CMAKE_PREFIX_PATH}" >"$ROOT/build/find_tf2_msgs.log" 2>&1; then
+  echo "setup: building the tf2_msgs stand-in (TFMessage) into .venv"
+  BUILD_TF2=$ROOT/build/tf2_msgs
+  rm -rf "$BUILD_TF2"
+  AMENT_PREFIX_PATH=$VENV PATH=$VENV/bin:$PATH cmake -S "$ROOT/interfaces/tf2_msgs" -B "$BUILD_TF2" -G Ninja \
+    -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$PY" \
+    -DBUILD_TESTING=OFF >"$ROOT/build/tf2_msgs.log" 2>&1 \
+    && AMENT_PREFIX_PATH=$VENV PATH=$VENV/bin:$PATH cmake --build "$BUILD_TF2" --target install >>"$ROOT/build/tf2_msgs.log" 2>&1 \
+    || { echo "setup: tf2_msgs build failed; see build/tf2_msgs.log" >&2; tail -20 "$ROOT/build/tf2_msgs.log" >&2; exit 1; }
+fi
+rm -rf "$ROOT/build/find_tf2_msgs"
+
 "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored: it is neither" || true
-"$PY" -c "from langscene.srv import QueryObject; from langscene.msg import GraspCandidate; import langscene_ros" \
+"$PY" -c "from langscene.srv import QueryObject; from langscene.msg import GraspCandidate; from tf2_msgs.msg import TFMessage; import langscene_ros" \
   || { echo "setup: the langscene interfaces do not import" >&2; exit 1; }
 echo "setup: compiling the query's numba kernels into their cache (first time: about a minute)"
 "$PY" -c "import langscene_core.query.grasp.kernels, langscene_core.geometry.voxel" \
