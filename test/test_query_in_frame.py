@@ -1,0 +1,74 @@
+"""An answer moved into a planner's frame through the transform buffer."""
+
+import numpy as np
+import pytest
+from tabletop import Box, Cylinder, make_scene
+
+from langscene_core.config import GraspConfig, QueryConfig
+from langscene_core.geometry.transforms import InvalidTransformError, TransformBuffer, UnknownFrameError
+from langscene_core.query.in_frame import result_in_frame
+from langscene_core.query.objects import query_object
+
+OBJECTS = (Box((0.02, -0.03), (0.05, 0.07, 0.06), yaw=0.4), Cylinder((0.18, 0.08), 0.03, 0.1))
+
+
+def base_frame(points: np.ndarray) -> np.ndarray:
+    """Closed form of map -> base_link for base_link at (1, 2, 0) in map, turned 90 degrees left:
+    (x, y, z) -> (y - 2, 1 - x, z)."""
+    return np.stack([points[..., 1] - 2.0, 1.0 - points[..., 0], points[..., 2]], axis=-1)
+
+
+def turned(vectors: np.ndarray) -> np.ndarray:
+    """The same rotation on direction vectors [..., 3]: (x, y, z) -> (y, -x, z)."""
+    return np.stack([vectors[..., 1], -vectors[..., 0], vectors[..., 2]], axis=-1)
+
+
+@pytest.fixture(scope="module")
+def answer():
+    scene = make_scene(OBJECTS, 0)
+    result = query_object(scene.relevancy, scene.means, scene.colors, QueryConfig(), GraspConfig(), scene.normals)
+    assert result.object_box is not None and result.grasps, result.message
+    return result
+
+
+def test_pose_cloud_and_grasps_move_into_base_link(answer):
+    buffer = TransformBuffer()
+    buffer.set_transform(
+        "map", "base_link", 5.0, translation=[1.0, 2.0, 0.0], quaternion=[0, 0, np.sqrt(0.5), np.sqrt(0.5)]
+    )
+    moved = result_in_frame(answer, buffer.lookup("base_link", "map", 5.0))
+
+    xyz = np.stack([answer.cloud[k] for k in "xyz"], axis=1).astype(np.float64)
+    moved_xyz = np.stack([moved.cloud[k] for k in "xyz"], axis=1)
+    assert moved.cloud.dtype == answer.cloud.dtype
+    np.testing.assert_allclose(moved_xyz, base_frame(xyz), atol=1e-6)
+    np.testing.assert_array_equal(moved.cloud["relevancy"], answer.cloud["relevancy"])
+    np.testing.assert_array_equal(moved.cloud["rgb"].view(np.uint32), answer.cloud["rgb"].view(np.uint32))
+
+    box, moved_box = answer.object_box, moved.object_box
+    np.testing.assert_allclose(moved_box.pose[:3, 3], base_frame(box.pose[:3, 3]), atol=1e-12)
+    np.testing.assert_allclose(moved_box.pose[:3, :3], turned(box.pose[:3, :3].T).T, atol=1e-12)
+    np.testing.assert_array_equal(moved_box.extent, box.extent)
+
+    assert len(moved.grasps) == len(answer.grasps)
+    for grasp, moved_grasp in zip(answer.grasps, moved.grasps):
+        np.testing.assert_allclose(moved_grasp.pose[:3, 3], base_frame(grasp.pose[:3, 3]), atol=1e-12)
+        np.testing.assert_allclose(moved_grasp.pose[:3, :3], turned(grasp.pose[:3, :3].T).T, atol=1e-12)
+        np.testing.assert_allclose(moved_grasp.contacts, base_frame(grasp.contacts), atol=1e-12)
+        assert (moved_grasp.width, moved_grasp.score) == (grasp.width, grasp.score)
+    np.testing.assert_array_equal(moved.object_indices, answer.object_indices)
+
+
+def test_round_trip_and_bad_transforms(answer):
+    buffer = TransformBuffer()
+    buffer.set_transform(
+        "map", "base_link", 0.0, translation=[0.3, -0.2, 0.8], quaternion=[0.1, 0.2, 0.3, 0.927], static=True
+    )
+    there = result_in_frame(answer, buffer.lookup("base_link", "map"))
+    back = result_in_frame(there, buffer.lookup("map", "base_link"))
+    np.testing.assert_allclose(back.object_box.pose, answer.object_box.pose, atol=1e-12)
+    np.testing.assert_allclose(back.grasps[0].pose, answer.grasps[0].pose, atol=1e-12)
+    with pytest.raises(UnknownFrameError, match="'panda_link0'"):
+        buffer.lookup("panda_link0", "map")
+    with pytest.raises(InvalidTransformError):
+        result_in_frame(answer, np.diag([2.0, 2.0, 2.0, 1.0]))
