@@ -1,4 +1,4 @@
-"""Conversions between ROS messages and numpy: Image, CameraInfo, PointCloud2, Pose.
+"""Conversions between ROS messages and numpy: Image, CameraInfo, PointCloud2, Pose, Transform, Time.
 
 Written here rather than taken from cv_bridge / sensor_msgs_py: PyPI's cv-bridge is a ROS 1-era copy
 that breaks with NumPy 2 and silently converts 16UC1 to uint8, and sensor_msgs_py is not installable
@@ -11,11 +11,13 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from geometry_msgs.msg import Point, Pose, Quaternion
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point, Pose, Quaternion, Transform, TransformStamped, Vector3
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
 from langscene_core.geometry.camera import Intrinsics
+from langscene_core.geometry.transforms import split_transform
 
 
 class ConversionError(ValueError):
@@ -162,6 +164,36 @@ def pose_to_matrix(pose: Pose) -> np.ndarray:
     matrix[:3, :3] = Rotation.from_quat(q / np.linalg.norm(q)).as_matrix()
     matrix[:3, 3] = t
     return matrix
+
+
+def stamp_to_seconds(stamp: Time) -> float:
+    """builtin_interfaces/Time -> seconds (float)."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def seconds_to_stamp(seconds: float) -> Time:
+    """Seconds (float, >= 0) -> builtin_interfaces/Time, nanoseconds rounded."""
+    total = int(round(seconds * 1e9))
+    return Time(sec=total // 1_000_000_000, nanosec=total % 1_000_000_000)
+
+
+def transform_to_parts(transform: Transform) -> tuple[np.ndarray, np.ndarray]:
+    """Transform -> (translation [3] metres, quaternion [4] x, y, z, w) as given, unchecked: the
+    transform buffer validates them (NaN, non-unit quaternion) and counts refusals by reason."""
+    t, q = transform.translation, transform.rotation
+    return np.array([t.x, t.y, t.z]), np.array([q.x, q.y, q.z, q.w])
+
+
+def matrix_to_transform_stamped(matrix: np.ndarray, parent: str, child: str, stamp: Time) -> TransformStamped:
+    """Rigid [4, 4] ``parent_from_child`` -> TransformStamped (header.frame_id = parent)."""
+    t, q = split_transform(matrix)
+    msg = TransformStamped()
+    msg.header.stamp, msg.header.frame_id, msg.child_frame_id = stamp, parent, child
+    msg.transform = Transform(
+        translation=Vector3(x=float(t[0]), y=float(t[1]), z=float(t[2])),
+        rotation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])),
+    )
+    return msg
 
 
 # PointField datatype <-> numpy scalar type

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.spatial.transform import Rotation
 
+from langscene_core.geometry.transforms import make_transform
 from langscene_core.query.objects import pack_rgb, unpack_rgb
 from langscene_ros import convert
 
@@ -127,3 +128,17 @@ def test_zero_quaternion_is_rejected():
     pose.orientation.w = 0.0
     with pytest.raises(convert.ConversionError):
         convert.pose_to_matrix(pose)
+
+
+def test_stamps_and_transforms_round_trip():
+    stamp = convert.seconds_to_stamp(1733300000.123456789)
+    assert stamp.sec == 1733300000 and abs(stamp.nanosec - 123456789) < 500  # float64: 0.24 us steps here
+    assert convert.stamp_to_seconds(convert.seconds_to_stamp(12.999999999)) == 12.999999999
+    assert convert.seconds_to_stamp(0.9999999999).sec == 1  # rounding carries into the seconds
+    matrix = np.eye(4)
+    matrix[:3, :3] = Rotation.from_rotvec([0.3, -0.2, 0.9]).as_matrix()
+    matrix[:3, 3] = [1.0, -2.0, 0.5]
+    msg = convert.matrix_to_transform_stamped(matrix, "map", "base_link", stamp)
+    assert (msg.header.frame_id, msg.child_frame_id, msg.header.stamp) == ("map", "base_link", stamp)
+    translation, quaternion = convert.transform_to_parts(msg.transform)
+    np.testing.assert_allclose(make_transform(translation, quaternion), matrix, atol=1e-12)

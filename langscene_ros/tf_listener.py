@@ -1,0 +1,80 @@
+"""Feeds the core's TransformBuffer from ``/tf`` and ``/tf_static`` (tf2_msgs/TFMessage).
+
+The ROS wheels have no tf2_ros; this listener needs only tf2_msgs (a full ROS install's, or the
+wire-compatible stand-in scripts/setup.sh builds from interfaces/tf2_msgs). QoS as tf2_ros's
+listener: /tf reliable, volatile, depth 100; /tf_static reliable, transient local, depth 100, so a
+late listener still receives every static transform once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+from rclpy.callback_groups import CallbackGroup
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from tf2_msgs.msg import TFMessage
+
+from langscene_core.geometry.transforms import TransformBuffer, TransformError
+from langscene_ros import convert
+
+TF = "/tf"
+TF_STATIC = "/tf_static"
+TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+TF_STATIC_QOS = QoSProfile(
+    depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+
+class TfListener:
+    """Subscribes ``node`` to /tf and /tf_static and stores every transform in ``buffer``.
+
+    on_update: called after each TFMessage was stored (e.g. to retry images waiting for their pose);
+    it runs on the subscription's callback group. ``rejected`` counts refused transforms by the
+    buffer's reason (invalid: NaN or non-unit quaternion, loop, old_data: older than the cache);
+    each refusal is logged, throttled.
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        buffer: TransformBuffer,
+        on_update: Callable[[], None] | None = None,
+        callback_group: CallbackGroup | None = None,
+    ) -> None:
+        self.buffer = buffer
+        self.rejected: Counter[str] = Counter()
+        self._node = node
+        self._on_update = on_update
+        self._lock = threading.Lock()
+        node.create_subscription(
+            TFMessage, TF, lambda msg: self._store(msg, static=False), TF_QOS, callback_group=callback_group
+        )
+        node.create_subscription(
+            TFMessage,
+            TF_STATIC,
+            lambda msg: self._store(msg, static=True),
+            TF_STATIC_QOS,
+            callback_group=callback_group,
+        )
+
+    def _store(self, msg: TFMessage, static: bool) -> None:
+        for transform in msg.transforms:
+            translation, quaternion = convert.transform_to_parts(transform.transform)
+            try:
+                self.buffer.set_transform(
+                    transform.header.frame_id,
+                    transform.child_frame_id,
+                    convert.stamp_to_seconds(transform.header.stamp),
+                    translation=translation,
+                    quaternion=quaternion,
+                    static=static,
+                )
+            except TransformError as exc:
+                with self._lock:
+                    self.rejected[exc.reason] += 1
+                self._node.get_logger().warning(f"rejected transform ({exc.reason}): {exc}", throttle_duration_sec=5.0)
+        if self._on_update is not None:
+            self._on_update()
