@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from langscene_core.capture.frames import Frame, FrameSynchronizer, tf_pose_lookup
+from langscene_core.capture.frames import (
+    Frame,
+    FrameSynchronizer,
+    synchronizer_for,
+    tf_pose_lookup,
+    transform_buffer_for,
+)
 from langscene_core.capture.keyframes import KeyframeBuffer, pose_distance, sharpness
-from langscene_core.config import KeyframeConfig
+from langscene_core.config import KeyframeConfig, NodeConfig
 from langscene_core.geometry.camera import Intrinsics, look_at
 from langscene_core.geometry.transforms import TransformBuffer
 
@@ -135,3 +141,20 @@ def test_keyframe_buffer_keeps_moved_sharp_frames_and_is_bounded():
     assert buffer.offer(frame(1.5)) == "full"
     assert len(buffer.keyframes) == 3
     assert buffer.counts == {"accepted": 3, "too_close": 1, "blurry": 1, "full": 1}
+
+
+def test_synchronizer_for_each_pose_source():
+    buffer = TransformBuffer()
+    buffer.set_transform("odom", "camera_optical", 0.0, pose_at(0.0), static=True)
+    tf = synchronizer_for(NodeConfig(pose_source="tf", scene_frame="odom"), buffer)
+    tf.set_intrinsics(K)
+    np.testing.assert_allclose(tf.add_image(1.0, TEXTURED, "camera_optical")[0].cam_to_world, pose_at(0.0), atol=1e-12)
+    topic = synchronizer_for(NodeConfig(pose_source="topic", max_pose_gap_s=0.5), buffer)
+    topic.set_intrinsics(K)
+    for t in (0.0, 0.4, 1.0):
+        topic.add_pose(t, moving_camera(t))
+    assert len(topic.add_image(0.2, TEXTURED, "camera_optical")) == 1  # 0.4 s apart: interpolated
+    assert topic.add_image(0.7, TEXTURED) == [] and topic.dropped == {"pose_gap": 1}  # 0.6 s apart
+    with pytest.raises(ValueError, match="node.pose_source"):
+        synchronizer_for(NodeConfig(pose_source="odometry"), buffer)
+    assert transform_buffer_for(NodeConfig(tf_cache_s=3.0)).cache_s == 3.0

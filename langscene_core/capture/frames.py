@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from langscene_core.config import NodeConfig
 from langscene_core.geometry.camera import Intrinsics
 from langscene_core.geometry.transforms import (
     ConnectivityError,
@@ -210,3 +211,19 @@ class FrameSynchronizer:
                 still_pending.append(item)
         self._pending = still_pending
         return ready
+
+
+def transform_buffer_for(node: NodeConfig) -> TransformBuffer:
+    """The transform buffer the node feeds from /tf and /tf_static (node.tf_cache_s, node.max_extrapolation_s)."""
+    return TransformBuffer(cache_s=node.tf_cache_s, max_extrapolation_s=node.max_extrapolation_s)
+
+
+def synchronizer_for(node: NodeConfig, transforms: TransformBuffer) -> FrameSynchronizer:
+    """The synchronizer for ``node.pose_source``: 'topic' interpolates add_pose's stream within
+    node.max_pose_gap_s; 'tf' looks up ``node.scene_frame <- node.camera_frame`` (or the image's
+    frame id) in ``transforms`` at the image stamp."""
+    if node.pose_source == "topic":
+        return FrameSynchronizer(max_pose_gap_s=node.max_pose_gap_s)
+    if node.pose_source == "tf":
+        return FrameSynchronizer(pose_lookup=tf_pose_lookup(transforms, node.scene_frame, node.camera_frame))
+    raise ValueError(f"node.pose_source must be 'tf' or 'topic', got {node.pose_source!r}")
