@@ -15,6 +15,7 @@ from langscene_core.capture.keyframes import KeyframeBuffer, pose_distance, shar
 from langscene_core.config import KeyframeConfig, NodeConfig
 from langscene_core.geometry.camera import Intrinsics, look_at
 from langscene_core.geometry.transforms import TransformBuffer
+from langscene_core.sim.trajectory import orbit_pose
 
 K = Intrinsics.from_hfov(8, 6, 60.0)
 RNG = np.random.default_rng(0)
@@ -86,6 +87,21 @@ def test_images_inside_a_pose_stream_all_pair_with_their_exact_pose(pose_rate_hz
     assert [f.stamp for f in frames] == list(image_stamps) and sync.dropped == {}
     for frame in frames:
         np.testing.assert_allclose(frame.cam_to_world, moving_camera(frame.stamp), atol=1e-9)
+
+
+def test_an_orbiting_camera_gets_poses_within_1mm_and_0_1_degree_from_a_10hz_stream():
+    """The world datasets' orbit (0.6 m radius) at 30 deg/s; poses at 10 Hz offset 17 ms from 30 Hz images."""
+    truth = lambda t: orbit_pose(30.0 * t, 35.0, 0.6)  # noqa: E731
+    sync = FrameSynchronizer(intrinsics=K)
+    image_stamps = np.arange(60) / 30.0
+    events = sorted([(t, "image") for t in image_stamps] + [(t - 0.017, "pose") for t in np.arange(22) / 10.0])
+    frames = []
+    for t, kind in events:
+        frames += sync.add_image(t, TEXTURED) if kind == "image" else sync.add_pose(t, truth(t))
+    assert len(frames) == len(image_stamps) and sync.dropped == {}
+    for frame in frames:
+        moved, turned = pose_distance(frame.cam_to_world, truth(frame.stamp))
+        assert moved < 1e-3 and turned < 0.1, (frame.stamp, moved, turned)
 
 
 def test_pose_from_a_transform_buffer_waits_for_tf_and_counts_unknown_frames():
