@@ -4,7 +4,7 @@ import threading
 
 import numpy as np
 import pytest
-from scipy.spatial.transform import Rotation
+from scipy.spatial.transform import Rotation, Slerp
 
 from langscene_core.geometry.transforms import (
     ConnectivityError,
@@ -17,6 +17,7 @@ from langscene_core.geometry.transforms import (
     TransformError,
     UnknownFrameError,
     make_transform,
+    slerp,
     split_transform,
     transform_points,
 )
@@ -86,6 +87,18 @@ def test_static_edges_hold_at_any_stamp_and_latest_is_the_newest_common_time():
     buffer.set_transform("map", "odom", 2.1, odom_in_map(2.1))  # one edge runs ahead of the others
     np.testing.assert_allclose(buffer.lookup("map", "camera_optical"), camera_in_map(2.0), atol=1e-9)
     np.testing.assert_allclose(buffer.lookup("map", "odom"), odom_in_map(2.1), atol=1e-9)
+
+
+@pytest.mark.parametrize("angle", [3.0, 0.5, 1e-3, 1e-8, 0.0])
+def test_slerp_matches_scipy_on_both_quaternion_signs(angle):
+    rng = np.random.default_rng(int(angle * 1000))
+    start = Rotation.random(random_state=rng)
+    end = Rotation.from_rotvec(angle * np.array([0.6, -0.8, 0.0])) * start
+    for sign in (1.0, -1.0):  # q and -q are the same rotation: the shorter arc either way
+        for fraction in (0.0, 0.25, 0.5, 0.9, 1.0):
+            mine = Rotation.from_quat(slerp(start.as_quat(), sign * end.as_quat(), fraction))
+            theirs = Slerp([0.0, 1.0], Rotation.concatenate([start, end]))([fraction])[0]
+            assert (mine.inv() * theirs).magnitude() < 1e-12
 
 
 def test_translation_and_quaternion_input_equals_the_matrix():

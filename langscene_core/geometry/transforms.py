@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.spatial.transform import Rotation, Slerp
+from scipy.spatial.transform import Rotation
 
 from langscene_core.geometry.camera import invert_pose
 
@@ -87,10 +87,35 @@ def make_transform(translation: Sequence[float], quaternion: Sequence[float]) ->
     than QUATERNION_NORM_TOLERANCE (the quaternion is normalised otherwise).
     """
     t, q = _checked_translation_quaternion(translation, quaternion)
-    matrix = np.eye(4)
-    matrix[:3, :3] = Rotation.from_quat(q).as_matrix()
-    matrix[:3, 3] = t
-    return matrix
+    return _matrix(t, q)
+
+
+def _matrix(translation: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """[4, 4] of a translation [3] and a unit quaternion [4] (x, y, z, w); the closed form, about 10x
+    faster than scipy's Rotation for one quaternion (a lookup converts one per edge)."""
+    x, y, z, w = q
+    return np.array(
+        [
+            [1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - z * w), 2.0 * (x * z + y * w), translation[0]],
+            [2.0 * (x * y + z * w), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - x * w), translation[1]],
+            [2.0 * (x * z - y * w), 2.0 * (y * z + x * w), 1.0 - 2.0 * (x * x + y * y), translation[2]],
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, fraction: float) -> np.ndarray:
+    """Unit quaternion [4] (x, y, z, w) a ``fraction`` (0..1) of the way from q0 to q1 along the
+    shorter arc, at constant angular rate (scipy's Slerp, without its per-call set-up cost)."""
+    if np.dot(q0, q1) < 0.0:
+        q1 = -q1
+    # the angle between q0 and q1 as 4-vectors (half the rotation between them), accurate when small
+    omega = 2.0 * math.atan2(np.linalg.norm(q1 - q0), np.linalg.norm(q1 + q0))
+    if omega < 1e-9:  # (nearly) equal: the weights' limit
+        blended = (1.0 - fraction) * q0 + fraction * q1
+    else:
+        blended = (math.sin((1.0 - fraction) * omega) * q0 + math.sin(fraction * omega) * q1) / math.sin(omega)
+    return blended / np.linalg.norm(blended)
 
 
 def split_transform(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -318,10 +343,10 @@ class TransformBuffer:
         edge = self._edges[child]
         stamps = edge.stamps
         if edge.static:
-            return make_transform(edge.translations[0], edge.quaternions[0])
+            return _matrix(edge.translations[0], edge.quaternions[0])
         index = bisect.bisect_left(stamps, stamp)
         if index < len(stamps) and stamps[index] == stamp:
-            return make_transform(edge.translations[index], edge.quaternions[index])
+            return _matrix(edge.translations[index], edge.quaternions[index])
         if index == 0 or index == len(stamps):
             nearest = 0 if index == 0 else len(stamps) - 1
             if abs(stamps[nearest] - stamp) > self.max_extrapolation_s:
@@ -331,7 +356,7 @@ class TransformBuffer:
                     f"max_extrapolation_s {self.max_extrapolation_s})",
                     future=index == len(stamps),
                 )
-            return make_transform(edge.translations[nearest], edge.quaternions[nearest])
+            return _matrix(edge.translations[nearest], edge.quaternions[nearest])
         before, after = stamps[index - 1], stamps[index]
         if after - before > self.max_gap_s:
             raise GapError(
@@ -340,8 +365,4 @@ class TransformBuffer:
             )
         fraction = (stamp - before) / (after - before)
         translation = (1.0 - fraction) * edge.translations[index - 1] + fraction * edge.translations[index]
-        rotations = Rotation.from_quat(np.stack([edge.quaternions[index - 1], edge.quaternions[index]]))
-        matrix = np.eye(4)
-        matrix[:3, :3] = Slerp([0.0, 1.0], rotations)([fraction]).as_matrix()[0]
-        matrix[:3, 3] = translation
-        return matrix
+        return _matrix(translation, slerp(edge.quaternions[index - 1], edge.quaternions[index], fraction))
