@@ -4,8 +4,11 @@ The YAML file is a ROS 2 parameter file: the settings live under ``langscene: ro
 nest by section (``field.geometry_steps`` is ``field: {geometry_steps: ...}``). The node declares one
 ROS parameter per leaf (dotted name); the library reads the same file into these dataclasses.
 
-Each stage owns one dataclass section below; add a setting to the section of the stage that reads it.
-Unknown keys and wrongly typed values raise :class:`ConfigError` naming the key.
+Each stage owns one dataclass section below; add a setting to the section of the stage that reads it,
+declared with :func:`setting` (default, description, range): the node declares its ROS parameter from
+that (``langscene_ros.params``). Closed option sets are ``Literal`` types. Unknown keys, wrongly typed
+values, a value outside a Literal's choices and a number outside its range raise :class:`ConfigError`
+naming the dotted key when the settings are loaded (:func:`from_dict`, :func:`load_config`).
 """
 
 from __future__ import annotations
@@ -61,7 +64,10 @@ ANGLE_DEG = (0.0, 180.0)
 
 @dataclass(frozen=True)
 class ClipModelConfig:
-    arch: str = setting("ViT-B-16", "open_clip architecture name (ignored for bundled:NAME weights)")
+    arch: str = setting(
+        "ViT-B-16",
+        "open_clip architecture name (ignored for directory weights, bundled:NAME included: they carry their own)",
+    )
     weights: str = setting(
         "bundled:tiny-clip", "open_clip pretrained tag (local cache only), a weights file, or bundled:NAME"
     )
@@ -382,10 +388,10 @@ def describe_settings(cls: type = LangsceneConfig, prefix: str = "") -> dict[str
         out[name] = SettingInfo(
             name=name,
             default=f.default,
-            help=f.metadata["help"],
+            help=f.metadata.get("help", ""),
             choices=typing.get_args(annotation) if typing.get_origin(annotation) is Literal else (),
-            bounds=f.metadata["range"],
-            positive=f.metadata["positive"],
+            bounds=f.metadata.get("range"),
+            positive=f.metadata.get("positive", False),
         )
     return out
 
