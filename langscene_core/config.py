@@ -14,6 +14,7 @@ naming the dotted key when the settings are loaded (:func:`from_dict`, :func:`lo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from collections.abc import Mapping
@@ -95,7 +96,7 @@ class LqcTrainConfig:
     codebook_size: int = setting(2048, "codebook entries K", AT_LEAST_ONE)
     hidden_dims: tuple[int, ...] = setting((256, 128), "encoder layer widths; the decoder mirrors them", AT_LEAST_ONE)
     quantized: bool = setting(True, "false: a plain autoencoder with the same bottleneck (baseline)")
-    steps: int = setting(2000, "training steps", COUNT)
+    steps: int = setting(2000, "training steps", AT_LEAST_ONE)
     batch_size: int = setting(1024, "features per training step", AT_LEAST_ONE)
     learning_rate: float = setting(0.001, "Adam learning rate", NON_NEGATIVE)
     weight_reconstruction: float = setting(1.0, "lambda_1, reconstruction loss weight (Eq. 3)", NON_NEGATIVE)
@@ -136,7 +137,9 @@ class TrimapModelConfig:
 
 @dataclass(frozen=True)
 class MasksConfig:
-    mapper: MaskMapper = setting("felzenszwalb", "mask mapper of the language features (sam2: not in this build)")
+    mapper: MaskMapper = setting(
+        "felzenszwalb", "segmenter of the language stage's mask levels s, m, l (sam2: not available in this build)"
+    )
     felzenszwalb_scale: float = setting(100.0, "s level: skimage felzenszwalb scale on 0..1 RGB", positive=True)
     felzenszwalb_sigma: float = setting(0.5, "s level: Gaussian smoothing before segmentation (pixels)", NON_NEGATIVE)
     felzenszwalb_min_size: int = setting(20, "s level: smallest segment (pixels)", COUNT)
@@ -206,10 +209,16 @@ class FieldConfig:
     normal_weight: float = setting(0.1, "stage A: progressive normal loss weight (Eq. 7)", NON_NEGATIVE)
     normal_warmup_steps: int = setting(500, "T_n of Eq. 7: all pixels before it, angle-filtered after", COUNT)
     normal_tau_thr_deg: float = setting(30.0, "tau_thr of Eq. 7-8 (degrees)", ANGLE_DEG)
-    latent_weight: float = setting(1.0, "stage B: latent loss weight", NON_NEGATIVE)
-    s2d_weight: float = setting(0.1, "stage B: 2D semantic smoothness weight", NON_NEGATIVE)
-    s3d_weight: float = setting(0.05, "stage B: 3D semantic smoothness weight", NON_NEGATIVE)
-    s3d_k: int = setting(5, "stage B: nearest neighbours of the 3D smoothness term", AT_LEAST_ONE)
+    latent_weight: float = setting(
+        1.0, "stage B: weight of the squared L2 between rendered and target latent maps", NON_NEGATIVE
+    )
+    s2d_weight: float = setting(
+        0.1, "stage B: L_s2d weight (Eq. 9): rendered latents within a mask pulled together", NON_NEGATIVE
+    )
+    s3d_weight: float = setting(
+        0.05, "stage B: L_s3d weight (Eq. 9): KL between neighbouring Gaussians' latents", NON_NEGATIVE
+    )
+    s3d_k: int = setting(5, "stage B: nearest neighbours of each Gaussian in L_s3d", AT_LEAST_ONE)
     language_cache_mb: float = setting(
         2048.0, "CPU stage B: memory for per-view compositing matrices (about 10 MB each at 160x120)", NON_NEGATIVE
     )
@@ -220,7 +229,7 @@ class FieldConfig:
         2e-4, "image-space gradient above which a Gaussian is split or cloned", NON_NEGATIVE
     )
     prune_opacity: float = setting(0.005, "Gaussians below this opacity are pruned", PROBABILITY)
-    max_gaussians: int = setting(200000, "densification stops at this many Gaussians", AT_LEAST_ONE)
+    max_gaussians: int = setting(200000, "densification adds no Gaussians past this count", AT_LEAST_ONE)
     seed: int = setting(0, "random seed", COUNT)
 
 
@@ -265,28 +274,28 @@ class QueryConfig:
 
 @dataclass(frozen=True)
 class GraspConfig:
-    max_grasps: int = setting(10, "most grasps per answer", COUNT)
+    max_grasps: int = setting(10, "most grasps per answer", AT_LEAST_ONE)
     gripper_max_width: float = setting(0.08, "metres, largest opening between the finger pads", positive=True)
     finger_depth: float = setting(
         0.03, "metres, finger length from palm to fingertip (along the approach)", positive=True
     )
     finger_thickness: float = setting(0.01, "metres, finger size along the closing direction", positive=True)
     finger_width: float = setting(0.02, "metres, finger size across the closing direction (gripper y)", positive=True)
-    palm_depth: float = setting(0.02, "metres, palm thickness behind the fingers (along the approach)", NON_NEGATIVE)
+    palm_depth: float = setting(0.02, "metres, palm thickness behind the fingers (along the approach)", positive=True)
     contact_depths: tuple[float, ...] = setting(
         (0.008, -0.004),
         "metres the fingertips reach past a contact pair's midpoint along the approach, tried in order (first "
         "feasible wins; then the deepest clear position); negative: the fingers close on the near side",
     )
     width_clearance: float = setting(0.01, "metres of opening added on each side beyond the contacts", NON_NEGATIVE)
-    friction_coefficient: float = setting(0.4, "friction cone half angle = atan(coefficient)", NON_NEGATIVE)
+    friction_coefficient: float = setting(0.4, "friction cone half angle = atan(coefficient)", positive=True)
     contact_samples: int = setting(128, "first contacts sampled on the object (farthest-point sampling)", AT_LEAST_ONE)
     object_voxel_size: float = setting(0.004, "metres; object points are voxel-averaged before pairing", positive=True)
     max_object_points: int = setting(
         2000, "about the most object samples: larger objects get a coarser voxel grid", AT_LEAST_ONE
     )
     contact_tolerance: float = setting(
-        0.004, "metres; largest distance of the second contact from the closing line", NON_NEGATIVE
+        0.004, "metres; largest distance of the second contact from the closing line", positive=True
     )
     normal_radius: float = setting(
         0.012, "metres; open3d normal estimation radius when normals are not given", positive=True
@@ -296,12 +305,16 @@ class GraspConfig:
         "metres; a contact needs |mean normal| >= min_normal_consistency over the samples within it (no edges or rims)",
         positive=True,
     )
-    min_normal_consistency: float = setting(0.9, "see smooth_radius", PROBABILITY)
+    min_normal_consistency: float = setting(
+        0.9, "least |mean unit normal| of the samples within smooth_radius of a contact (1: flat)", PROBABILITY
+    )
     max_candidates: int = setting(128, "most best-scoring (pair, approach) candidates collision-checked", AT_LEAST_ONE)
     approach_count: int = setting(
         5, "approach directions per contact pair, spread around the closing axis", AT_LEAST_ONE
     )
-    max_approach_angle_deg: float = setting(90.0, "approaches within this angle of straight down", ANGLE_DEG)
+    max_approach_angle_deg: float = setting(
+        90.0, "degrees: approaches within this angle of straight down (90: down to horizontal)", (0.0, 90.0)
+    )
     top_down_preference: float = setting(
         0.5, "0: any approach scores 1; 1: the score falls to 0.5 at horizontal", PROBABILITY
     )
@@ -318,7 +331,7 @@ class GraspConfig:
         0.008,
         "metres kept between the palm and the object along the approach (a reconstructed object's far side "
         "can sit deeper inside its true surface than its sides)",
-        NON_NEGATIVE,
+        positive=True,
     )
     collision_voxel_size: float = setting(
         0.006, "metres; voxel of the object and obstacle points in the collision check", positive=True
@@ -375,38 +388,62 @@ class SettingInfo:
         return f"each item {text}" if isinstance(self.default, tuple) else text
 
 
-def describe_settings(cls: type = LangsceneConfig, prefix: str = "") -> dict[str, SettingInfo]:
-    """Every leaf setting of config dataclass ``cls`` by dotted name, in declaration order."""
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[dataclasses.Field, Any, SettingInfo | None], ...]:
+    """(field, resolved annotation, SettingInfo named by the field alone; None for a section) of config
+    dataclass ``cls``, computed once per class (resolving string annotations is slow)."""
     hints = typing.get_type_hints(cls)
-    out: dict[str, SettingInfo] = {}
+    out = []
     for f in dataclasses.fields(cls):
         annotation = hints[f.name]
+        info = None
+        if not dataclasses.is_dataclass(annotation):
+            info = SettingInfo(
+                name=f.name,
+                default=f.default,
+                help=f.metadata.get("help", ""),
+                choices=typing.get_args(annotation) if typing.get_origin(annotation) is Literal else (),
+                bounds=f.metadata.get("range"),
+                positive=f.metadata.get("positive", False),
+            )
+        out.append((f, annotation, info))
+    return tuple(out)
+
+
+def describe_settings(cls: type = LangsceneConfig, prefix: str = "") -> dict[str, SettingInfo]:
+    """Every leaf setting of config dataclass ``cls`` by dotted name, in declaration order."""
+    out: dict[str, SettingInfo] = {}
+    for f, annotation, info in _fields(cls):
         name = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(annotation):
+        if info is None:
             out.update(describe_settings(annotation, f"{name}."))
-            continue
-        out[name] = SettingInfo(
-            name=name,
-            default=f.default,
-            help=f.metadata.get("help", ""),
-            choices=typing.get_args(annotation) if typing.get_origin(annotation) is Literal else (),
-            bounds=f.metadata.get("range"),
-            positive=f.metadata.get("positive", False),
-        )
+        else:
+            out[name] = dataclasses.replace(info, name=name)
     return out
 
 
-def _check_limits(value: Any, info: SettingInfo) -> None:
-    """Raise ConfigError naming the key, the value and the choices / range when ``value`` is outside them."""
+def _check_limits(value: Any, info: SettingInfo, key: str) -> None:
+    """Raise ConfigError naming ``key``, the value and the choices / range when ``value`` is outside them."""
     if info.choices and value not in info.choices:
         hint = " (quote it in YAML: unquoted on/off/yes/no are booleans)" if isinstance(value, bool) else ""
-        raise ConfigError(f"{info.name}: {value!r} is not {info.describe_limits()}{hint}")
+        raise ConfigError(f"{key}: {value!r} is not {info.describe_limits()}{hint}")
     if info.bounds is None:
         return
     lo, hi = info.bounds
     for item in value if isinstance(value, tuple) else (value,):
         if not (lo < item <= hi if info.positive else lo <= item <= hi):
-            raise ConfigError(f"{info.name}: {value!r} is out of range: expected {info.describe_limits()}")
+            raise ConfigError(f"{key}: {value!r} is out of range: expected {info.describe_limits()}")
+
+
+def check_limits(config: Any, prefix: str = "") -> None:
+    """Check every leaf of a built config dataclass (e.g. one made in code, which the loader never saw)
+    against its choices and range; ConfigError names ``prefix`` + the dotted key (``grasp.``)."""
+    for f, _annotation, info in _fields(type(config)):
+        value, key = getattr(config, f.name), f"{prefix}{f.name}"
+        if info is None:
+            check_limits(value, f"{key}.")
+        else:
+            _check_limits(value, info, key)
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -438,18 +475,17 @@ def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
     Raises ConfigError naming the dotted key on an unknown key, a wrong type, a value that is not one
     of a Literal's choices, or a number outside its range.
     """
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: (annotation, info) for f, annotation, info in _fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"unknown setting '{prefix}{unknown[0]}'")
-    infos = describe_settings(cls, prefix)
     values = {}
     for name, value in data.items():
+        annotation, info = fields[name]
         key = f"{prefix}{name}"
-        values[name] = _coerce(value, hints[name], key)
-        if key in infos:
-            _check_limits(values[name], infos[key])
+        values[name] = _coerce(value, annotation, key)
+        if info is not None:
+            _check_limits(values[name], info, key)
     return cls(**values)
 
 

@@ -5,7 +5,9 @@ import pytest
 from langscene_core.config import (
     DEFAULT_CONFIG_PATH,
     ConfigError,
+    GraspConfig,
     LangsceneConfig,
+    check_limits,
     describe_settings,
     flatten,
     from_dict,
@@ -68,6 +70,10 @@ def test_out_of_range_values_are_refused_with_the_range():
     for key, (value, limits) in cases.items():
         with pytest.raises(ConfigError, match=f"^{key}: .* is out of range: {limits}$"):
             from_dict(LangsceneConfig, unflatten({key: value}))
+    # a config built in code is checked the same way (the planner checks its GraspConfig so)
+    with pytest.raises(ConfigError, match=r"^grasp.friction_coefficient: 0.0 is out of range: expected > 0$"):
+        check_limits(dataclasses.replace(GraspConfig(), friction_coefficient=0.0), "grasp.")
+    check_limits(LangsceneConfig())  # the defaults lie in their ranges
     # the bounds themselves are in range
     config = from_dict(LangsceneConfig, {"query": {"relevancy_threshold": 1.0}, "keyframe": {"max_keyframes": 1}})
     assert config.query.relevancy_threshold == 1.0 and config.keyframe.max_keyframes == 1
