@@ -8,7 +8,8 @@ Each stage owns one dataclass section below; add a setting to the section of the
 declared with :func:`setting` (default, description, range): the node declares its ROS parameter from
 that (``langscene_ros.params``). Closed option sets are ``Literal`` types. Unknown keys, wrongly typed
 values, a value outside a Literal's choices and a number outside its range raise :class:`ConfigError`
-naming the dotted key when the settings are loaded (:func:`from_dict`, :func:`load_config`).
+naming the dotted key when the settings are loaded (:func:`from_dict`, :func:`load_config`);
+:func:`check_limits` checks a config built in code the same way.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def setting(default: Any, help: str, bounds: tuple[float, float] | None = None, 
     """A config field with its description (``metadata["help"]``) and allowed values.
 
     bounds: closed range ``(lo, hi)`` (``INF`` for no upper bound) of a number, or of every item of a
-    tuple of numbers; positive: ``value > 0`` (an open lower bound; ``bounds`` then defaults to
-    ``(0, INF)``). The loader checks both; the ROS layer declares them in the parameter descriptors.
+    tuple of numbers; positive: the lower bound is open, ``value > lo`` (``bounds`` then defaults to
+    ``(0, INF)``: ``value > 0``). The loader checks both; the ROS layer declares them in the parameter descriptors.
     """
     if positive and bounds is None:
         bounds = (0.0, INF)
