@@ -4,13 +4,19 @@ The YAML file is a ROS 2 parameter file: the settings live under ``langscene: ro
 nest by section (``field.geometry_steps`` is ``field: {geometry_steps: ...}``). The node declares one
 ROS parameter per leaf (dotted name); the library reads the same file into these dataclasses.
 
-Each stage owns one dataclass section below; add a setting to the section of the stage that reads it.
-Unknown keys and wrongly typed values raise :class:`ConfigError` naming the key.
+Each stage owns one dataclass section below; add a setting to the section of the stage that reads it,
+declared with :func:`setting` (default, description, range): the node declares its ROS parameter from
+that (``langscene_ros.params``). Closed option sets are ``Literal`` types. Unknown keys, wrongly typed
+values, a value outside a Literal's choices and a number outside its range raise :class:`ConfigError`
+naming the dotted key when the settings are loaded (:func:`from_dict`, :func:`load_config`);
+:func:`check_limits` checks a config built in code the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,70 +33,126 @@ class ConfigError(ValueError):
     """A settings file or dict does not match the dataclasses; the message names the key."""
 
 
+# Closed option sets (gsplat's convention: ``Literal`` types, checked where the settings are loaded).
+Device = Literal["auto", "cpu", "cuda"]
+TrimapDtype = Literal["auto", "float32", "float16", "bfloat16"]
+TrimapOffload = Literal["none", "model", "sequential"]
+MaskMapper = Literal["felzenszwalb", "sam2"]
+DensifyMode = Literal["off", "trimap"]
+BoxAlignment = Literal["gravity", "free"]
+CameraQos = Literal["sensor_data", "reliable"]
+PoseSource = Literal["tf", "topic"]
+
+INF = math.inf
+
+
+def setting(default: Any, help: str, bounds: tuple[float, float] | None = None, positive: bool = False) -> Any:
+    """A config field with its description (``metadata["help"]``) and allowed values.
+
+    bounds: closed range ``(lo, hi)`` (``INF`` for no upper bound) of a number, or of every item of a
+    tuple of numbers; positive: the lower bound is open, ``value > lo`` (``bounds`` then defaults to
+    ``(0, INF)``: ``value > 0``). The loader checks both; the ROS layer declares them in the parameter descriptors.
+    """
+    if positive and bounds is None:
+        bounds = (0.0, INF)
+    return dataclasses.field(default=default, metadata={"help": help, "range": bounds, "positive": positive})
+
+
+PROBABILITY = (0.0, 1.0)
+COUNT = (0, INF)  # >= 0
+AT_LEAST_ONE = (1, INF)
+NON_NEGATIVE = (0.0, INF)
+ANGLE_DEG = (0.0, 180.0)
+
+
 @dataclass(frozen=True)
 class ClipModelConfig:
-    arch: str = "ViT-B-16"
-    weights: str = "bundled:tiny-clip"  # pretrained tag (local cache only), a file path, or bundled:NAME
-    batch_size: int = 32  # images or texts per encoder call
-    # text file of the descriptions the model tells objects apart by, one a line (the query's rival
-    # check, query.rival_margin); "": the weights directory's vocabulary.txt (bundled models ship one)
-    vocabulary: str = ""
+    arch: str = setting(
+        "ViT-B-16",
+        "open_clip architecture name (ignored for directory weights, bundled:NAME included: they carry their own)",
+    )
+    weights: str = setting(
+        "bundled:tiny-clip", "open_clip pretrained tag (local cache only), a weights file, or bundled:NAME"
+    )
+    batch_size: int = setting(32, "images or texts per encoder call", AT_LEAST_ONE)
+    vocabulary: str = setting(
+        "",
+        "text file of the descriptions the model tells objects apart by, one a line (the query's rival "
+        "check, query.rival_margin); empty: the weights directory's vocabulary.txt (bundled models ship one)",
+    )
 
 
 @dataclass(frozen=True)
 class LqcModelConfig:
-    checkpoint: str = "bundled:tiny-lqc"  # a .safetensors file written by langscene train-lqc, or bundled:NAME
+    checkpoint: str = setting(
+        "bundled:tiny-lqc", "LQC weights: a .safetensors file written by langscene train-lqc, or bundled:NAME"
+    )
 
 
 @dataclass(frozen=True)
 class LqcTrainConfig:
     """Architecture and training of the Language Quantized Compressor (paper section 3.3)."""
 
-    feature_dim: int = 512  # CLIP width
-    latent_dim: int = 3  # D
-    codebook_size: int = 2048  # K
-    hidden_dims: tuple[int, ...] = (256, 128)  # encoder widths; the decoder mirrors them
-    quantized: bool = True  # false: plain autoencoder with the same bottleneck (baseline)
-    steps: int = 2000
-    batch_size: int = 1024
-    learning_rate: float = 0.001
-    weight_reconstruction: float = 1.0  # lambda_1, Eq. 3
-    weight_codebook: float = 0.2  # lambda_2, Eq. 4
-    weight_text: float = 0.5  # lambda_3, Eq. 5
-    restart_every: int = 10  # steps between dead-code restarts (0: never; the codebook then collapses)
-    seed: int = 0
+    feature_dim: int = setting(512, "CLIP feature width", AT_LEAST_ONE)
+    latent_dim: int = setting(3, "latent width D", AT_LEAST_ONE)
+    codebook_size: int = setting(2048, "codebook entries K", AT_LEAST_ONE)
+    hidden_dims: tuple[int, ...] = setting((256, 128), "encoder layer widths; the decoder mirrors them", AT_LEAST_ONE)
+    quantized: bool = setting(True, "false: a plain autoencoder with the same bottleneck (baseline)")
+    steps: int = setting(2000, "training steps", AT_LEAST_ONE)
+    batch_size: int = setting(1024, "features per training step", AT_LEAST_ONE)
+    learning_rate: float = setting(0.001, "Adam learning rate", NON_NEGATIVE)
+    weight_reconstruction: float = setting(1.0, "lambda_1, reconstruction loss weight (Eq. 3)", NON_NEGATIVE)
+    weight_codebook: float = setting(0.2, "lambda_2, codebook loss weight (Eq. 4)", NON_NEGATIVE)
+    weight_text: float = setting(0.5, "lambda_3, text-alignment loss weight (Eq. 5)", NON_NEGATIVE)
+    restart_every: int = setting(10, "steps between dead-code restarts (0: never; the codebook then collapses)", COUNT)
+    seed: int = setting(0, "random seed", COUNT)
 
 
 @dataclass(frozen=True)
 class TrimapModelConfig:
-    path: str = "bundled:tiny-trimap"  # diffusers directory, HF cache id, or bundled:NAME
-    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
-    offload: str = "none"  # none | model | sequential
-    # sampling defaults of the bundled model (one step: its estimate of the mean in-between); the
-    # LangScene-X checkpoint wants frames 49, steps 50, guidance 6.0 (README, "Real model weights")
-    frames: int = 9  # generated frames per keyframe pair, k * 8 + 1 (keyframes included)
-    steps: int = 1
-    guidance: float = 1.0
-    strength: float = 1.0  # 1: sample from noise; < 1: start from the noised cross-fade of the keyframes (SDEdit)
-    height: int = 0  # generation size in pixels; 0 = the model's native size (480 x 720 for CogVideoX-5B)
-    width: int = 0
-    vae_tiling: bool = False  # decode in tiles (less GPU memory)
-    prompt: str = "a 3D consistent video scene"
+    path: str = setting("bundled:tiny-trimap", "TriMap model: a diffusers directory, an HF cache id, or bundled:NAME")
+    dtype: TrimapDtype = setting("auto", "weights dtype; auto: bfloat16 on CUDA, float32 on the CPU")
+    offload: TrimapOffload = setting(
+        "none", "none: all on models.device; model / sequential: diffusers CPU offload per model / per layer (CUDA)"
+    )
+    frames: int = setting(
+        9,
+        "generated frames per keyframe pair, k * 8 + 1, keyframes included (the bundled model's; "
+        "the LangScene-X checkpoint: 49)",
+        (2, INF),
+    )
+    steps: int = setting(1, "denoising steps (the bundled model's; the LangScene-X checkpoint: 50)", AT_LEAST_ONE)
+    guidance: float = setting(
+        1.0, "classifier-free guidance scale (the bundled model's; the LangScene-X checkpoint: 6.0)", NON_NEGATIVE
+    )
+    strength: float = setting(
+        1.0,
+        "1: sample from noise; < 1: start from the noised cross-fade of the keyframes (SDEdit)",
+        positive=True,
+        bounds=(0.0, 1.0),
+    )
+    height: int = setting(0, "generation height in pixels; 0: the model's native size (480 for CogVideoX-5B)", COUNT)
+    width: int = setting(0, "generation width in pixels; 0: the model's native size (720 for CogVideoX-5B)", COUNT)
+    vae_tiling: bool = setting(False, "decode in tiles (less GPU memory)")
+    prompt: str = setting("a 3D consistent video scene", "text prompt of the generation")
 
 
 @dataclass(frozen=True)
 class MasksConfig:
-    mapper: str = "felzenszwalb"  # felzenszwalb | sam2
-    checkpoint: str = ""
-    felzenszwalb_scale: float = 100.0  # s level: skimage felzenszwalb scale on 0..1 RGB
-    felzenszwalb_sigma: float = 0.5
-    felzenszwalb_min_size: int = 20  # pixels
-    merge_thresholds: tuple[float, ...] = (0.08, 0.2)  # m, l: RGB distance (0..1) of merged regions
+    mapper: MaskMapper = setting(
+        "felzenszwalb", "segmenter of the language stage's mask levels s, m, l (sam2: not available in this build)"
+    )
+    felzenszwalb_scale: float = setting(100.0, "s level: skimage felzenszwalb scale on 0..1 RGB", positive=True)
+    felzenszwalb_sigma: float = setting(0.5, "s level: Gaussian smoothing before segmentation (pixels)", NON_NEGATIVE)
+    felzenszwalb_min_size: int = setting(20, "s level: smallest segment (pixels)", COUNT)
+    merge_thresholds: tuple[float, ...] = setting(
+        (0.08, 0.2), "m, l levels: RGB distance (0..1 RGB) up to which regions merge, increasing", NON_NEGATIVE
+    )
 
 
 @dataclass(frozen=True)
 class ModelsConfig:
-    device: str = "auto"  # auto | cpu | cuda
+    device: Device = setting("auto", "torch device; auto: cuda when available, else cpu")
     clip: ClipModelConfig = dataclasses.field(default_factory=ClipModelConfig)
     lqc: LqcModelConfig = dataclasses.field(default_factory=LqcModelConfig)
     lqc_train: LqcTrainConfig = dataclasses.field(default_factory=LqcTrainConfig)
@@ -100,140 +162,214 @@ class ModelsConfig:
 
 @dataclass(frozen=True)
 class KeyframeConfig:
-    min_translation: float = 0.05  # metres since the last keyframe
-    min_rotation_deg: float = 10.0
-    min_sharpness: float = 10.0  # variance of the Laplacian of the grey image (0..255 scale)
-    max_keyframes: int = 64  # bounded buffer; frames past it are dropped and counted
-    max_image_side: int = 0  # pixels; reconstruction downscales larger keyframes (0: full resolution)
+    min_translation: float = setting(0.05, "metres the camera moves since the last keyframe", NON_NEGATIVE)
+    min_rotation_deg: float = setting(10.0, "or degrees it turns since the last keyframe", ANGLE_DEG)
+    min_sharpness: float = setting(
+        10.0,
+        "least variance of the Laplacian of the grey image (0..255 scale); blurrier frames are skipped",
+        NON_NEGATIVE,
+    )
+    max_keyframes: int = setting(64, "bounded buffer; frames past it are dropped and counted", AT_LEAST_ONE)
+    max_image_side: int = setting(
+        0, "pixels; reconstruction downscales larger keyframes to this longer side (0: full resolution)", COUNT
+    )
 
 
 @dataclass(frozen=True)
 class DensifyConfig:
-    mode: str = "off"  # off | trimap
-    min_registered_fraction: float = 0.8  # of generated frames SfM must register, else keyframes only
-    max_keyframe_error_m: float = 0.05  # keyframe centre residual after the Sim(3) alignment
-    sfm_min_size: int = 480  # SfM upsamples frames to at least this width (SIFT needs texture scale)
+    mode: DensifyMode = setting("off", "off: keyframes only; trimap: add TriMap frames between keyframes, posed by SfM")
+    min_registered_fraction: float = setting(
+        0.8, "fraction of generated frames SfM must register, else keyframes only", PROBABILITY
+    )
+    max_keyframe_error_m: float = setting(
+        0.05, "metres: largest keyframe centre residual after the Sim(3) alignment", NON_NEGATIVE
+    )
+    sfm_min_size: int = setting(480, "SfM upsamples frames to at least this width (SIFT needs texture scale)", COUNT)
 
 
 @dataclass(frozen=True)
 class FieldConfig:
     """Language surface field (langscene_core.field.train): stage A geometry, stage B language."""
 
-    geometry_steps: int = 1500
-    language_steps: int = 500
-    sh_degree: int = 1
-    init_stride: int = 2  # RGB-D initialisation: unproject every n-th pixel
-    init_max_points: int = 30000
-    # Adam learning rates (means: times the scene scale, as in 3DGS)
-    lr_means: float = 1.6e-3
-    lr_scales: float = 5e-3
-    lr_quats: float = 1e-2
-    lr_opacities: float = 5e-2
-    lr_sh0: float = 1e-2
-    lr_shN: float = 5e-4
-    lr_latents: float = 5e-2
-    # stage A loss weights
-    rgb_l2_weight: float = 0.5  # RGB loss = (1 - w) L1 + w L2
-    depth_weight: float = 0.5  # L1 on expected depth where the view has depth
-    flatten_weight: float = 10.0  # mean smallest scale (metres)
-    normal_weight: float = 0.1  # progressive normal loss (Eq. 7)
-    normal_warmup_steps: int = 500  # T_n: all pixels before, angle-filtered after
-    normal_tau_thr_deg: float = 30.0  # tau_thr of Eq. 7-8
-    # stage B loss weights
-    latent_weight: float = 1.0
-    s2d_weight: float = 0.1
-    s3d_weight: float = 0.05
-    s3d_k: int = 5
-    language_cache_mb: float = 2048.0  # CPU stage B: memory for per-view compositing matrices (~10 MB each at 160x120)
-    # densification and pruning (gsplat DefaultStrategy)
-    densify_start: int = 100
-    densify_stop: int = 1000
-    densify_every: int = 100
-    densify_grad_threshold: float = 2e-4
-    prune_opacity: float = 0.005
-    max_gaussians: int = 200000
-    seed: int = 0
+    geometry_steps: int = setting(1500, "stage A (geometry) training steps", COUNT)
+    language_steps: int = setting(500, "stage B (language) training steps", COUNT)
+    sh_degree: int = setting(1, "spherical-harmonics degree of the colours", (0, 4))
+    init_stride: int = setting(2, "RGB-D initialisation: unproject every n-th pixel", AT_LEAST_ONE)
+    init_max_points: int = setting(30000, "RGB-D initialisation: most Gaussians", AT_LEAST_ONE)
+    lr_means: float = setting(
+        1.6e-3, "Adam learning rate of the means, times the scene scale (as in 3DGS)", NON_NEGATIVE
+    )
+    lr_scales: float = setting(5e-3, "Adam learning rate of the log scales", NON_NEGATIVE)
+    lr_quats: float = setting(1e-2, "Adam learning rate of the rotations", NON_NEGATIVE)
+    lr_opacities: float = setting(5e-2, "Adam learning rate of the opacity logits", NON_NEGATIVE)
+    lr_sh0: float = setting(1e-2, "Adam learning rate of the SH base colour", NON_NEGATIVE)
+    lr_shN: float = setting(5e-4, "Adam learning rate of the higher SH bands", NON_NEGATIVE)
+    lr_latents: float = setting(5e-2, "Adam learning rate of the language latents", NON_NEGATIVE)
+    rgb_l2_weight: float = setting(0.5, "stage A: RGB loss = (1 - w) L1 + w L2", PROBABILITY)
+    depth_weight: float = setting(0.5, "stage A: L1 on expected depth where the view has depth", NON_NEGATIVE)
+    flatten_weight: float = setting(10.0, "stage A: weight of the mean smallest scale (metres)", NON_NEGATIVE)
+    normal_weight: float = setting(0.1, "stage A: progressive normal loss weight (Eq. 7)", NON_NEGATIVE)
+    normal_warmup_steps: int = setting(500, "T_n of Eq. 7: all pixels before it, angle-filtered after", COUNT)
+    normal_tau_thr_deg: float = setting(30.0, "tau_thr of Eq. 7-8 (degrees)", ANGLE_DEG)
+    latent_weight: float = setting(
+        1.0, "stage B: weight of the squared L2 between rendered and target latent maps", NON_NEGATIVE
+    )
+    s2d_weight: float = setting(
+        0.1, "stage B: L_s2d weight (Eq. 9): rendered latents within a mask pulled together", NON_NEGATIVE
+    )
+    s3d_weight: float = setting(
+        0.05, "stage B: L_s3d weight (Eq. 9): KL between neighbouring Gaussians' latents", NON_NEGATIVE
+    )
+    s3d_k: int = setting(5, "stage B: nearest neighbours of each Gaussian in L_s3d", AT_LEAST_ONE)
+    language_cache_mb: float = setting(
+        2048.0, "CPU stage B: memory for per-view compositing matrices (about 10 MB each at 160x120)", NON_NEGATIVE
+    )
+    densify_start: int = setting(100, "first step of densification and pruning (gsplat DefaultStrategy)", COUNT)
+    densify_stop: int = setting(1000, "last step of densification and pruning", COUNT)
+    densify_every: int = setting(100, "steps between densification and pruning", AT_LEAST_ONE)
+    densify_grad_threshold: float = setting(
+        2e-4, "image-space gradient above which a Gaussian is split or cloned", NON_NEGATIVE
+    )
+    prune_opacity: float = setting(0.005, "Gaussians below this opacity are pruned", PROBABILITY)
+    max_gaussians: int = setting(200000, "densification adds no Gaussians past this count", AT_LEAST_ONE)
+    seed: int = setting(0, "random seed", COUNT)
 
 
 @dataclass(frozen=True)
 class QueryConfig:
-    relevancy_threshold: float = 0.55  # Gaussians at or above it enter the relevancy cloud
-    max_points: int = 200000  # top-N most relevant Gaussians kept in the cloud
-    negatives: tuple[str, ...] = ("object", "things", "stuff", "texture")
-    # open-set check (text_query.check_rivals): no object is answered when an entry of the CLIP's vocabulary
-    # (models.clip.vocabulary) beats the prompt's cosine with the object's mean language feature by more
-    # than this. For the bundled CLIP: correct answers of 12 unseen scenes had margins up to 0.22, half
-    # the answers to absent names 0.37 and more. 2.0: off (cosines differ by at most 2)
-    rival_margin: float = 0.3
-    up: tuple[float, ...] = (0.0, 0.0, 1.0)  # scene-frame up (against gravity); the table normal
-    cluster_voxel_size: float = 0.01  # metres; relevant points are voxel-grouped before DBSCAN
-    cluster_eps: float = 0.025  # metres; DBSCAN neighbourhood radius between voxel centroids
-    cluster_min_points: int = 4  # DBSCAN core-point neighbour count (in voxels)
-    box_alignment: str = "gravity"  # gravity (z = up, yaw only: tabletop objects) | free (3D)
-    box_quantile: float = 0.005  # extents from this quantile to 1 - it per axis (outlier-robust)
-    # the relevant cluster seeds the object, which grows over Gaussians above the support surface that
-    # lie within object_growth metres of it (relevancy often covers only part of an object). 0: off
-    object_growth: float = 0.01
-    object_growth_limit: float = 0.05  # metres: growth stays within this margin of the seed's bounding box
-    support_clearance: float = 0.006  # metres above the support surface (table) still counted as support
+    relevancy_threshold: float = setting(
+        0.55, "Gaussians at or above this relevancy enter the relevancy cloud", PROBABILITY
+    )
+    max_points: int = setting(200000, "the relevancy cloud keeps the N most relevant Gaussians", AT_LEAST_ONE)
+    negatives: tuple[str, ...] = setting(
+        ("object", "things", "stuff", "texture"), "canonical negative phrases of the relevancy"
+    )
+    rival_margin: float = setting(
+        0.3,
+        "open-set check: no object is answered when an entry of models.clip.vocabulary beats the prompt's "
+        "cosine with the object's mean language feature by more than this; 2.0: off",
+        (0.0, 2.0),
+    )
+    up: tuple[float, ...] = setting((0.0, 0.0, 1.0), "scene-frame up vector (against gravity); the table normal")
+    cluster_voxel_size: float = setting(0.01, "metres; relevant points are voxel-grouped before DBSCAN", positive=True)
+    cluster_eps: float = setting(0.025, "metres; DBSCAN neighbourhood radius between voxel centroids", positive=True)
+    cluster_min_points: int = setting(4, "DBSCAN core-point neighbour count (in voxels)", AT_LEAST_ONE)
+    box_alignment: BoxAlignment = setting(
+        "gravity", "gravity: z = up, yaw only (tabletop objects); free: minimal oriented 3D box"
+    )
+    box_quantile: float = setting(
+        0.005, "box extents span this quantile to 1 - it per axis (outlier-robust)", (0.0, 0.5)
+    )
+    object_growth: float = setting(
+        0.01,
+        "metres: the object grows from its relevant cluster over Gaussians above the support surface within "
+        "this distance (relevancy often covers only part of an object); 0: off",
+        NON_NEGATIVE,
+    )
+    object_growth_limit: float = setting(
+        0.05, "metres: growth stays within this margin of the seed's bounding box", NON_NEGATIVE
+    )
+    support_clearance: float = setting(
+        0.006, "metres above the support surface (table) still counted as support", NON_NEGATIVE
+    )
 
 
 @dataclass(frozen=True)
 class GraspConfig:
-    max_grasps: int = 10
-    gripper_max_width: float = 0.08  # metres, largest opening between the finger pads
-    finger_depth: float = 0.03  # metres, finger length from palm to fingertip (along approach)
-    finger_thickness: float = 0.01  # metres, along the closing direction
-    finger_width: float = 0.02  # metres, across the closing direction (gripper y)
-    palm_depth: float = 0.02  # metres, palm thickness behind the fingers (along approach)
-    # metres the fingertips reach past a seed contact pair's midpoint along the approach, tried in this
-    # order (first feasible wins); negative: the fingers close on the near side (e.g. above a ball's equator)
-    # (after these, the deepest clear position of the palm and fingertips is tried: most grasps use it;
-    # 0.02 was never the first feasible one over 211 feasible candidates of 4 reconstructed scenes)
-    contact_depths: tuple[float, ...] = (0.008, -0.004)
-    width_clearance: float = 0.01  # metres of opening added on each side beyond the contacts
-    friction_coefficient: float = 0.4  # friction cone half angle = atan(coefficient)
-    contact_samples: int = 128  # first contacts sampled on the object (farthest-point sampling)
-    object_voxel_size: float = 0.004  # metres; object points are voxel-averaged before pairing
-    max_object_points: int = 2000  # about the most object samples: larger objects get a coarser voxel grid
-    contact_tolerance: float = 0.004  # metres; max distance of the second contact from the closing line
-    normal_radius: float = 0.012  # metres; open3d normal estimation radius when normals are not given
-    # metres; contacts need |mean normal| over the samples within smooth_radius >= min_normal_consistency
-    # (no edges or rims). Smaller than a small box's half face (a 3.4 cm face is all within 1.2 cm of an edge)
-    smooth_radius: float = 0.008
-    min_normal_consistency: float = 0.9
-    max_candidates: int = 128  # best-scoring (pair, approach) candidates collision-checked at most
-    approach_count: int = 5  # approach directions per contact pair, spread around the closing axis
-    max_approach_angle_deg: float = 90.0  # approaches within this angle of straight down (top-down)
-    top_down_preference: float = 0.5  # 0: any approach scores 1; 1: score falls to 0.5 at horizontal
-    approach_distance: float = 0.05  # metres the gripper travels along the approach before closing
-    # metres added around fingers and palm in the collision check: reconstructed surfaces sit a few mm
-    # inside the true ones and their points are ~voxel spacing apart
-    collision_margin: float = 0.005
-    # metres kept between the palm and the object along the approach: a reconstructed object's far side
-    # (e.g. a cylinder's top seen at a grazing angle) can sit deeper inside its true surface than its sides
-    palm_margin: float = 0.008
-    collision_voxel_size: float = 0.006  # metres; object and obstacle points for the collision check
-    nms_distance: float = 0.01  # metres; a grasp this close to a better one with a similar
-    nms_angle_deg: float = 20.0  # approach (within this angle) is suppressed
+    max_grasps: int = setting(10, "most grasps per answer", AT_LEAST_ONE)
+    gripper_max_width: float = setting(0.08, "metres, largest opening between the finger pads", positive=True)
+    finger_depth: float = setting(
+        0.03, "metres, finger length from palm to fingertip (along the approach)", positive=True
+    )
+    finger_thickness: float = setting(0.01, "metres, finger size along the closing direction", positive=True)
+    finger_width: float = setting(0.02, "metres, finger size across the closing direction (gripper y)", positive=True)
+    palm_depth: float = setting(0.02, "metres, palm thickness behind the fingers (along the approach)", positive=True)
+    contact_depths: tuple[float, ...] = setting(
+        (0.008, -0.004),
+        "metres the fingertips reach past a contact pair's midpoint along the approach, tried in order (first "
+        "feasible wins; then the deepest clear position); negative: the fingers close on the near side",
+    )
+    width_clearance: float = setting(0.01, "metres of opening added on each side beyond the contacts", NON_NEGATIVE)
+    friction_coefficient: float = setting(0.4, "friction cone half angle = atan(coefficient)", positive=True)
+    contact_samples: int = setting(128, "first contacts sampled on the object (farthest-point sampling)", AT_LEAST_ONE)
+    object_voxel_size: float = setting(0.004, "metres; object points are voxel-averaged before pairing", positive=True)
+    max_object_points: int = setting(
+        2000, "about the most object samples: larger objects get a coarser voxel grid", AT_LEAST_ONE
+    )
+    contact_tolerance: float = setting(
+        0.004, "metres; largest distance of the second contact from the closing line", positive=True
+    )
+    normal_radius: float = setting(
+        0.012, "metres; open3d normal estimation radius when normals are not given", positive=True
+    )
+    smooth_radius: float = setting(
+        0.008,
+        "metres; a contact needs |mean normal| >= min_normal_consistency over the samples within it (no edges or rims)",
+        positive=True,
+    )
+    min_normal_consistency: float = setting(
+        0.9, "least |mean unit normal| of the samples within smooth_radius of a contact (1: flat)", PROBABILITY
+    )
+    max_candidates: int = setting(128, "most best-scoring (pair, approach) candidates collision-checked", AT_LEAST_ONE)
+    approach_count: int = setting(
+        5, "approach directions per contact pair, spread around the closing axis", AT_LEAST_ONE
+    )
+    max_approach_angle_deg: float = setting(
+        90.0, "degrees: approaches within this angle of straight down (90: down to horizontal)", (0.0, 90.0)
+    )
+    top_down_preference: float = setting(
+        0.5, "0: any approach scores 1; 1: the score falls to 0.5 at horizontal", PROBABILITY
+    )
+    approach_distance: float = setting(
+        0.05, "metres the gripper travels along the approach before closing", NON_NEGATIVE
+    )
+    collision_margin: float = setting(
+        0.005,
+        "metres added around fingers and palm in the collision check (reconstructed surfaces sit a few mm "
+        "inside the true ones, their points about a voxel apart)",
+        NON_NEGATIVE,
+    )
+    palm_margin: float = setting(
+        0.008,
+        "metres kept between the palm and the object along the approach (a reconstructed object's far side "
+        "can sit deeper inside its true surface than its sides)",
+        positive=True,
+    )
+    collision_voxel_size: float = setting(
+        0.006, "metres; voxel of the object and obstacle points in the collision check", positive=True
+    )
+    nms_distance: float = setting(
+        0.01, "metres; a grasp this close to a better one with a similar approach is suppressed", NON_NEGATIVE
+    )
+    nms_angle_deg: float = setting(20.0, "approaches within this angle are similar (see nms_distance)", ANGLE_DEG)
 
 
 @dataclass(frozen=True)
 class NodeConfig:
-    scene_frame: str = "map"
-    # -- frames and time (#28; DESIGN 3 "Frames and time") --
-    # tf: each image's pose is the transform scene_frame <- camera frame at the image stamp (/tf, /tf_static);
-    # topic: camera_pose PoseStamped messages, interpolated between the two around the image stamp
-    pose_source: Literal["tf", "topic"] = "topic"
-    camera_frame: str = ""  # the camera's optical frame for pose_source tf; "": each image's header.frame_id
-    max_pose_gap_s: float = 0.2  # topic: two poses further apart than this are not interpolated (image dropped)
-    output_frame: str = ""  # answers' frame when a query names none; "": scene_frame
-    tf_cache_s: float = 10.0  # seconds of transform history kept per TF edge
-    max_extrapolation_s: float = 0.0  # TF lookups this far past the newest / before the oldest data take it
-    # --
-    camera_qos: str = "sensor_data"  # sensor_data | reliable
-    status_period_s: float = 1.0
-    auto_reconstruct: bool = False
+    scene_frame: str = setting("map", "frame of the camera poses, the scene and every answer")
+    # frames and time (#28, DESIGN 3 "Frames and time")
+    pose_source: PoseSource = setting(
+        "topic",
+        "tf: each image's pose is the transform scene_frame <- camera frame at the image stamp (/tf, "
+        "/tf_static); topic: camera_pose PoseStamped messages, interpolated between the two around the image stamp",
+    )
+    camera_frame: str = setting(
+        "", "the camera's optical frame for pose_source tf; empty: each image's header.frame_id"
+    )
+    max_pose_gap_s: float = setting(
+        0.2, "pose_source topic: seconds two camera poses may be apart to interpolate between them", positive=True
+    )
+    output_frame: str = setting("", "frame of the answers when a query names none; empty: scene_frame")
+    tf_cache_s: float = setting(10.0, "seconds of transform history kept per /tf edge", positive=True)
+    max_extrapolation_s: float = setting(
+        0.0,
+        "transform lookups up to this many seconds past the newest (or before the oldest) data take it",
+        NON_NEGATIVE,
+    )
+    camera_qos: CameraQos = setting(
+        "sensor_data", "QoS of the camera subscriptions: sensor_data (best effort) or reliable"
+    )
+    status_period_s: float = setting(1.0, "seconds between ~/status messages", positive=True)
 
 
 @dataclass(frozen=True)
@@ -247,8 +383,92 @@ class LangsceneConfig:
     grasp: GraspConfig = dataclasses.field(default_factory=GraspConfig)
 
 
+@dataclass(frozen=True)
+class SettingInfo:
+    """One leaf setting as the ROS layer declares it: dotted name, default, description and limits."""
+
+    name: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()  # a Literal's values; () for free values
+    bounds: tuple[float, float] | None = None  # closed range of the value (or of each tuple item)
+    positive: bool = False  # value > 0 (the lower bound is open)
+
+    def describe_limits(self) -> str:
+        """The limits in words, as errors and parameter descriptors state them ("" when there are none):
+        ``one of: a, b``, ``[0, 1]``, ``> 0``, ``>= 1``, ``each item >= 0``."""
+        if self.choices:
+            return "one of: " + ", ".join(self.choices)
+        if self.bounds is None:
+            return ""
+        lo, hi = self.bounds
+        if hi == INF:
+            text = f"> {lo:g}" if self.positive else f">= {lo:g}"
+        else:
+            text = f"{'(' if self.positive else '['}{lo:g}, {hi:g}]"
+        return f"each item {text}" if isinstance(self.default, tuple) else text
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[dataclasses.Field, Any, SettingInfo | None], ...]:
+    """(field, resolved annotation, SettingInfo named by the field alone; None for a section) of config
+    dataclass ``cls``, computed once per class (resolving string annotations is slow)."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        annotation = hints[f.name]
+        info = None
+        if not dataclasses.is_dataclass(annotation):
+            info = SettingInfo(
+                name=f.name,
+                default=f.default,
+                help=f.metadata.get("help", ""),
+                choices=typing.get_args(annotation) if typing.get_origin(annotation) is Literal else (),
+                bounds=f.metadata.get("range"),
+                positive=f.metadata.get("positive", False),
+            )
+        out.append((f, annotation, info))
+    return tuple(out)
+
+
+def describe_settings(cls: type = LangsceneConfig, prefix: str = "") -> dict[str, SettingInfo]:
+    """Every leaf setting of config dataclass ``cls`` by dotted name, in declaration order."""
+    out: dict[str, SettingInfo] = {}
+    for f, annotation, info in _fields(cls):
+        name = f"{prefix}{f.name}"
+        if info is None:
+            out.update(describe_settings(annotation, f"{name}."))
+        else:
+            out[name] = dataclasses.replace(info, name=name)
+    return out
+
+
+def _check_limits(value: Any, info: SettingInfo, key: str) -> None:
+    """Raise ConfigError naming ``key``, the value and the choices / range when ``value`` is outside them."""
+    if info.choices and value not in info.choices:
+        hint = " (quote it in YAML: unquoted on/off/yes/no are booleans)" if isinstance(value, bool) else ""
+        raise ConfigError(f"{key}: {value!r} is not {info.describe_limits()}{hint}")
+    if info.bounds is None:
+        return
+    lo, hi = info.bounds
+    for item in value if isinstance(value, tuple) else (value,):
+        if not (lo < item <= hi if info.positive else lo <= item <= hi):
+            raise ConfigError(f"{key}: {value!r} is out of range: expected {info.describe_limits()}")
+
+
+def check_limits(config: Any, prefix: str = "") -> None:
+    """Check every leaf of a built config dataclass (e.g. one made in code, which the loader never saw)
+    against its choices and range; ConfigError names ``prefix`` + the dotted key (``grasp.``)."""
+    for f, _annotation, info in _fields(type(config)):
+        value, key = getattr(config, f.name), f"{prefix}{f.name}"
+        if info is None:
+            check_limits(value, f"{key}.")
+        else:
+            _check_limits(value, info, key)
+
+
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Check ``value`` against a field annotation (as resolved by typing.get_type_hints)."""
+    """Check ``value``'s type against a field annotation (as resolved by typing.get_type_hints)."""
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
@@ -259,6 +479,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
         (item_type, _ellipsis) = typing.get_args(annotation)
         return tuple(_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is Literal:
+        return value  # the choices are checked with the limits
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation is bool and not isinstance(value, bool):
@@ -269,13 +491,23 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
 
 
 def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from a nested mapping; missing keys keep their defaults."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    """Build dataclass ``cls`` from a nested mapping; missing keys keep their defaults.
+
+    Raises ConfigError naming the dotted key on an unknown key, a wrong type, a value that is not one
+    of a Literal's choices, or a number outside its range.
+    """
+    fields = {f.name: (annotation, info) for f, annotation, info in _fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"unknown setting '{prefix}{unknown[0]}'")
-    return cls(**{name: _coerce(value, hints[name], f"{prefix}{name}") for name, value in data.items()})
+    values = {}
+    for name, value in data.items():
+        annotation, info = fields[name]
+        key = f"{prefix}{name}"
+        values[name] = _coerce(value, annotation, key)
+        if info is not None:
+            _check_limits(values[name], info, key)
+    return cls(**values)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

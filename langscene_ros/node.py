@@ -26,13 +26,13 @@ from langscene.msg import SceneStatus
 from langscene.srv import QueryObject, SceneFile
 from langscene_core.capture.frames import Frame, FrameSynchronizer
 from langscene_core.capture.keyframes import KeyframeBuffer
-from langscene_core.config import ConfigError, LangsceneConfig, flatten, from_dict, to_dict, unflatten
+from langscene_core.config import ConfigError, LangsceneConfig
 from langscene_core.query.answer import CodeLevels, TextEmbeddingCache, answer_prompt, code_levels
 from langscene_core.query.objects import Tabletop, pack_rgb, tabletop_of
 from langscene_core.reconstruction.models import Models, load_models
 from langscene_core.reconstruction.reconstruct import ReconstructionError, reconstruct
 from langscene_core.reconstruction.scene import Scene, SceneFileError, load_scene, save_scene
-from langscene_ros import convert, viz
+from langscene_ros import convert, params, viz
 from langscene_ros.query_response import fill_query_response
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
@@ -128,15 +128,8 @@ class LangsceneNode(Node):
 
     # ----------------------------------------------------------------------------------- parameters
     def _declare_and_read_parameters(self) -> LangsceneConfig:
-        """Declare one parameter per config leaf (defaults from the dataclasses); read them back typed."""
-        defaults = flatten(to_dict(LangsceneConfig()))
-        for name, value in defaults.items():
-            self.declare_parameter(name, value)
-        values = {name: self.get_parameter(name).value for name in defaults}
-        try:
-            return from_dict(LangsceneConfig, unflatten(values))
-        except ConfigError as exc:
-            raise ConfigError(f"bad parameter: {exc}") from exc
+        """Declare one parameter per config leaf with its descriptor (langscene_ros.params); read them back typed."""
+        return params.declare_and_read(self)
 
     # ----------------------------------------------------------------------------------- inputs
     def _reject(self, reason: str) -> None:

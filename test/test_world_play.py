@@ -122,7 +122,7 @@ def test_the_node_takes_played_frames_as_keyframes(dataset_dir, node_process, tm
     node = node_process("--params-file", str(params))
     peer = NodeClient(name="world_play_status")
     try:
-        assert wait_until(lambda: peer.statuses, 30), "no status from the node"
+        assert wait_until(lambda: peer.statuses, 90), "no status from the node within 90 s"
         proc = subprocess.run(
             [sys.executable, "-m", "langscene_ros.cli", "play", str(dataset_dir), "--rate", "5", "--wait", "30"],
             cwd=REPO,

@@ -34,7 +34,7 @@ import numpy as np
 import open3d as o3d
 from scipy.spatial import cKDTree
 
-from langscene_core.config import GraspConfig
+from langscene_core.config import GraspConfig, check_limits
 from langscene_core.geometry.voxel import bounds, group_by_voxel
 from langscene_core.query.grasp.kernels import ClosedGripper, GripperBox, close_gripper, farthest_on_lines
 
@@ -60,27 +60,9 @@ class Grasp:
 
 
 def validate_grasp_config(config: GraspConfig) -> None:
-    """Raise ValueError naming the first inconsistent gripper setting."""
-    positive = (
-        "gripper_max_width",
-        "finger_depth",
-        "finger_thickness",
-        "finger_width",
-        "palm_depth",
-        "object_voxel_size",
-        "contact_tolerance",
-        "normal_radius",
-        "smooth_radius",
-        "collision_voxel_size",
-        "palm_margin",
-        "friction_coefficient",
-    )
-    for name in positive:
-        if not getattr(config, name) > 0:
-            raise ValueError(f"grasp.{name} must be positive, got {getattr(config, name)}")
-    for name in ("max_grasps", "contact_samples", "max_object_points", "max_candidates", "approach_count"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"grasp.{name} must be at least 1, got {getattr(config, name)}")
+    """Raise ValueError naming the first inconsistent gripper setting: each setting's own range
+    (langscene_core.config), then the settings that must agree with each other."""
+    check_limits(config, "grasp.")
     if not config.contact_depths or not all(abs(d) < config.finger_depth for d in config.contact_depths):
         raise ValueError(
             f"grasp.contact_depths {config.contact_depths} must be non-empty, each in "
@@ -91,10 +73,6 @@ def validate_grasp_config(config: GraspConfig) -> None:
             f"grasp.gripper_max_width ({config.gripper_max_width}) must exceed twice "
             f"grasp.width_clearance ({config.width_clearance})"
         )
-    if not 0 <= config.top_down_preference <= 1:
-        raise ValueError(f"grasp.top_down_preference must be in [0, 1], got {config.top_down_preference}")
-    if not 0 <= config.max_approach_angle_deg <= 90:
-        raise ValueError(f"grasp.max_approach_angle_deg must be in [0, 90], got {config.max_approach_angle_deg}")
 
 
 def outward_normals(points: np.ndarray, normals: np.ndarray | None, radius: float) -> np.ndarray:
