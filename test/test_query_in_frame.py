@@ -2,11 +2,17 @@
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 from tabletop import Box, Cylinder, make_scene
 
 from langscene_core.config import GraspConfig, QueryConfig
-from langscene_core.geometry.transforms import InvalidTransformError, TransformBuffer, UnknownFrameError
-from langscene_core.query.in_frame import result_in_frame
+from langscene_core.geometry.transforms import (
+    InvalidTransformError,
+    TransformBuffer,
+    UnknownFrameError,
+    make_transform,
+)
+from langscene_core.query.in_frame import answer_transform, result_in_frame
 from langscene_core.query.objects import query_object
 
 OBJECTS = (Box((0.02, -0.03), (0.05, 0.07, 0.06), yaw=0.4), Cylinder((0.18, 0.08), 0.03, 0.1))
@@ -72,3 +78,33 @@ def test_round_trip_and_bad_transforms(answer):
         buffer.lookup("panda_link0", "map")
     with pytest.raises(InvalidTransformError):
         result_in_frame(answer, np.diag([2.0, 2.0, 2.0, 1.0]))
+
+
+def test_an_answer_in_base_link_transforms_back_in_a_planners_own_buffer(answer):
+    """The robot's TF at 30 Hz for 12 s; the planner keeps its own 10 s buffer of the same stream."""
+
+    def odom_in_map(t):
+        return make_transform([0.01 * t, 0.0, 0.0], Rotation.from_rotvec([0, 0, 0.001 * t]).as_quat())
+
+    def base_in_odom(t):
+        return make_transform([0.3 * t, 0.1 * t, 0.0], Rotation.from_rotvec([0, 0, 0.2 * t]).as_quat())
+
+    robot, planner = TransformBuffer(cache_s=10.0), TransformBuffer(cache_s=10.0)
+    for t in np.arange(361) / 30.0:
+        for buffer in (robot, planner):
+            buffer.set_transform("map", "odom", t, odom_in_map(t))
+            buffer.set_transform("odom", "base_link", t, base_in_odom(t))
+    frame, stamp, base_from_map = answer_transform(robot, "map", requested="base_link", output_frame="odom")
+    assert (frame, stamp) == ("base_link", 12.0)
+    moved = result_in_frame(answer, base_from_map)
+    truth = np.linalg.inv(odom_in_map(12.0) @ base_in_odom(12.0)) @ answer.object_box.pose
+    np.testing.assert_allclose(moved.object_box.pose, truth, atol=1e-9)
+    # the planner, given the pose in base_link stamped 12.0, brings it back into map
+    back = planner.lookup("map", frame, stamp) @ moved.object_box.pose
+    np.testing.assert_allclose(back, answer.object_box.pose, atol=1e-9)
+
+    assert answer_transform(robot, "map", output_frame="odom")[:2] == ("odom", 12.0)
+    scene_frame, no_stamp, identity = answer_transform(robot, "map")
+    assert (scene_frame, no_stamp) == ("map", None) and np.array_equal(identity, np.eye(4))
+    with pytest.raises(UnknownFrameError, match="'panda_link0'"):
+        answer_transform(robot, "map", requested="panda_link0")

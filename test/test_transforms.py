@@ -87,6 +87,8 @@ def test_static_edges_hold_at_any_stamp_and_latest_is_the_newest_common_time():
     buffer.set_transform("map", "odom", 2.1, odom_in_map(2.1))  # one edge runs ahead of the others
     np.testing.assert_allclose(buffer.lookup("map", "camera_optical"), camera_in_map(2.0), atol=1e-9)
     np.testing.assert_allclose(buffer.lookup("map", "odom"), odom_in_map(2.1), atol=1e-9)
+    assert (buffer.latest_stamp("map", "camera_optical"), buffer.latest_stamp("map", "odom")) == (2.0, 2.1)
+    assert buffer.latest_stamp("tool", "camera_optical") == 0.0  # static: tf2's "latest"
 
 
 @pytest.mark.parametrize("angle", [3.0, 0.5, 1e-3, 1e-8, 0.0])
@@ -116,6 +118,8 @@ def test_unknown_frame_and_broken_chain_name_the_frames():
     buffer = chain_buffer()
     with pytest.raises(UnknownFrameError, match="'gripper'"):
         buffer.lookup("map", "gripper", 1.0)
+    with pytest.raises(UnknownFrameError, match="'gripper'"):
+        buffer.lookup("gripper", "gripper", 1.0)
     buffer.set_transform("world", "table", 0.0, np.eye(4), static=True)
     with pytest.raises(ConnectivityError, match="roots 'world' and 'map'") as caught:
         buffer.lookup("map", "table", 1.0)

@@ -285,10 +285,6 @@ class TransformBuffer:
         frames and times.
         """
         with self._lock:
-            if target == source:
-                if target not in self._edges and not any(e.parent == target for e in self._edges.values()):
-                    raise UnknownFrameError(f"frame '{target}' does not exist")
-                return np.eye(4)
             up_source, up_target = self._chain_to_common_ancestor(target, source)
             if stamp is None:
                 stamp = self._latest_common_stamp(up_source + up_target)
@@ -296,12 +292,12 @@ class TransformBuffer:
             ancestor_from_target = self._compose(up_target, stamp)
         return invert_pose(ancestor_from_target) @ ancestor_from_source
 
-    def can_transform(self, target: str, source: str, stamp: float | None = None) -> bool:
-        try:
-            self.lookup(target, source, stamp)
-        except TransformError:
-            return False
-        return True
+    def latest_stamp(self, target: str, source: str) -> float:
+        """The stamp ``lookup(target, source)`` uses: the latest time at which every dynamic edge
+        between the frames has data; 0.0 when the chain is static (tf2's "latest"). Raises as lookup."""
+        with self._lock:
+            up_source, up_target = self._chain_to_common_ancestor(target, source)
+            return self._latest_common_stamp(up_source + up_target)
 
     def _path_to_root(self, frame: str) -> list[str]:
         """[frame, parent, grandparent, ..., root]."""

@@ -1,9 +1,9 @@
 """An answer moved from the scene frame into another frame (the request's target frame, or the
 node's output frame), e.g. a planner's ``base_link``.
 
-Take ``target_from_scene`` from a transform buffer: ``TransformBuffer.lookup(target_frame,
-scene_frame, stamp)`` (langscene_core.geometry.transforms); an unknown target frame raises its
-UnknownFrameError, which names the frame.
+:func:`answer_transform` picks the frame (the request's, else the output frame, else the scene
+frame) and looks up ``target_from_scene`` and its stamp in a transform buffer
+(langscene_core.geometry.transforms); :func:`result_in_frame` moves the answer with it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from langscene_core.geometry.transforms import split_transform, transform_points
+from langscene_core.geometry.transforms import TransformBuffer, split_transform, transform_points
 from langscene_core.query.objects import ObjectBox, QueryResult
 
 
@@ -39,3 +39,21 @@ def result_in_frame(result: QueryResult, target_from_scene: np.ndarray) -> Query
         for grasp in result.grasps
     )
     return dataclasses.replace(result, cloud=cloud, object_box=box, grasps=grasps)
+
+
+def answer_transform(
+    transforms: TransformBuffer, scene_frame: str, requested: str = "", output_frame: str = ""
+) -> tuple[str, float | None, np.ndarray]:
+    """Where an answer goes: (frame, stamp, target_from_scene [4, 4]).
+
+    frame: ``requested`` (the query's target_frame), else ``output_frame``, else ``scene_frame``.
+    stamp: for another frame, the time of the transform used, the latest at which its whole chain has
+    data (0.0 for a static chain): stamped with it, the answer transforms back exactly in a planner's
+    own buffer; None for the scene frame itself (no transform used). Raises UnknownFrameError naming
+    an unknown frame, or another TransformError (e.g. the frames are in different trees).
+    """
+    frame = requested or output_frame or scene_frame
+    if frame == scene_frame:
+        return frame, None, np.eye(4)
+    stamp = transforms.latest_stamp(frame, scene_frame)
+    return frame, stamp, transforms.lookup(frame, scene_frame, stamp)
