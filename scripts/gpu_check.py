@@ -10,8 +10,9 @@ Three subcommands, run in this order (``scripts/gpu_check.sh`` wraps ``run`` for
 ``run --work DIR --out OUT`` (the GPU machine; on a CPU it runs what needs no CUDA and skips the rest
     with the reason): one JSON object per step in ``OUT/gpu_check.jsonl`` (``step``, ``status`` ok | failed
     | skipped, ``seconds``, the step's numbers), the CUDA scenes in ``OUT/demo_scenes_cuda.npz``. It
-    needs no open3d: the field imports open3d only for its k-nearest-neighbour search, which a shim of
-    scipy's exact cKDTree stands in for when open3d is missing (:func:`install_open3d_knn_shim`).
+    needs neither open3d nor pycolmap (too big to carry): the field imports open3d only for its k-nearest-
+    neighbour search, which scipy's exact cKDTree stands in for, and the TriMap package imports pycolmap
+    for SfM, which the check never runs (:func:`install_stand_ins`).
 ``grade --work DIR --out OUT`` (with open3d again): answers every object's prompt on the CUDA scenes and
     appends ``demo_answers`` lines: each centre's error against the truth and against the CPU answer.
 
@@ -69,7 +70,7 @@ T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24
 T5_XXL_FEED_FORWARD = "gated-gelu"
 
 
-# ----------------------------------------------------------------------------------------- open3d shim
+# ----------------------------------------------------------------------------------------- stand-ins
 class _KnnTensor:
     """The slice of ``open3d.core.Tensor`` that ``field.gaussians.knn`` uses: a wrapped array."""
 
@@ -103,19 +104,42 @@ class _NearestNeighborSearch:
         )
 
 
-def install_open3d_knn_shim() -> bool:
-    """When open3d is missing (the GPU machine: its wheel is 100 MB, over what a run carries), register a
-    stand-in ``open3d`` module with only ``core.Tensor`` and ``core.nns.NearestNeighborSearch``, enough to
-    import and train the field; any other attribute raises AttributeError. Returns True when installed."""
-    if importlib.util.find_spec("open3d") is not None:
-        return False
-    o3d = types.ModuleType("open3d")
-    o3d.__doc__ = "scripts/gpu_check.py's stand-in: k-NN only (scipy cKDTree)"
-    o3d.core = types.SimpleNamespace(
-        Tensor=_KnnTensor, nns=types.SimpleNamespace(NearestNeighborSearch=_NearestNeighborSearch)
-    )
-    sys.modules["open3d"] = o3d
-    return True
+def _absent_module(name: str, why: str) -> types.ModuleType:
+    """A placeholder module: importing it works, using any of its names raises ModuleNotFoundError."""
+
+    def missing(attribute: str):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        raise ModuleNotFoundError(f"{name} is not installed here ({why}); {name}.{attribute} is unavailable")
+
+    module = types.ModuleType(name)
+    module.__getattr__ = missing
+    return module
+
+
+def install_stand_ins() -> list[str]:
+    """Stand-ins for the packages the GPU machine lacks and cannot be carried (over the 64 MB a run
+    carries), registered only when missing; returns the names stood in.
+
+    - ``open3d`` (a 100 MB wheel): only ``core.Tensor`` and ``core.nns.NearestNeighborSearch`` (scipy's
+      exact cKDTree), enough to import and train the field (``field.gaussians.knn``); anything else
+      raises AttributeError.
+    - ``pycolmap`` (40 MB): importing ``langscene_core.trimap`` imports ``trimap.poses`` (SfM of
+      generated frames), which the pipeline check never calls; using it raises ModuleNotFoundError.
+    """
+    installed = []
+    if importlib.util.find_spec("open3d") is None:
+        o3d = types.ModuleType("open3d")
+        o3d.__doc__ = "scripts/gpu_check.py's stand-in: k-NN only (scipy cKDTree)"
+        o3d.core = types.SimpleNamespace(
+            Tensor=_KnnTensor, nns=types.SimpleNamespace(NearestNeighborSearch=_NearestNeighborSearch)
+        )
+        sys.modules["open3d"] = o3d
+        installed.append("open3d (k-NN only)")
+    if importlib.util.find_spec("pycolmap") is None:
+        sys.modules["pycolmap"] = _absent_module("pycolmap", "the GPU check needs no SfM")
+        installed.append("pycolmap (absent)")
+    return installed
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -513,12 +537,16 @@ def step_trimap(frames: int, height: int, width: int, steps: int, offloads: tupl
         for timer in timers.values():  # unwrap: the next mode installs its own hooks
             timer.restore()
     if device.type == "cuda":
-        record["tflops_per_step_estimate"] = round(_transformer_tflops(pipe, frames, height, width), 1)
+        tflop = _transformer_tflop(pipe, frames, height, width)
+        record["tflop_per_step_estimate"] = round(tflop, 1)
+        if isinstance(record["runs"].get("none"), dict):
+            record["achieved_tflop_per_s"] = round(tflop / record["runs"]["none"]["per_step_s"])
     return record
 
 
-def _transformer_tflops(pipe, frames: int, height: int, width: int) -> float:
-    """Rough matmul FLOPs of one guided transformer step (batch 2): 2 x params x tokens x 2 plus attention."""
+def _transformer_tflop(pipe, frames: int, height: int, width: int) -> float:
+    """Rough matmul work (TFLOP) of one guided transformer step, batch 2: per sample 2 x params x tokens
+    plus attention's 4 x layers x tokens^2 x width."""
     config = pipe.transformer.config
     tokens = pipe.latent_frames(frames) * (height // 16) * (width // 16) + config.max_text_seq_length
     params = sum(p.numel() for p in pipe.transformer.parameters())
@@ -708,10 +736,10 @@ def grade(work: Path, out: Path) -> None:
 
 def run(work: Path, out: Path, budget_s: float, quick: bool) -> int:
     """All steps (see the module docstring); returns the number of failed steps."""
-    shim = install_open3d_knn_shim()
+    stand_ins = install_stand_ins()
     recorder = Recorder(out, time.monotonic() + budget_s)
     started = time.perf_counter()
-    recorder.step("env", lambda: {**step_env(), "open3d_knn_shim": shim})
+    recorder.step("env", lambda: {**step_env(), "stand_ins": stand_ins})
     compile_proc = start_gsplat_compile(out)
     inputs = load_inputs(work) if (work / "inputs.npz").is_file() else None
     no_inputs = lambda: _skip(f"no {work / 'inputs.npz'}: run 'prepare' first")
