@@ -1,5 +1,7 @@
 """pip install of the langscene Python packages (the ROS interfaces are built by CMakeLists.txt)."""
 
+from glob import glob
+
 from setuptools import find_packages, setup
 
 setup(
@@ -35,7 +37,8 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/langscene"]),
         ("share/langscene", ["package.xml"]),
         ("share/langscene/launch", ["launch/scene.launch.py"]),
-        ("share/langscene/config", ["config/langscene.yaml"]),
+        # every shipped settings file, where langscene_core.config.config_path finds them installed
+        ("share/langscene/config", sorted(glob("config/*"))),
     ],
     entry_points={"console_scripts": ["langscene = langscene_ros.cli:main"]},
 )

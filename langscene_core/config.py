@@ -26,7 +26,45 @@ from typing import Any, Literal
 import yaml
 
 NODE_NAME = "langscene"
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "langscene.yaml"
+PACKAGE_NAME = "langscene"  # the ROS package: its share directory holds config/ when installed
+
+
+def _config_dirs():
+    """The directories :func:`config_path` looks in, in order (computed lazily: ament_index last)."""
+    package_dir = Path(__file__).absolute().parent
+    checkout = package_dir.resolve().parent
+    if (checkout / "package.xml").is_file():
+        yield checkout / "config"
+    if len(package_dir.parents) > 3:  # <prefix>/lib/pythonX.Y/site-packages/langscene_core
+        yield package_dir.parents[3] / "share" / PACKAGE_NAME / "config"
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        share = Path(get_package_share_directory(PACKAGE_NAME))
+    except (ImportError, LookupError, OSError):  # no ament_index, no AMENT_PREFIX_PATH, or not on it
+        return
+    yield share / "config"
+
+
+def config_path(name: str) -> Path:
+    """The shipped settings file ``name`` (``langscene.yaml``, ``demo.yaml``, ``demo_scene.json``...).
+
+    Looked up in order: the source checkout's ``config/`` (this package next to ``package.xml``);
+    the share directory of the prefix this package is installed in (``<prefix>/lib/pythonX.Y/
+    site-packages/langscene_core`` -> ``<prefix>/share/langscene/config``, where colcon and pip put
+    it); the package share directory ament_index finds on ``AMENT_PREFIX_PATH``. The first place
+    holding the file wins; when none does, the first place is returned, so that opening the file
+    fails naming where it was expected.
+    """
+    first = None
+    for directory in _config_dirs():
+        first = first or directory
+        if (directory / name).is_file():
+            return directory / name
+    return (first or Path("config")) / name
+
+
+DEFAULT_CONFIG_PATH = config_path("langscene.yaml")
 
 
 class ConfigError(ValueError):

@@ -142,8 +142,9 @@ def run_demo(
     try:
         with clock.stage("node_start"):
             player = Player(client.node, scene_frame=config.node.scene_frame)
-            if not player.wait_for_subscribers(60.0):
-                raise DemoError(f"the node did not subscribe to its inputs within 60 s (log: {log_path})")
+            # importing torch and the models takes 20 s on 2 idle cores, over 60 s at load 15
+            if not player.wait_for_subscribers(180.0):
+                raise DemoError(f"the node did not subscribe to its inputs within 180 s (log: {log_path})")
         with clock.stage("capture"):
             sent = player.play(iter(dataset.capture), rate_hz)
             time.sleep(1.5)  # the last frames reach the node; status is published once a second

@@ -18,6 +18,18 @@ fingerprint() {
     | sha256sum | cut -d' ' -f1
 }
 
+# colcon builds the package as a ROS workspace does (test/test_colcon_install.py). It is a build tool,
+# not a dependency: a venv of its own (build/colcon-venv), installed once. Optional: without it that
+# test skips and says why.
+COLCON_VENV=$ROOT/build/colcon-venv
+if [[ ! -x $COLCON_VENV/bin/colcon ]]; then
+  echo "setup: installing colcon into build/colcon-venv"
+  { python3 -m venv "$COLCON_VENV" \
+    && "$COLCON_VENV/bin/pip" install -q --disable-pip-version-check "colcon-common-extensions==0.3.0"; } 2>&1 \
+    | grep -v "is ignored: it is neither" || true
+  [[ -x $COLCON_VENV/bin/colcon ]] || echo "setup: colcon did not install; the colcon install test will skip" >&2
+fi
+
 if [[ -f $STAMP && "$(cat "$STAMP")" == "$(fingerprint)" ]] \
    && "$PY" -c "import langscene.srv, langscene_ros, tf2_msgs.msg" 2>/dev/null; then
   exit 0

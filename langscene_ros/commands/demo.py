@@ -6,11 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from langscene_core.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from langscene_core.config import ConfigError, config_path, load_config
 from langscene_ros.commands import UsageError
 
-DEMO_SPEC = DEFAULT_CONFIG_PATH.parent / "demo_scene.json"
-DEMO_PARAMS = DEFAULT_CONFIG_PATH.parent / "demo.yaml"
+DEMO_SPEC = config_path("demo_scene.json")
+DEMO_PARAMS = config_path("demo.yaml")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,12 +46,12 @@ def register(subparsers) -> None:
         description="Render a tabletop, play it into a node in another process, "
         "reconstruct, query every object and check the answers against the truth.",
     )
-    parser.add_argument("--spec", type=Path, default=DEMO_SPEC, help="scene spec JSON (default config/demo_scene.json)")
+    parser.add_argument("--spec", type=Path, default=DEMO_SPEC, help="scene spec JSON (default %(default)s)")
     parser.add_argument(
         "--params-file",
         type=Path,
         default=DEMO_PARAMS,
-        help="node parameter file (default config/demo.yaml: a CPU training budget)",
+        help="node parameter file (default %(default)s: a CPU training budget)",
     )
     parser.add_argument("--work-dir", type=Path, default=Path("build/demo"), help="where the node log goes")
     parser.add_argument(

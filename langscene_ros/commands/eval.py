@@ -74,6 +74,6 @@ def register(subparsers) -> None:
         "--params-file",
         type=Path,
         default=DEMO_PARAMS,
-        help=f"ROS parameter file with the pipeline settings (default {DEMO_PARAMS})",
+        help="ROS parameter file with the pipeline settings (default %(default)s)",
     )
     parser.set_defaults(run=run)

@@ -6,11 +6,12 @@ import argparse
 import itertools
 import sys
 
-from langscene_core.sim import load_dataset
 from langscene_ros.commands import UsageError
 
 
 def run(args: argparse.Namespace) -> int:
+    from langscene_core.sim import load_dataset  # open3d: slow to import
+
     if args.rate <= 0:
         raise UsageError(f"--rate must be positive, got {args.rate}")
     try:

@@ -23,8 +23,8 @@ def ros_arguments(params_file: Path | None, namespace: str, remaps: list[str]) -
 
 def run(args: argparse.Namespace) -> int:
     params_file = args.params_file
-    if params_file is None and DEFAULT_CONFIG_PATH.is_file() and "--params-file" not in args.ros_args:
-        params_file = DEFAULT_CONFIG_PATH  # a source checkout; installed, launch passes the file
+    if params_file is None and "--params-file" not in args.ros_args:  # launch passes its file there
+        params_file = DEFAULT_CONFIG_PATH
     if params_file is not None and not params_file.is_file():
         raise UsageError(f"parameter file not found: {params_file}")
     from langscene_ros.node import spin_node  # rclpy only when the node really runs
@@ -42,7 +42,7 @@ def register(subparsers) -> None:
         "--params-file",
         type=Path,
         default=None,
-        help="ROS 2 parameter file (default: config/langscene.yaml of the checkout)",
+        help=f"ROS 2 parameter file (default {DEFAULT_CONFIG_PATH})",
     )
     parser.add_argument("--namespace", default="", help="namespace for the node and its topics")
     parser.add_argument(

@@ -7,11 +7,13 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
+from langscene_core.config import DEFAULT_CONFIG_PATH
 from langscene_ros.commands import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,13 +34,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ".txt file of phrases (one a line) encoded with models.clip",
     )
     parser.add_argument("--steps", type=int, default=None, help="training steps (default models.lqc_train.steps)")
-    parser.add_argument("--config", type=Path, default=None, help="settings file (default config/langscene.yaml)")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="settings file (default %(default)s)")
     parser.add_argument("--json", type=Path, default=None, help="also write the final losses and metrics here")
     parser.set_defaults(run=run)
 
 
 def _read_matrix(path: Path, what: str) -> torch.Tensor:
     """A [N, F] float32 matrix from .npy or a single-tensor .safetensors file; UsageError otherwise."""
+    import numpy as np
+    import torch
+
     if not path.is_file():
         raise UsageError(f"{what} file not found: {path}")
     try:
@@ -82,12 +87,12 @@ def _read_texts(path: Path, config) -> torch.Tensor:
 
 
 def run(args: argparse.Namespace) -> int:
-    from langscene_core.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+    from langscene_core.config import ConfigError, load_config
     from langscene_core.language.clip import resolve_device
     from langscene_core.language.lqc import reconstruction_metrics, save_lqc, train_lqc
 
     try:
-        config = load_config(args.config or DEFAULT_CONFIG_PATH)
+        config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
     train_config = config.models.lqc_train

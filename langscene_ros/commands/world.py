@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 
-from langscene_core.sim import build_world, load_spec, random_spec, render_dataset, write_dataset
 from langscene_ros.commands import UsageError
 
 
 def run(args: argparse.Namespace) -> int:
+    from langscene_core.sim import build_world, load_spec, random_spec, render_dataset, write_dataset  # open3d
+
     if (args.spec is None) == (args.seed is None):
         raise UsageError("give exactly one of --spec FILE or --seed N")
     if args.spec is not None and args.objects is not None:
