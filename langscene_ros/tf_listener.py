@@ -32,7 +32,7 @@ class TfListener:
     """Subscribes ``node`` to /tf and /tf_static and stores every transform in ``buffer``.
 
     on_update: called after each TFMessage was stored (e.g. to retry images waiting for their pose);
-    it runs on the subscription's callback group. ``rejected`` counts refused transforms by the
+    it runs on the subscription's callback group. :meth:`rejected` counts refused transforms by the
     buffer's reason (invalid: NaN or non-unit quaternion, loop, old_data: older than the cache);
     each refusal is logged, throttled.
     """
@@ -45,7 +45,7 @@ class TfListener:
         callback_group: CallbackGroup | None = None,
     ) -> None:
         self.buffer = buffer
-        self.rejected: Counter[str] = Counter()
+        self._rejected: Counter[str] = Counter()
         self._node = node
         self._on_update = on_update
         self._lock = threading.Lock()
@@ -59,6 +59,11 @@ class TfListener:
             TF_STATIC_QOS,
             callback_group=callback_group,
         )
+
+    def rejected(self) -> dict[str, int]:
+        """A copy of the refused-transform counts by reason (safe to call from any thread)."""
+        with self._lock:
+            return dict(self._rejected)
 
     def _store(self, msg: TFMessage, static: bool) -> None:
         for transform in msg.transforms:
@@ -74,7 +79,7 @@ class TfListener:
                 )
             except TransformError as exc:
                 with self._lock:
-                    self.rejected[exc.reason] += 1
+                    self._rejected[exc.reason] += 1
                 self._node.get_logger().warning(f"rejected transform ({exc.reason}): {exc}", throttle_duration_sec=5.0)
         if self._on_update is not None:
             self._on_update()

@@ -79,8 +79,8 @@ def test_published_tf_answers_a_chain_lookup_and_bad_transforms_are_counted(part
     unnormalised.transform.rotation.w = 1.5
     loop = transform(np.eye(4), "camera_optical", "map", 100.5)
     tf_pub.publish(TFMessage(transforms=[nan, unnormalised, loop]))
-    assert wait_until(lambda: sum(listener.rejected.values()) == 3, 20), listener.rejected
-    assert listener.rejected == {"invalid": 2, "loop": 1} and updates.is_set()
+    assert wait_until(lambda: sum(listener.rejected().values()) == 3, 20), listener.rejected()
+    assert listener.rejected() == {"invalid": 2, "loop": 1} and updates.is_set()
 
     for t in (100.0, 100.25, 100.51, 101.0):  # sample stamps and between them
         np.testing.assert_allclose(
