@@ -301,3 +301,45 @@ def test_random_mutations_give_a_valid_scene_or_a_scene_file_error(tmp_path_fact
         assert str(exc)
     else:
         assert scene.num_gaussians == 8 and np.isfinite(scene.means).all()
+
+
+SAVER = """
+import sys
+import numpy as np, torch
+from langscene_core.field.gaussians import Gaussians
+from langscene_core.field.ply import save_ply
+path = sys.argv[1]
+scenes = []
+for seed in (1, 2):
+    rng = np.random.default_rng(seed)
+    scenes.append(Gaussians.from_points(rng.random((5000, 3)), rng.random((5000, 3))))
+print("saving", flush=True)
+i = 0
+while True:
+    save_ply(scenes[i % 2], path, {"seed": 1 + i % 2})
+    i += 1
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_during_saves_leaves_a_loadable_matching_pair(tmp_path):
+    """A process saving two scenes in turn to one path is killed (SIGKILL) at random moments; each time
+    the pair at the path loads, and the Gaussians are those of the save its sidecar names."""
+    import subprocess
+    import sys
+    import time
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "scene.ply"
+    expected = {seed: np.random.default_rng(seed).random((5000, 3)).astype(np.float32) for seed in (1, 2)}
+    for _ in range(8):
+        saver = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], stdout=subprocess.PIPE, text=True)
+        assert saver.stdout.readline().strip() == "saving"
+        time.sleep(rng.uniform(0.0, 0.5))
+        saver.kill()
+        saver.wait()
+        if not ply.sidecar_path(path).exists():
+            continue  # killed before its first commit
+        seed = ply.read_sidecar(path)["metadata"]["seed"]
+        gaussians = ply.load_ply(path)
+        assert np.array_equal(gaussians.means.detach().numpy(), expected[seed])
