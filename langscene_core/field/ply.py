@@ -13,7 +13,7 @@ Crash consistency (a save interrupted at any point leaves the previous pair or t
 mix): the sidecar is the commit record. A save writes the new PLY to a pending file
 ``.<name>.ply.<generation>.pending`` beside the target (fsynced), then replaces the sidecar atomically
 (temporary file, fsync, rename: the commit), then renames the pending PLY over ``<name>.ply`` and
-deletes pending files left by earlier interrupted saves. A reader follows the sidecar: when the PLY's
+deletes the pending and temporary files earlier interrupted saves of that scene left. A reader follows the sidecar: when the PLY's
 generation differs from the sidecar's (a crash between the two renames), it reads the pending file of
 the sidecar's generation instead. One writer per scene path at a time (the node's file services run
 one after the other). Version 1 sidecars (no generation) still load, without the check.
@@ -107,12 +107,18 @@ def save_ply(gaussians: Gaussians, path: str | Path, metadata: dict[str, Any] | 
     text = json.dumps(sidecar, indent=2).encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
     pending = pending_path(path, generation)
-    _atomic_write(pending, payload)  # not yet visible as the scene
+    with open(pending, "xb") as handle:  # a new name: not yet visible as the scene
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(pending, 0o644)
+    _fsync_directory(path.parent)  # the pending file's name is durable before the commit names it
     _atomic_write(sidecar_path(path), text)  # the commit: readers now follow the new generation
     os.replace(pending, path)
     _fsync_directory(path.parent)
-    for stale in path.parent.iterdir():  # pending PLYs left by interrupted saves
-        if stale.name.startswith(f".{path.name}.") and stale.name.endswith(".pending"):
+    leftovers = ((f".{path.name}.", ".pending"), (f".{sidecar_path(path).name}.", ".tmp"))
+    for stale in path.parent.iterdir():  # what interrupted saves of this scene left behind
+        if any(stale.name.startswith(start) and stale.name.endswith(end) for start, end in leftovers):
             stale.unlink(missing_ok=True)
     return path
 
