@@ -178,6 +178,23 @@ def test_a_save_interrupted_at_any_step_leaves_the_old_or_the_new_pair(store, lq
     assert sorted(p.name for p in store.root.iterdir()) == ["scene.json", "scene.ply"]
 
 
+def test_a_save_failing_before_its_commit_leaves_the_old_pair_and_nothing_else(store, lqc, monkeypatch):
+    import errno
+
+    old = make_scene(lqc, 1)
+    path = store.save(old, "scene")
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)  # the first fsync is the pending PLY's
+    with pytest.raises(SceneFileError, match="No space left"):
+        store.save(make_scene(lqc, 2), "scene")
+    monkeypatch.undo()
+    assert same(load_scene(path, lqc, LQC_NAME), old)
+    assert sorted(p.name for p in store.root.iterdir()) == ["scene.json", "scene.ply"]
+
+
 # ------------------------------------------------------------------------------------ corrupt files
 def _sidecar_edit(edit):
     def apply(path):

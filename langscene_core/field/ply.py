@@ -107,10 +107,14 @@ def save_ply(gaussians: Gaussians, path: str | Path, metadata: dict[str, Any] | 
     text = json.dumps(sidecar, indent=2).encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
     pending = pending_path(path, generation)
-    with open(pending, "xb") as handle:  # a new name: not yet visible as the scene
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(pending, "xb") as handle:  # a new name: not yet visible as the scene
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:  # e.g. the disk filled up: nothing was committed
+        pending.unlink(missing_ok=True)
+        raise
     os.chmod(pending, 0o644)
     _fsync_directory(path.parent)  # the pending file's name is durable before the commit names it
     _atomic_write(sidecar_path(path), text)  # the commit: readers now follow the new generation
