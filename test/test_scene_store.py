@@ -195,6 +195,18 @@ def test_a_save_failing_before_its_commit_leaves_the_old_pair_and_nothing_else(s
     assert sorted(p.name for p in store.root.iterdir()) == ["scene.json", "scene.ply"]
 
 
+def test_concurrent_saves_of_one_scene_leave_a_matching_pair(store, lqc):
+    """Service callbacks may run in parallel: saves through the store are serialised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    scenes = [make_scene(lqc, seed) for seed in (1, 2, 3, 4)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: store.save(scenes[i % 4], "scene"), range(24)))
+    loaded = load_scene(store.root / "scene.ply", lqc, LQC_NAME)
+    assert same(loaded, scenes[loaded.info["seed"] - 1])
+    assert sorted(p.name for p in store.root.iterdir()) == ["scene.json", "scene.ply"]
+
+
 # ------------------------------------------------------------------------------------ corrupt files
 def _sidecar_edit(edit):
     def apply(path):

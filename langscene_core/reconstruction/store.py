@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 from langscene_core.field.ply import property_names, sidecar_path
 from langscene_core.language.lqc import LQC
 from langscene_core.reconstruction.scene import Scene, SceneFileError, load_scene, ply_path_of, save_scene
+
+# One save at a time in this process: a save removes the pending files earlier saves of the scene left,
+# so two concurrent saves of one scene could remove each other's (save_ply's single-writer rule)
+_SAVE_LOCK = threading.Lock()
 
 
 class SceneLocationError(SceneFileError):
@@ -82,7 +87,8 @@ class SceneStore:
                 f"not saving {path}: {free / 2**20:.0f} MB free, the scene needs {needed / 2**20:.1f} MB and "
                 f"{self.min_free_bytes / 2**20:.0f} MB must stay free (limits.scene_min_free_mb)"
             )
-        return save_scene(scene, path)
+        with _SAVE_LOCK:
+            return save_scene(scene, path)
 
     def load(self, name_or_path: str | Path, lqc: LQC, lqc_name: str) -> tuple[Scene, Path]:
         """Read the scene at :meth:`resolve` (name_or_path); returns it and its absolute PLY path.
