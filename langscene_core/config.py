@@ -408,6 +408,26 @@ class NodeConfig:
         "sensor_data", "QoS of the camera subscriptions: sensor_data (best effort) or reliable"
     )
     status_period_s: float = setting(1.0, "seconds between ~/status messages", positive=True)
+    scene_dir: str = setting(
+        "",
+        "the only directory ~/save_scene and ~/load_scene read and write (scene names or paths inside it); "
+        "'': $ROS_HOME/langscene/scenes (ROS_HOME defaults to ~/.ros)",
+    )
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """What one client request may ask for (beyond it: BAD_REQUEST) and the room a scene save leaves."""
+
+    max_prompt_chars: int = setting(256, "longest query prompt, characters (CLIP reads 77 tokens)", AT_LEAST_ONE)
+    max_negatives: int = setting(32, "most extra negative phrases in one query", COUNT)
+    max_negative_chars: int = setting(256, "longest extra negative phrase, characters", AT_LEAST_ONE)
+    max_points: int = setting(1000000, "largest max_points a query may ask for (relevancy cloud size)", AT_LEAST_ONE)
+    max_grasps: int = setting(100, "largest max_grasps a query may ask for", AT_LEAST_ONE)
+    max_objects: int = setting(32, "largest max_objects a query may ask for", AT_LEAST_ONE)
+    scene_min_free_mb: float = setting(
+        1024.0, "MB a scene save must leave free on the scene directory's disk, else it is refused", NON_NEGATIVE
+    )
 
 
 @dataclass(frozen=True)
@@ -419,6 +439,7 @@ class LangsceneConfig:
     field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
     query: QueryConfig = dataclasses.field(default_factory=QueryConfig)
     grasp: GraspConfig = dataclasses.field(default_factory=GraspConfig)
+    limits: LimitsConfig = dataclasses.field(default_factory=LimitsConfig)
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,8 @@ def run_demo(
     log_path = work_dir / "node.log"
     with open(log_path, "w") as log:
         node = subprocess.Popen(
-            [sys.executable, "-m", "langscene_ros.cli", "run", "--params-file", str(params_file)],
+            [sys.executable, "-m", "langscene_ros.cli", "run", "--params-file", str(params_file)]
+            + ["--ros-args", "-p", f"node.scene_dir:={work_dir.resolve()}"],  # the demo saves its scene there
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -161,9 +162,7 @@ def run_demo(
                 state = wait_for_state(client, {"ready", "error"}, reconstruct_timeout_s, node)
                 print(f"[demo]   state {state}: {client.statuses[-1].message}", flush=True)
                 if state == "ready":
-                    saved = client.call(
-                        SceneFile, "save_scene", SceneFile.Request(path=str(work_dir.resolve() / "scene.ply"))
-                    )
+                    saved = client.call(SceneFile, "save_scene", SceneFile.Request(path="scene"))
                     print(f"[demo]   ~/save_scene: {saved.message}", flush=True)
         queries = []
         with clock.stage("queries"):

@@ -31,7 +31,8 @@ from langscene_core.query.answer import CodeLevels, TextEmbeddingCache, answer_p
 from langscene_core.query.objects import Tabletop, pack_rgb, tabletop_of
 from langscene_core.reconstruction.models import Models, load_models
 from langscene_core.reconstruction.reconstruct import ReconstructionError, reconstruct
-from langscene_core.reconstruction.scene import Scene, SceneFileError, load_scene, save_scene
+from langscene_core.reconstruction.scene import Scene, SceneFileError
+from langscene_core.reconstruction.store import SceneStore
 from langscene_ros import convert, params, viz
 from langscene_ros.query_response import fill_query_response
 
@@ -343,7 +344,8 @@ class LangsceneNode(Node):
             response.success, response.message = False, "no scene to save: reconstruct or load one first"
             return response
         try:
-            path = save_scene(scene, request.path)
+            store = SceneStore(self.config.node.scene_dir, int(self.config.limits.scene_min_free_mb * 2**20))
+            path = store.save(scene, request.path)
         except (SceneFileError, OSError) as exc:
             response.success, response.message = False, f"cannot save to {request.path!r}: {exc}"
             return response
@@ -352,7 +354,8 @@ class LangsceneNode(Node):
 
     def _on_load_scene(self, request: SceneFile.Request, response: SceneFile.Response) -> SceneFile.Response:
         try:
-            scene = load_scene(request.path, self._ensure_models().lqc, self.config.models.lqc.checkpoint)
+            store = SceneStore(self.config.node.scene_dir, int(self.config.limits.scene_min_free_mb * 2**20))
+            scene, path = store.load(request.path, self._ensure_models().lqc, self.config.models.lqc.checkpoint)
         except (SceneFileError, OSError, ValueError) as exc:
             response.success, response.message = False, f"cannot load {request.path!r}: {exc}"
             return response
@@ -362,8 +365,8 @@ class LangsceneNode(Node):
                 f"scene is in frame '{scene.frame_id}', the node's scene_frame is '{self.config.node.scene_frame}'"
             )
             return response
-        self._install_scene(scene, f"loaded {scene.num_gaussians} Gaussians from {request.path}")
-        response.success, response.message = True, f"loaded {scene.num_gaussians} Gaussians"
+        self._install_scene(scene, f"loaded {scene.num_gaussians} Gaussians from {path}")
+        response.success, response.message = True, f"loaded {scene.num_gaussians} Gaussians from {path}"
         return response
 
 

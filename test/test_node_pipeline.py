@@ -13,7 +13,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from langscene.srv import QueryObject, SceneFile
-from langscene_core.config import FieldConfig, LangsceneConfig, to_dict
+from langscene_core.config import FieldConfig, LangsceneConfig, NodeConfig, to_dict
 from langscene_core.sim import build_world, parse_spec, render_dataset
 from langscene_ros.client import NodeClient, query_request
 from langscene_ros.player import Player
@@ -32,6 +32,7 @@ def params_file(tmp_path_factory):
     root = tmp_path_factory.mktemp("node_pipeline")
     config = dataclasses.replace(
         LangsceneConfig(),
+        node=NodeConfig(scene_dir=str(root / "scenes")),
         models=tiny_models_config(root),
         field=FieldConfig(geometry_steps=15, language_steps=5, densify_start=1000, init_max_points=2000),
     )
@@ -40,7 +41,7 @@ def params_file(tmp_path_factory):
     return path
 
 
-def test_reconstruct_query_save_load_over_ros(params_file, node_process, tmp_path):
+def test_reconstruct_query_save_load_over_ros(params_file, node_process):
     node = node_process("--params-file", str(params_file))
     client = NodeClient("pipeline_test_client")
     # RViz's view of a query: the node publishes it only to subscribers (before discovery ends, none)
@@ -75,13 +76,14 @@ def test_reconstruct_query_save_load_over_ros(params_file, node_process, tmp_pat
         bad = client.call(QueryObject, "query_object", query_request("red box", relevancy_threshold=1.5))
         assert not bad.success and "relevancy_threshold" in bad.message
 
-        saved = client.call(SceneFile, "save_scene", SceneFile.Request(path=str(tmp_path / "scene.ply")))
-        assert saved.success, saved.message
-        nowhere = client.call(SceneFile, "save_scene", SceneFile.Request(path=str(tmp_path / "no" / "dir" / "s.ply")))
+        scenes = params_file.parent / "scenes"  # node.scene_dir
+        saved = client.call(SceneFile, "save_scene", SceneFile.Request(path="scene"))
+        assert saved.success and str(scenes / "scene.ply") in saved.message, saved.message
+        nowhere = client.call(SceneFile, "save_scene", SceneFile.Request(path="no/dir/s.ply"))
         assert not nowhere.success and "does not exist" in nowhere.message
-        missing = client.call(SceneFile, "load_scene", SceneFile.Request(path=str(tmp_path / "missing.ply")))
+        missing = client.call(SceneFile, "load_scene", SceneFile.Request(path="missing.ply"))
         assert not missing.success and "no such file" in missing.message
-        loaded = client.call(SceneFile, "load_scene", SceneFile.Request(path=str(tmp_path / "scene.ply")))
+        loaded = client.call(SceneFile, "load_scene", SceneFile.Request(path=str(scenes / "scene.ply")))
         assert loaded.success, loaded.message
         assert str(status.gaussians) in loaded.message
         assert node.poll() is None

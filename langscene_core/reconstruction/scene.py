@@ -61,38 +61,60 @@ def build_scene(gaussians: Gaussians, lqc: LQC, frame_id: str, info: dict[str, A
 
 
 class SceneFileError(ValueError):
-    """A scene file that cannot be written or read; the message says why."""
+    """A scene file that cannot be written or read; the message says why. (When the LangsceneError
+    family of ``langscene_core/errors.py`` lands, this joins it as its file error.)"""
 
 
 def save_scene(scene: Scene, path: str | Path) -> Path:
     """Write ``scene`` as ``path`` (a 3DGS-layout PLY with the language latents, ``.ply`` added when
-    missing) and its JSON sidecar (frame, provenance); both written atomically. Returns the PLY path."""
-    path = Path(path).expanduser()
-    if path.suffix != ".ply":
-        path = path.with_name(path.name + ".ply")
+    missing) and its JSON sidecar (frame, provenance), as one crash-consistent pair that never replaces
+    a file langscene did not write (:func:`langscene_core.field.ply.save_ply`). Returns the PLY path.
+    Unconfined: a service or CLI saves through :class:`~langscene_core.reconstruction.store.SceneStore`."""
+    path = ply_path_of(path)
     if not path.parent.is_dir():
         raise SceneFileError(f"directory {path.parent} does not exist")
-    return save_ply(scene.gaussians, path, metadata={"scene": FORMAT, "frame_id": scene.frame_id, "info": scene.info})
+    try:
+        return save_ply(
+            scene.gaussians, path, metadata={"scene": FORMAT, "frame_id": scene.frame_id, "info": scene.info}
+        )
+    except (ValueError, OSError) as exc:
+        raise SceneFileError(f"cannot write {path}: {exc}") from exc
+
+
+def ply_path_of(path: str | Path) -> Path:
+    """The PLY a scene path names: ``~`` expanded, ``.ply`` added when missing."""
+    path = Path(path).expanduser()
+    return path if path.suffix == ".ply" else path.with_name(path.name + ".ply")
 
 
 def load_scene(path: str | Path, lqc: LQC, lqc_name: str) -> Scene:
     """Read a PLY written by :func:`save_scene`. Codes are recomputed with ``lqc`` (the node's, named
     ``lqc_name`` as in ``models.lqc.checkpoint``), which must be the one the scene was built with:
-    latents of another compressor mean nothing to it."""
+    latents of another compressor mean nothing to it. Any file that is missing, truncated, corrupt,
+    hand-edited or of another format raises SceneFileError (and nothing else) naming the problem."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise SceneFileError(f"no such file: {path}")
     try:
-        metadata = read_sidecar(path).get("metadata") or {}
+        metadata = read_sidecar(path)["metadata"]
     except ValueError as exc:
         raise SceneFileError(str(exc)) from exc
     if metadata.get("scene") != FORMAT:
         raise SceneFileError(f"{path} holds Gaussians but not a langscene scene (no scene metadata)")
-    built_with = metadata.get("info", {}).get("lqc")
+    info, frame_id = metadata.get("info", {}), metadata.get("frame_id")
+    if not isinstance(info, dict) or not isinstance(frame_id, str) or not frame_id:
+        raise SceneFileError(f"{path}: the sidecar's scene metadata needs a frame_id string and an info mapping")
+    built_with = info.get("lqc")
     if built_with is not None and built_with != lqc_name:
         raise SceneFileError(f"scene was built with LQC {built_with!r}, this node uses {lqc_name!r}")
     try:
         gaussians = load_ply(path)
     except ValueError as exc:
         raise SceneFileError(str(exc)) from exc
-    return build_scene(gaussians, lqc, str(metadata["frame_id"]), metadata.get("info", {}))
+    if len(gaussians) == 0:
+        raise SceneFileError(f"{path} holds no Gaussians")
+    if gaussians.latents.shape[2] != lqc.codebook.shape[1]:
+        raise SceneFileError(
+            f"{path}: latents of size {gaussians.latents.shape[2]}, the LQC's codes have {lqc.codebook.shape[1]}"
+        )
+    return build_scene(gaussians, lqc, frame_id, info)
