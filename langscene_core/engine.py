@@ -125,8 +125,7 @@ class QueryableScene:
     def answer(self, prompt: str, options: QueryOptions = QueryOptions()) -> QueryResult:
         """A text query, whole: relevancy of every Gaussian through the code table
         (:func:`~langscene_core.query.answer.scene_relevancy` against ``query.negatives`` and
-        ``options.negatives``), the object, its box and grasps
-        (:func:`~langscene_core.query.objects.query_object`) and the open-set check
+        ``options.negatives``), then :meth:`locate`, then the open-set check
         (:func:`~langscene_core.query.answer.check_rivals` with ``query.rival_margin``). Scene frame.
         ``result.timings`` adds ``relevancy`` (seconds). Raises ValueError on an empty prompt."""
         start = time.perf_counter()
@@ -134,9 +133,17 @@ class QueryableScene:
             self.codes, self.models, prompt, self.query.negatives, options.negatives, self.cache
         )
         seconds = time.perf_counter() - start
+        result = self.locate(relevancy.values, options)
+        result = check_rivals(result, self.codes, self.models, prompt, self.query.rival_margin, self.cache)
+        return replace(result, timings={"relevancy": seconds, **result.timings})
+
+    def locate(self, relevancy: np.ndarray, options: QueryOptions = QueryOptions()) -> QueryResult:
+        """The relevancy cloud, the object, its box and grasps for a given relevancy [N] float32 of
+        every Gaussian (:func:`~langscene_core.query.objects.query_object` on this scene's arrays, with
+        its tabletop; ``options.negatives`` unused)."""
         scene = self.scene
-        result = query_object(
-            relevancy.values,
+        return query_object(
+            relevancy,
             scene.means,
             scene.colors,
             self.query,
@@ -147,8 +154,6 @@ class QueryableScene:
             max_grasps=options.max_grasps,
             tabletop=self.tabletop,
         )
-        result = check_rivals(result, self.codes, self.models, prompt, self.query.rival_margin, self.cache)
-        return replace(result, timings={"relevancy": seconds, **result.timings})
 
 
 @dataclass(frozen=True)
