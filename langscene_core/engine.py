@@ -291,29 +291,20 @@ class LangScene:
             self._rejected[reason] += 1
             return self._rejected[reason]
 
-    @property
-    def keyframes(self) -> list[Frame]:
-        """A copy of the current keyframes."""
-        with self._lock:
-            return list(self._keyframes.keyframes)
-
     # ------------------------------------------------------------------------------------ status
     def status(self) -> Status:
         with self._lock:
-            return self._status_locked()
-
-    def _status_locked(self) -> Status:
-        snapshot = self._snapshot
-        return Status(
-            state=self._state,
-            keyframes=len(self._keyframes.keyframes),
-            gaussians=0 if snapshot is None else snapshot.num_gaussians,
-            progress=float(self._progress),
-            message=self._message,
-            models_loaded=self._models is not None,
-            rejected=dict(self._rejected),
-            dropped=dict(Counter(self._sync.dropped, keyframe_buffer_full=self._keyframes.counts["full"])),
-        )
+            snapshot = self._snapshot
+            return Status(
+                state=self._state,
+                keyframes=len(self._keyframes.keyframes),
+                gaussians=0 if snapshot is None else snapshot.num_gaussians,
+                progress=float(self._progress),
+                message=self._message,
+                models_loaded=self._models is not None,
+                rejected=dict(self._rejected),
+                dropped=dict(Counter(self._sync.dropped, keyframe_buffer_full=self._keyframes.counts["full"])),
+            )
 
     def _notify(self) -> None:
         self._on_status(self.status())
@@ -390,6 +381,11 @@ class LangScene:
 
         try:
             scene = reconstruct(keyframes, models, self.config, progress)
+            notes = "; ".join(scene.info.get("notes", []))
+            message = f"{scene.num_gaussians} Gaussians from {len(keyframes)} keyframes" + (
+                f" ({notes})" if notes else ""
+            )
+            return self._install(scene, message)
         except Cancelled:
             with self._lock:
                 self._state = (
@@ -409,9 +405,6 @@ class LangScene:
             _log.exception("reconstruction crashed")
             self._fail(f"reconstruction crashed: {exc!r}")
             raise
-        notes = "; ".join(scene.info.get("notes", []))
-        message = f"{scene.num_gaussians} Gaussians from {len(keyframes)} keyframes" + (f" ({notes})" if notes else "")
-        return self._install(scene, message)
 
     def _fail(self, message: str) -> None:
         with self._lock:
