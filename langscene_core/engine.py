@@ -201,7 +201,7 @@ class LangScene:
         self._sync = FrameSynchronizer()
         self._rejected: Counter[str] = Counter()
         self._state = State.IDLE
-        self._message = "waiting for camera frames"
+        self._message = "waiting for camera frames" if models is not None else "models not loaded"
         self._progress = 0.0
         self._snapshot: QueryableScene | None = None  # swapped whole, read without the lock
         self._worker: threading.Thread | None = None
@@ -220,15 +220,20 @@ class LangScene:
         """Load ``config.models`` (once; FileNotFoundError / ValueError name a missing or mismatched one)."""
         with self._models_lock:
             if self._models is None:
+                self._set_idle_message("loading models")
                 start = time.perf_counter()
                 self._set_models(load_models(self.config.models, self.config.densify))
-                with self._lock:
-                    if self._state is State.IDLE:
-                        self._message = (
-                            f"models loaded in {time.perf_counter() - start:.1f} s; waiting for camera frames"
-                        )
-                self._notify()
+                self._set_idle_message(
+                    f"models loaded in {time.perf_counter() - start:.1f} s; waiting for camera frames"
+                )
             return self._models
+
+    def _set_idle_message(self, message: str) -> None:
+        """The status message while nothing else happens (frames arriving meanwhile have their own)."""
+        with self._lock:
+            if self._state is State.IDLE:
+                self._message = message
+        self._notify()
 
     @property
     def models(self) -> Models:

@@ -64,9 +64,8 @@ class LangsceneNode(Node):
         self._grasps_pub = self.create_publisher(PoseArray, api.private(api.GRASPS), api.RELIABLE)
         self._markers_pub = self.create_publisher(MarkerArray, api.private(api.MARKERS), api.RELIABLE)
         self.engine = LangScene(self.config, on_status=self._publish_status, on_scene=self._publish_scene_cloud)
-        self._publish_status(self.engine.status())
         self.get_logger().info("loading models")
-        self.engine.load_models()
+        self.engine.load_models()  # publishes "loading models", then "models loaded in X s"
         self.get_logger().info(self.engine.status().message)
         self._subscribe_to_inputs()
         self._advertise_services()

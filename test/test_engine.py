@@ -268,14 +268,17 @@ def test_save_load_reset(world, scene, models, monkeypatch, tmp_path):
 
 def test_models_are_loaded_explicitly(models, tmp_path):
     engine = LangScene(CONFIG)
-    assert not engine.status().models_loaded
+    assert not engine.status().models_loaded and engine.status().message == "models not loaded"
     for call in (engine.start_reconstruction, lambda: engine.load(tmp_path / "x.ply")):
         with pytest.raises(NotReadyError, match="models not loaded"):
             call()
     statuses = []
     engine = LangScene(CONFIG, on_status=statuses.append)
     assert engine.load_models() is engine.load_models()
-    assert statuses[-1].models_loaded and statuses[-1].message.startswith("models loaded in ")
+    assert [(s.message.split(" in ")[0], s.models_loaded) for s in statuses] == [
+        ("loading models", False),
+        ("models loaded", True),
+    ]
 
 
 def test_streams_pair_into_keyframes_and_bad_input_is_counted(models):
