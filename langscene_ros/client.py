@@ -58,7 +58,11 @@ class NodeClient:
         return future.result()
 
     def close(self) -> None:
+        """Stop spinning, then destroy the node and the context. The spin thread is joined first: a
+        process that exits while it still runs in rclpy aborts ('terminate called without an active
+        exception', exit code 134)."""
         self.executor.shutdown()
+        self._thread.join(timeout=10.0)
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
 
