@@ -16,6 +16,7 @@ one valid grasp, objects whose best (first) grasp is valid, absent objects answe
 """
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -24,11 +25,9 @@ import numpy as np
 import torch
 
 from langscene_core.config import load_config
+from langscene_core.engine import LangScene, QueryableScene
 from langscene_core.eval.evaluate import evaluate, mode_keyframes
-from langscene_core.query.answer import answer_prompt, code_levels
 from langscene_core.reconstruction.models import load_models
-from langscene_core.reconstruction.reconstruct import reconstruct
-from langscene_core.reconstruction.scene import load_scene, save_scene
 from langscene_core.sim import build_world, render_dataset
 from langscene_core.sim.generate import random_spec
 from langscene_core.sim.spec import COLORS, SHAPES, CameraSpec, TableSpec
@@ -57,26 +56,22 @@ def absent_names(spec, count: int, seed: int) -> list[str]:
     return [names[i] for i in np.random.default_rng(seed).choice(len(names), count, replace=False)]
 
 
-def reconstructed(dataset, models, config, path: Path | None):
-    """The scene of ``dataset``'s capture: read from ``path`` when cached, else reconstructed (and cached)."""
+def reconstructed(dataset, models, config, path: Path | None) -> tuple[QueryableScene, float]:
+    """The scene of ``dataset``'s capture: read from ``path`` when cached, else reconstructed (and cached);
+    and the seconds the reconstruction took (0 when read)."""
+    if path is not None:  # the cache directory is the engine's scene directory
+        config = dataclasses.replace(
+            config, node=dataclasses.replace(config.node, scene_dir=str(path.parent.resolve()))
+        )
+    engine = LangScene(config, models)
     if path is not None and path.is_file():
-        return load_scene(path, models.lqc, config.models.lqc.checkpoint), 0.0
+        return engine.load(path), 0.0
     start = time.perf_counter()
-    scene = reconstruct(mode_keyframes(dataset, "dense", config.keyframe), models, config)
+    queryable = engine.reconstruct(mode_keyframes(dataset, "dense", config.keyframe))
     seconds = time.perf_counter() - start
     if path is not None:
-        save_scene(scene, path)
-    return scene, seconds
-
-
-def answers_absent(scene, models, config, name: str) -> bool:
-    """Whether a query for ``name`` (no such object in the scene) returns an object."""
-    return (
-        answer_prompt(
-            code_levels(scene.codes), scene.means, scene.colors, scene.normals, models, name, config.query, config.grasp
-        ).object_box
-        is not None
-    )
+        engine.save(path)
+    return queryable, seconds
 
 
 def main() -> None:
@@ -95,10 +90,10 @@ def main() -> None:
         world = build_world(spec)
         dataset = render_dataset(world)
         cached = None if args.cache is None else args.cache / f"scene_{index}.ply"
-        scene, seconds = reconstructed(dataset, models, config, cached)
-        result = evaluate(dataset, scene, models, config, world)
+        queryable, seconds = reconstructed(dataset, models, config, cached)
+        result = evaluate(dataset, queryable.scene, models, config, world)
         records += [r for r in result["per_query"] if r["kind"] == "3d"]
-        absent += [(name, answers_absent(scene, models, config, name)) for name in absent_names(spec, 2, index)]
+        absent += [(name, queryable.answer(name).object_box is not None) for name in absent_names(spec, 2, index)]
         per_scene.append(
             {
                 "capture": spec.camera.trajectory,
