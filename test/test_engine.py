@@ -99,8 +99,8 @@ class FakeReconstruct:
         return self.scene
 
 
-def collecting_engine(models, count: int = 3, **kwargs) -> LangScene:
-    engine = LangScene(CONFIG, models, **kwargs)
+def collecting_engine(models, count: int = 3, config: LangsceneConfig = CONFIG, **kwargs) -> LangScene:
+    engine = LangScene(config, models, **kwargs)
     for i in range(count):
         assert engine.add_frame(frame(i)) == "accepted"
     return engine
@@ -234,22 +234,25 @@ def test_blocking_reconstruct_installs_its_scene(scene, models, monkeypatch):
 
 
 def test_save_load_reset(world, scene, models, monkeypatch, tmp_path):
-    engine = collecting_engine(models)
+    config = dataclasses.replace(CONFIG, node=dataclasses.replace(CONFIG.node, scene_dir=str(tmp_path)))
+    engine = collecting_engine(models, config=config)
     fake = FakeReconstruct(scene)
     fake.release.set()
     run_fake(engine, monkeypatch, fake)
     assert engine.wait(10)
-    path = engine.save(tmp_path / "scene")
-    assert path.name == "scene.ply" and path.is_file()
+    path = engine.save("scene")  # a name inside node.scene_dir
+    assert path == tmp_path.resolve() / "scene.ply" and path.is_file()
     with pytest.raises(SceneFileError, match="does not exist"):
         engine.save(tmp_path / "no" / "dir" / "scene.ply")
+    with pytest.raises(SceneFileError, match="outside the scene directory"):
+        engine.save(tmp_path.parent / "elsewhere.ply")
 
     message = engine.reset()
     assert "kept" in message
     status = engine.status()
     assert status.keyframes == 0 and status.state is State.READY and engine.scene is not None
 
-    fresh = LangScene(CONFIG, models)
+    fresh = LangScene(config, models)
     with pytest.raises(SceneFileError, match="no such file"):
         fresh.load(tmp_path / "missing.ply")
     loaded = fresh.load(path)
@@ -257,7 +260,7 @@ def test_save_load_reset(world, scene, models, monkeypatch, tmp_path):
     np.testing.assert_array_equal(loaded.scene.codes, scene.codes)
     assert fresh.query("red box").object_box is not None
 
-    elsewhere = dataclasses.replace(CONFIG, node=dataclasses.replace(CONFIG.node, scene_frame="odom"))
+    elsewhere = dataclasses.replace(config, node=dataclasses.replace(config.node, scene_frame="odom"))
     with pytest.raises(SceneFileError, match="frame 'map'"):
         LangScene(elsewhere, models).load(path)
 
