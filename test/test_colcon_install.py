@@ -102,6 +102,19 @@ def test_colcon_build_then_the_installed_demo_runs_on_its_installed_settings(tmp
     build_env.update(
         PATH=f"{VENV / 'bin'}:{build_env['PATH']}", AMENT_PREFIX_PATH=str(VENV), CMAKE_PREFIX_PATH=str(VENV)
     )
+    # A copy of the source as a clone has it: built in place, CMake refuses the venv inside the checkout
+    # (numpy's include dir of .venv would be "prefixed in the source directory").
+    source = tmp_path / "src" / "langscene"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     build = subprocess.run(
         [
             str(COLCON),
@@ -109,7 +122,7 @@ def test_colcon_build_then_the_installed_demo_runs_on_its_installed_settings(tmp
             "log",
             "build",
             "--base-paths",
-            str(REPO),
+            str(source),
             "--cmake-args",
             "-G",
             "Ninja",
