@@ -19,12 +19,10 @@ from typing import Any
 
 import yaml
 
+from langscene_core.errors import ConfigError
+
 NODE_NAME = "langscene"
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "langscene.yaml"
-
-
-class ConfigError(ValueError):
-    """A settings file or dict does not match the dataclasses; the message names the key."""
 
 
 @dataclass(frozen=True)

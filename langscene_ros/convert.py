@@ -15,10 +15,11 @@ from geometry_msgs.msg import Point, Pose, Quaternion
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
+from langscene_core.errors import LangsceneError
 from langscene_core.geometry.camera import Intrinsics
 
 
-class ConversionError(ValueError):
+class ConversionError(LangsceneError, ValueError):
     """A message that cannot be converted; the message says why."""
 
 

@@ -7,7 +7,8 @@ Weights come from one of three places (``models.clip.weights``), never from the 
   ``open_clip_model.safetensors`` (the state dict). :func:`save_clip` writes that layout.
 * a local path: a directory in the same layout, or a checkpoint file for the architecture ``arch``.
 * an OpenCLIP pretrained tag (e.g. ``laion2b_s34b_b88k``) whose file is already in the local Hugging Face
-  or OpenCLIP cache; a tag that is not cached raises :class:`FileNotFoundError` instead of downloading.
+  or OpenCLIP cache; a tag that is not cached raises :class:`~langscene_core.errors.ModelNotFoundError`
+  instead of downloading.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from safetensors.torch import save_file
+
+from langscene_core.errors import ModelError, ModelNotFoundError
 
 BUNDLED_PREFIX = "bundled:"
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -82,7 +85,7 @@ def _cached_pretrained_file(arch: str, tag: str) -> str:
     cfg = open_clip.get_pretrained_cfg(arch, tag)
     if not cfg:
         known = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
-        raise ValueError(
+        raise ModelError(
             f"CLIP weights {tag!r}: not a file, a bundled:NAME model or a pretrained tag of "
             f"{arch} (known tags: {known})"
         )
@@ -101,7 +104,7 @@ def _cached_pretrained_file(arch: str, tag: str) -> str:
         local = Path("~/.cache/clip").expanduser() / os.path.basename(url)
         if local.is_file():
             return str(local)
-    raise FileNotFoundError(
+    raise ModelNotFoundError(
         f"CLIP weights {arch}/{tag} are not in the local cache (Hugging Face hub "
         f"{hub or '-'}, url {url or '-'}); langscene never downloads them: fetch them "
         f"once yourself or pass a local file"
@@ -128,7 +131,7 @@ def load_vocabulary(weights: str, path: str = "") -> tuple[str, ...]:
     try:
         lines = Path(path).expanduser().read_text().splitlines()
     except OSError as exc:
-        raise FileNotFoundError(f"CLIP vocabulary {path!r} cannot be read: {exc}") from exc
+        raise ModelNotFoundError(f"CLIP vocabulary {path!r} cannot be read: {exc}") from exc
     return tuple(dict.fromkeys(line.strip() for line in lines if line.strip()))
 
 
@@ -151,22 +154,22 @@ def load_clip(arch: str, weights: str, device: str | torch.device = "cpu") -> Cl
     device = resolve_device(device)
     path = _weights_path(weights)
     if weights.startswith(BUNDLED_PREFIX) and not (path / CONFIG_FILE).is_file():
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             f"bundled CLIP model {weights!r} not found: expected {path / CONFIG_FILE} and {path / WEIGHTS_FILE}"
         )
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
-            raise FileNotFoundError(f"CLIP model directory {path} has no {CONFIG_FILE}")
+            raise ModelNotFoundError(f"CLIP model directory {path} has no {CONFIG_FILE}")
         name = f"local-dir:{path}"
         model = open_clip.create_model(name, device=device, require_pretrained=True)
         return _wrap(model, open_clip.get_tokenizer(name), device)
     if open_clip.get_model_config(arch) is None:
-        raise ValueError(f"unknown CLIP architecture {arch!r}")
+        raise ModelError(f"unknown CLIP architecture {arch!r}")
     if path.is_file():
         try:
             model = open_clip.create_model(arch, pretrained=str(path), device=device, require_pretrained=True)
         except (RuntimeError, AssertionError) as exc:  # open_clip's state-dict checks raise both
-            raise ValueError(f"CLIP weights file {path} does not fit architecture {arch}: {exc}") from exc
+            raise ModelError(f"CLIP weights file {path} does not fit architecture {arch}: {exc}") from exc
         return _wrap(model, open_clip.get_tokenizer(arch), device)
     checkpoint = _cached_pretrained_file(arch, weights)
     tag_cfg = open_clip.get_pretrained_cfg(arch, weights)

@@ -13,6 +13,7 @@ from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXT
 from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
 from langscene_core.config import TrimapModelConfig
+from langscene_core.errors import ConfigError, ModelNotFoundError
 from langscene_core.trimap.pipeline import TrimapPipeline
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -142,7 +143,7 @@ def resolve_model_path(path: str) -> Path:
     """
     directory = ASSETS_DIR / path[len(BUNDLED_PREFIX) :] if path.startswith(BUNDLED_PREFIX) else Path(path)
     if not (directory / "model_index.json").is_file():
-        raise FileNotFoundError(f"no TriMap model at '{path}' ({directory}/model_index.json missing)")
+        raise ModelNotFoundError(f"no TriMap model at '{path}' ({directory}/model_index.json missing)")
     return directory
 
 
@@ -151,7 +152,7 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if name not in _DTYPES:
-        raise ValueError(f"models.trimap.dtype={name!r}: expected auto, {', '.join(_DTYPES)}")
+        raise ConfigError(f"models.trimap.dtype={name!r}: expected auto, {', '.join(_DTYPES)}")
     return _DTYPES[name]
 
 
@@ -163,11 +164,11 @@ def load_trimap(config: TrimapModelConfig, device: str | torch.device = "cpu") -
     """
     device = torch.device(device)
     if config.offload not in ("none", "model", "sequential"):
-        raise ValueError(f"models.trimap.offload={config.offload!r}: expected none, model or sequential")
+        raise ConfigError(f"models.trimap.offload={config.offload!r}: expected none, model or sequential")
     if config.offload != "none" and device.type != "cuda":
-        raise ValueError(f"models.trimap.offload={config.offload!r} needs a CUDA device, got {device}")
+        raise ConfigError(f"models.trimap.offload={config.offload!r} needs a CUDA device, got {device}")
     if config.offload != "none" and importlib.util.find_spec("accelerate") is None:
-        raise ValueError(
+        raise ConfigError(
             f"models.trimap.offload={config.offload!r} needs the 'accelerate' package (pip install accelerate)"
         )
     pipe = TrimapPipeline.from_pretrained(resolve_model_path(config.path), dtype=resolve_dtype(config.dtype, device))
