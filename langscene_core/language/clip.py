@@ -26,10 +26,9 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from safetensors.torch import save_file
 
+from langscene_core.assets import resolve
 from langscene_core.errors import ModelError, ModelNotFoundError
 
-BUNDLED_PREFIX = "bundled:"
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
 VOCABULARY_FILE = "vocabulary.txt"  # optional: the descriptions the model was trained to tell apart
@@ -63,13 +62,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def bundled_path(name: str) -> Path:
-    """Directory of the bundled model ``NAME`` (``bundled:NAME``) under ``langscene_core/assets``."""
-    if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"bad bundled model name {name!r}: expected a plain directory name")
-    return ASSETS_DIR / name
 
 
 def _wrap(model: torch.nn.Module, tokenizer: Callable, device: torch.device) -> ClipModel:
@@ -111,20 +103,12 @@ def _cached_pretrained_file(arch: str, tag: str) -> str:
     )
 
 
-def _weights_path(weights: str) -> Path:
-    """``models.clip.weights`` as a local path: a ``bundled:NAME`` model's directory, else the value with
-    ``~`` expanded (a directory, a file, or a pretrained tag that names no path)."""
-    if weights.startswith(BUNDLED_PREFIX):
-        return bundled_path(weights[len(BUNDLED_PREFIX) :])
-    return Path(weights).expanduser()
-
-
 def load_vocabulary(weights: str, path: str = "") -> tuple[str, ...]:
     """The descriptions a CLIP model tells objects apart by (the query's rival check), one a line of a
     text file: ``path`` when given, else the ``vocabulary.txt`` of a ``bundled:NAME`` or directory model
     (what it was trained to name); () when neither exists. Blank lines are skipped."""
     if not path:
-        directory = _weights_path(weights)
+        directory = resolve(weights)
         if not (directory / VOCABULARY_FILE).is_file():
             return ()
         path = str(directory / VOCABULARY_FILE)
@@ -152,11 +136,7 @@ def load_clip(arch: str, weights: str, device: str | torch.device = "cpu") -> Cl
     device: ``auto``, ``cpu``, ``cuda``, ...
     """
     device = resolve_device(device)
-    path = _weights_path(weights)
-    if weights.startswith(BUNDLED_PREFIX) and not (path / CONFIG_FILE).is_file():
-        raise ModelNotFoundError(
-            f"bundled CLIP model {weights!r} not found: expected {path / CONFIG_FILE} and {path / WEIGHTS_FILE}"
-        )
+    path = resolve(weights)
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
             raise ModelNotFoundError(f"CLIP model directory {path} has no {CONFIG_FILE}")

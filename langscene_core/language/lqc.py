@@ -34,9 +34,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from langscene_core.assets import BUNDLED_PREFIX, resolve
 from langscene_core.config import LqcTrainConfig, from_dict, to_dict
 from langscene_core.errors import ModelError, ModelNotFoundError
-from langscene_core.language.clip import BUNDLED_PREFIX, bundled_path, resolve_device
+from langscene_core.language.clip import resolve_device
 from langscene_core.language.relevancy import relevancy
 
 CHECKPOINT_FILE = "lqc.safetensors"  # name inside a bundled model directory
@@ -292,9 +293,7 @@ def load_lqc(path: str | Path, device: str | torch.device = "cpu") -> LQC:
     """Load a compressor from a file written by :func:`save_lqc`, or ``bundled:NAME``
     (``langscene_core/assets/NAME/lqc.safetensors``). Returns the model in eval mode."""
     spec = str(path)
-    path = (
-        bundled_path(spec[len(BUNDLED_PREFIX) :]) / CHECKPOINT_FILE if spec.startswith(BUNDLED_PREFIX) else Path(spec)
-    )
+    path = resolve(spec) / CHECKPOINT_FILE if spec.startswith(BUNDLED_PREFIX) else resolve(spec)
     if not path.is_file():
         raise ModelNotFoundError(f"LQC checkpoint {spec!r} not found (looked for {path})")
     with safe_open(str(path), framework="pt") as handle:

@@ -12,12 +12,11 @@ import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
 from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
+from langscene_core.assets import resolve
 from langscene_core.config import TrimapModelConfig
 from langscene_core.errors import ConfigError, ModelNotFoundError
 from langscene_core.trimap.pipeline import TrimapPipeline
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-BUNDLED_PREFIX = "bundled:"
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -137,11 +136,9 @@ def build_tiny_pipeline(config: TinyTrimapConfig = TinyTrimapConfig(), seed: int
 
 
 def resolve_model_path(path: str) -> Path:
-    """``bundled:NAME`` -> the asset directory; anything else is a local directory.
-
-    Raises FileNotFoundError naming the path when there is no model_index.json there.
-    """
-    directory = ASSETS_DIR / path[len(BUNDLED_PREFIX) :] if path.startswith(BUNDLED_PREFIX) else Path(path)
+    """``bundled:NAME`` or a local directory (:func:`langscene_core.assets.resolve`) holding a diffusers
+    ``model_index.json``; ModelNotFoundError naming the path otherwise."""
+    directory = resolve(path)
     if not (directory / "model_index.json").is_file():
         raise ModelNotFoundError(f"no TriMap model at '{path}' ({directory}/model_index.json missing)")
     return directory
