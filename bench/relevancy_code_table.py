@@ -1,5 +1,6 @@
 """Bench `relevancy_code_table_speedup_1M`: relevancy of 1M Gaussians' LQC latents through the code table
-(relevancy of the K=2048 decoded codes once, gathered by each Gaussian's code index) versus decoding every
+(relevancy of the K=2048 decoded codes once, gathered by each Gaussian's code index, as
+``langscene_core.query.answer.scene_relevancy`` does on every query) versus decoding every
 Gaussian's latent to 512-d and taking its relevancy. Both must give the same numbers.
 
 The direct path is timed at its cheapest: the decoder on each Gaussian's code vector (no nearest-code
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 
 from langscene_core.config import LqcTrainConfig
 from langscene_core.language.lqc import LQC
-from langscene_core.language.relevancy import code_relevancy, relevancy
+from langscene_core.language.relevancy import relevancy
 
 GAUSSIANS = 1_000_000
 CHUNK = 65536
@@ -60,7 +61,10 @@ def main() -> None:
             [relevancy(model.decode(latents[i : i + CHUNK]), query, negatives) for i in range(0, GAUSSIANS, CHUNK)]
         )
 
-    table_s, table = timed(lambda: code_relevancy(model.code_features(), codes, query, negatives), repeats=7)
+    def through_table():
+        return relevancy(model.code_features(), query, negatives, unit_features=True)[codes]
+
+    table_s, table = timed(through_table, repeats=7)
     direct_s, reference = timed(direct)
     snap_direct_s, reference_snap = timed(direct_with_snap, repeats=1)
     print(

@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 import yaml
 
+from langscene_core.errors import ConfigError
+
 NODE_NAME = "langscene"
 PACKAGE_NAME = "langscene"  # the ROS package: its share directory holds config/ when installed
 
@@ -65,10 +67,6 @@ def config_path(name: str) -> Path:
 
 
 DEFAULT_CONFIG_PATH = config_path("langscene.yaml")
-
-
-class ConfigError(ValueError):
-    """A settings file or dict does not match the dataclasses; the message names the key."""
 
 
 # Closed option sets (gsplat's convention: ``Literal`` types, checked where the settings are loaded).

@@ -33,6 +33,7 @@ import numpy as np
 from langscene_core.capture.frames import Frame, FrameSynchronizer
 from langscene_core.capture.keyframes import KeyframeBuffer
 from langscene_core.config import GraspConfig, LangsceneConfig, QueryConfig
+from langscene_core.errors import BusyError, NotReadyError
 from langscene_core.geometry.camera import Intrinsics
 from langscene_core.query.answer import CodeLevels, TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
 from langscene_core.query.limits import validate_query_request
@@ -53,14 +54,6 @@ class State(str, Enum):
     RECONSTRUCTING = "reconstructing"
     READY = "ready"
     ERROR = "error"
-
-
-class NotReadyError(RuntimeError):
-    """The request needs something the engine does not have yet (models, a scene); the message says what."""
-
-
-class BusyError(RuntimeError):
-    """A reconstruction is already running."""
 
 
 class Cancelled(Exception):

@@ -16,11 +16,12 @@ from geometry_msgs.msg import Point, Pose, Quaternion, Transform, TransformStamp
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
+from langscene_core.errors import LangsceneError
 from langscene_core.geometry.camera import Intrinsics
 from langscene_core.geometry.transforms import split_transform
 
 
-class ConversionError(ValueError):
+class ConversionError(LangsceneError, ValueError):
     """A message that cannot be converted; the message says why."""
 
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from langscene_core.assets import bundled_path
 from langscene_core.config import DensifyConfig, QueryConfig, TrimapModelConfig, load_config
-from langscene_core.language.clip import bundled_path, encode_images, encode_text, load_clip
+from langscene_core.language.clip import encode_images, encode_text, load_clip
 from langscene_core.language.features import mask_crops
 from langscene_core.language.lqc import load_lqc, name_round_trip
 from langscene_core.language.masks import make_mask_mapper

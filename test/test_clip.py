@@ -7,7 +7,7 @@ import pytest
 import torch
 from language_helpers import TINY_CLIP_CONFIG, tiny_clip
 
-from langscene_core.language import clip as clip_module
+from langscene_core import assets
 from langscene_core.language.clip import CONFIG_FILE, WEIGHTS_FILE, encode_images, encode_text, load_clip, save_clip
 
 
@@ -45,7 +45,7 @@ def test_bad_inputs_raise(clip):
 
 
 def test_save_and_load_bundled_and_directory(clip, tmp_path, monkeypatch):
-    monkeypatch.setattr(clip_module, "ASSETS_DIR", tmp_path)
+    monkeypatch.setattr(assets, "ASSETS_DIR", tmp_path)
     directory = save_clip(clip, tmp_path / "tiny-test", TINY_CLIP_CONFIG)
     assert (directory / CONFIG_FILE).is_file() and (directory / WEIGHTS_FILE).is_file()
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
@@ -79,8 +79,10 @@ def test_missing_weights_never_download(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="not in the local cache"):
         load_clip("ViT-B-16", "laion2b_s34b_b88k")
-    with pytest.raises(FileNotFoundError, match="bundled CLIP model"):
+    with pytest.raises(FileNotFoundError, match="no bundled model bundled:no-such-model: the bundled models are "):
         load_clip("ViT-B-16", "bundled:no-such-model")
+    with pytest.raises(FileNotFoundError, match="has no open_clip_config.json"):
+        load_clip("ViT-B-16", "bundled:tiny-lqc")  # a bundled model, not a CLIP one
     with pytest.raises(ValueError, match="not a file, a bundled:NAME model or a pretrained tag"):
         load_clip("ViT-B-16", "no-such-tag")
     with pytest.raises(ValueError, match="unknown CLIP architecture"):

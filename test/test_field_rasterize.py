@@ -35,6 +35,7 @@ def _cameras(width, height):
 def test_matches_brute_force_values_and_gradients():
     width, height = 50, 38  # not a multiple of any tile size: edge tiles are partial
     params = _random_gaussians(1500)
+    params[3][::10] = 1.0  # opaque ones: their alpha is clamped (0.999) near their centres
     viewmats, Ks = _cameras(width, height)
     weights = torch.rand(2, height, width, 6, generator=torch.Generator().manual_seed(1))
 
@@ -88,7 +89,7 @@ def test_expected_depth_background_and_meta():
     )
     assert colors.shape == (1, 24, 32, 4) and alphas.shape == (1, 24, 32, 1)
     centre = colors[0, 15, 16]
-    assert torch.allclose(centre[:3], torch.tensor([0.99, 0.0, 0.01]), atol=1e-5)
+    assert torch.allclose(centre[:3], torch.tensor([0.999, 0.0, 0.001]), atol=1e-5)  # alpha clamped at 0.999
     assert abs(centre[3].item() - 2.0) < 1e-4
     assert torch.allclose(colors[0, 0, 0, :3], bg[0], atol=1e-6)  # corner: nothing drawn
     colors[..., 3].sum().backward()
@@ -112,7 +113,7 @@ def test_sh_degree_zero_colour():
         16,
         sh_degree=0,
     )
-    expected = 0.99 * (0.5 * 0.28209479177387814 + 0.5)
+    expected = 0.999 * (0.5 * 0.28209479177387814 + 0.5)  # alpha clamped at 0.999
     assert abs(colors[0, 11, 8, 0].item() - expected) < 2e-3
 
 

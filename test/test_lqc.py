@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from language_helpers import clustered_corpus, tiny_clip
 
+from langscene_core import assets
 from langscene_core.config import LqcTrainConfig
-from langscene_core.language import clip as clip_module
 from langscene_core.language.lqc import (
     CHECKPOINT_FILE,
     LQC,
@@ -112,7 +112,7 @@ def test_checkpoint_round_trip_and_bundled(tmp_path, monkeypatch):
     assert loaded.config == model.config
     z = torch.rand(50, 3) * 2 - 1
     assert torch.equal(loaded.decode(z), model.decode(z))
-    monkeypatch.setattr(clip_module, "ASSETS_DIR", tmp_path)
+    monkeypatch.setattr(assets, "ASSETS_DIR", tmp_path)
     save_lqc(model, tmp_path / "tiny-lqc-test" / CHECKPOINT_FILE)
     assert torch.equal(load_lqc("bundled:tiny-lqc-test").decode(z), model.decode(z))
     with pytest.raises(FileNotFoundError, match="bundled:nothing"):

@@ -9,6 +9,7 @@ import pytest
 
 from langscene_core.config import GraspConfig, QueryConfig
 from langscene_core.eval.grasp_check import check_grasp
+from langscene_core.query.grasp.gripper import Gripper
 from langscene_core.query.objects import query_object
 from langscene_core.sim import build_world, parse_spec
 
@@ -84,15 +85,5 @@ def test_grasps_pass_the_world_checker(world_points, name, graspable, given_norm
     if graspable is not None:
         assert (len(result.grasps) > 0) == graspable, result.message
     for grasp in result.grasps:
-        check = check_grasp(
-            world,
-            name,
-            grasp.pose,
-            grasp.width,
-            max_width=GRASP.gripper_max_width,
-            finger_depth=GRASP.finger_depth,
-            finger_thickness=GRASP.finger_thickness,
-            finger_breadth=GRASP.finger_width,
-            approach_distance=GRASP.approach_distance,
-        )
+        check = check_grasp(world, name, grasp.pose, grasp.width, Gripper.from_config(GRASP))
         assert check.valid, check.reason

@@ -1,4 +1,4 @@
-"""Relevancy (DESIGN.md 2.8) against a hand computation, and the LQC code-table path against decoding."""
+"""Relevancy (DESIGN.md 2.8) against a hand computation, and the LQC code table against decoding."""
 
 import math
 
@@ -10,7 +10,7 @@ from language_helpers import tiny_clip
 from langscene_core.config import LqcTrainConfig, QueryConfig
 from langscene_core.language.clip import encode_text
 from langscene_core.language.lqc import LQC
-from langscene_core.language.relevancy import code_relevancy, negative_phrases, relevancy
+from langscene_core.language.relevancy import negative_phrases, relevancy, relevancy_logits
 
 
 def hand_relevancy(feature, query, negatives):
@@ -42,6 +42,11 @@ def test_matches_hand_computation_with_clip_texts():
     assert result[0] > 0.5 > result[1]
     unit = F.normalize(features, dim=-1)
     assert torch.allclose(relevancy(unit, query, negatives, unit_features=True), result, atol=1e-6)
+    # the logit form training calibrates against: several queries at once, the same numbers
+    queries = torch.stack([query, negatives[0]])
+    logits = relevancy_logits(unit @ F.normalize(queries, dim=-1).T, unit @ F.normalize(negatives, dim=-1).T)
+    assert logits.shape == (50, 2)
+    assert torch.allclose(torch.sigmoid(logits[:, 0]).double(), expected, atol=1e-6)
 
 
 def test_relevancy_errors():
@@ -53,7 +58,9 @@ def test_relevancy_errors():
         negative_phrases([], [" "])
 
 
-def test_code_table_equals_decoding_each_latent():
+def test_code_table_gather_equals_decoding_each_latent():
+    """The query path's shortcut (``query.answer.scene_relevancy``): relevancy of the K decoded codes as
+    unit features, gathered by each latent's code index, equals the relevancy of each decoded latent."""
     torch.manual_seed(0)
     model = LQC(LqcTrainConfig(feature_dim=64, codebook_size=256, hidden_dims=(32,))).eval()
     with torch.no_grad():
@@ -62,8 +69,6 @@ def test_code_table_equals_decoding_each_latent():
     query, negatives = F.normalize(torch.randn(64), dim=0), F.normalize(torch.randn(4, 64), dim=1)
     direct = relevancy(model.decode(latents), query, negatives)
     codes = model.code_of(latents)
-    table = code_relevancy(model.code_features(), codes, query, negatives)
+    table = relevancy(model.code_features(), query, negatives, unit_features=True)[codes]
     assert torch.allclose(table, direct, atol=1e-6)
     assert direct.std() > 1e-3  # the comparison is not between constants
-    with pytest.raises(ValueError, match="code indices"):
-        code_relevancy(model.code_features(), codes + 256, query, negatives)

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from langscene_core import assets
 from langscene_core.config import TrimapModelConfig
 from langscene_core.trimap import loading
 from langscene_core.trimap.loading import build_tiny_pipeline, load_trimap, resolve_model_path
@@ -106,7 +107,7 @@ def test_save_pretrained_then_load_trimap(pipe, tmp_path, monkeypatch):
     assert type(loaded) is type(pipe)
     assert torch.allclose(_generate(loaded, first, last), expected, atol=1e-6)
     # bundled:NAME resolves under the assets directory through the same loader
-    monkeypatch.setattr(loading, "ASSETS_DIR", tmp_path)
+    monkeypatch.setattr(assets, "ASSETS_DIR", tmp_path)
     bundled = load_trimap(TrimapModelConfig(path="bundled:tiny-test"))
     assert torch.allclose(_generate(bundled, first, last), expected, atol=1e-6)
     assert bundled.native_size == pipe.native_size == (64, 64)

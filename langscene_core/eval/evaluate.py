@@ -48,6 +48,7 @@ from langscene_core.field.render import render
 from langscene_core.geometry.camera import Intrinsics
 from langscene_core.language.features import MaskFeatures, mask_features
 from langscene_core.query.answer import prompt_relevancy, scene_relevancy
+from langscene_core.query.grasp.gripper import Gripper
 from langscene_core.reconstruction.models import Models
 from langscene_core.reconstruction.scene import Scene
 from langscene_core.sim import build_world
@@ -225,10 +226,8 @@ def grade_object(
     centre: [3] the answered object centre, world frame; grasps: (pose [4, 4] gripper-to-world, opening
     width m) each, best first, checked against the true geometry with the gripper of ``grasp``."""
     error = float(np.linalg.norm(np.asarray(centre, dtype=np.float64) - object_centre(world, name)))
-    valid = [
-        check_grasp(world, name, pose, width, max_width=grasp.gripper_max_width, finger_depth=grasp.finger_depth).valid
-        for pose, width in grasps
-    ]
+    gripper = Gripper.from_config(grasp)
+    valid = [check_grasp(world, name, pose, width, gripper).valid for pose, width in grasps]
     return {"center_error_m": error, "grasps_valid": sum(valid), "best_grasp_valid": valid[0] if valid else None}
 
 

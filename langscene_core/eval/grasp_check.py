@@ -1,19 +1,16 @@
 """Is a parallel-jaw grasp valid on the true geometry of a world?
 
-Gripper frame (DESIGN.md section 3, GraspCandidate): z = approach direction towards the object, x =
-closing direction, origin midway between the fingertips. With opening ``width`` the two fingers are
-boxes of ``finger_thickness`` (x) by ``finger_breadth`` (y) by ``finger_depth`` (z) whose inner faces
-sit at x = +-width / 2 and whose tips end at z = 0; the palm is a box behind them (z < -finger_depth)
-spanning both fingers. The gripper arrives along +z from ``approach_distance`` further back.
+The gripper is the planner's own model (:class:`~langscene_core.query.grasp.gripper.Gripper`: frame,
+fingers, palm, approach, friction cone), built from the same ``grasp`` settings, so an answer is graded
+with the gripper it was planned for. A grasp is valid when, checked in this order:
 
-A grasp is valid when, checked in this order:
-
-1. ``0 < width <= max_width``;
+1. ``0 < width <= gripper.max_width``;
 2. nothing collides with the fingers or the palm anywhere along the approach (table, other objects,
-   or the target itself, e.g. a finger pushed into it);
+   or the target itself, e.g. a finger pushed into it): :meth:`Gripper.swept_boxes`;
 3. closing, each finger's first contact is on the target (rays from the finger pads inwards);
-4. the contacts are roughly antipodal: each contact normal lies within ``friction_cone_deg`` of the
-   closing axis.
+4. the contacts are antipodal: each contact normal (of the triangle the pad first touches) lies within
+   the gripper's friction cone, atan(mu), of the closing axis, give or take ``cone_tolerance_deg``
+   (:data:`CONE_TOLERANCE_DEG` by default).
 
 Collision is exact for boxes against triangle meshes: a box edge crossing a triangle (open3d ray
 cast), a mesh edge crossing a box (slab test, written here since open3d has no segment-box query), or
@@ -28,10 +25,15 @@ import numpy as np
 import open3d as o3d
 
 from langscene_core.geometry.camera import invert_pose
+from langscene_core.query.grasp.gripper import Gripper
 from langscene_core.sim.scene import World, build_world
 from langscene_core.sim.spec import WorldSpec
 
 PAD_SAMPLES = 5  # contact rays per finger pad along each of y and z
+# Degrees a contact normal may lie beyond the friction cone: the pad's first ray meets one triangle,
+# and on the world's round meshes (32 segments around: neighbouring facets 11.25 degrees apart) that
+# triangle's normal is up to half a facet step off the normal of the surface the pad rests on.
+CONE_TOLERANCE_DEG = 5.6
 
 
 @dataclass(frozen=True)
@@ -40,22 +42,6 @@ class GraspCheck:
 
     valid: bool
     reason: str
-
-
-def _gripper_boxes(
-    width: float, finger_depth: float, finger_thickness: float, finger_breadth: float, approach_distance: float
-) -> dict[str, np.ndarray]:
-    """Gripper parts swept along the approach, as axis-aligned boxes in the gripper frame:
-    name -> [2, 3] (min, max) corners. The palm is as thick as a finger."""
-    half, y = width / 2, finger_breadth / 2
-    back = -finger_depth - approach_distance
-    palm_thickness = finger_thickness
-    outer = half + finger_thickness
-    return {
-        "finger +x": np.array([[half, -y, back], [outer, y, 0.0]]),
-        "finger -x": np.array([[-outer, -y, back], [-half, y, 0.0]]),
-        "palm": np.array([[-outer, -y, back - palm_thickness], [outer, y, -finger_depth]]),
-    }
 
 
 def _box_edges(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,12 +97,11 @@ def _collision(world: World, pose: np.ndarray, boxes: dict[str, np.ndarray]) -> 
 
 
 def _first_contact(
-    world: World, pose: np.ndarray, side: float, width: float, finger_depth: float, finger_breadth: float
+    world: World, pose: np.ndarray, side: float, width: float, gripper: Gripper
 ) -> tuple[int, np.ndarray] | None:
     """Closing the finger on side +1 / -1 of x: (instance id, world normal) of its first contact, or None."""
-    y, z = np.meshgrid(
-        np.linspace(-finger_breadth / 2, finger_breadth / 2, PAD_SAMPLES), np.linspace(-finger_depth, 0.0, PAD_SAMPLES)
-    )
+    half_y = gripper.finger_width / 2
+    y, z = np.meshgrid(np.linspace(-half_y, half_y, PAD_SAMPLES), np.linspace(-gripper.finger_depth, 0.0, PAD_SAMPLES))
     starts = np.stack([np.full(y.size, side * width / 2), y.ravel(), z.ravel()], axis=1)
     direction = np.array([-side * width, 0.0, 0.0])  # t in [0, 1] spans the whole opening
     rays = np.concatenate(
@@ -135,19 +120,16 @@ def check_grasp(
     target_name: str,
     grasp_pose: np.ndarray,
     width: float,
-    max_width: float = 0.08,
-    finger_depth: float = 0.03,
-    finger_thickness: float = 0.01,
-    finger_breadth: float = 0.02,
-    approach_distance: float = 0.05,
-    friction_cone_deg: float = 30.0,
+    gripper: Gripper,
+    cone_tolerance_deg: float = CONE_TOLERANCE_DEG,
 ) -> GraspCheck:
-    """Check a parallel-jaw grasp against the true geometry (tests and gripper model: module docstring).
+    """Check a parallel-jaw grasp against the true geometry (the tests: module docstring).
 
     world_or_spec: a built World (reuses its raycasting scene) or a WorldSpec (built here).
     target_name: the object to pick (ValueError if the spec has no such object).
-    grasp_pose: [4, 4] gripper-to-world, world frame. width: opening in metres. Lengths in metres; the
-    defaults of max_width and finger_depth match ``grasp.gripper_max_width`` / ``grasp.finger_depth``.
+    grasp_pose: [4, 4] gripper-to-world, world frame. width: opening in metres.
+    gripper: the planner's gripper, ``Gripper.from_config(grasp_config)``. cone_tolerance_deg: degrees a
+    contact normal may lie beyond the friction cone's half angle.
     """
     world = world_or_spec if isinstance(world_or_spec, World) else build_world(world_or_spec)
     target = world.instance_id(target_name)
@@ -158,16 +140,16 @@ def check_grasp(
         or np.linalg.det(pose[:3, :3]) < 0
     ):
         raise ValueError(f"grasp_pose: expected a rigid 4x4 transform, got {pose.tolist()}")
-    if not 0.0 < width <= max_width:
-        return GraspCheck(False, f"width {width:.4f} m is outside the gripper's range (0, {max_width:.4f}] m")
-    boxes = _gripper_boxes(width, finger_depth, finger_thickness, finger_breadth, approach_distance)
-    collision = _collision(world, pose, boxes)
+    if not 0.0 < width <= gripper.max_width:
+        return GraspCheck(False, f"width {width:.4f} m is outside the gripper's range (0, {gripper.max_width:.4f}] m")
+    collision = _collision(world, pose, gripper.swept_boxes(width))
     if collision is not None:
         part, instance_id = collision
         return GraspCheck(False, f"collision: the {part} (on its approach) hits {world.instance_name(instance_id)!r}")
     closing_axis = pose[:3, 0]
+    limit = np.degrees(gripper.cone_half_angle) + cone_tolerance_deg
     for side in (1.0, -1.0):
-        contact = _first_contact(world, pose, side, width, finger_depth, finger_breadth)
+        contact = _first_contact(world, pose, side, width, gripper)
         label = "+x" if side > 0 else "-x"
         if contact is None:
             return GraspCheck(False, f"no contact: finger {label} closes on empty space")
@@ -178,10 +160,10 @@ def check_grasp(
                 f"wrong object: finger {label} first touches {world.instance_name(instance_id)!r}, not {target_name!r}",
             )
         angle = np.degrees(np.arccos(np.clip(abs(normal @ closing_axis), 0.0, 1.0)))
-        if angle > friction_cone_deg:
+        if angle > limit:
             return GraspCheck(
                 False,
-                f"not antipodal: finger {label} contact normal is {angle:.1f} deg off the "
-                f"closing axis (limit {friction_cone_deg:.1f})",
+                f"not antipodal: finger {label} contact normal is {angle:.1f} deg off the closing axis (friction "
+                f"cone {np.degrees(gripper.cone_half_angle):.1f} + tolerance {cone_tolerance_deg:.1f} deg)",
             )
     return GraspCheck(True, "ok")

@@ -1,7 +1,7 @@
 """CPU alpha compositing of projected 2-D Gaussians: tile binning plus a hand-written backward.
 
 gsplat 1.5 has no CPU rasteriser (see ``rasterize``), so this module composites on the CPU with
-gsplat's rules: alpha = min(0.99, opacity * exp(-sigma)); a Gaussian with sigma < 0 or alpha < 1/255
+gsplat's rules: alpha = min(0.999, opacity * exp(-sigma)); a Gaussian with sigma < 0 or alpha < 1/255
 is skipped; a pixel stops at the Gaussian whose transmittance would fall to 1e-4 or below.
 
 Layout: Gaussians are binned to small square tiles (one depth sort, one stable tile sort); tiles are
@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-ALPHA_MAX = 0.99  # gsplat's clamp of a single Gaussian's alpha
+ALPHA_MAX = 0.999  # gsplat's clamp of a single Gaussian's alpha (1.5.3; Inria 3DGS used 0.99)
 ALPHA_MIN = 1.0 / 255.0  # gsplat skips Gaussians below this alpha
 T_MIN = 1e-4  # gsplat stops a pixel when transmittance would drop to this
 # Padded elements [T, P, L] of one group; small enough that a group's blocks stay in cache-sized
@@ -167,7 +167,7 @@ class _Composite(torch.autograd.Function):
     C = sum_i w_i c_i, A = sum_i w_i. With g = dL/dC and g_A = dL/dA, d_i = c_i . g + g_A:
     dL/dc_i = w_i g and dL/dalpha_i = T_i d_i - (sum_{j>i} w_j d_j) / (1 - alpha_i) for the composited
     Gaussians (zero for skipped ones and past the stop), then through alpha = opacity exp(-sigma)
-    (zero where clamped at 0.99) and sigma = 0.5 (a dx^2 + c dy^2) + b dx dy. The sums over a tile's
+    (zero where clamped at ALPHA_MAX) and sigma = 0.5 (a dx^2 + c dy^2) + b dx dy. The sums over a tile's
     pixels of dL/dsigma times 1, dx, dy, dx^2, dx dy, dy^2 come from one matmul with the pixel
     moments [1, x, y, x^2, x y, y^2] (tile-local x, y), expanded around each Gaussian's mean.
     """

@@ -2,7 +2,10 @@
 
 Every pixel composites every visible Gaussian (no tiles, no binning, no padding) with gsplat's rules,
 so a mistake in the tile compositor's binning, sorting, grouping or masking shows up as a difference.
-Slow (O(H W N)); meant for tests and ``bench/rasterizer.py`` only.
+Slow (O(H W N)); meant for tests and ``bench/rasterizer.py`` only. The rules' constants are written
+here from gsplat 1.5.3 itself (``RasterizeToPixels3DGSFwd.cu``; ``clamp_max(..., 0.999)`` in
+``gsplat/cuda/_torch_impl.py``), not imported from the compositor under test. gsplat's own torch
+reference (``_torch_impl._rasterize_to_pixels``) cannot be the oracle: it needs CUDA kernels and nerfacc.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from langscene_core.field.composite import ALPHA_MAX, ALPHA_MIN, T_MIN
 from langscene_core.field.rasterize import project
+
+ALPHA_MAX = 0.999  # one Gaussian's alpha is clamped here
+ALPHA_MIN = 1.0 / 255.0  # a Gaussian below this alpha is skipped
+T_MIN = 1e-4  # a pixel stops before the Gaussian that would bring its transmittance to this or below
 
 
 def rasterize_brute_force(

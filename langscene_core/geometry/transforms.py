@@ -32,18 +32,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from langscene_core.errors import TransformError
 from langscene_core.geometry.camera import invert_pose
 
 # Largest deviation of a quaternion's norm from 1 accepted (then normalised); tf2 uses the same 0.01.
 QUATERNION_NORM_TOLERANCE = 1e-2
 # Largest deviation of R^T R from the identity accepted for a rotation given as a matrix.
 ROTATION_TOLERANCE = 1e-6
-
-
-class TransformError(LookupError):
-    """A transform that cannot be stored or looked up; ``reason`` names the kind, the message the frames."""
-
-    reason = "transform"
 
 
 class UnknownFrameError(TransformError):

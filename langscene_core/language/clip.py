@@ -7,7 +7,8 @@ Weights come from one of three places (``models.clip.weights``), never from the 
   ``open_clip_model.safetensors`` (the state dict). :func:`save_clip` writes that layout.
 * a local path: a directory in the same layout, or a checkpoint file for the architecture ``arch``.
 * an OpenCLIP pretrained tag (e.g. ``laion2b_s34b_b88k``) whose file is already in the local Hugging Face
-  or OpenCLIP cache; a tag that is not cached raises :class:`FileNotFoundError` instead of downloading.
+  or OpenCLIP cache; a tag that is not cached raises :class:`~langscene_core.errors.ModelNotFoundError`
+  instead of downloading.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from safetensors.torch import save_file
 
-BUNDLED_PREFIX = "bundled:"
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+from langscene_core.assets import resolve
+from langscene_core.errors import ModelError, ModelNotFoundError
+
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
 VOCABULARY_FILE = "vocabulary.txt"  # optional: the descriptions the model was trained to tell apart
@@ -62,13 +64,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
-def bundled_path(name: str) -> Path:
-    """Directory of the bundled model ``NAME`` (``bundled:NAME``) under ``langscene_core/assets``."""
-    if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"bad bundled model name {name!r}: expected a plain directory name")
-    return ASSETS_DIR / name
-
-
 def _wrap(model: torch.nn.Module, tokenizer: Callable, device: torch.device) -> ClipModel:
     model = model.to(device).eval()
     cfg = open_clip.get_model_preprocess_cfg(model)
@@ -82,7 +77,7 @@ def _cached_pretrained_file(arch: str, tag: str) -> str:
     cfg = open_clip.get_pretrained_cfg(arch, tag)
     if not cfg:
         known = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
-        raise ValueError(
+        raise ModelError(
             f"CLIP weights {tag!r}: not a file, a bundled:NAME model or a pretrained tag of "
             f"{arch} (known tags: {known})"
         )
@@ -101,19 +96,11 @@ def _cached_pretrained_file(arch: str, tag: str) -> str:
         local = Path("~/.cache/clip").expanduser() / os.path.basename(url)
         if local.is_file():
             return str(local)
-    raise FileNotFoundError(
+    raise ModelNotFoundError(
         f"CLIP weights {arch}/{tag} are not in the local cache (Hugging Face hub "
         f"{hub or '-'}, url {url or '-'}); langscene never downloads them: fetch them "
         f"once yourself or pass a local file"
     )
-
-
-def _weights_path(weights: str) -> Path:
-    """``models.clip.weights`` as a local path: a ``bundled:NAME`` model's directory, else the value with
-    ``~`` expanded (a directory, a file, or a pretrained tag that names no path)."""
-    if weights.startswith(BUNDLED_PREFIX):
-        return bundled_path(weights[len(BUNDLED_PREFIX) :])
-    return Path(weights).expanduser()
 
 
 def load_vocabulary(weights: str, path: str = "") -> tuple[str, ...]:
@@ -121,14 +108,14 @@ def load_vocabulary(weights: str, path: str = "") -> tuple[str, ...]:
     text file: ``path`` when given, else the ``vocabulary.txt`` of a ``bundled:NAME`` or directory model
     (what it was trained to name); () when neither exists. Blank lines are skipped."""
     if not path:
-        directory = _weights_path(weights)
+        directory = resolve(weights)
         if not (directory / VOCABULARY_FILE).is_file():
             return ()
         path = str(directory / VOCABULARY_FILE)
     try:
         lines = Path(path).expanduser().read_text().splitlines()
     except OSError as exc:
-        raise FileNotFoundError(f"CLIP vocabulary {path!r} cannot be read: {exc}") from exc
+        raise ModelNotFoundError(f"CLIP vocabulary {path!r} cannot be read: {exc}") from exc
     return tuple(dict.fromkeys(line.strip() for line in lines if line.strip()))
 
 
@@ -149,24 +136,20 @@ def load_clip(arch: str, weights: str, device: str | torch.device = "cpu") -> Cl
     device: ``auto``, ``cpu``, ``cuda``, ...
     """
     device = resolve_device(device)
-    path = _weights_path(weights)
-    if weights.startswith(BUNDLED_PREFIX) and not (path / CONFIG_FILE).is_file():
-        raise FileNotFoundError(
-            f"bundled CLIP model {weights!r} not found: expected {path / CONFIG_FILE} and {path / WEIGHTS_FILE}"
-        )
+    path = resolve(weights)
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
-            raise FileNotFoundError(f"CLIP model directory {path} has no {CONFIG_FILE}")
+            raise ModelNotFoundError(f"CLIP model directory {path} has no {CONFIG_FILE}")
         name = f"local-dir:{path}"
         model = open_clip.create_model(name, device=device, require_pretrained=True)
         return _wrap(model, open_clip.get_tokenizer(name), device)
     if open_clip.get_model_config(arch) is None:
-        raise ValueError(f"unknown CLIP architecture {arch!r}")
+        raise ModelError(f"unknown CLIP architecture {arch!r}")
     if path.is_file():
         try:
             model = open_clip.create_model(arch, pretrained=str(path), device=device, require_pretrained=True)
         except (RuntimeError, AssertionError) as exc:  # open_clip's state-dict checks raise both
-            raise ValueError(f"CLIP weights file {path} does not fit architecture {arch}: {exc}") from exc
+            raise ModelError(f"CLIP weights file {path} does not fit architecture {arch}: {exc}") from exc
         return _wrap(model, open_clip.get_tokenizer(arch), device)
     checkpoint = _cached_pretrained_file(arch, weights)
     tag_cfg = open_clip.get_pretrained_cfg(arch, weights)

@@ -34,8 +34,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from langscene_core.assets import BUNDLED_PREFIX, resolve
 from langscene_core.config import LqcTrainConfig, from_dict, to_dict
-from langscene_core.language.clip import BUNDLED_PREFIX, bundled_path, resolve_device
+from langscene_core.errors import ModelError, ModelNotFoundError
+from langscene_core.language.clip import resolve_device
 from langscene_core.language.relevancy import relevancy
 
 CHECKPOINT_FILE = "lqc.safetensors"  # name inside a bundled model directory
@@ -291,15 +293,13 @@ def load_lqc(path: str | Path, device: str | torch.device = "cpu") -> LQC:
     """Load a compressor from a file written by :func:`save_lqc`, or ``bundled:NAME``
     (``langscene_core/assets/NAME/lqc.safetensors``). Returns the model in eval mode."""
     spec = str(path)
-    path = (
-        bundled_path(spec[len(BUNDLED_PREFIX) :]) / CHECKPOINT_FILE if spec.startswith(BUNDLED_PREFIX) else Path(spec)
-    )
+    path = resolve(spec) / CHECKPOINT_FILE if spec.startswith(BUNDLED_PREFIX) else resolve(spec)
     if not path.is_file():
-        raise FileNotFoundError(f"LQC checkpoint {spec!r} not found (looked for {path})")
+        raise ModelNotFoundError(f"LQC checkpoint {spec!r} not found (looked for {path})")
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
         if metadata.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a langscene LQC checkpoint (format {metadata.get('format')!r})")
+            raise ModelError(f"{path} is not a langscene LQC checkpoint (format {metadata.get('format')!r})")
         config = from_dict(LqcTrainConfig, json.loads(metadata["config"]))
         state = {k: handle.get_tensor(k) for k in handle.keys()}
     model = LQC(config)

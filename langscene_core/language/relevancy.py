@@ -1,11 +1,13 @@
-"""Text relevancy of language features (DESIGN.md 2.8, LERF / LangSplat).
+"""Text relevancy of language features (DESIGN.md 2.8, LERF / LangSplat): the one definition of the formula.
 
-relevancy(f, q) = min_i softmax(temperature * [cos(f, q), cos(f, n_i)])[0] over the negatives n_i:
-the canonical phrases (``query.negatives``: object, things, stuff, texture) plus a request's own.
+relevancy(f, q) = min_i softmax(TEMPERATURE * [cos(f, q), cos(f, n_i)])[0] over the negatives n_i (the
+canonical phrases ``query.negatives``: object, things, stuff, texture, plus a request's own)
+= sigmoid(:func:`relevancy_logits`), the logit TEMPERATURE * (cos(f, q) - max_i cos(f, n_i)).
 
-Two paths give the same numbers: :func:`relevancy` on decoded per-Gaussian features (N x 512), and
-:func:`code_relevancy`: relevancy once per LQC code (K), gathered per Gaussian by its code index,
-O(K + N) instead of decoding N features.
+The query path scores the K decoded LQC codes once with :func:`relevancy` and gathers each Gaussian's
+value by its code index (``langscene_core.query.answer.scene_relevancy``): O(K + N) instead of decoding
+N features, the same numbers. Training (``langscene_core.training.tiny_clip``) calibrates CLIP against
+:func:`relevancy_logits`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-TEMPERATURE = 10.0
+TEMPERATURE = 10.0  # LERF's softmax scale between a query and a negative
 
 
 def negative_phrases(canonical: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
@@ -28,6 +30,18 @@ def negative_phrases(canonical: Sequence[str], extra: Sequence[str] = ()) -> lis
     if not phrases:
         raise ValueError("relevancy needs at least one negative phrase")
     return phrases
+
+
+def relevancy_logits(
+    query_cosines: torch.Tensor, negative_cosines: torch.Tensor, temperature: float = TEMPERATURE
+) -> torch.Tensor:
+    """The relevancy formula before its sigmoid: ``temperature * (cos(f, q) - max_i cos(f, n_i))``.
+
+    The softmax over a pair [q, n_i] is sigmoid(t (cos q - cos n_i)), and the smallest over the negatives
+    is the one against the closest negative. query_cosines: [N, Q] cosines of N features with Q queries;
+    negative_cosines: [N, K] with the K >= 1 negatives. Returns [N, Q] logits (relevancy = sigmoid).
+    """
+    return temperature * (query_cosines - negative_cosines.max(dim=-1, keepdim=True).values)
 
 
 def relevancy(
@@ -59,28 +73,5 @@ def relevancy(
     for start in range(0, features.shape[0], chunk):
         rows = features[start : start + chunk].float()
         cos = (rows if unit_features else F.normalize(rows, dim=-1)) @ texts.T  # [n, 1 + K]
-        # softmax over the pair [q, n_i]: exp(t*q) / (exp(t*q) + exp(t*n_i)) = sigmoid(t * (q - n_i))
-        pair = torch.sigmoid(temperature * (cos[:, :1] - cos[:, 1:]))
-        out.append(pair.min(dim=1).values)
+        out.append(torch.sigmoid(relevancy_logits(cos[:, :1], cos[:, 1:], temperature))[:, 0])
     return torch.cat(out) if out else torch.zeros(0, device=features.device)
-
-
-def code_relevancy(
-    code_features: torch.Tensor,
-    codes: torch.Tensor,
-    query: torch.Tensor,
-    negatives: torch.Tensor,
-    temperature: float = TEMPERATURE,
-) -> torch.Tensor:
-    """Per-Gaussian relevancy through the LQC code table: relevancy of each of the K codes once, then
-    gathered by each Gaussian's code index. Equals :func:`relevancy` of the decoded latents.
-
-    code_features: [K, D] the decoded codebook (``LQC.code_features()``). codes: [N] int64 code indices
-    (``LQC.code_of`` of the Gaussians' latents). query: [D]; negatives: [K_neg, D]. Returns [N] float32.
-    """
-    if codes.dtype not in (torch.int64, torch.int32) or codes.ndim != 1:
-        raise ValueError(f"codes must be [N] integer code indices, got {codes.dtype} {tuple(codes.shape)}")
-    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= code_features.shape[0]):
-        raise ValueError(f"code indices must be in 0..{code_features.shape[0] - 1}")
-    table = relevancy(code_features, query, negatives, temperature)
-    return table[codes.to(table.device)]

@@ -12,12 +12,7 @@ import unicodedata
 from collections.abc import Sequence
 
 from langscene_core.config import LimitsConfig
-
-
-class RequestError(ValueError):
-    """A request that asks for something out of bounds or malformed: the caller's mistake (BAD_REQUEST).
-    (A ValueError until ``langscene_core/errors.py`` gives the LangsceneError family its bad-request
-    class, which this becomes.)"""
+from langscene_core.errors import RequestError
 
 
 def validate_query_request(

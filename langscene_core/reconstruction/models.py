@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from langscene_core.config import DensifyConfig, ModelsConfig
+from langscene_core.errors import ModelError
 from langscene_core.language.clip import ClipModel, load_clip, load_vocabulary, resolve_device
 from langscene_core.language.lqc import LQC, load_lqc
 from langscene_core.language.masks import MaskMapper, make_mask_mapper
@@ -34,12 +35,12 @@ class Models:
 
 
 def load_models(config: ModelsConfig, densify: DensifyConfig) -> Models:
-    """Load every model named by ``config`` (FileNotFoundError / ValueError say which one is missing)."""
+    """Load every model named by ``config`` (ModelNotFoundError / ModelError say which one and why)."""
     device = resolve_device(config.device)
     clip = load_clip(config.clip.arch, config.clip.weights, device)
     lqc = load_lqc(config.lqc.checkpoint, device)
     if lqc.config.feature_dim != clip.dim:
-        raise ValueError(
+        raise ModelError(
             f"LQC {config.lqc.checkpoint!r} compresses {lqc.config.feature_dim}-d features but CLIP "
             f"{config.clip.weights!r} gives {clip.dim}-d ones: use an LQC trained on that CLIP"
         )

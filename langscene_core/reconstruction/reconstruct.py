@@ -17,6 +17,7 @@ import torch
 from langscene_core.capture.frames import Frame
 from langscene_core.capture.resample import downscale_frame
 from langscene_core.config import LangsceneConfig
+from langscene_core.errors import ReconstructionError
 from langscene_core.field.train import train_field
 from langscene_core.field.views import TrainView
 from langscene_core.geometry.camera import Intrinsics
@@ -26,10 +27,6 @@ from langscene_core.reconstruction.models import Models
 from langscene_core.reconstruction.scene import Scene, build_scene
 
 ProgressFn = Callable[[float, str], None]  # (fraction done 0..1, message)
-
-
-class ReconstructionError(RuntimeError):
-    """The keyframes cannot make a scene (too few, no depth...); the message says why."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from langscene_core.errors import SceneFileError
 from langscene_core.field.gaussians import Gaussians
 from langscene_core.field.ply import load_ply, read_sidecar, save_ply
 from langscene_core.language.lqc import LQC
@@ -58,11 +59,6 @@ def build_scene(gaussians: Gaussians, lqc: LQC, frame_id: str, info: dict[str, A
             frame_id=frame_id,
             info=dict(info),
         )
-
-
-class SceneFileError(ValueError):
-    """A scene file that cannot be written or read; the message says why. (When the LangsceneError
-    family of ``langscene_core/errors.py`` lands, this joins it as its file error.)"""
 
 
 def save_scene(scene: Scene, path: str | Path) -> Path:

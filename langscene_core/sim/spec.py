@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langscene_core.errors import SpecError
+
 SHAPES = ("box", "ball", "cylinder", "cone", "torus", "mug", "bowl")
 
 #: Linear RGB albedo in 0..1 of every colour name a spec may use.
@@ -45,10 +47,6 @@ COLORS: dict[str, tuple[float, float, float]] = {
 #: orbit: ``views`` cameras evenly on a full circle; arc: ``views`` cameras on a 120 degree arc in
 #: front of the table (-y side); two_view: exactly 2 cameras 120 degrees apart, a sparse capture.
 TRAJECTORIES = ("orbit", "arc", "two_view")
-
-
-class SpecError(ValueError):
-    """A scene spec does not match the contract; the message starts with the offending key."""
 
 
 @dataclass(frozen=True)

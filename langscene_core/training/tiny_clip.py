@@ -6,9 +6,10 @@ Objective, per training crop (a rendered object, table or background region, see
   shapes, colours; :mod:`vocabulary`) with the canonical query negatives ("object", "things", "stuff",
   "texture") as extra columns that are never the answer, so the right caption outranks both the other
   captions and the negatives; the temperature is CLIP's learned ``logit_scale``;
-* relevancy calibration: the LERF/LangSplat pairwise relevancy ``sigmoid(10 (cos(f, t) - max_n cos(f, n)))``
-  of every caption t against the negatives n, with binary cross-entropy towards "t describes the crop"
-  (positives and non-matching captions averaged separately); background crops match no caption;
+* relevancy calibration: the query path's LERF/LangSplat relevancy (the sigmoid of
+  :func:`langscene_core.language.relevancy.relevancy_logits`) of every caption t against the negatives
+  n, with binary cross-entropy towards "t describes the crop" (positives and non-matching captions
+  averaged separately); background crops match no caption;
 * optionally (``confusable_weight``) the same binary cross-entropy once more over the *confusable* names
   alone (:meth:`vocabulary.Captions.confusable`: same colour and other shape, or same shape and other
   colour), so that a query for an absent "blue mug" stays below relevancy 0.5 on the blue bowl.
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 
 from langscene_core.config import QueryConfig
 from langscene_core.language.clip import ClipModel
+from langscene_core.language.relevancy import relevancy_logits
 from langscene_core.training.crops import ViewSet, masked_crop, random_crop, subject_of, visible_instances
 from langscene_core.training.vocabulary import (
     HELD_OUT,
@@ -51,7 +53,6 @@ TINY_CLIP_CONFIG = {
     "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 3},
 }
 CANONICAL_NEGATIVES: tuple[str, ...] = QueryConfig().negatives
-RELEVANCY_TEMPERATURE = 10.0  # LERF's softmax scale between a query and a negative
 
 
 @dataclass(frozen=True)
@@ -141,8 +142,9 @@ def clip_losses(
             logits = scale * torch.cat([cos_captions[:, start : start + len(g.texts)], cos_negatives], 1)
             contrastive.append(F.cross_entropy(logits[rows], match[rows].float().argmax(1)))
         start += len(g.texts)
-    relevancy_logits = RELEVANCY_TEMPERATURE * (cos_captions - cos_negatives.max(1, keepdim=True).values)
-    bce = F.binary_cross_entropy_with_logits(relevancy_logits, matches.float(), reduction="none")
+    bce = F.binary_cross_entropy_with_logits(
+        relevancy_logits(cos_captions, cos_negatives), matches.float(), reduction="none"
+    )
     relevancy = bce[matches].mean() + bce[~matches].mean() if matches.any() else bce.mean()
     confusable_loss = bce[confusable].mean() if confusable.any() else image.sum() * 0.0
     contrastive_loss = torch.stack(contrastive).mean() if contrastive else image.sum() * 0.0
@@ -251,7 +253,7 @@ def retrieval_accuracy(clip: ClipModel, data: RetrievalSet) -> dict[str, float]:
     right name scores above every canonical negative ("above_negatives"), and, over all (crop, name)
     pairs where the name has the crop's colour and another shape ("other_shape_below_half") or its shape
     and another colour ("other_color_below_half"), the fraction whose LERF relevancy (canonical
-    negatives, :data:`RELEVANCY_TEMPERATURE`) is below 0.5: a query for an absent object is rejected.
+    negatives, :func:`~langscene_core.language.relevancy.relevancy_logits`) is below 0.5: a query for an absent object is rejected.
     """
     combos = [(c, s) for c in SUBJECT_COLORS for s in SHAPES]
     captions = name_captions(combos)
@@ -274,9 +276,9 @@ def retrieval_accuracy(clip: ClipModel, data: RetrievalSet) -> dict[str, float]:
         allowed = [captions.texts.index(n) for n in data.names[view]]
         in_scene.append(allowed[int(scores[i, allowed].argmax())] == int(truth[i]))
     true_score = scores.gather(1, truth[:, None])[:, 0]
-    best_negative = (image @ negatives.T).max(1).values
-    above = true_score > best_negative
-    below_half = torch.sigmoid(RELEVANCY_TEMPERATURE * (scores - best_negative[:, None])) < 0.5
+    negative_scores = image @ negatives.T
+    above = true_score > negative_scores.max(1).values
+    below_half = torch.sigmoid(relevancy_logits(scores, negative_scores)) < 0.5
     confusable = torch.from_numpy(captions.confusable(data.color.numpy(), data.shape.numpy()))
     same_color = torch.from_numpy(captions.color[None] == data.color.numpy()[:, None])
     return {

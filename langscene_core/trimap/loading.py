@@ -12,11 +12,11 @@ import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
 from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
+from langscene_core.assets import resolve
 from langscene_core.config import TrimapModelConfig
+from langscene_core.errors import ConfigError, ModelNotFoundError
 from langscene_core.trimap.pipeline import TrimapPipeline
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-BUNDLED_PREFIX = "bundled:"
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -136,13 +136,11 @@ def build_tiny_pipeline(config: TinyTrimapConfig = TinyTrimapConfig(), seed: int
 
 
 def resolve_model_path(path: str) -> Path:
-    """``bundled:NAME`` -> the asset directory; anything else is a local directory.
-
-    Raises FileNotFoundError naming the path when there is no model_index.json there.
-    """
-    directory = ASSETS_DIR / path[len(BUNDLED_PREFIX) :] if path.startswith(BUNDLED_PREFIX) else Path(path)
+    """``bundled:NAME`` or a local directory (:func:`langscene_core.assets.resolve`) holding a diffusers
+    ``model_index.json``; ModelNotFoundError naming the path otherwise."""
+    directory = resolve(path)
     if not (directory / "model_index.json").is_file():
-        raise FileNotFoundError(f"no TriMap model at '{path}' ({directory}/model_index.json missing)")
+        raise ModelNotFoundError(f"no TriMap model at '{path}' ({directory}/model_index.json missing)")
     return directory
 
 
@@ -151,7 +149,7 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if name not in _DTYPES:
-        raise ValueError(f"models.trimap.dtype={name!r}: expected auto, {', '.join(_DTYPES)}")
+        raise ConfigError(f"models.trimap.dtype={name!r}: expected auto, {', '.join(_DTYPES)}")
     return _DTYPES[name]
 
 
@@ -163,11 +161,11 @@ def load_trimap(config: TrimapModelConfig, device: str | torch.device = "cpu") -
     """
     device = torch.device(device)
     if config.offload not in ("none", "model", "sequential"):
-        raise ValueError(f"models.trimap.offload={config.offload!r}: expected none, model or sequential")
+        raise ConfigError(f"models.trimap.offload={config.offload!r}: expected none, model or sequential")
     if config.offload != "none" and device.type != "cuda":
-        raise ValueError(f"models.trimap.offload={config.offload!r} needs a CUDA device, got {device}")
+        raise ConfigError(f"models.trimap.offload={config.offload!r} needs a CUDA device, got {device}")
     if config.offload != "none" and importlib.util.find_spec("accelerate") is None:
-        raise ValueError(
+        raise ConfigError(
             f"models.trimap.offload={config.offload!r} needs the 'accelerate' package (pip install accelerate)"
         )
     pipe = TrimapPipeline.from_pretrained(resolve_model_path(config.path), dtype=resolve_dtype(config.dtype, device))

@@ -18,6 +18,7 @@ import pycolmap
 from PIL import Image
 
 from langscene_core.config import DensifyConfig
+from langscene_core.errors import PoseRecoveryError
 from langscene_core.geometry.camera import Intrinsics
 
 # SIFT settings for small rendered frames (upsampled, little texture): COLMAP's default peak threshold
@@ -46,10 +47,6 @@ MIN_MODEL_SIZE = 3
 # different reconstructions from run to run (3 outcomes in 3 runs of six 64-px clips; one run put
 # frames 7-16 cm off). Single-threaded, the result is reproducible; six 9-frame clips take 36 s instead of 25 s.
 SFM_THREADS = 1
-
-
-class PoseRecoveryError(RuntimeError):
-    """SfM could not register the frames well enough; callers fall back to the keyframes alone."""
 
 
 @dataclass(frozen=True)

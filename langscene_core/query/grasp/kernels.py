@@ -21,7 +21,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class GripperBox:
-    """The gripper's dimensions as the kernel uses them, metres, gripper frame (x closing, y across,
+    """The gripper (:class:`~langscene_core.query.grasp.gripper.Gripper`) and the planner's margins as the
+    kernel uses them (built by ``planner._gripper_box``), metres, gripper frame (x closing, y across,
     z approach, fingertips at z = depth).
 
     half_finger_y: half the finger pads' width (|y| of a pad). margin: collision margin around every part.

@@ -1,7 +1,7 @@
 """Parallel-jaw grasp candidates on an object's surface points (DESIGN.md section 2.9).
 
-Gripper frame (the ``GraspCandidate.msg`` convention): z = approach direction towards the object,
-x = closing direction, y = z x x, origin midway between the fingertips. The fingers' pads span
+The gripper (frame, fingers, palm, friction cone) is :class:`~langscene_core.query.grasp.gripper.Gripper`,
+built from the ``grasp`` settings: the same model the grader checks answers with. The fingers' pads span
 |y| <= finger_width / 2 and z from -finger_depth to 0; the contacts are where they first touch the
 object when closing, within ``width / 2`` of the origin on either side.
 
@@ -36,6 +36,7 @@ from scipy.spatial import cKDTree
 
 from langscene_core.config import GraspConfig, check_limits
 from langscene_core.geometry.voxel import bounds, group_by_voxel
+from langscene_core.query.grasp.gripper import Gripper
 from langscene_core.query.grasp.kernels import ClosedGripper, GripperBox, close_gripper, farthest_on_lines
 
 _BATCH = 16  # candidates closed per kernel call; planning stops after the batch that completes max_grasps
@@ -61,8 +62,10 @@ class Grasp:
 
 def validate_grasp_config(config: GraspConfig) -> None:
     """Raise ValueError naming the first inconsistent gripper setting: each setting's own range
-    (langscene_core.config), then the settings that must agree with each other."""
+    (langscene_core.config), the gripper's geometry (:class:`Gripper`), then the settings that must
+    agree with each other."""
     check_limits(config, "grasp.")
+    Gripper.from_config(config)
     if not config.contact_depths or not all(abs(d) < config.finger_depth for d in config.contact_depths):
         raise ValueError(
             f"grasp.contact_depths {config.contact_depths} must be non-empty, each in "
@@ -148,7 +151,7 @@ def _antipodal_pairs(
         if len(candidates) <= config.contact_samples
         else np.sort(rng.choice(candidates, size=config.contact_samples, replace=False))
     )
-    cone = np.arctan(config.friction_coefficient)
+    cone = Gripper.from_config(config).cone_half_angle
     first, directions = _closing_lines(normals, first, up, cone)
     # The first contact must be the outermost object point on its side of its closing line, and the
     # opposite finger first touches the farthest object point on the line.
@@ -243,7 +246,7 @@ class _Surroundings:
 
 def _max_contact_width(config: GraspConfig) -> float:
     """Widest contact distance: the open fingers still clear both contacts by ``collision_margin``."""
-    return config.gripper_max_width - 2 * config.collision_margin
+    return Gripper.from_config(config).max_width - 2 * config.collision_margin
 
 
 def _close(
@@ -263,7 +266,7 @@ def _close(
     object): the fingers and palm swept ``approach_distance`` along the approach may hold no object
     sample outside the slot between the fingers, no obstacle point outside the part of the slot
     between the contacts, and must stay above the support. Each candidate keeps its first feasible
-    fingertip position. box: the gripper's dimensions, :func:`_gripper_box` of ``config``.
+    fingertip position. box: the gripper and the margins, :func:`_gripper_box` of ``config``.
     """
     return close_gripper(
         surroundings.points,
@@ -278,29 +281,30 @@ def _close(
 
 
 def _gripper_box(config: GraspConfig) -> GripperBox:
-    """The gripper's dimensions for :func:`close_gripper`, from the config."""
+    """The gripper (:class:`Gripper` of the config) and the planning margins, for :func:`close_gripper`."""
+    gripper = Gripper.from_config(config)
     m = config.collision_margin
     max_contact = _max_contact_width(config)
-    palm_back = config.finger_depth + config.palm_depth + config.approach_distance
+    palm_back = gripper.finger_depth + gripper.palm_depth + gripper.approach_distance
     return GripperBox(
-        half_finger_y=config.finger_width / 2,
+        half_finger_y=gripper.finger_width / 2,
         margin=m,
         tolerance=config.contact_tolerance,
-        cone_cos=float(np.cos(np.arctan(config.friction_coefficient))),
+        cone_cos=gripper.cone_cos,
         # every point any part can touch at any depth and shift lies in this box around a candidate
-        x_reach=max_contact + config.width_clearance + config.finger_thickness + m,
-        z_low=-(palm_back + m) - config.finger_depth,
-        z_high=m + config.finger_depth,
+        x_reach=max_contact + config.width_clearance + gripper.finger_thickness + m,
+        z_low=-(palm_back + m) - gripper.finger_depth,
+        z_high=m + gripper.finger_depth,
         palm_back=palm_back,
-        finger_depth=config.finger_depth,
+        finger_depth=gripper.finger_depth,
         palm_margin=config.palm_margin,
-        finger_thickness=config.finger_thickness,
+        finger_thickness=gripper.finger_thickness,
         clearance=config.width_clearance,
-        max_width=config.gripper_max_width,
+        max_width=gripper.max_width,
         max_contact=max_contact,
-        half_x_open=config.gripper_max_width / 2 + config.finger_thickness + m,
+        half_x_open=gripper.max_width / 2 + gripper.finger_thickness + m,
         depth_clearance=_CLEARANCE,
-        depth_limit=0.999 * config.finger_depth,
+        depth_limit=0.999 * gripper.finger_depth,
     )
 
 
@@ -370,11 +374,12 @@ def plan_grasps(
 def gripper_reach(config: GraspConfig) -> float:
     """Metres from a contact pair's midpoint to the farthest point the gripper's swept volume can reach
     (fingers re-centred by up to half the opening)."""
+    gripper = Gripper.from_config(config)
     swept_corner = np.array(
         [
-            config.gripper_max_width + config.finger_thickness,
-            config.finger_width / 2,
-            config.finger_depth + config.palm_depth + config.approach_distance,
+            gripper.max_width + gripper.finger_thickness,
+            gripper.finger_width / 2,
+            gripper.finger_depth + gripper.palm_depth + gripper.approach_distance,
         ]
     )
     return float(max(np.abs(config.contact_depths)) + np.linalg.norm(swept_corner + config.collision_margin))
@@ -459,7 +464,7 @@ def _feasible(
     one already taken; at most ``limit``, sorted by their final score (weight x antipodality of the
     contacts the fingers actually touch)."""
     cos_nms = np.cos(np.radians(config.nms_angle_deg))
-    cone = np.arctan(config.friction_coefficient)
+    cone = Gripper.from_config(config).cone_half_angle
     box = _gripper_box(config)  # once, not per batch
     accepted: list[Grasp] = []
     for start in range(0, len(candidates.poses), _BATCH):
