@@ -26,7 +26,7 @@ import torchvision.transforms.v2.functional as TF
 from safetensors.torch import save_file
 
 BUNDLED_PREFIX = "bundled:"
-ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
 VOCABULARY_FILE = "vocabulary.txt"  # optional: the descriptions the model was trained to tell apart
