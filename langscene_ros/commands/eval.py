@@ -2,7 +2,10 @@
 
 JSON written to ``--json``: ``{"mode", "loc_acc", "miou", "center_error_m", "grasp_valid_rate",
 "per_query", ...}`` (layout of the rest: langscene_core.eval.evaluate), plus ``keyframes``, ``notes`` (the
-scene's reconstruction notes, e.g. a TriMap fallback to keyframes only) and ``reconstruct_s``.
+scene's reconstruction notes, e.g. a TriMap fallback to keyframes only) and ``reconstruct_s``. With
+``--save-maps DIR``: the relevancy maps the 2D metric used, ``DIR/<eval image stem>/<query, spaces as
+_>.npy`` float32 [L, H, W] (one per mask level, at the label's resolution), so that anyone can recompute
+the metric from the maps, the labels and the JSON's ``box_filter_px``.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--data {args.data}: the dataset has no labelled eval views")
     config = mode_config(config, args.mode)
     try:
-        result = evaluate_mode(dataset, args.mode, load_models(config.models, config.densify), config)
+        result = evaluate_mode(dataset, args.mode, load_models(config.models, config.densify), config, args.save_maps)
     except ReconstructionError as exc:
         print(f"langscene eval: reconstruction failed: {exc}", file=sys.stderr)
         return 1
@@ -51,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     args.json.write_text(json.dumps(result, indent=1))
     print(
         f"[eval] {args.mode}: loc_acc {_fmt(result['loc_acc'])} miou {_fmt(result['miou'])} "
-        f"centre error {_fmt(result['center_error_m'], ' m')} grasps valid {_fmt(result['grasp_valid_rate'])} "
+        f"(box filter {result['box_filter_px']} px) centre error {_fmt(result['center_error_m'], ' m')} "
+        f"located within {result['located_m'] * 100:.0f} cm {_fmt(result['located_rate'])} "
+        f"grasps valid {_fmt(result['grasp_valid_rate'])} "
         f"({result['views']} views, {result['found']}/{len(result['names'])} objects found in 3D); wrote {args.json}"
     )
     return 0
@@ -65,11 +70,19 @@ def register(subparsers) -> None:
         "frames through keyframe selection; sparse: 2 keyframes; sparse_trimap: 2 keyframes + TriMap "
         "densification; baseline_2d: no 3D, each eval view scored on its nearest of the 2 sparse "
         "keyframes' CLIP relevancy) and score it: 2D localization accuracy and mIoU on the labelled eval views, "
-        "3D object centre error and grasp validity against the true geometry (not for baseline_2d).",
+        "3D object centre error, located fraction and grasp validity against the true geometry (not for "
+        "baseline_2d). The 2D metrics are LangSplat's eval/evaluate_iou_loc.py (LERF-OVS protocol).",
     )
     parser.add_argument("--data", type=Path, required=True, help="dataset directory written by `langscene world`")
     parser.add_argument("--mode", required=True, help="dense, sparse, sparse_trimap or baseline_2d")
     parser.add_argument("--json", type=Path, required=True, help="output JSON file")
+    parser.add_argument(
+        "--save-maps",
+        type=Path,
+        default=None,
+        help="folder for the relevancy maps the 2D metric used: <eval image stem>/<query with _>.npy, "
+        "float32 [levels, H, W]",
+    )
     parser.add_argument(
         "--params-file",
         type=Path,
