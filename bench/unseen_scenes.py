@@ -2,13 +2,13 @@
 
 Two splits of seeded scenes, each reported in its own lines (``dev_scenes_*``, ``fresh_scenes_*``):
 
-- ``dev``: seeds 7000 + i, the scenes this bench ran on since session 5 (it was called
-  ``unseen_scenes``). They are NOT unseen: ``query.rival_margin`` and two query rules were tuned on
+- ``dev``: seeds 7000 + i, the scenes this bench ran on since session 5 (its lines were called
+  ``unseen_scenes_*``). They are NOT unseen: ``query.rival_margin`` and two query rules were tuned on
   them, so their numbers are a development score.
-- ``fresh``: seeds 8_000_000 + i, far from every training range (tiny-clip 0-299 and 1_000_000+,
-  tiny-lqc 2_000_000+, tiny-trimap 4_000_000+) and never looked at while tuning: the honest score.
+- ``fresh``: seeds 8_000_000 + i, never looked at while tuning: the honest score
+  (``langscene_core.eval.suite.SPLITS``, which says why these seeds).
 
-Each scene is a seeded `random_spec` (3-6 objects of the world's vocabulary, random table colour) with
+Each scene is ``suite.scene_spec`` (3-6 objects of the world's vocabulary, random table colour) with
 one of three captures: a 24-view orbit at 160x120, a 12-view 120-degree arc at 320x240 (reconstructed
 at `keyframe.max_image_side`), and a sparse two-view capture. The capture goes through keyframe
 selection and `reconstruct` with `config/demo.yaml` (in process, no ROS), then the scene is graded by
@@ -17,8 +17,8 @@ on the eval views; every object queried by name, its centre error against the wo
 through the world's grasp checker). Then prompts a new user would type: the category alone ("mug") for
 a shape only one object has, "something <colour>" for a colour only one object has (located: within
 2 cm of that object); and three absent prompts: a colour-shape name of the vocabulary naming no object,
-the table's colour with a shape no object of that colour has (the hardest: the table matches the
-colour), and a phrase outside the vocabulary. Lines per split: located fraction (centre within
+the table's colour with a shape (the hardest: the table matches the colour), and a phrase outside the
+vocabulary (``suite.absent_prompts``). Lines per split: located fraction (centre within
 ``evaluate.LOCATED_M`` = 2 cm, with the 2D loc_acc and mIoU), median centre error, valid grasp
 fraction, objects whose best (first) grasp is valid, category / colour prompts located, absent
 prompts answered with an object (per kind).
@@ -39,13 +39,13 @@ import torch
 
 from langscene_core.config import load_config
 from langscene_core.eval.evaluate import LOCATED_M, evaluate, mode_keyframes, object_centre
+from langscene_core.eval.suite import SPLITS, absent_prompts, scene_spec
 from langscene_core.query.answer import answer_prompt, code_levels
 from langscene_core.reconstruction.models import load_models
 from langscene_core.reconstruction.reconstruct import reconstruct
 from langscene_core.reconstruction.scene import load_scene, save_scene
 from langscene_core.sim import build_world, render_dataset
-from langscene_core.sim.generate import random_spec
-from langscene_core.sim.spec import COLORS, SHAPES, CameraSpec, TableSpec
+from langscene_core.sim.spec import CameraSpec
 
 REPO = Path(__file__).resolve().parent.parent
 CAPTURES = (
@@ -53,32 +53,11 @@ CAPTURES = (
     CameraSpec(width=320, height=240, trajectory="arc", views=12),
     CameraSpec(trajectory="two_view", views=2),
 )
-TABLE_COLORS = ("gray", "brown", "white", "black")
-SPLITS = {"dev": 7000, "fresh": 8_000_000}  # first seed of each split (module docstring)
-OUTSIDE_VOCABULARY = ("purple elephant", "laptop", "banana", "wooden chair", "tennis racket", "smartphone")
 
 
-def scene_spec(seed: int, index: int):
-    """The benchmark scene of ``seed``: seeded object count and table colour; ``index`` (its place in
-    the split) picks the capture."""
-    rng = np.random.default_rng(seed)
-    table = TableSpec(color=TABLE_COLORS[int(rng.integers(len(TABLE_COLORS)))])
-    return random_spec(seed, int(rng.integers(3, 7)), table=table, camera=CAPTURES[index % len(CAPTURES)])
-
-
-def absent_prompts(spec, seed: int) -> list[tuple[str, str]]:
-    """Three (kind, prompt) naming nothing in ``spec``: "vocabulary" a colour-shape name of another
-    colour than the table's, "table_colour" the table's colour with a shape no object of that colour
-    has, "outside_vocabulary" a phrase the CLIP vocabulary does not hold."""
-    present = {o.name for o in spec.objects}
-    rng = np.random.default_rng(seed)
-    names = [f"{c} {s}" for c in COLORS for s in SHAPES if f"{c} {s}" not in present and c != spec.table.color]
-    table = [f"{spec.table.color} {s}" for s in SHAPES if f"{spec.table.color} {s}" not in present]
-    return [
-        ("vocabulary", names[int(rng.integers(len(names)))]),
-        ("table_colour", table[int(rng.integers(len(table)))]),
-        ("outside_vocabulary", OUTSIDE_VOCABULARY[int(rng.integers(len(OUTSIDE_VOCABULARY)))]),
-    ]
+def bench_spec(seed: int, index: int):
+    """The benchmark scene of ``seed`` (``suite.scene_spec``); ``index``, its place in the split, picks the capture."""
+    return scene_spec(seed, CAPTURES[index % len(CAPTURES)])
 
 
 def loose_prompts(spec) -> list[tuple[str, str, str]]:
@@ -115,7 +94,7 @@ def run_split(split: str, scenes: int, models, config, cache: Path | None) -> No
     records, absent, loose, per_scene = [], [], [], []
     for index in range(scenes):
         seed = SPLITS[split] + index
-        spec = scene_spec(seed, index)
+        spec = bench_spec(seed, index)
         world = build_world(spec)
         dataset = render_dataset(world)
         cached = None if cache is None else cache / f"scene_{seed}.ply"

@@ -11,15 +11,16 @@ import pytest
 from langscene_core.config import KeyframeConfig, load_config
 from langscene_core.eval.evaluate import (
     LOCATED_M,
+    SPARSE_ARC_DEG,
     category_boxes,
     category_mask,
-    farthest_view,
     level_relevancy,
     mask_relevancy,
     mode_config,
     mode_keyframes,
     nearest_camera,
     summarize,
+    view_at_angle,
 )
 from langscene_core.eval.metrics import filter_px, localize, segment
 from langscene_core.geometry.camera import look_at
@@ -67,19 +68,30 @@ def test_category_mask_is_the_union_of_its_polygons():
     assert category_boxes(labels, "red mug") == [[2, 2, 6, 6], [14, 6, 18, 10]]
 
 
-def test_farthest_view_is_the_most_different_direction():
+def test_view_at_angle_picks_the_direction_nearest_the_arc():
     target = np.zeros(3)
-    poses = [look_at(np.array(eye, float), target) for eye in ([1, 0, 1], [0.9, 0.3, 1], [-1, 0, 1], [0, 1, 1])]
-    assert farthest_view(poses) == 2
+    eyes = ([1, 0, 0.5], [0.8, 0.6, 0.5], [0, 1, 0.5], [-1, 0, 0.5])  # 0, ~37, 90, 180 deg of azimuth
+    poses = [look_at(np.array(eye, float), target) for eye in eyes]
+    assert view_at_angle(poses, 45.0) == 1 and view_at_angle(poses, 80.0) == 2 and view_at_angle(poses, 180.0) == 3
     with pytest.raises(ValueError, match="at least 2"):
-        farthest_view(poses[:1])
+        view_at_angle(poses[:1], 45.0)
 
 
 def test_summary_rates_and_none_when_nothing_measured():
     records = [
         {"kind": "2d", "view": "a", "name": "x", "hit": True, "iou": 0.5},
         {"kind": "2d", "view": "b", "name": "x", "hit": False, "iou": 0.1},
-        {"kind": "3d", "name": "x", "center_error_m": 0.01, "located": True, "grasps": 3, "grasps_valid": 2},
+        {
+            "kind": "3d",
+            "name": "x",
+            "center_error_m": 0.01,
+            "located": True,
+            "grasps": 3,
+            "grasps_valid": 2,
+            "best_grasp_valid": True,
+        },
+        {"kind": "absent", "name": "gray cone", "answered": True},
+        {"kind": "absent", "name": "laptop", "answered": False},
         {"kind": "3d", "name": "y", "center_error_m": 0.03, "located": False, "grasps": 1, "grasps_valid": 1},
         {"kind": "3d", "name": "z", "center_error_m": None, "located": False, "grasps": 0, "grasps_valid": 0},
     ]
@@ -87,9 +99,11 @@ def test_summary_rates_and_none_when_nothing_measured():
     assert s["loc_acc"] == 0.5 and s["miou"] == pytest.approx(0.3) and s["views"] == 2
     assert s["center_error_m"] == pytest.approx(0.02) and s["grasp_valid_rate"] == 0.75 and s["found"] == 2
     assert s["located_rate"] == pytest.approx(1 / 3) and s["located_m"] == LOCATED_M and s["box_filter_px"] == 5
+    assert s["best_grasp_valid_rate"] == 1.0 and s["absent_answered_rate"] == 0.5
     empty = summarize([records[-1]])
     assert empty["loc_acc"] is None and empty["miou"] is None and empty["center_error_m"] is None
     assert empty["grasp_valid_rate"] is None and empty["located_rate"] == 0.0 and empty["box_filter_px"] is None
+    assert empty["best_grasp_valid_rate"] is None and empty["absent_answered_rate"] is None
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +114,9 @@ def dataset_dir(tmp_path_factory):
 def test_mode_keyframes_and_config(dataset_dir):
     dataset = load_dataset(dataset_dir)
     sparse = mode_keyframes(dataset, "sparse", KeyframeConfig())
-    far = farthest_view([f.cam_to_world for f in dataset.capture])
-    assert len(sparse) == 2 and far > 0
-    np.testing.assert_array_equal(sparse[1].cam_to_world, dataset.capture[far].cam_to_world)
+    second = view_at_angle([f.cam_to_world for f in dataset.capture], SPARSE_ARC_DEG)
+    assert len(sparse) == 2 and second > 0
+    np.testing.assert_array_equal(sparse[1].cam_to_world, dataset.capture[second].cam_to_world)
     assert len(mode_keyframes(dataset, "dense", KeyframeConfig())) > 2
     config = load_config()
     assert mode_config(config, "sparse_trimap").densify.mode == "trimap"

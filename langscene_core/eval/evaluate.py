@@ -17,14 +17,17 @@ Result layout (:func:`evaluate`)::
 
     {"loc_acc": float 0..1 | None, "miou": float 0..1 | None, "center_error_m": float | None,
      "located_rate": float 0..1 | None (objects located within LOCATED_M, of all queried),
-     "grasp_valid_rate": float 0..1 | None, "views": int, "names": [str] (3D), "found": int (3D),
+     "grasp_valid_rate": float 0..1 | None, "best_grasp_valid_rate": float 0..1 | None,
+     "absent_answered_rate": float 0..1 | None (absent prompts answered with an object),
+     "views": int, "names": [str] (3D), "found": int (3D),
      "box_filter_px": int | None, "located_m": LOCATED_M,
      "per_query": [{"kind": "2d", "view": "eval_0000", "name": str, "hit": bool, "iou": float,
                     "loc_level": int, "iou_level": int, "peak_xy": [x, y] (first pixel at the filtered
                     maximum), "peak_pixels": int (pixels at it), "keyframe": int (baseline only)},
                    {"kind": "3d", "name": str, "found": bool, "center_error_m": float | None,
                     "located": bool, "grasps": int, "grasps_valid": int, "best_grasp_valid": bool | None,
-                    "max_relevancy": float}]}
+                    "max_relevancy": float},
+                   {"kind": "absent", "name": prompt, "answered": bool}]}
 
 None where nothing was measured (no labelled views, no object found, no grasp returned).
 """
@@ -60,6 +63,7 @@ from langscene_core.sim.scene import World
 
 MODES = ("dense", "sparse", "sparse_trimap", "baseline_2d")
 LOCATED_M = 0.02  # an object counts as located when its answered centre is within 2 cm of the truth
+SPARSE_ARC_DEG = 45.0  # sparse modes: the second keyframe's viewing direction this far from the first's
 
 
 def view_record(view: str, name: str, labels: dict[str, Any], maps: np.ndarray, size: int) -> dict[str, Any]:
@@ -219,6 +223,29 @@ def evaluate_views(
     return records
 
 
+def evaluate_absent(
+    scene: Scene, models: Models, config: LangsceneConfig, prompts: Sequence[str]
+) -> list[dict[str, Any]]:
+    """One record per prompt naming nothing in the scene: {"kind": "absent", "name": prompt,
+    "answered": an object was returned all the same}."""
+    tabletop, codes = tabletop_of(scene.means, config.query), code_levels(scene.codes)
+    records = []
+    for prompt in prompts:
+        result = answer_prompt(
+            codes,
+            scene.means,
+            scene.colors,
+            scene.normals,
+            models,
+            prompt,
+            config.query,
+            config.grasp,
+            tabletop=tabletop,
+        )
+        records.append({"kind": "absent", "name": prompt, "answered": result.object_box is not None})
+    return records
+
+
 def evaluate_objects(world: World, scene: Scene, models: Models, config: LangsceneConfig) -> list[dict[str, Any]]:
     """3D records (layout in the module docstring), one per object of the world."""
     records = []
@@ -265,6 +292,8 @@ def summarize(records: list[dict[str, Any]], box_filter_px: int | None = None) -
     box_filter_px: the 2D metric's box filter side, reported as is."""
     views = [r for r in records if r["kind"] == "2d"]
     objects = [r for r in records if r["kind"] == "3d"]
+    absent = [r["answered"] for r in records if r["kind"] == "absent"]
+    best = [r["best_grasp_valid"] for r in objects if r.get("best_grasp_valid") is not None]
     errors = [r["center_error_m"] for r in objects if r["center_error_m"] is not None]
     grasps = sum(r["grasps"] for r in objects)
     return {
@@ -275,6 +304,8 @@ def summarize(records: list[dict[str, Any]], box_filter_px: int | None = None) -
         "located_m": LOCATED_M,
         "box_filter_px": box_filter_px,
         "grasp_valid_rate": sum(r["grasps_valid"] for r in objects) / grasps if grasps else None,
+        "best_grasp_valid_rate": float(np.mean(best)) if best else None,
+        "absent_answered_rate": float(np.mean(absent)) if absent else None,
         "found": len(errors),
         "names": [r["name"] for r in objects],
         "views": len({r["view"] for r in views}),
@@ -289,29 +320,39 @@ def evaluate(
     config: LangsceneConfig,
     world: World | None = None,
     maps_dir: Path | None = None,
+    absent: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Evaluate ``scene`` (reconstructed from ``dataset``'s capture, scene frame = world frame) on the
     dataset's labelled eval views and its objects; layout in the module docstring. world: the built
-    world of ``dataset.spec`` (None: built here); maps_dir: see :func:`evaluate_views`."""
+    world of ``dataset.spec`` (None: built here); maps_dir: see :func:`evaluate_views`; absent: prompts
+    naming nothing in the world (:func:`evaluate_absent`)."""
     world = build_world(dataset.spec) if world is None else world
-    records = evaluate_views(dataset, scene, models, config, maps_dir) + evaluate_objects(world, scene, models, config)
+    records = (
+        evaluate_views(dataset, scene, models, config, maps_dir)
+        + evaluate_objects(world, scene, models, config)
+        + evaluate_absent(scene, models, config, absent)
+    )
     return summarize(records, filter_px(dataset.intrinsics.width))
 
 
-def farthest_view(cam_to_worlds: Sequence[np.ndarray]) -> int:
-    """Index of the camera whose viewing direction (its z axis) is farthest in angle from the first's.
+def view_at_angle(cam_to_worlds: Sequence[np.ndarray], degrees: float) -> int:
+    """Index (not 0) of the camera whose viewing direction (its z axis) is nearest ``degrees`` in angle
+    from the first camera's (the first such camera on a tie).
 
     cam_to_worlds: at least 2 [4, 4] OpenCV poses, world frame."""
     if len(cam_to_worlds) < 2:
         raise ValueError(f"need at least 2 cameras to pick a second view, have {len(cam_to_worlds)}")
     axes = np.stack([np.asarray(p, dtype=np.float64)[:3, 2] for p in cam_to_worlds])
-    return 1 + int(np.argmin(axes[1:] @ axes[0]))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    angles = np.degrees(np.arccos(np.clip(axes[1:] @ axes[0], -1.0, 1.0)))
+    return 1 + int(np.argmin(np.abs(angles - degrees)))
 
 
 def mode_keyframes(dataset: Dataset, mode: str, keyframe: KeyframeConfig) -> list[Frame]:
     """Keyframes of an evaluation mode: ``dense`` every capture frame offered to a KeyframeBuffer;
-    ``sparse``, ``sparse_trimap`` and ``baseline_2d`` the first capture frame and the one farthest from
-    it in viewing direction (:func:`farthest_view`)."""
+    ``sparse``, ``sparse_trimap`` and ``baseline_2d`` the first capture frame and the one whose viewing
+    direction is nearest ``SPARSE_ARC_DEG`` from it (:func:`view_at_angle`): a pair inside the 15-60 degree
+    arcs the bundled TriMap model was trained on."""
     if mode not in MODES:
         raise ValueError(f"unknown evaluation mode {mode!r}; expected one of {', '.join(MODES)}")
     frames = [view.to_camera_frame(float(index)) for index, view in enumerate(dataset.capture)]
@@ -320,18 +361,24 @@ def mode_keyframes(dataset: Dataset, mode: str, keyframe: KeyframeConfig) -> lis
         for frame in frames:
             buffer.offer(frame)
         return list(buffer.keyframes)
-    return [frames[0], frames[farthest_view([f.cam_to_world for f in dataset.capture])]]
+    return [frames[0], frames[view_at_angle([f.cam_to_world for f in dataset.capture], SPARSE_ARC_DEG)]]
 
 
 def evaluate_mode(
-    dataset: Dataset, mode: str, models: Models, config: LangsceneConfig, maps_dir: Path | None = None
+    dataset: Dataset,
+    mode: str,
+    models: Models,
+    config: LangsceneConfig,
+    maps_dir: Path | None = None,
+    absent: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Reconstruct ``dataset``'s capture in ``mode`` and evaluate it (the 2D baseline: no reconstruction).
 
     config: already :func:`mode_config` of ``mode``, and ``models`` loaded with it; maps_dir: see
-    :func:`evaluate_views`. Returns
-    :func:`evaluate`'s dict plus ``mode``, ``keyframes`` (count), ``notes`` (the reconstruction's notes,
-    e.g. TriMap frames dropped) and ``reconstruct_s``."""
+    :func:`evaluate_views`; absent: see :func:`evaluate` (not for the 2D baseline). Returns
+    :func:`evaluate`'s dict plus ``mode``, ``keyframes`` (count), ``generated_frames_used`` (TriMap frames
+    that reached the field), ``notes`` (the reconstruction's notes, e.g. TriMap frames dropped) and
+    ``reconstruct_s``."""
     keyframes = mode_keyframes(dataset, mode, config.keyframe)
     if mode == "baseline_2d":
         return {
@@ -340,6 +387,7 @@ def evaluate_mode(
                 evaluate_baseline(dataset, keyframes, models, config, maps_dir), filter_px(dataset.intrinsics.width)
             ),
             "keyframes": len(keyframes),
+            "generated_frames_used": 0,
             "notes": [],
             "reconstruct_s": 0.0,
         }
@@ -348,8 +396,9 @@ def evaluate_mode(
     seconds = time.perf_counter() - start
     return {
         "mode": mode,
-        **evaluate(dataset, scene, models, config, maps_dir=maps_dir),
+        **evaluate(dataset, scene, models, config, maps_dir=maps_dir, absent=absent),
         "keyframes": len(keyframes),
+        "generated_frames_used": int(scene.info["frames"]) - int(scene.info["keyframes"]),
         "notes": list(scene.info.get("notes", [])),
         "reconstruct_s": round(seconds, 1),
     }

@@ -6,6 +6,9 @@ scene's reconstruction notes, e.g. a TriMap fallback to keyframes only) and ``re
 ``--save-maps DIR``: the relevancy maps the 2D metric used, ``DIR/<eval image stem>/<query, spaces as
 _>.npy`` float32 [L, H, W] (one per mask level, at the label's resolution), so that anyone can recompute
 the metric from the maps, the labels and the JSON's ``box_filter_px``.
+
+``langscene eval-suite --dev N --fresh N --modes M,... --out DIR``: every mode side by side on
+development and fresh seeds (langscene_core.eval.suite), ``DIR/suite.json`` and ``DIR/suite.md``.
 """
 
 from __future__ import annotations
@@ -62,6 +65,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_suite(args: argparse.Namespace) -> int:
+    from langscene_core.eval.evaluate import MODES  # torch: slow to import
+    from langscene_core.eval.suite import run_suite as suite
+    from langscene_core.eval.suite import write_suite
+    from langscene_core.reconstruction.models import load_models
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in MODES for m in modes):
+        raise UsageError(f"--modes {args.modes!r}: expected some of {', '.join(MODES)}")
+    if args.dev < 0 or args.fresh < 0 or args.dev + args.fresh == 0:
+        raise UsageError(f"--dev {args.dev} --fresh {args.fresh}: give a positive number of scenes")
+    try:
+        config = load_config(args.params_file)
+    except ConfigError as exc:
+        raise UsageError(str(exc).replace("\n", " ")) from exc
+    counts = {split: n for split, n in (("dev", args.dev), ("fresh", args.fresh)) if n}
+    result = suite(
+        counts, modes, config, lambda c: load_models(c.models, c.densify), log=lambda m: print(m, flush=True)
+    )
+    json_path, md_path = write_suite(result, args.out)
+    print(md_path.read_text(), end="")
+    print(f"[eval-suite] wrote {json_path} and {md_path}")
+    return 0
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval",
@@ -90,3 +118,21 @@ def register(subparsers) -> None:
         help=f"ROS parameter file with the pipeline settings (default {DEMO_PARAMS})",
     )
     parser.set_defaults(run=run)
+    suite = subparsers.add_parser(
+        "eval-suite",
+        help="every evaluation mode side by side on development and fresh seeds",
+        description="Render seeded tabletops (dev: seeds 7000+, tuned on; fresh: seeds 8000000+, never tuned "
+        "on), evaluate each in every mode as `langscene eval` does, with three absent prompts per scene, and "
+        "write a table per (split, mode): suite.json and suite.md in --out.",
+    )
+    suite.add_argument("--dev", type=int, default=2, help="development scenes (seeds 7000, 7001, ...)")
+    suite.add_argument("--fresh", type=int, default=2, help="fresh scenes (seeds 8000000, 8000001, ...)")
+    suite.add_argument("--modes", default="dense,sparse,sparse_trimap,baseline_2d", help="comma-separated modes")
+    suite.add_argument("--out", type=Path, required=True, help="output folder for suite.json and suite.md")
+    suite.add_argument(
+        "--params-file",
+        type=Path,
+        default=DEMO_PARAMS,
+        help=f"ROS parameter file with the pipeline settings (default {DEMO_PARAMS})",
+    )
+    suite.set_defaults(run=run_suite)
