@@ -1,7 +1,8 @@
 """Query core at 200k Gaussians: relevancy threshold/top-N, clustering, box, grasps, message packing.
 
 Gaussians are sampled on the surfaces of a synthetic world (langscene_core.sim meshes, table
-included), relevancy is high on the queried object and low elsewhere. Each object of the scene is
+included), relevancy is high on the queried object and low elsewhere; the scene is queried as the node queries
+it (``QueryableScene.locate``: query_object with the tabletop computed once per scene). Each object of the scene is
 queried in turn, several times; the line reports the median total and the median of every stage.
 The ROS round trip (DDS transport included) is the node's bench ``query_roundtrip_200k``.
 
@@ -20,8 +21,11 @@ import torch
 from std_msgs.msg import Header
 
 from langscene.srv import QueryObject
-from langscene_core.config import GraspConfig, QueryConfig
-from langscene_core.query.objects import query_object, tabletop_of
+from langscene_core.config import LangsceneConfig, ModelsConfig
+from langscene_core.engine import QueryableScene
+from langscene_core.field.gaussians import Gaussians
+from langscene_core.reconstruction.models import load_models
+from langscene_core.reconstruction.scene import Scene
 from langscene_core.sim import build_world, parse_spec
 from langscene_ros.query_response import fill_query_response
 from langscene_ros.viz import grasp_pose_array, query_markers
@@ -76,19 +80,29 @@ def main() -> None:
     torch.set_num_threads(2)
     means, normals, owner, names = sample_scene(args.gaussians)
     colors = np.full_like(means, 0.5)
-    query, grasp = QueryConfig(), GraspConfig()
+    config = LangsceneConfig(models=ModelsConfig(device="cpu"))
+    query, grasp = config.query, config.grasp
+    # the scene as the node holds it (its tabletop computed once); no language: relevancy is given below
+    scene = Scene(
+        Gaussians.from_points(means, colors, normals),
+        means,
+        colors,
+        normals,
+        np.zeros((len(means), 3), np.int64),
+        "map",
+    )
+    queryable = QueryableScene.build(scene, load_models(config.models, config.densify), query, grasp)
     header = Header(frame_id="map")
     rng = np.random.default_rng(1)
     stages: dict[str, list[float]] = {}
     totals, cpu_totals, relevant, grasp_counts = [], [], [], []
-    tabletop = tabletop_of(means, query)  # a property of the scene: the node computes it once per scene
     for target, name in enumerate(names, start=1):
         relevancy = np.where(
             owner == target, rng.uniform(0.6, 0.9, len(owner)), rng.uniform(0.1, 0.5, len(owner))
         ).astype(np.float32)
         for _ in range(args.repeats):
             start, cpu_start = time.perf_counter(), time.process_time()
-            result = query_object(relevancy, means, colors, query, grasp, normals, tabletop=tabletop)
+            result = queryable.locate(relevancy)
             packed = time.perf_counter()
             fill_query_response(QueryObject.Response(), result, header)
             query_markers(result, name, header, grasp)

@@ -26,13 +26,14 @@ from std_msgs.msg import Header
 
 from langscene.srv import QueryObject, SceneFile
 from langscene_core.config import DEFAULT_CONFIG_PATH, load_config
+from langscene_core.engine import QueryableScene
 from langscene_core.field.gaussians import Gaussians
 from langscene_core.language.features import mask_features
-from langscene_core.query.answer import TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
-from langscene_core.query.objects import query_object, tabletop_of
+from langscene_core.query.answer import TextEmbeddingCache
 from langscene_core.reconstruction.models import load_models
 from langscene_core.reconstruction.scene import build_scene, save_scene
 from langscene_core.sim import build_world, capture_poses, intrinsics_of, parse_spec, render
+from langscene_ros import interface as api
 from langscene_ros.client import NodeClient, query_request
 from langscene_ros.query_response import fill_query_response
 
@@ -67,47 +68,21 @@ def build_bench_scene(models, config, count: int):
 
 
 def in_process_split(scene, models, config, names) -> dict[str, float]:
-    """Median ms per stage for the same queries, without ROS. relevancy: every phrase encoded afresh;
-    relevancy_cached: with a TextEmbeddingCache kept across queries, as the node does (the canonical
-    negatives and repeated prompts are not re-encoded)."""
+    """Median ms per stage for the same queries, without ROS, on the scene as the node holds it (a
+    QueryableScene with a TextEmbeddingCache kept across queries: relevancy_cached, the query_object
+    stages and rivals) and, for relevancy, on one that encodes every phrase afresh."""
     stages: dict[str, list[float]] = {}
-    cache = TextEmbeddingCache(models.clip)
-    tabletop, codes = (
-        tabletop_of(scene.means, config.query),
-        code_levels(scene.codes),
-    )  # once per scene, as the node does
+    cached = QueryableScene.build(scene, models, config.query, config.grasp, TextEmbeddingCache(models.clip))
+    fresh = QueryableScene.build(scene, models, config.query, config.grasp)
     for name in names:
-        start = time.perf_counter()
-        scene_relevancy(codes, models, name, config.query.negatives, cache=cache)
-        stages.setdefault("relevancy_cached", []).append((time.perf_counter() - start) * 1000.0)
-        start = time.perf_counter()
-        relevancy = scene_relevancy(codes, models, name, config.query.negatives)
-        relevancy_ms = (time.perf_counter() - start) * 1000.0
-        result = check_rivals(
-            query_object(
-                relevancy.values,
-                scene.means,
-                scene.colors,
-                config.query,
-                config.grasp,
-                scene.normals,
-                tabletop=tabletop,
-            ),
-            codes,
-            models,
-            name,
-            config.query.rival_margin,
-            cache=cache,
-        )
+        result = cached.answer(name)
         packed = time.perf_counter()
         fill_query_response(QueryObject.Response(), result, Header(frame_id=scene.frame_id))
         pack_ms = (time.perf_counter() - packed) * 1000.0
-        for stage, ms in {
-            "relevancy": relevancy_ms,
-            **{k: v * 1000.0 for k, v in result.timings.items()},
-            "pack": pack_ms,
-        }.items():
-            stages.setdefault(stage, []).append(ms)
+        timings = {"relevancy_cached" if k == "relevancy" else k: v for k, v in result.timings.items()}
+        timings["relevancy"] = fresh.answer(name).timings["relevancy"]
+        for stage, seconds in {**timings, "pack": pack_ms / 1000.0}.items():
+            stages.setdefault(stage, []).append(seconds * 1000.0)
     return {f"{stage}_ms": round(statistics.median(v), 2) for stage, v in stages.items()}
 
 
@@ -130,15 +105,15 @@ def main() -> None:
         )
         client = NodeClient("query_roundtrip_bench")
         try:
-            loaded = client.call(SceneFile, "load_scene", SceneFile.Request(path=str(path)), timeout_s=120.0)
+            loaded = client.call(SceneFile, api.LOAD_SCENE, SceneFile.Request(path=str(path)), timeout_s=120.0)
             if not loaded.success:
                 raise SystemExit(f"query_roundtrip: the node could not load the scene: {loaded.message}")
-            client.call(QueryObject, "query_object", query_request(names[0]), timeout_s=60.0)  # warm-up
+            client.call(QueryObject, api.QUERY_OBJECT, query_request(names[0]), timeout_s=60.0)  # warm-up
             round_trips, points, found = [], [], 0
             for _ in range(REPEATS):
                 for name in names:
                     start = time.perf_counter()
-                    answer = client.call(QueryObject, "query_object", query_request(name), timeout_s=60.0)
+                    answer = client.call(QueryObject, api.QUERY_OBJECT, query_request(name), timeout_s=60.0)
                     round_trips.append((time.perf_counter() - start) * 1000.0)
                     points.append(answer.relevancy_cloud.width)
                     found += answer.object_extent.x > 0

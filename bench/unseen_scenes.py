@@ -38,12 +38,10 @@ import numpy as np
 import torch
 
 from langscene_core.config import load_config
+from langscene_core.engine import LangScene, QueryableScene
 from langscene_core.eval.evaluate import LOCATED_M, evaluate, mode_keyframes, object_centre
 from langscene_core.eval.suite import SPLITS, absent_prompts, scene_spec
-from langscene_core.query.answer import answer_prompt, code_levels
 from langscene_core.reconstruction.models import load_models
-from langscene_core.reconstruction.reconstruct import reconstruct
-from langscene_core.reconstruction.scene import load_scene, save_scene
 from langscene_core.sim import build_world, render_dataset
 from langscene_core.sim.spec import CameraSpec
 
@@ -69,23 +67,23 @@ def loose_prompts(spec) -> list[tuple[str, str, str]]:
     return prompts + [("colour", f"something {o.color}", o.name) for o in spec.objects if colours.count(o.color) == 1]
 
 
-def reconstructed(dataset, models, config, path: Path | None):
-    """The scene of ``dataset``'s capture: read from ``path`` when cached, else reconstructed (and cached)."""
+def reconstructed(dataset, models, config, path: Path | None) -> tuple[QueryableScene, float]:
+    """The scene of ``dataset``'s capture: read from ``path`` when cached, else reconstructed (and cached);
+    and the seconds the reconstruction took (0 when read)."""
+    engine = LangScene(config, models)
     if path is not None and path.is_file():
-        return load_scene(path, models.lqc, config.models.lqc.checkpoint), 0.0
+        return engine.load(path), 0.0
     start = time.perf_counter()
-    scene = reconstruct(mode_keyframes(dataset, "dense", config.keyframe), models, config)
+    queryable = engine.reconstruct(mode_keyframes(dataset, "dense", config.keyframe))
     seconds = time.perf_counter() - start
     if path is not None:
-        save_scene(scene, path)
-    return scene, seconds
+        engine.save(path)
+    return queryable, seconds
 
 
-def answer_centre(scene, models, config, prompt: str) -> np.ndarray | None:
+def answer_centre(queryable: QueryableScene, prompt: str) -> np.ndarray | None:
     """[3] centre of the object a query for ``prompt`` returns (world frame), None for no object."""
-    box = answer_prompt(
-        code_levels(scene.codes), scene.means, scene.colors, scene.normals, models, prompt, config.query, config.grasp
-    ).object_box
+    box = queryable.answer(prompt).object_box
     return None if box is None else box.pose[:3, 3]
 
 
@@ -98,14 +96,12 @@ def run_split(split: str, scenes: int, models, config, cache: Path | None) -> No
         world = build_world(spec)
         dataset = render_dataset(world)
         cached = None if cache is None else cache / f"scene_{seed}.ply"
-        scene, seconds = reconstructed(dataset, models, config, cached)
-        result = evaluate(dataset, scene, models, config, world)
+        queryable, seconds = reconstructed(dataset, models, config, cached)
+        result = evaluate(dataset, queryable.scene, models, config, world)
         records += [r for r in result["per_query"] if r["kind"] == "3d"]
-        absent += [
-            (kind, p, answer_centre(scene, models, config, p) is not None) for kind, p in absent_prompts(spec, seed)
-        ]
+        absent += [(kind, p, answer_centre(queryable, p) is not None) for kind, p in absent_prompts(spec, seed)]
         for kind, prompt, name in loose_prompts(spec):
-            centre = answer_centre(scene, models, config, prompt)
+            centre = answer_centre(queryable, prompt)
             error = None if centre is None else float(np.linalg.norm(centre - object_centre(world, name)))
             loose.append((kind, prompt, error))
         per_scene.append(

@@ -7,13 +7,11 @@ import threading
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from langscene.msg import SceneStatus
 from langscene.srv import QueryObject
 from langscene_ros import convert
-
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+from langscene_ros import interface as api
 
 
 class ServiceUnavailable(RuntimeError):
@@ -27,14 +25,16 @@ class NodeClient:
     the node's fully qualified name, e.g. ``/langscene`` or ``/robot/langscene``.
     """
 
-    def __init__(self, name: str = "langscene_client", target: str = "/langscene") -> None:
+    def __init__(self, name: str = "langscene_client", target: str = f"/{api.NODE_NAME}") -> None:
         self.target = target.rstrip("/")
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(name, context=self.context)
         self.statuses: list[SceneStatus] = []
         self._clients: dict = {}
-        self.node.create_subscription(SceneStatus, f"{self.target}/status", self.statuses.append, LATCHED)
+        self.node.create_subscription(
+            SceneStatus, api.node_path(api.STATUS, self.target), self.statuses.append, api.LATCHED
+        )
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -44,7 +44,7 @@ class NodeClient:
         """Call ``<target>/<service>`` and return the response. Raises ServiceUnavailable.
 
         Clients are kept per service, so repeated calls skip service discovery."""
-        name = service if service.startswith("/") else f"{self.target}/{service}"
+        name = service if service.startswith("/") else api.node_path(service, self.target)
         client = self._clients.get(name)
         if client is None:
             client = self._clients[name] = self.node.create_client(srv_type, name)
@@ -58,7 +58,11 @@ class NodeClient:
         return future.result()
 
     def close(self) -> None:
+        """Stop spinning, then destroy the node and the context. The spin thread is joined first: a
+        process that exits while it still runs in rclpy aborts ('terminate called without an active
+        exception', exit code 134)."""
         self.executor.shutdown()
+        self._thread.join(timeout=10.0)
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
 

@@ -120,6 +120,7 @@ def run_demo(
     from std_srvs.srv import Trigger
 
     from langscene.srv import QueryObject, SceneFile
+    from langscene_ros import interface as api
     from langscene_ros.client import NodeClient, query_request
     from langscene_ros.player import Player
 
@@ -158,20 +159,20 @@ def run_demo(
                 flush=True,
             )
         with clock.stage("reconstruct"):
-            answer = client.call(Trigger, "reconstruct", Trigger.Request(), timeout_s=30.0)
+            answer = client.call(Trigger, api.RECONSTRUCT, Trigger.Request(), timeout_s=30.0)
             print(f"[demo]   ~/reconstruct: success={answer.success} {answer.message}", flush=True)
             if answer.success:
                 state = wait_for_state(client, {"ready", "error"}, reconstruct_timeout_s, node)
                 print(f"[demo]   state {state}: {client.statuses[-1].message}", flush=True)
                 if state == "ready":
                     saved = client.call(
-                        SceneFile, "save_scene", SceneFile.Request(path=str(work_dir.resolve() / "scene.ply"))
+                        SceneFile, api.SAVE_SCENE, SceneFile.Request(path=str(work_dir.resolve() / "scene.ply"))
                     )
                     print(f"[demo]   ~/save_scene: {saved.message}", flush=True)
         queries = []
         with clock.stage("queries"):
             for prompt in dict.fromkeys([o.name for o in spec.objects] + list(extra_prompts)):  # each once
-                response = client.call(QueryObject, "query_object", query_request(prompt), timeout_s=60.0)
+                response = client.call(QueryObject, api.QUERY_OBJECT, query_request(prompt), timeout_s=60.0)
                 record = grade_answer(world, prompt, response, config.grasp)
                 queries.append(record)
                 print(f"[demo]   {format_record(record)}", flush=True)

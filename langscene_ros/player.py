@@ -16,42 +16,43 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
 from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from langscene_core.sim import RenderedFrame
 from langscene_ros import convert
+from langscene_ros import interface as api
 
 CAMERA_FRAME = "camera_optical"  # frame_id of image, depth and camera_info
-PUBLISH_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def frame_messages(frame: RenderedFrame, stamp: Time, scene_frame: str) -> list[tuple[str, object]]:
     """(topic, message) pairs of one frame in publishing order; camera_info first, image last."""
     camera = Header(stamp=stamp, frame_id=CAMERA_FRAME)
     return [
-        ("camera_info", convert.intrinsics_to_camera_info(frame.intrinsics, camera)),
+        (api.CAMERA_INFO, convert.intrinsics_to_camera_info(frame.intrinsics, camera)),
         (
-            "camera_pose",
+            api.CAMERA_POSE,
             PoseStamped(
                 header=Header(stamp=stamp, frame_id=scene_frame), pose=convert.matrix_to_pose(frame.cam_to_world)
             ),
         ),
-        ("depth", convert.depth_to_image(frame.depth, camera)),
-        ("image", convert.numpy_to_image(frame.rgb, "rgb8", camera)),
+        (api.DEPTH, convert.depth_to_image(frame.depth, camera)),
+        (api.IMAGE, convert.numpy_to_image(frame.rgb, "rgb8", camera)),
     ]
 
 
 class Player:
     """Publishers of the four topics on ``node``; :meth:`play` sends frames at a fixed rate."""
 
-    TYPES = {"camera_info": CameraInfo, "camera_pose": PoseStamped, "depth": Image, "image": Image}
+    TYPES = {api.CAMERA_INFO: CameraInfo, api.CAMERA_POSE: PoseStamped, api.DEPTH: Image, api.IMAGE: Image}
 
     def __init__(self, node: Node, scene_frame: str = "map") -> None:
         self.node = node
         self.scene_frame = scene_frame
-        self.publishers = {topic: node.create_publisher(kind, topic, PUBLISH_QOS) for topic, kind in self.TYPES.items()}
+        self.publishers = {
+            topic: node.create_publisher(kind, topic, api.RELIABLE) for topic, kind in self.TYPES.items()
+        }
 
     def wait_for_subscribers(self, timeout_s: float, settle_s: float = 2.0) -> bool:
         """True once every topic has a subscriber (the node subscribes to all four), then ``settle_s``

@@ -11,6 +11,7 @@ from std_msgs.msg import Header
 
 from langscene_core.geometry.camera import Intrinsics
 from langscene_ros import convert
+from langscene_ros import interface as api
 from langscene_ros.client import NodeClient
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -21,10 +22,10 @@ class RosPeer(NodeClient):
 
     def __init__(self) -> None:
         super().__init__("langscene_test_peer")
-        self.image = self.node.create_publisher(Image, "/image", RELIABLE)
-        self.info = self.node.create_publisher(CameraInfo, "/camera_info", RELIABLE)
-        self.depth = self.node.create_publisher(Image, "/depth", RELIABLE)
-        self.pose = self.node.create_publisher(PoseStamped, "/camera_pose", RELIABLE)
+        self.image = self.node.create_publisher(Image, f"/{api.IMAGE}", RELIABLE)
+        self.info = self.node.create_publisher(CameraInfo, f"/{api.CAMERA_INFO}", RELIABLE)
+        self.depth = self.node.create_publisher(Image, f"/{api.DEPTH}", RELIABLE)
+        self.pose = self.node.create_publisher(PoseStamped, f"/{api.CAMERA_POSE}", RELIABLE)
 
     def subscribers_ready(self) -> bool:
         return all(pub.get_subscription_count() > 0 for pub in (self.image, self.info, self.pose))

@@ -11,6 +11,7 @@ from std_srvs.srv import Trigger
 from langscene.srv import QueryObject, SceneFile
 from langscene_core.geometry.camera import Intrinsics, look_at
 from langscene_ros import convert
+from langscene_ros import interface as api
 
 pytestmark = pytest.mark.ros
 
@@ -61,15 +62,15 @@ def test_node_collects_keyframes_rejects_bad_input_and_answers_queries(node_proc
     assert "no_camera_info 1" in message or "no_pose 1" in message, message  # the stray first image
     assert node.poll() is None, "the node died on bad input"
 
-    answer = peer.call(QueryObject, "query_object", QueryObject.Request(prompt="red mug"))
+    answer = peer.call(QueryObject, api.QUERY_OBJECT, QueryObject.Request(prompt="red mug"))
     assert not answer.success and "not ready" in answer.message and "4 keyframes" in answer.message
-    empty = peer.call(QueryObject, "query_object", QueryObject.Request(prompt="  "))
+    empty = peer.call(QueryObject, api.QUERY_OBJECT, QueryObject.Request(prompt="  "))
     assert not empty.success and "empty prompt" in empty.message
 
-    missing = peer.call(SceneFile, "load_scene", SceneFile.Request(path="/nonexistent/scene"))
+    missing = peer.call(SceneFile, api.LOAD_SCENE, SceneFile.Request(path="/nonexistent/scene"))
     assert not missing.success and missing.message
 
-    reset = peer.call(Trigger, "reset", Trigger.Request())
+    reset = peer.call(Trigger, api.RESET, Trigger.Request())
     assert reset.success
     assert wait_until(lambda: peer.statuses[-1].keyframes == 0, 10)
     assert node.poll() is None

@@ -15,6 +15,7 @@ from visualization_msgs.msg import MarkerArray
 from langscene.srv import QueryObject, SceneFile
 from langscene_core.config import FieldConfig, LangsceneConfig, to_dict
 from langscene_core.sim import build_world, parse_spec, render_dataset
+from langscene_ros import interface as api
 from langscene_ros.client import NodeClient, query_request
 from langscene_ros.player import Player
 
@@ -44,44 +45,44 @@ def test_reconstruct_query_save_load_over_ros(params_file, node_process, tmp_pat
     node = node_process("--params-file", str(params_file))
     client = NodeClient("pipeline_test_client")
     # RViz's view of a query: the node publishes it only to subscribers (before discovery ends, none)
-    rviz = {"relevancy_cloud": [], "grasps": [], "markers": []}
+    rviz = {api.RELEVANCY_CLOUD: [], api.GRASPS: [], api.MARKERS: []}
     for topic, msg_type in zip(rviz, (PointCloud2, PoseArray, MarkerArray)):
-        client.node.create_subscription(msg_type, f"/langscene/{topic}", rviz[topic].append, 10)
+        client.node.create_subscription(msg_type, api.node_path(topic), rviz[topic].append, 10)
     try:
         player = Player(client.node)
         assert player.wait_for_subscribers(90.0), "the node did not subscribe to its inputs"
-        early = client.call(Trigger, "reconstruct", Trigger.Request())
+        early = client.call(Trigger, api.RECONSTRUCT, Trigger.Request())
         assert not early.success and "at least 2 keyframes" in early.message
 
         dataset = render_dataset(build_world(parse_spec(SPEC)))
         player.play(iter(dataset.capture), rate_hz=20.0)
         assert wait_until(lambda: client.statuses and client.statuses[-1].keyframes == 5, 30), client.statuses[-1:]
 
-        started = client.call(Trigger, "reconstruct", Trigger.Request())
+        started = client.call(Trigger, api.RECONSTRUCT, Trigger.Request())
         assert started.success, started.message
-        again = client.call(Trigger, "reconstruct", Trigger.Request())
+        again = client.call(Trigger, api.RECONSTRUCT, Trigger.Request())
         assert not again.success and "already running" in again.message
         assert wait_until(lambda: client.statuses[-1].state in ("ready", "error"), 300, 0.5)
         status = client.statuses[-1]
         assert status.state == "ready" and status.gaussians > 0 and status.progress == 1.0, status
 
-        answer = client.call(QueryObject, "query_object", query_request("red box"))
+        answer = client.call(QueryObject, api.QUERY_OBJECT, query_request("red box"))
         assert answer.success, answer.message
         assert answer.relevancy_cloud.width > 0 and answer.relevancy_cloud.header.frame_id == "map"
         assert wait_until(lambda: all(rviz.values()), 10), {topic: len(got) for topic, got in rviz.items()}
-        assert rviz["relevancy_cloud"][-1].width == answer.relevancy_cloud.width
-        assert len(rviz["grasps"][-1].poses) == len(answer.grasps)
-        assert rviz["markers"][-1].markers, "no query markers"
-        bad = client.call(QueryObject, "query_object", query_request("red box", relevancy_threshold=1.5))
+        assert rviz[api.RELEVANCY_CLOUD][-1].width == answer.relevancy_cloud.width
+        assert len(rviz[api.GRASPS][-1].poses) == len(answer.grasps)
+        assert rviz[api.MARKERS][-1].markers, "no query markers"
+        bad = client.call(QueryObject, api.QUERY_OBJECT, query_request("red box", relevancy_threshold=1.5))
         assert not bad.success and "relevancy_threshold" in bad.message
 
-        saved = client.call(SceneFile, "save_scene", SceneFile.Request(path=str(tmp_path / "scene.ply")))
+        saved = client.call(SceneFile, api.SAVE_SCENE, SceneFile.Request(path=str(tmp_path / "scene.ply")))
         assert saved.success, saved.message
-        nowhere = client.call(SceneFile, "save_scene", SceneFile.Request(path=str(tmp_path / "no" / "dir" / "s.ply")))
+        nowhere = client.call(SceneFile, api.SAVE_SCENE, SceneFile.Request(path=str(tmp_path / "no" / "dir" / "s.ply")))
         assert not nowhere.success and "does not exist" in nowhere.message
-        missing = client.call(SceneFile, "load_scene", SceneFile.Request(path=str(tmp_path / "missing.ply")))
+        missing = client.call(SceneFile, api.LOAD_SCENE, SceneFile.Request(path=str(tmp_path / "missing.ply")))
         assert not missing.success and "no such file" in missing.message
-        loaded = client.call(SceneFile, "load_scene", SceneFile.Request(path=str(tmp_path / "scene.ply")))
+        loaded = client.call(SceneFile, api.LOAD_SCENE, SceneFile.Request(path=str(tmp_path / "scene.ply")))
         assert loaded.success, loaded.message
         assert str(status.gaussians) in loaded.message
         assert node.poll() is None

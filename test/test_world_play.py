@@ -42,17 +42,19 @@ class Recorder:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image
 
+        from langscene_ros import interface as api
+
         self.rclpy = rclpy
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("world_play_recorder", context=self.context)
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.messages = {topic: [] for topic in ("image", "camera_info", "depth", "camera_pose")}
+        self.messages = {topic: [] for topic in (api.IMAGE, api.CAMERA_INFO, api.DEPTH, api.CAMERA_POSE)}
         for topic, kind in (
-            ("image", Image),
-            ("camera_info", CameraInfo),
-            ("depth", Image),
-            ("camera_pose", PoseStamped),
+            (api.IMAGE, Image),
+            (api.CAMERA_INFO, CameraInfo),
+            (api.DEPTH, Image),
+            (api.CAMERA_POSE, PoseStamped),
         ):
             self.node.create_subscription(kind, f"/{topic}", self.messages[topic].append, qos)
         self.executor = SingleThreadedExecutor(context=self.context)

@@ -9,9 +9,9 @@ latent's value, covered or not), then ``metrics.localize`` (hit) and ``metrics.s
 2D baseline (mode ``baseline_2d``, :func:`evaluate_baseline`): the same 2D metrics on the CLIP relevancy
 maps of the eval view's nearest keyframe, taken as is (no 3D, no LQC).
 
-3D, per object name: ``answer_prompt`` (relevancy, ``query_object``, the open-set check); the error of
-the object box centre against the true mesh's bounding-box centre (located: within ``LOCATED_M``), and
-every returned grasp checked against the true geometry (``eval.grasp_check.check_grasp``).
+3D, per object name: ``QueryableScene.answer`` (relevancy, ``query_object``, the open-set check); the
+error of the object box centre against the true mesh's bounding-box centre (located: within
+``LOCATED_M``), and every returned grasp checked against the true geometry (``eval.grasp_check.check_grasp``).
 
 Result layout (:func:`evaluate`)::
 
@@ -46,15 +46,14 @@ import torch
 from langscene_core.capture.frames import Frame
 from langscene_core.capture.keyframes import KeyframeBuffer
 from langscene_core.config import GraspConfig, KeyframeConfig, LangsceneConfig
+from langscene_core.engine import LangScene, QueryableScene
 from langscene_core.eval.grasp_check import check_grasp
 from langscene_core.eval.metrics import filter_px, localize, segment
 from langscene_core.field.render import render
 from langscene_core.geometry.camera import Intrinsics
 from langscene_core.language.features import MaskFeatures, mask_features
-from langscene_core.query.answer import answer_prompt, code_levels, prompt_relevancy
-from langscene_core.query.objects import tabletop_of
+from langscene_core.query.answer import prompt_relevancy
 from langscene_core.reconstruction.models import Models
-from langscene_core.reconstruction.reconstruct import reconstruct
 from langscene_core.reconstruction.scene import Scene
 from langscene_core.sim import build_world
 from langscene_core.sim.dataset import Dataset
@@ -228,40 +227,16 @@ def evaluate_absent(
 ) -> list[dict[str, Any]]:
     """One record per prompt naming nothing in the scene: {"kind": "absent", "name": prompt,
     "answered": an object was returned all the same}."""
-    tabletop, codes = tabletop_of(scene.means, config.query), code_levels(scene.codes)
-    records = []
-    for prompt in prompts:
-        result = answer_prompt(
-            codes,
-            scene.means,
-            scene.colors,
-            scene.normals,
-            models,
-            prompt,
-            config.query,
-            config.grasp,
-            tabletop=tabletop,
-        )
-        records.append({"kind": "absent", "name": prompt, "answered": result.object_box is not None})
-    return records
+    queryable = QueryableScene.build(scene, models, config.query, config.grasp)
+    return [{"kind": "absent", "name": p, "answered": queryable.answer(p).object_box is not None} for p in prompts]
 
 
 def evaluate_objects(world: World, scene: Scene, models: Models, config: LangsceneConfig) -> list[dict[str, Any]]:
     """3D records (layout in the module docstring), one per object of the world."""
     records = []
-    tabletop, codes = tabletop_of(scene.means, config.query), code_levels(scene.codes)  # once per scene
+    queryable = QueryableScene.build(scene, models, config.query, config.grasp)
     for obj in world.spec.objects:
-        result = answer_prompt(
-            codes,
-            scene.means,
-            scene.colors,
-            scene.normals,
-            models,
-            obj.name,
-            config.query,
-            config.grasp,
-            tabletop=tabletop,
-        )
+        result = queryable.answer(obj.name)
         record = {
             "kind": "3d",
             "name": obj.name,
@@ -392,7 +367,7 @@ def evaluate_mode(
             "reconstruct_s": 0.0,
         }
     start = time.perf_counter()
-    scene = reconstruct(keyframes, models, config)
+    scene = LangScene(config, models).reconstruct(keyframes).scene
     seconds = time.perf_counter() - start
     return {
         "mode": mode,

@@ -10,6 +10,7 @@ highest answers; the level maxima come from the codes each level uses (found onc
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -19,17 +20,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from langscene_core.config import GraspConfig, QueryConfig
 from langscene_core.language.clip import ClipModel, encode_text
 from langscene_core.language.relevancy import negative_phrases, relevancy
-from langscene_core.query.objects import QueryResult, Tabletop, query_object
+from langscene_core.query.objects import QueryResult
 from langscene_core.reconstruction.models import Models
 
 
 class TextEmbeddingCache:
     """Bounded LRU of one CLIP model's text embeddings: phrase -> [D] float32 unit vector.
 
-    Owned by whoever holds the model (e.g. the node, one per loaded model); not shared state.
+    Owned by whoever holds the model (the engine, one per loaded model); safe to use from several threads.
     """
 
     def __init__(self, clip: ClipModel, capacity: int = 256):
@@ -38,23 +38,25 @@ class TextEmbeddingCache:
         self.clip = clip
         self.capacity = capacity
         self._items: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._items)
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """[T, D] embeddings of ``texts`` on the model's device; only phrases not cached are encoded."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._items]
-        if missing:
-            with torch.inference_mode():
-                for text, vector in zip(missing, encode_text(self.clip, missing)):
-                    self._items[text] = vector.clone()
-        for text in texts:
-            self._items.move_to_end(text)
-        rows = torch.stack([self._items[t] for t in texts])
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-        return rows
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._items]
+            if missing:
+                with torch.inference_mode():
+                    for text, vector in zip(missing, encode_text(self.clip, missing)):
+                        self._items[text] = vector.clone()
+            for text in texts:
+                self._items.move_to_end(text)
+            rows = torch.stack([self._items[t] for t in texts])
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+            return rows
 
 
 @dataclass(frozen=True)
@@ -180,39 +182,3 @@ def check_rivals(
     return replace(
         result, object_box=None, object_indices=np.zeros(0, dtype=np.int64), grasps=(), message=message, timings=timings
     )
-
-
-def answer_prompt(
-    codes: CodeLevels,
-    means: np.ndarray,
-    colors: np.ndarray,
-    normals: np.ndarray | None,
-    models: Models,
-    prompt: str,
-    query: QueryConfig,
-    grasp: GraspConfig,
-    *,
-    extra_negatives: Sequence[str] = (),
-    cache: TextEmbeddingCache | None = None,
-    tabletop: Tabletop | None = None,
-    threshold: float | None = None,
-    max_points: int | None = None,
-    max_grasps: int | None = None,
-) -> QueryResult:
-    """A text query on a scene, whole: :func:`scene_relevancy` against ``query.negatives`` (and the
-    request's ``extra_negatives``), :func:`~langscene_core.query.objects.query_object` (arrays and overrides as
-    documented there) and the open-set check :func:`check_rivals` with ``query.rival_margin``."""
-    relevancy = scene_relevancy(codes, models, prompt, query.negatives, extra_negatives, cache)
-    result = query_object(
-        relevancy.values,
-        means,
-        colors,
-        query,
-        grasp,
-        normals,
-        threshold=threshold,
-        max_points=max_points,
-        max_grasps=max_grasps,
-        tabletop=tabletop,
-    )
-    return check_rivals(result, codes, models, prompt, query.rival_margin, cache)

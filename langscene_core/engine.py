@@ -1,0 +1,487 @@
+"""The ROS-free engine: camera input -> keyframes -> a background reconstruction -> a queryable snapshot.
+
+:class:`LangScene` is what the node, ``langscene eval``, the demo and the benches drive (DESIGN.md 1
+and 1b). It owns the models (loaded explicitly, :meth:`LangScene.load_models`), the frame
+synchronizer and the keyframe buffer, runs one reconstruction at a time in a background thread
+(progress reported, cancellable between steps), and holds the current :class:`QueryableScene`, an
+immutable snapshot swapped whole when a reconstruction finishes or a scene is loaded. Queries read
+the snapshot current when they start and never wait for a reconstruction.
+
+States (:class:`State`, the strings ``SceneStatus.state`` carries)::
+
+    idle --frame accepted as keyframe--> collecting --start_reconstruction--> reconstructing
+    reconstructing --done--> ready          (new snapshot)
+    reconstructing --failed--> error        (the previous snapshot, if any, stays queryable)
+    reconstructing --cancelled--> ready | collecting | idle   (the previous snapshot stays)
+    any --load--> ready (loaded snapshot);  reset: keyframes cleared, idle when there is no snapshot
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+from langscene_core.capture.frames import Frame, FrameSynchronizer
+from langscene_core.capture.keyframes import KeyframeBuffer
+from langscene_core.config import GraspConfig, LangsceneConfig, QueryConfig
+from langscene_core.geometry.camera import Intrinsics
+from langscene_core.query.answer import CodeLevels, TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
+from langscene_core.query.objects import QueryResult, Tabletop, query_object, tabletop_of
+from langscene_core.reconstruction.models import Models, load_models
+from langscene_core.reconstruction.reconstruct import ReconstructionError, reconstruct
+from langscene_core.reconstruction.scene import Scene, SceneFileError, load_scene, save_scene
+
+_log = logging.getLogger(__name__)
+
+
+class State(str, Enum):
+    """The engine's state; the value is the ``SceneStatus.state`` string."""
+
+    IDLE = "idle"
+    COLLECTING = "collecting"
+    RECONSTRUCTING = "reconstructing"
+    READY = "ready"
+    ERROR = "error"
+
+
+class NotReadyError(RuntimeError):
+    """The request needs something the engine does not have yet (models, a scene); the message says what."""
+
+
+class BusyError(RuntimeError):
+    """A reconstruction is already running."""
+
+
+class Cancelled(Exception):
+    """Raised inside a reconstruction at its next progress report after :meth:`LangScene.cancel`."""
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    """Per-query overrides; None (or empty) takes the scene's :class:`~langscene_core.config.QueryConfig`
+    / :class:`~langscene_core.config.GraspConfig` value.
+
+    negatives: extra negative phrases, added to ``query.negatives``. relevancy_threshold: in [0, 1).
+    max_points: most Gaussians in the relevancy cloud (>= 1). max_grasps: most grasps (>= 1).
+    Raises ValueError on a value out of range.
+    """
+
+    negatives: tuple[str, ...] = ()
+    relevancy_threshold: float | None = None
+    max_points: int | None = None
+    max_grasps: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "negatives", tuple(self.negatives))
+        t = self.relevancy_threshold
+        if t is not None and not (np.isfinite(t) and 0.0 <= t < 1.0):
+            raise ValueError(f"relevancy_threshold {t} is not in [0, 1)")
+        for name in ("max_points", "max_grasps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+@dataclass(frozen=True, eq=False)
+class QueryableScene:
+    """A scene with what every query on it reuses, computed once (:meth:`build`): its tabletop (the
+    support plane and every Gaussian's height above it) and its LQC codes per level; plus the models
+    and settings its answers use. Immutable: a new scene makes a new one.
+
+    cache: text embeddings of ``models.clip`` shared across queries (None: every phrase encoded afresh).
+    """
+
+    scene: Scene
+    models: Models
+    query: QueryConfig
+    grasp: GraspConfig
+    tabletop: Tabletop
+    codes: CodeLevels
+    cache: TextEmbeddingCache | None = None
+
+    @classmethod
+    def build(
+        cls,
+        scene: Scene,
+        models: Models,
+        query: QueryConfig,
+        grasp: GraspConfig,
+        cache: TextEmbeddingCache | None = None,
+    ) -> QueryableScene:
+        return cls(scene, models, query, grasp, tabletop_of(scene.means, query), code_levels(scene.codes), cache)
+
+    @property
+    def num_gaussians(self) -> int:
+        return self.scene.num_gaussians
+
+    def answer(self, prompt: str, options: QueryOptions = QueryOptions()) -> QueryResult:
+        """A text query, whole: relevancy of every Gaussian through the code table
+        (:func:`~langscene_core.query.answer.scene_relevancy` against ``query.negatives`` and
+        ``options.negatives``), then :meth:`locate`, then the open-set check
+        (:func:`~langscene_core.query.answer.check_rivals` with ``query.rival_margin``). Scene frame.
+        ``result.timings`` adds ``relevancy`` (seconds). Raises ValueError on an empty prompt."""
+        start = time.perf_counter()
+        relevancy = scene_relevancy(
+            self.codes, self.models, prompt, self.query.negatives, options.negatives, self.cache
+        )
+        seconds = time.perf_counter() - start
+        result = self.locate(relevancy.values, options)
+        result = check_rivals(result, self.codes, self.models, prompt, self.query.rival_margin, self.cache)
+        return replace(result, timings={"relevancy": seconds, **result.timings})
+
+    def locate(self, relevancy: np.ndarray, options: QueryOptions = QueryOptions()) -> QueryResult:
+        """The relevancy cloud, the object, its box and grasps for a given relevancy [N] float32 of
+        every Gaussian (:func:`~langscene_core.query.objects.query_object` on this scene's arrays, with
+        its tabletop; ``options.negatives`` unused)."""
+        scene = self.scene
+        return query_object(
+            relevancy,
+            scene.means,
+            scene.colors,
+            self.query,
+            self.grasp,
+            scene.normals,
+            threshold=options.relevancy_threshold,
+            max_points=options.max_points,
+            max_grasps=options.max_grasps,
+            tabletop=self.tabletop,
+        )
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the engine reports (``SceneStatus``). rejected / dropped: counts per reason of rejected input
+    messages and of frames the synchronizer or the keyframe buffer dropped."""
+
+    state: State
+    keyframes: int
+    gaussians: int
+    progress: float
+    message: str
+    models_loaded: bool
+    rejected: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line: the message, then the rejected total and the dropped counts."""
+        dropped = ", ".join(f"{reason} {n}" for reason, n in sorted(self.dropped.items()) if n) or "none"
+        return f"{self.message}; rejected {sum(self.rejected.values())}; dropped: {dropped}"
+
+
+class LangScene:
+    """The engine (module docstring). Thread-safe: every method may be called from any thread.
+
+    config: the whole configuration (``node.scene_frame`` is the scene frame). models: already loaded
+    models to use (e.g. shared by an evaluation); None: :meth:`load_models` loads ``config.models``.
+    on_status: called with the new :class:`Status` after every state change (not after every progress
+    report). on_scene: called with each newly installed :class:`QueryableScene`, before on_status.
+    Both run on the thread that made the change and must not call back into a reconstruction.
+    """
+
+    def __init__(
+        self,
+        config: LangsceneConfig,
+        models: Models | None = None,
+        on_status: Callable[[Status], None] | None = None,
+        on_scene: Callable[[QueryableScene], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._on_status = on_status or (lambda status: None)
+        self._on_scene = on_scene or (lambda scene: None)
+        self._lock = threading.Lock()  # guards everything below but the models
+        self._keyframes = KeyframeBuffer(config.keyframe)
+        self._sync = FrameSynchronizer()
+        self._rejected: Counter[str] = Counter()
+        self._state = State.IDLE
+        self._message = "waiting for camera frames" if models is not None else "models not loaded"
+        self._progress = 0.0
+        self._snapshot: QueryableScene | None = None  # swapped whole, read without the lock
+        self._worker: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._models_lock = threading.Lock()
+        self._models: Models | None = None
+        self._cache: TextEmbeddingCache | None = None
+        if models is not None:
+            self._set_models(models)
+
+    # ------------------------------------------------------------------------------------ models
+    def _set_models(self, models: Models) -> None:
+        self._models, self._cache = models, TextEmbeddingCache(models.clip)
+
+    def load_models(self) -> Models:
+        """Load ``config.models`` (once; FileNotFoundError / ValueError name a missing or mismatched one)."""
+        with self._models_lock:
+            if self._models is None:
+                self._set_idle_message("loading models")
+                start = time.perf_counter()
+                self._set_models(load_models(self.config.models, self.config.densify))
+                self._set_idle_message(
+                    f"models loaded in {time.perf_counter() - start:.1f} s; waiting for camera frames"
+                )
+            return self._models
+
+    def _set_idle_message(self, message: str) -> None:
+        """The status message while nothing else happens (frames arriving meanwhile have their own)."""
+        with self._lock:
+            if self._state is State.IDLE:
+                self._message = message
+        self._notify()
+
+    @property
+    def models(self) -> Models:
+        """The loaded models; NotReadyError before :meth:`load_models`."""
+        models = self._models
+        if models is None:
+            raise NotReadyError("models not loaded (LangScene.load_models)")
+        return models
+
+    # ------------------------------------------------------------------------------------ capture
+    def set_intrinsics(self, intrinsics: Intrinsics) -> None:
+        with self._lock:
+            frames = self._sync.set_intrinsics(intrinsics)
+        self._take(frames)
+
+    def add_pose(self, stamp: float, cam_to_world: np.ndarray) -> None:
+        """cam_to_world: [4, 4] camera optical frame -> scene frame, at ``stamp`` seconds."""
+        with self._lock:
+            frames = self._sync.add_pose(stamp, cam_to_world)
+        self._take(frames)
+
+    def add_depth(self, stamp: float, depth: np.ndarray) -> None:
+        """depth: [H, W] float32 metres (NaN = none)."""
+        with self._lock:
+            frames = self._sync.add_depth(stamp, depth)
+        self._take(frames)
+
+    def add_image(self, stamp: float, rgb: np.ndarray) -> None:
+        """rgb: [H, W, 3] uint8."""
+        with self._lock:
+            frames = self._sync.add_image(stamp, rgb)
+        self._take(frames)
+
+    def add_frame(self, frame: Frame) -> str:
+        """Offer one posed frame to the keyframe buffer. Returns the buffer's verdict ('accepted',
+        'too_close', 'blurry', 'full') or 'rejected' (image and intrinsics / depth sizes disagree)."""
+        size = (frame.intrinsics.height, frame.intrinsics.width)
+        if frame.rgb.shape[:2] != size:
+            self.reject(
+                f"image: size {frame.rgb.shape[1]}x{frame.rgb.shape[0]} does not match camera_info {size[1]}x{size[0]}"
+            )
+            return "rejected"
+        if frame.depth is not None and frame.depth.shape != size:
+            self.reject("depth: size does not match the image")
+            return "rejected"
+        with self._lock:
+            verdict = self._keyframes.offer(frame)
+            if verdict == "accepted" and self._state in (State.IDLE, State.COLLECTING):
+                self._state = State.COLLECTING
+                self._message = f"{len(self._keyframes.keyframes)} keyframes"
+        return verdict
+
+    def _take(self, frames: list[Frame]) -> None:
+        for frame in frames:
+            self.add_frame(frame)
+
+    def reject(self, reason: str) -> int:
+        """Count one rejected input message; returns how many were rejected for ``reason``."""
+        with self._lock:
+            self._rejected[reason] += 1
+            return self._rejected[reason]
+
+    # ------------------------------------------------------------------------------------ status
+    def status(self) -> Status:
+        with self._lock:
+            snapshot = self._snapshot
+            return Status(
+                state=self._state,
+                keyframes=len(self._keyframes.keyframes),
+                gaussians=0 if snapshot is None else snapshot.num_gaussians,
+                progress=float(self._progress),
+                message=self._message,
+                models_loaded=self._models is not None,
+                rejected=dict(self._rejected),
+                dropped=dict(Counter(self._sync.dropped, keyframe_buffer_full=self._keyframes.counts["full"])),
+            )
+
+    def _notify(self) -> None:
+        self._on_status(self.status())
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def scene(self) -> QueryableScene | None:
+        """The current snapshot (None before the first reconstruction or load)."""
+        return self._snapshot
+
+    # ------------------------------------------------------------------------------------ reconstruct
+    @property
+    def busy(self) -> bool:
+        """Whether a background reconstruction is running."""
+        worker = self._worker
+        return worker is not None and worker.is_alive()
+
+    def start_reconstruction(self) -> str:
+        """Reconstruct the current keyframes in a background thread; returns a message. Raises BusyError
+        while one runs, ReconstructionError with fewer than 2 keyframes, NotReadyError without models."""
+        models = self.models
+        with self._lock:
+            if self._worker is not None and self._worker.is_alive():
+                raise BusyError("a reconstruction is already running")
+            keyframes = list(self._keyframes.keyframes)
+            if len(keyframes) < 2:
+                raise ReconstructionError(f"need at least 2 keyframes, have {len(keyframes)}")
+            self._begin(len(keyframes))
+            self._worker = threading.Thread(
+                target=self._run, args=(keyframes, models), name="langscene-reconstruct", daemon=True
+            )
+            self._worker.start()
+        self._notify()
+        return f"reconstruction started from {len(keyframes)} keyframes"
+
+    def reconstruct(self, keyframes: Sequence[Frame] | None = None) -> QueryableScene:
+        """Reconstruct in the calling thread (``keyframes``, else the buffer's) and install the result.
+        Raises what :meth:`start_reconstruction` raises, and ReconstructionError / Cancelled when it fails."""
+        models = self.models
+        with self._lock:
+            if self._worker is not None and self._worker.is_alive():
+                raise BusyError("a reconstruction is already running")
+            frames = list(self._keyframes.keyframes if keyframes is None else keyframes)
+            self._worker = threading.current_thread()
+            self._begin(len(frames))
+        self._notify()
+        try:
+            return self._reconstruct(frames, models)
+        finally:
+            with self._lock:
+                self._worker = None
+
+    def _begin(self, count: int) -> None:
+        self._cancel.clear()
+        self._state, self._progress = State.RECONSTRUCTING, 0.0
+        self._message = f"reconstructing from {count} keyframes"
+
+    def _run(self, keyframes: list[Frame], models: Models) -> None:
+        """Worker thread: failures end in the status, never in an exception lost in the thread."""
+        try:
+            self._reconstruct(keyframes, models)
+        except Exception:  # noqa: BLE001 - _reconstruct put it in the status (and logged a crash's traceback)
+            pass
+
+    def _reconstruct(self, keyframes: list[Frame], models: Models) -> QueryableScene:
+        def progress(fraction: float, message: str) -> None:
+            if self._cancel.is_set():
+                raise Cancelled
+            with self._lock:
+                self._progress, self._message = float(fraction), message
+
+        try:
+            scene = reconstruct(keyframes, models, self.config, progress)
+            notes = "; ".join(scene.info.get("notes", []))
+            message = f"{scene.num_gaussians} Gaussians from {len(keyframes)} keyframes" + (
+                f" ({notes})" if notes else ""
+            )
+            return self._install(scene, message)
+        except Cancelled:
+            with self._lock:
+                self._state = (
+                    State.READY
+                    if self._snapshot is not None
+                    else State.COLLECTING
+                    if self._keyframes.keyframes
+                    else State.IDLE
+                )
+                self._message = "reconstruction cancelled" + ("; the previous scene is kept" if self._snapshot else "")
+            self._notify()
+            raise
+        except (ReconstructionError, ValueError, OSError) as exc:
+            self._fail(f"reconstruction failed: {exc}")
+            raise
+        except Exception as exc:  # a bug: the traceback logged, the error in the status, re-raised
+            _log.exception("reconstruction crashed")
+            self._fail(f"reconstruction crashed: {exc!r}")
+            raise
+
+    def _fail(self, message: str) -> None:
+        with self._lock:
+            self._state, self._message = State.ERROR, message
+        self._notify()
+
+    def cancel(self) -> bool:
+        """Ask the running reconstruction to stop at its next step (the previous scene stays); returns
+        whether one was running. :meth:`wait` for it to end."""
+        if not self.busy:
+            return False
+        self._cancel.set()
+        return True
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait for the background reconstruction to end; True when none runs any more."""
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout_s)
+        return not self.busy
+
+    def _install(self, scene: Scene, message: str) -> QueryableScene:
+        """Swap in a new snapshot (built outside the lock), then tell the listeners."""
+        snapshot = QueryableScene.build(scene, self.models, self.config.query, self.config.grasp, self._cache)
+        with self._lock:
+            self._snapshot = snapshot
+            self._state, self._message, self._progress = State.READY, message, 1.0
+        self._on_scene(snapshot)
+        self._notify()
+        return snapshot
+
+    # ------------------------------------------------------------------------------------ query, files
+    def query(self, prompt: str, options: QueryOptions = QueryOptions()) -> QueryResult:
+        """Answer ``prompt`` on the current snapshot (:meth:`QueryableScene.answer`). Raises ValueError on
+        an empty prompt, NotReadyError when there is no scene yet."""
+        if not prompt.strip():
+            raise ValueError("empty prompt")
+        snapshot = self._snapshot  # one snapshot for the whole query
+        if snapshot is None:
+            with self._lock:
+                state, count = self._state.value, len(self._keyframes.keyframes)
+            raise NotReadyError(
+                f"scene not ready ({state}, {count} keyframes): collect keyframes and reconstruct, or load a scene"
+            )
+        return snapshot.answer(prompt, options)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the current scene (``save_scene``); returns the PLY path. NotReadyError without a scene,
+        SceneFileError / OSError when it cannot be written."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            raise NotReadyError("no scene to save: reconstruct or load one first")
+        return save_scene(snapshot.scene, path)
+
+    def load(self, path: str | Path) -> QueryableScene:
+        """Read a scene saved by :meth:`save` and install it. SceneFileError when it cannot be read, was
+        built with another LQC or lies in another frame than ``node.scene_frame``."""
+        models = self.models
+        scene = load_scene(path, models.lqc, self.config.models.lqc.checkpoint)
+        frame = self.config.node.scene_frame
+        if scene.frame_id != frame:
+            raise SceneFileError(f"scene is in frame '{scene.frame_id}', the scene frame is '{frame}'")
+        return self._install(scene, f"loaded {scene.num_gaussians} Gaussians from {path}")
+
+    def reset(self) -> str:
+        """Clear the keyframes and pending input; the current scene, if any, is kept. Returns a message."""
+        with self._lock:
+            self._keyframes.clear()
+            self._sync.clear()
+            if self._snapshot is None and self._state is not State.RECONSTRUCTING:
+                self._state, self._message, self._progress = State.IDLE, "reset: waiting for camera frames", 0.0
+            elif self._snapshot is not None:
+                self._message = "keyframes cleared; the current scene is kept"
+        self._notify()
+        return "keyframes cleared (the current scene, if any, is kept)"

@@ -1,0 +1,299 @@
+"""The engine without ROS: QueryableScene answers, and LangScene's state machine (idle -> collecting ->
+reconstructing -> ready | error), its snapshot swap, cancel, save / load / reset and NOT-ready errors.
+
+The reconstruction is replaced by a controllable fake (the real one is covered by test_reconstruct.py
+and the node pipeline test); the scene is the synthetic world's surfaces as a reconstruction gives them
+(reconstructed_world.py), each Gaussian carrying the LQC latent of its object's name."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import numpy as np
+import pytest
+import torch
+from reconstructed_world import reconstruct_like
+
+from langscene_core import engine as engine_module
+from langscene_core.capture.frames import Frame
+from langscene_core.config import LangsceneConfig, ModelsConfig
+from langscene_core.engine import (
+    BusyError,
+    LangScene,
+    NotReadyError,
+    QueryableScene,
+    QueryOptions,
+    State,
+)
+from langscene_core.field.gaussians import Gaussians
+from langscene_core.geometry.camera import Intrinsics, look_at
+from langscene_core.language.clip import encode_text
+from langscene_core.reconstruction.models import load_models
+from langscene_core.reconstruction.reconstruct import ReconstructionError
+from langscene_core.reconstruction.scene import SceneFileError, build_scene
+from langscene_core.sim import build_world, parse_spec
+
+SPEC = {
+    "objects": [
+        {"name": "red box", "shape": "box", "color": "red", "size": 0.07, "position": [0.1, 0.0]},
+        {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.06, "position": [-0.12, 0.08]},
+    ]
+}
+CONFIG = dataclasses.replace(LangsceneConfig(), models=ModelsConfig(device="cpu"))
+K = Intrinsics.from_hfov(64, 48, 60.0)
+
+
+@pytest.fixture(scope="module")
+def models():
+    """The bundled tiny CLIP + LQC (its vocabulary names the world's objects)."""
+    return load_models(CONFIG.models, CONFIG.densify)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return build_world(parse_spec(SPEC))
+
+
+def make_scene(world, models, frame_id: str = "map"):
+    """A Scene on ``world``'s surfaces whose Gaussians carry, at every level, the LQC latent of their
+    object's name ('table' for the table)."""
+    points = reconstruct_like(world)
+    names = ["table", *(o.name for o in world.spec.objects)]
+    with torch.no_grad():
+        latents = models.lqc.encode(encode_text(models.clip, names).to(models.device)).cpu()  # [O + 1, 3]
+        gaussians = Gaussians.from_points(points.means, np.full_like(points.means, 0.5), points.normals)
+        gaussians.params["latents"][:] = latents[torch.from_numpy(points.owner)][:, None, :]
+    return build_scene(gaussians, models.lqc, frame_id, {"lqc": CONFIG.models.lqc.checkpoint})
+
+
+@pytest.fixture(scope="module")
+def scene(world, models):
+    return make_scene(world, models)
+
+
+def frame(i: int) -> Frame:
+    angle = np.radians(25.0 * i)
+    pose = look_at(np.array([0.7 * np.cos(angle), 0.7 * np.sin(angle), 0.5]), np.zeros(3))
+    rgb = np.random.default_rng(i).integers(0, 255, (K.height, K.width, 3), dtype=np.uint8)
+    return Frame(stamp=float(i), rgb=rgb, intrinsics=K, cam_to_world=pose)
+
+
+class FakeReconstruct:
+    """Stands in for ``reconstruct``: reports progress, waits until released, reports again (where a
+    cancel takes effect), then returns ``scene`` or raises ``error``."""
+
+    def __init__(self, scene, error: Exception | None = None):
+        self.scene, self.error = scene, error
+        self.started, self.release = threading.Event(), threading.Event()
+        self.keyframes = None
+
+    def __call__(self, keyframes, models, config, progress):
+        self.keyframes = list(keyframes)
+        progress(0.5, "halfway")
+        self.started.set()
+        assert self.release.wait(30), "the test never released the fake reconstruction"
+        progress(0.9, "nearly")
+        if self.error is not None:
+            raise self.error
+        return self.scene
+
+
+def collecting_engine(models, count: int = 3, **kwargs) -> LangScene:
+    engine = LangScene(CONFIG, models, **kwargs)
+    for i in range(count):
+        assert engine.add_frame(frame(i)) == "accepted"
+    return engine
+
+
+def run_fake(engine: LangScene, monkeypatch, fake: FakeReconstruct) -> None:
+    """Start a background reconstruction with ``fake`` and wait until it reports progress."""
+    monkeypatch.setattr(engine_module, "reconstruct", fake)
+    engine.start_reconstruction()
+    assert fake.started.wait(10)
+
+
+def test_queryable_scene_finds_the_named_object_and_applies_options(world, scene, models):
+    queryable = QueryableScene.build(scene, models, CONFIG.query, CONFIG.grasp)
+    result = queryable.answer("red box")
+    assert result.object_box is not None, result.message
+    box_centre = np.asarray(world.meshes[world.instance_id("red box")].get_axis_aligned_bounding_box().get_center())
+    assert np.linalg.norm(result.object_box.pose[:3, 3] - box_centre) < 0.02
+    assert set(result.timings) >= {"relevancy", "select", "cluster", "box", "grasps"}
+
+    assert len(queryable.answer("red box", QueryOptions(max_grasps=1)).grasps) <= 1
+    assert len(queryable.answer("red box", QueryOptions(max_points=5)).cloud) == 5
+    strict = queryable.answer("red box", QueryOptions(relevancy_threshold=0.999))
+    assert strict.object_box is None and "nothing relevant" in strict.message
+    with pytest.raises(ValueError, match="empty prompt"):
+        queryable.answer("  ")
+
+
+def test_query_options_refuse_values_out_of_range():
+    for bad in ({"relevancy_threshold": 1.0}, {"relevancy_threshold": float("nan")}, {"max_points": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            QueryOptions(**bad)
+    assert QueryOptions(negatives=["a"]).negatives == ("a",)
+
+
+def test_states_from_idle_to_ready_and_queries_answer_from_the_snapshot(scene, models, monkeypatch):
+    statuses, scenes = [], []
+    engine = LangScene(CONFIG, models, on_status=statuses.append, on_scene=scenes.append)
+    assert engine.state is State.IDLE and engine.scene is None
+    with pytest.raises(ReconstructionError, match="at least 2 keyframes, have 0"):
+        engine.start_reconstruction()
+    for i in range(3):
+        assert engine.add_frame(frame(i)) == "accepted"
+    assert engine.add_frame(frame(0)) == "too_close"
+    assert engine.status().state is State.COLLECTING and engine.status().keyframes == 3
+    with pytest.raises(NotReadyError, match=r"not ready \(collecting, 3 keyframes\)"):
+        engine.query("red box")
+    with pytest.raises(NotReadyError, match="no scene to save"):
+        engine.save("/tmp/never.ply")
+
+    fake = FakeReconstruct(scene)
+    run_fake(engine, monkeypatch, fake)
+    assert len(fake.keyframes) == 3
+    status = engine.status()
+    assert status.state is State.RECONSTRUCTING and status.progress == 0.5 and status.message == "halfway"
+    with pytest.raises(BusyError, match="already running"):
+        engine.start_reconstruction()
+    with pytest.raises(NotReadyError):
+        engine.query("red box")
+    fake.release.set()
+    assert engine.wait(10)
+    status = engine.status()
+    assert status.state is State.READY and status.progress == 1.0 and status.gaussians == scene.num_gaussians
+    assert scenes == [engine.scene] and engine.scene.scene is scene
+    assert [s.state for s in statuses] == [State.RECONSTRUCTING, State.READY]
+    assert engine.query("red box").object_box is not None
+
+
+def test_a_reconstruction_in_progress_or_failed_keeps_the_previous_scene(scene, models, monkeypatch):
+    engine = collecting_engine(models)
+    first = FakeReconstruct(scene)
+    first.release.set()
+    run_fake(engine, monkeypatch, first)
+    assert engine.wait(10) and engine.state is State.READY
+    old = engine.scene
+
+    failing = FakeReconstruct(None, ReconstructionError("no keyframe has depth"))
+    run_fake(engine, monkeypatch, failing)
+    assert engine.state is State.RECONSTRUCTING
+    during = engine.query("red box")  # answered from the old snapshot, without waiting
+    assert during.object_box is not None and engine.scene is old
+    failing.release.set()
+    assert engine.wait(10)
+    status = engine.status()
+    assert status.state is State.ERROR and "reconstruction failed: no keyframe has depth" in status.message
+    assert engine.scene is old and status.gaussians == scene.num_gaussians
+    assert engine.query("red box").object_box is not None
+
+    crashing = FakeReconstruct(None, KeyError("bug"))
+    run_fake(engine, monkeypatch, crashing)
+    crashing.release.set()
+    assert engine.wait(10)
+    assert engine.state is State.ERROR and "crashed: KeyError('bug')" in engine.status().message
+    assert engine.scene is old
+
+
+def test_cancel_stops_at_the_next_step_and_leaves_the_previous_scene(scene, models, monkeypatch):
+    engine = collecting_engine(models)
+    assert not engine.cancel()  # nothing running
+    fake = FakeReconstruct(scene)
+    run_fake(engine, monkeypatch, fake)
+    assert engine.cancel()
+    fake.release.set()
+    assert engine.wait(10)
+    status = engine.status()
+    assert status.state is State.COLLECTING and status.message == "reconstruction cancelled"
+    assert engine.scene is None
+
+    done = FakeReconstruct(scene)
+    done.release.set()
+    run_fake(engine, monkeypatch, done)
+    assert engine.wait(10)
+    kept = engine.scene
+    again = FakeReconstruct(make_scene(build_world(parse_spec(SPEC)), models))
+    run_fake(engine, monkeypatch, again)
+    engine.cancel()
+    again.release.set()
+    assert engine.wait(10)
+    assert engine.state is State.READY and engine.scene is kept
+    assert "previous scene is kept" in engine.status().message
+
+
+def test_blocking_reconstruct_installs_its_scene(scene, models, monkeypatch):
+    engine = LangScene(CONFIG, models)
+    fake = FakeReconstruct(scene)
+    fake.release.set()
+    monkeypatch.setattr(engine_module, "reconstruct", fake)
+    snapshot = engine.reconstruct([frame(0), frame(5)])
+    assert len(fake.keyframes) == 2 and engine.scene is snapshot and engine.state is State.READY
+    assert not engine.busy
+
+
+def test_save_load_reset(world, scene, models, monkeypatch, tmp_path):
+    engine = collecting_engine(models)
+    fake = FakeReconstruct(scene)
+    fake.release.set()
+    run_fake(engine, monkeypatch, fake)
+    assert engine.wait(10)
+    path = engine.save(tmp_path / "scene")
+    assert path.name == "scene.ply" and path.is_file()
+    with pytest.raises(SceneFileError, match="does not exist"):
+        engine.save(tmp_path / "no" / "dir" / "scene.ply")
+
+    message = engine.reset()
+    assert "kept" in message
+    status = engine.status()
+    assert status.keyframes == 0 and status.state is State.READY and engine.scene is not None
+
+    fresh = LangScene(CONFIG, models)
+    with pytest.raises(SceneFileError, match="no such file"):
+        fresh.load(tmp_path / "missing.ply")
+    loaded = fresh.load(path)
+    assert fresh.state is State.READY and loaded.num_gaussians == scene.num_gaussians
+    np.testing.assert_array_equal(loaded.scene.codes, scene.codes)
+    assert fresh.query("red box").object_box is not None
+
+    elsewhere = dataclasses.replace(CONFIG, node=dataclasses.replace(CONFIG.node, scene_frame="odom"))
+    with pytest.raises(SceneFileError, match="frame 'map'"):
+        LangScene(elsewhere, models).load(path)
+
+    empty = collecting_engine(models, count=2)
+    empty.reset()
+    assert empty.status().state is State.IDLE and empty.status().keyframes == 0
+
+
+def test_models_are_loaded_explicitly(models, tmp_path):
+    engine = LangScene(CONFIG)
+    assert not engine.status().models_loaded and engine.status().message == "models not loaded"
+    for call in (engine.start_reconstruction, lambda: engine.load(tmp_path / "x.ply")):
+        with pytest.raises(NotReadyError, match="models not loaded"):
+            call()
+    statuses = []
+    engine = LangScene(CONFIG, on_status=statuses.append)
+    assert engine.load_models() is engine.load_models()
+    assert [(s.message.split(" in ")[0], s.models_loaded) for s in statuses] == [
+        ("loading models", False),
+        ("models loaded", True),
+    ]
+
+
+def test_streams_pair_into_keyframes_and_bad_input_is_counted(models):
+    engine = LangScene(CONFIG, models)
+    engine.add_image(0.0, frame(0).rgb)  # before any intrinsics: dropped once later frames pass it by
+    for i in range(1, 4):
+        f = frame(i)
+        engine.set_intrinsics(K)
+        engine.add_pose(f.stamp, f.cam_to_world)
+        engine.add_image(f.stamp, f.rgb)
+    assert engine.status().keyframes == 3
+    engine.add_pose(4.0, frame(4).cam_to_world)
+    engine.add_image(4.0, np.zeros((10, 10, 3), np.uint8))  # pairs, then fails the size check
+    assert engine.reject("image: bad encoding") == 1
+    status = engine.status()
+    assert status.rejected == {"image: size 10x10 does not match camera_info 64x48": 1, "image: bad encoding": 1}
+    assert status.summary().startswith("3 keyframes; rejected 2; dropped: ")
+    assert status.keyframes == 3
