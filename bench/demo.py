@@ -38,7 +38,7 @@ def main() -> None:
             )
             return
         result = json.loads(out.read_text())
-    located = sum(q["center_error_m"] is not None for q in result["queries"])
+    located = sum(q["located"] for q in result["queries"])  # centre within evaluate.LOCATED_M (2 cm)
     print(
         json.dumps(
             {

@@ -56,7 +56,8 @@ def peak_rss_mb(pid: int) -> float | None:
 
 def grade_answer(world: World, prompt: str, response, grasp: GraspConfig) -> dict:
     """The demo's JSON record of one QueryObject answer, with errors measured against the world
-    (:func:`langscene_core.eval.evaluate.grade_object`)."""
+    (:func:`langscene_core.eval.evaluate.grade_object`; "located": within its ``LOCATED_M``). A prompt
+    naming no object of the world is graded by "absent_answered": an object was returned all the same."""
     from langscene_ros.client import query_response_to_dict
     from langscene_ros.convert import pose_to_matrix
 
@@ -68,11 +69,14 @@ def grade_answer(world: World, prompt: str, response, grasp: GraspConfig) -> dic
         "points": answer["points"],
         "max_relevancy": answer["max_relevancy"],
         "center_error_m": None,
+        "located": False,
         "grasps": len(answer["grasps"]),
         "grasps_valid": 0,
         "best_grasp_valid": None,
     }
     names = {o.name for o in world.spec.objects}
+    if prompt not in names:
+        record["absent_answered"] = "object" in answer
     if prompt in names and "object" in answer:
         record.update(
             grade_object(

@@ -1,26 +1,28 @@
-"""`langscene eval` and langscene_core.eval.evaluate: LERF-OVS metrics on hand-made maps and labels, mode
-keyframes, CLI bad input (exit 2, one line), and one end-to-end run on a small world dataset."""
+"""`langscene eval` and langscene_core.eval.evaluate: labels to boxes and masks, relevancy per level at
+every pixel, mode keyframes, CLI bad input (exit 2, one line), and one end-to-end run on a small world
+dataset (the metric itself: test_eval_metrics)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from langscene_core.config import KeyframeConfig, load_config
 from langscene_core.eval.evaluate import (
+    LOCATED_M,
+    SPARSE_ARC_DEG,
     category_boxes,
     category_mask,
-    farthest_view,
-    filter_size,
-    localization_hit,
+    level_relevancy,
     mask_relevancy,
     mode_config,
     mode_keyframes,
     nearest_camera,
-    normalized_iou,
-    pixel_relevancy,
     summarize,
+    view_at_angle,
 )
+from langscene_core.eval.metrics import filter_px, localize, segment
 from langscene_core.geometry.camera import look_at
 from langscene_core.language.features import mask_features
 from langscene_core.query.answer import scene_relevancy
@@ -50,46 +52,6 @@ TINY_PARAMS = """langscene:
 """
 
 
-def blob_and_spike() -> np.ndarray:
-    """[40, 40]: a broad 0.8 blob over pixels rows/cols 10..20 and a single 1.0 spike at (row 30, col 30)."""
-    m = np.zeros((40, 40))
-    m[10:21, 10:21] = 0.8
-    m[30, 30] = 1.0
-    return m
-
-
-def test_localization_uses_the_box_filtered_map():
-    m = blob_and_spike()
-    hit, xy = localization_hit(m, [[10.0, 10.0, 21.0, 21.0]], size=7)
-    assert hit and 10 <= xy[0] <= 20 and 10 <= xy[1] <= 20  # the raw argmax (the spike) would miss
-    assert localization_hit(m, [[25.0, 25.0, 35.0, 35.0]], size=7) == (False, xy)
-    assert localization_hit(m, [[0, 0, 5, 5], [25.0, 25.0, 35.0, 35.0]], size=1)[0]  # no filter: the spike wins
-
-
-def test_localization_box_edges_follow_the_label_convention():
-    m = np.zeros((10, 30))
-    m[4, 20] = 1.0  # pixel (col 20, row 4) covers x in [20, 21]
-    assert localization_hit(m, [[15.0, 0.0, 21.0, 10.0]], size=1) == (True, [20, 4])
-    assert not localization_hit(m, [[15.0, 0.0, 20.0, 10.0]], size=1)[0]  # bbox x2 is exclusive of col 20
-    assert not localization_hit(m, [[21.0, 0.0, 25.0, 10.0]], size=1)[0]
-
-
-def test_iou_of_the_normalised_map():
-    mask = np.zeros((30, 30), bool)
-    mask[5:15, 10:20] = True
-    m = np.full((30, 30), 0.50)
-    m[5:15, 5:15] = 0.60  # predicted region: 10 x 10, overlapping the mask on 10 x 5
-    assert normalized_iou(m, mask) == pytest.approx(50 / 150)  # 0.5..0.6 normalised: not everything > 0.4
-    m[0, 0] = 0.53  # 0.3 of the range: below the threshold; 0.55 would be above it
-    assert normalized_iou(m, mask) == pytest.approx(50 / 150)
-    m[0, 0] = 0.55
-    assert normalized_iou(m, mask) == pytest.approx(50 / 151)
-    assert normalized_iou(np.where(mask, 0.9, 0.1), mask) == 1.0
-    assert normalized_iou(np.full((30, 30), 0.7), mask) == 0.0
-    with pytest.raises(ValueError, match="shape"):
-        normalized_iou(np.zeros((3, 3)), mask)
-
-
 def test_category_mask_is_the_union_of_its_polygons():
     square = lambda x, y: [[x, y], [x + 4, y], [x + 4, y + 4], [x, y + 4]]
     labels = {
@@ -106,32 +68,42 @@ def test_category_mask_is_the_union_of_its_polygons():
     assert category_boxes(labels, "red mug") == [[2, 2, 6, 6], [14, 6, 18, 10]]
 
 
-def test_filter_size_is_odd_and_grows_with_width():
-    assert filter_size(160) == 5 and filter_size(1000) == 31 and filter_size(20) == 3
-
-
-def test_farthest_view_is_the_most_different_direction():
+def test_view_at_angle_picks_the_direction_nearest_the_arc():
     target = np.zeros(3)
-    poses = [look_at(np.array(eye, float), target) for eye in ([1, 0, 1], [0.9, 0.3, 1], [-1, 0, 1], [0, 1, 1])]
-    assert farthest_view(poses) == 2
+    eyes = ([1, 0, 0.5], [0.8, 0.6, 0.5], [0, 1, 0.5], [-1, 0, 0.5])  # 0, ~37, 90, 180 deg of azimuth
+    poses = [look_at(np.array(eye, float), target) for eye in eyes]
+    assert view_at_angle(poses, 45.0) == 1 and view_at_angle(poses, 80.0) == 2 and view_at_angle(poses, 180.0) == 3
     with pytest.raises(ValueError, match="at least 2"):
-        farthest_view(poses[:1])
+        view_at_angle(poses[:1], 45.0)
 
 
 def test_summary_rates_and_none_when_nothing_measured():
     records = [
         {"kind": "2d", "view": "a", "name": "x", "hit": True, "iou": 0.5},
         {"kind": "2d", "view": "b", "name": "x", "hit": False, "iou": 0.1},
-        {"kind": "3d", "name": "x", "center_error_m": 0.01, "grasps": 3, "grasps_valid": 2},
-        {"kind": "3d", "name": "y", "center_error_m": 0.03, "grasps": 1, "grasps_valid": 1},
-        {"kind": "3d", "name": "z", "center_error_m": None, "grasps": 0, "grasps_valid": 0},
+        {
+            "kind": "3d",
+            "name": "x",
+            "center_error_m": 0.01,
+            "located": True,
+            "grasps": 3,
+            "grasps_valid": 2,
+            "best_grasp_valid": True,
+        },
+        {"kind": "absent", "name": "gray cone", "answered": True},
+        {"kind": "absent", "name": "laptop", "answered": False},
+        {"kind": "3d", "name": "y", "center_error_m": 0.03, "located": False, "grasps": 1, "grasps_valid": 1},
+        {"kind": "3d", "name": "z", "center_error_m": None, "located": False, "grasps": 0, "grasps_valid": 0},
     ]
-    s = summarize(records)
+    s = summarize(records, 5)
     assert s["loc_acc"] == 0.5 and s["miou"] == pytest.approx(0.3) and s["views"] == 2
     assert s["center_error_m"] == pytest.approx(0.02) and s["grasp_valid_rate"] == 0.75 and s["found"] == 2
+    assert s["located_rate"] == pytest.approx(1 / 3) and s["located_m"] == LOCATED_M and s["box_filter_px"] == 5
+    assert s["best_grasp_valid_rate"] == 1.0 and s["absent_answered_rate"] == 0.5
     empty = summarize([records[-1]])
     assert empty["loc_acc"] is None and empty["miou"] is None and empty["center_error_m"] is None
-    assert empty["grasp_valid_rate"] is None
+    assert empty["grasp_valid_rate"] is None and empty["located_rate"] == 0.0 and empty["box_filter_px"] is None
+    assert empty["best_grasp_valid_rate"] is None and empty["absent_answered_rate"] is None
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +114,9 @@ def dataset_dir(tmp_path_factory):
 def test_mode_keyframes_and_config(dataset_dir):
     dataset = load_dataset(dataset_dir)
     sparse = mode_keyframes(dataset, "sparse", KeyframeConfig())
-    far = farthest_view([f.cam_to_world for f in dataset.capture])
-    assert len(sparse) == 2 and far > 0
-    np.testing.assert_array_equal(sparse[1].cam_to_world, dataset.capture[far].cam_to_world)
+    second = view_at_angle([f.cam_to_world for f in dataset.capture], SPARSE_ARC_DEG)
+    assert len(sparse) == 2 and second > 0
+    np.testing.assert_array_equal(sparse[1].cam_to_world, dataset.capture[second].cam_to_world)
     assert len(mode_keyframes(dataset, "dense", KeyframeConfig())) > 2
     config = load_config()
     assert mode_config(config, "sparse_trimap").densify.mode == "trimap"
@@ -182,6 +154,8 @@ def test_end_to_end_dense_eval(tmp_path, capsys, dataset_dir):
                 str(out),
                 "--params-file",
                 str(tmp_path / "p.yaml"),
+                "--save-maps",
+                str(tmp_path / "maps"),
             ]
         )
         == 0
@@ -203,6 +177,15 @@ def test_end_to_end_dense_eval(tmp_path, capsys, dataset_dir):
     for r in objects:  # the best grasp is graded whenever there is one, and counts among the valid ones
         assert (r["best_grasp_valid"] is None) == (r["grasps"] == 0), r
         assert r["grasps_valid"] >= bool(r["best_grasp_valid"]), r
+        assert r["located"] == (r["center_error_m"] is not None and r["center_error_m"] <= LOCATED_M), r
+    dataset, size = load_dataset(dataset_dir), result["box_filter_px"]
+    assert size == filter_px(dataset.intrinsics.width)
+    for r in views:  # the saved maps give the same scores through the metric
+        maps = np.load(tmp_path / "maps" / Path(r["view"]).stem / f"{r['name'].replace(' ', '_')}.npy")
+        labels = dataset.labels[r["view"]]
+        assert maps.dtype == np.float32 and maps.shape[1:] == (dataset.intrinsics.height, dataset.intrinsics.width)
+        assert localize(maps, category_boxes(labels, r["name"]), size).hit == r["hit"]
+        assert segment(maps, category_mask(labels, r["name"]), size).iou == r["iou"]
 
 
 @pytest.fixture(scope="module")
@@ -216,8 +199,11 @@ def test_keyframe_clip_relevancy_peaks_on_the_named_object(dataset_dir, models):
     frame = dataset.capture[0]
     features = mask_features(models.clip, frame.rgb, models.masks(frame.rgb))
     for k, obj in enumerate(dataset.spec.objects, start=1):
-        relevancy_map, level = mask_relevancy(features, models, obj.name, ("object", "things", "stuff", "texture"))
-        assert relevancy_map.shape == frame.ids.shape and 0 <= level < features.ids.shape[0]
+        maps = mask_relevancy(features, models, obj.name, ("object", "things", "stuff", "texture"))
+        assert maps.shape == features.ids.shape and maps.shape[1:] == frame.ids.shape
+        for level, ids in zip(maps, features.ids.numpy()):  # pixels in no mask: the level's lowest value
+            assert (level[ids < 0] == level[ids >= 0].min()).all()
+        relevancy_map = maps[int(np.argmax(maps.reshape(len(maps), -1).max(axis=1)))]
         row, col = np.unravel_index(np.argmax(relevancy_map), relevancy_map.shape)
         assert frame.ids[row, col] == k, obj.name
         assert relevancy_map[frame.ids == k].mean() > 10 * relevancy_map[frame.ids != k].mean()
@@ -240,13 +226,12 @@ def test_baseline_2d_mode_scores_views_without_3d(tmp_path, dataset_dir):
     assert 0.0 <= result["loc_acc"] <= 1.0 and 0.0 <= result["miou"] <= 1.0
 
 
-def test_pixel_relevancy_is_the_code_relevancy_where_covered_and_zero_elsewhere(models):
+def test_level_relevancy_is_every_levels_code_relevancy_at_every_pixel(models):
     k = models.code_features.shape[0]
     codes = np.random.default_rng(0).integers(0, k, size=(6 * 8, 3))
-    covered = np.zeros(6 * 8, bool)
-    covered[8:24] = True  # rows 1 and 2 of a 6 x 8 image
-    relevancy_map, level = pixel_relevancy(codes, covered, (6, 8), models, "red mug", ("object", "things"))
-    expected = scene_relevancy(codes[covered], models, "red mug", ("object", "things"))
-    assert relevancy_map.shape == (6, 8) and level == expected.level
-    np.testing.assert_array_equal(relevancy_map[1:3].ravel(), expected.values)
-    assert not relevancy_map[[0, 3, 4, 5]].any() and (relevancy_map[1:3] > 0).all()
+    maps = level_relevancy(codes, (6, 8), models, "red mug", ("object", "things"))
+    expected = scene_relevancy(codes, models, "red mug", ("object", "things"))  # the level with the top value
+    assert maps.shape == (3, 6, 8) and maps.dtype == np.float32
+    np.testing.assert_array_equal(maps[expected.level].ravel(), expected.values)
+    assert (maps > 0).all()  # no pixel set to 0
+    assert int(np.argmax(maps.reshape(3, -1).max(axis=1))) == expected.level

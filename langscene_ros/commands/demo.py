@@ -27,9 +27,14 @@ def run(args: argparse.Namespace) -> int:
     except DemoError as exc:
         print(f"langscene demo: {exc}")
         return 1
-    answered = sum(q["success"] and q["center_error_m"] is not None for q in result["queries"])
+    from langscene_core.eval.evaluate import LOCATED_M
+
+    located = sum(q["success"] and q["located"] for q in result["queries"])
+    absent = [q for q in result["queries"] if "absent_answered" in q]
     print(
-        f"[demo] {answered}/{len(spec.objects)} objects located; total {result['total_s']:.1f} s; "
+        f"[demo] {located}/{len(spec.objects)} objects located within {LOCATED_M * 100:.0f} cm; "
+        f"{sum(q['absent_answered'] for q in absent)}/{len(absent)} absent prompts answered with an object; "
+        f"total {result['total_s']:.1f} s; "
         f"node peak RSS {result['node_peak_rss_mb'] or float('nan'):.0f} MB"
     )
     if args.json:

@@ -2,7 +2,13 @@
 
 JSON written to ``--json``: ``{"mode", "loc_acc", "miou", "center_error_m", "grasp_valid_rate",
 "per_query", ...}`` (layout of the rest: langscene_core.eval.evaluate), plus ``keyframes``, ``notes`` (the
-scene's reconstruction notes, e.g. a TriMap fallback to keyframes only) and ``reconstruct_s``.
+scene's reconstruction notes, e.g. a TriMap fallback to keyframes only) and ``reconstruct_s``. With
+``--save-maps DIR``: the relevancy maps the 2D metric used, ``DIR/<eval image stem>/<query, spaces as
+_>.npy`` float32 [L, H, W] (one per mask level, at the label's resolution), so that anyone can recompute
+the metric from the maps, the labels and the JSON's ``box_filter_px``.
+
+``langscene eval-suite --dev N --fresh N --modes M,... --out DIR``: every mode side by side on
+development and fresh seeds (langscene_core.eval.suite), ``DIR/suite.json`` and ``DIR/suite.md``.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--data {args.data}: the dataset has no labelled eval views")
     config = mode_config(config, args.mode)
     try:
-        result = evaluate_mode(dataset, args.mode, load_models(config.models, config.densify), config)
+        result = evaluate_mode(dataset, args.mode, load_models(config.models, config.densify), config, args.save_maps)
     except ReconstructionError as exc:
         print(f"langscene eval: reconstruction failed: {exc}", file=sys.stderr)
         return 1
@@ -51,9 +57,36 @@ def run(args: argparse.Namespace) -> int:
     args.json.write_text(json.dumps(result, indent=1))
     print(
         f"[eval] {args.mode}: loc_acc {_fmt(result['loc_acc'])} miou {_fmt(result['miou'])} "
-        f"centre error {_fmt(result['center_error_m'], ' m')} grasps valid {_fmt(result['grasp_valid_rate'])} "
+        f"(box filter {result['box_filter_px']} px) centre error {_fmt(result['center_error_m'], ' m')} "
+        f"located within {result['located_m'] * 100:.0f} cm {_fmt(result['located_rate'])} "
+        f"grasps valid {_fmt(result['grasp_valid_rate'])} "
         f"({result['views']} views, {result['found']}/{len(result['names'])} objects found in 3D); wrote {args.json}"
     )
+    return 0
+
+
+def run_suite(args: argparse.Namespace) -> int:
+    from langscene_core.eval.evaluate import MODES  # torch: slow to import
+    from langscene_core.eval.suite import run_suite as suite
+    from langscene_core.eval.suite import write_suite
+    from langscene_core.reconstruction.models import load_models
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in MODES for m in modes):
+        raise UsageError(f"--modes {args.modes!r}: expected some of {', '.join(MODES)}")
+    if args.dev < 0 or args.fresh < 0 or args.dev + args.fresh == 0:
+        raise UsageError(f"--dev {args.dev} --fresh {args.fresh}: give a positive number of scenes")
+    try:
+        config = load_config(args.params_file)
+    except ConfigError as exc:
+        raise UsageError(str(exc).replace("\n", " ")) from exc
+    counts = {split: n for split, n in (("dev", args.dev), ("fresh", args.fresh)) if n}
+    result = suite(
+        counts, modes, config, lambda c: load_models(c.models, c.densify), log=lambda m: print(m, flush=True)
+    )
+    json_path, md_path = write_suite(result, args.out)
+    print(md_path.read_text(), end="")
+    print(f"[eval-suite] wrote {json_path} and {md_path}")
     return 0
 
 
@@ -65,11 +98,19 @@ def register(subparsers) -> None:
         "frames through keyframe selection; sparse: 2 keyframes; sparse_trimap: 2 keyframes + TriMap "
         "densification; baseline_2d: no 3D, each eval view scored on its nearest of the 2 sparse "
         "keyframes' CLIP relevancy) and score it: 2D localization accuracy and mIoU on the labelled eval views, "
-        "3D object centre error and grasp validity against the true geometry (not for baseline_2d).",
+        "3D object centre error, located fraction and grasp validity against the true geometry (not for "
+        "baseline_2d). The 2D metrics are LangSplat's eval/evaluate_iou_loc.py (LERF-OVS protocol).",
     )
     parser.add_argument("--data", type=Path, required=True, help="dataset directory written by `langscene world`")
     parser.add_argument("--mode", required=True, help="dense, sparse, sparse_trimap or baseline_2d")
     parser.add_argument("--json", type=Path, required=True, help="output JSON file")
+    parser.add_argument(
+        "--save-maps",
+        type=Path,
+        default=None,
+        help="folder for the relevancy maps the 2D metric used: <eval image stem>/<query with _>.npy, "
+        "float32 [levels, H, W]",
+    )
     parser.add_argument(
         "--params-file",
         type=Path,
@@ -77,3 +118,21 @@ def register(subparsers) -> None:
         help="ROS parameter file with the pipeline settings (default %(default)s)",
     )
     parser.set_defaults(run=run)
+    suite = subparsers.add_parser(
+        "eval-suite",
+        help="every evaluation mode side by side on development and fresh seeds",
+        description="Render seeded tabletops (dev: seeds 7000+, tuned on; fresh: seeds 8000000+, never tuned "
+        "on), evaluate each in every mode as `langscene eval` does, with three absent prompts per scene, and "
+        "write a table per (split, mode): suite.json and suite.md in --out.",
+    )
+    suite.add_argument("--dev", type=int, default=2, help="development scenes (seeds 7000, 7001, ...)")
+    suite.add_argument("--fresh", type=int, default=2, help="fresh scenes (seeds 8000000, 8000001, ...)")
+    suite.add_argument("--modes", default="dense,sparse,sparse_trimap,baseline_2d", help="comma-separated modes")
+    suite.add_argument("--out", type=Path, required=True, help="output folder for suite.json and suite.md")
+    suite.add_argument(
+        "--params-file",
+        type=Path,
+        default=DEMO_PARAMS,
+        help=f"ROS parameter file with the pipeline settings (default {DEMO_PARAMS})",
+    )
+    suite.set_defaults(run=run_suite)
