@@ -49,7 +49,7 @@ def cli_startup() -> dict:
 
 def node_ready(repeats: int = 3, timeout_s: float = 120.0) -> dict:
     """The `node_ready_s` line: ``repeats`` starts of `langscene run`, each stopped once ready."""
-    from langscene_ros.client import NodeClient
+    from langscene_ros.client import NodeClient, stop_process
 
     os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
     client = NodeClient("startup_bench")  # discovery of the node, not of this client, is in the time
@@ -76,12 +76,7 @@ def node_ready(repeats: int = 3, timeout_s: float = 120.0) -> dict:
                 seconds.append(first.stamp.sec + first.stamp.nanosec * 1e-9 - start)
                 reported.append(float(first.message.split()[3]))  # "models loaded in X s; ..."
             finally:
-                node.terminate()
-                try:
-                    node.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    node.kill()
-                    node.wait()
+                stop_process(node)
     finally:
         client.close()
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 
 import numpy as np
@@ -12,6 +13,17 @@ from langscene.msg import SceneStatus
 from langscene.srv import QueryObject
 from langscene_ros import convert
 from langscene_ros import interface as api
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """Stop a node process started by the demo, a bench or a test: SIGTERM (the node shuts down
+    cleanly), then SIGKILL if it has not exited within ``timeout_s``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class ServiceUnavailable(RuntimeError):

@@ -121,7 +121,7 @@ def run_demo(
 
     from langscene.srv import QueryObject, SceneFile
     from langscene_ros import interface as api
-    from langscene_ros.client import NodeClient, query_request
+    from langscene_ros.client import NodeClient, query_request, stop_process
     from langscene_ros.player import Player
 
     config = load_config(params_file)
@@ -179,11 +179,7 @@ def run_demo(
         rss = peak_rss_mb(node.pid)
     finally:
         client.close()
-        node.terminate()
-        try:
-            node.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            node.kill()
+        stop_process(node)
     return {
         "total_s": round(time.perf_counter() - start, 3),
         "stages": clock.stages,

@@ -49,13 +49,10 @@ def node_process(tmp_path):
         return proc
 
     yield start
+    from langscene_ros.client import stop_process
+
     for proc in processes:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def wait_until(predicate, timeout_s: float = 20.0, period_s: float = 0.05) -> bool:
