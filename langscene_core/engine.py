@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from langscene_core.capture.frames import Frame, FrameSynchronizer
+from langscene_core.capture.frames import Frame, synchronizer_for, transform_buffer_for
 from langscene_core.capture.keyframes import KeyframeBuffer
 from langscene_core.config import GraspConfig, LangsceneConfig, QueryConfig
 from langscene_core.errors import BusyError, NotReadyError
@@ -194,7 +194,10 @@ class LangScene:
         self._on_scene = on_scene or (lambda scene: None)
         self._lock = threading.Lock()  # guards everything below but the models
         self._keyframes = KeyframeBuffer(config.keyframe)
-        self._sync = FrameSynchronizer()
+        # Camera poses: node.pose_source 'topic' (add_pose, interpolated within node.max_pose_gap_s) or
+        # 'tf' (looked up in ``transforms``, which the caller feeds from /tf and /tf_static).
+        self.transforms = transform_buffer_for(config.node)
+        self._sync = synchronizer_for(config.node, self.transforms)
         self._rejected: Counter[str] = Counter()
         self._state = State.IDLE
         self._message = "waiting for camera frames" if models is not None else "models not loaded"
@@ -257,10 +260,17 @@ class LangScene:
             frames = self._sync.add_depth(stamp, depth)
         self._take(frames)
 
-    def add_image(self, stamp: float, rgb: np.ndarray) -> None:
-        """rgb: [H, W, 3] uint8."""
+    def add_image(self, stamp: float, rgb: np.ndarray, frame_id: str = "") -> None:
+        """rgb: [H, W, 3] uint8; frame_id: the image's camera frame (node.pose_source 'tf' looks it up
+        unless node.camera_frame is set)."""
         with self._lock:
-            frames = self._sync.add_image(stamp, rgb)
+            frames = self._sync.add_image(stamp, rgb, frame_id)
+        self._take(frames)
+
+    def transforms_updated(self) -> None:
+        """New transforms arrived in :attr:`transforms`: images waiting for their pose are tried again."""
+        with self._lock:
+            frames = self._sync.retry()
         self._take(frames)
 
     def add_frame(self, frame: Frame) -> str:

@@ -33,6 +33,7 @@ from langscene_core.query.objects import pack_rgb
 from langscene_ros import convert, params, viz
 from langscene_ros import interface as api
 from langscene_ros.query_response import fill_query_response
+from langscene_ros.tf_listener import TfListener
 
 # what a service reports as a plain failure message; anything else is a bug: logged with its traceback
 EXPECTED_ERRORS = (ValueError, RuntimeError, OSError)
@@ -58,6 +59,11 @@ class LangsceneNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__(api.NODE_NAME, **node_kwargs)
         self.config = self._declare_and_read_parameters()
+        if self.config.node.output_frame:
+            raise ConfigError(
+                f"node.output_frame {self.config.node.output_frame!r}: answers in another frame than node.scene_frame "
+                "come with QueryObject v2 (not in this build); leave it ''"
+            )
         self._status_pub = self.create_publisher(SceneStatus, api.private(api.STATUS), api.LATCHED)
         self._scene_cloud_pub = self.create_publisher(PointCloud2, api.private(api.SCENE_CLOUD), api.LATCHED)
         self._relevancy_pub = self.create_publisher(PointCloud2, api.private(api.RELEVANCY_CLOUD), api.RELIABLE)
@@ -74,7 +80,7 @@ class LangsceneNode(Node):
             lambda: self._publish_status(self.engine.status()),
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
-        self.get_logger().info("langscene ready: waiting for image, camera_info, camera_pose (depth optional)")
+        self.get_logger().info(f"langscene ready: waiting for image, camera_info and poses from {self.config.node.pose_source} (depth optional)")
 
     # ----------------------------------------------------------------------------------- parameters
     def _declare_and_read_parameters(self) -> LangsceneConfig:
@@ -84,12 +90,21 @@ class LangsceneNode(Node):
     # ----------------------------------------------------------------------------------- anatomy
     def _subscribe_to_inputs(self) -> None:
         qos = api.camera_qos(self.config.node.camera_qos)
-        for msg_type, topic, callback in (
+        inputs = [
             (Image, api.IMAGE, self._on_image),
             (CameraInfo, api.CAMERA_INFO, self._on_camera_info),
             (Image, api.DEPTH, self._on_depth),
-            (PoseStamped, api.CAMERA_POSE, self._on_pose),
-        ):
+        ]
+        if self.config.node.pose_source == "topic":
+            inputs.append((PoseStamped, api.CAMERA_POSE, self._on_pose))
+        else:  # 'tf': the engine's transform buffer, fed from /tf and /tf_static
+            self._tf = TfListener(
+                self,
+                self.engine.transforms,
+                on_update=self.engine.transforms_updated,
+                callback_group=MutuallyExclusiveCallbackGroup(),
+            )
+        for msg_type, topic, callback in inputs:
             self.create_subscription(msg_type, topic, callback, qos, callback_group=MutuallyExclusiveCallbackGroup())
 
     def _advertise_services(self) -> None:
@@ -135,7 +150,11 @@ class LangsceneNode(Node):
 
     def _on_image(self, msg: Image) -> None:
         stamp = _stamp_seconds(msg.header.stamp)
-        self._ingest("image", lambda: convert.image_to_rgb(msg), lambda rgb: self.engine.add_image(stamp, rgb))
+        self._ingest(
+            "image",
+            lambda: convert.image_to_rgb(msg),
+            lambda rgb: self.engine.add_image(stamp, rgb, msg.header.frame_id),
+        )
 
     # ----------------------------------------------------------------------------------- outputs
     def _header(self) -> Header:
