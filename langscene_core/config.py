@@ -422,7 +422,6 @@ class LimitsConfig:
     max_negative_chars: int = setting(256, "longest extra negative phrase, characters", AT_LEAST_ONE)
     max_points: int = setting(1000000, "largest max_points a query may ask for (relevancy cloud size)", AT_LEAST_ONE)
     max_grasps: int = setting(100, "largest max_grasps a query may ask for", AT_LEAST_ONE)
-    max_objects: int = setting(32, "largest max_objects a query may ask for", AT_LEAST_ONE)
     scene_min_free_mb: float = setting(
         1024.0, "MB a scene save must leave free on the scene directory's disk, else it is refused", NON_NEGATIVE
     )

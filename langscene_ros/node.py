@@ -80,7 +80,9 @@ class LangsceneNode(Node):
             lambda: self._publish_status(self.engine.status()),
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
-        self.get_logger().info(f"langscene ready: waiting for image, camera_info and poses from {self.config.node.pose_source} (depth optional)")
+        self.get_logger().info(
+            f"langscene ready: waiting for image, camera_info and poses from {self.config.node.pose_source} (depth optional)"
+        )
 
     # ----------------------------------------------------------------------------------- parameters
     def _declare_and_read_parameters(self) -> LangsceneConfig:

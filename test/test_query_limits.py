@@ -5,15 +5,13 @@ import pytest
 from langscene_core.config import LimitsConfig
 from langscene_core.query.limits import RequestError, validate_query_request
 
-LIMITS = LimitsConfig(
-    max_prompt_chars=20, max_negatives=2, max_negative_chars=10, max_points=100, max_grasps=5, max_objects=3
-)
+LIMITS = LimitsConfig(max_prompt_chars=20, max_negatives=2, max_negative_chars=10, max_points=100, max_grasps=5)
 
 
 def test_requests_within_the_limits_pass():
     validate_query_request("red mug", [], LIMITS)
-    validate_query_request("x" * 20, ["a" * 10, "plate"], LIMITS, max_points=100, max_grasps=5, max_objects=3)
-    validate_query_request("tasse rouge é 杯子", ["ombre"], LIMITS, max_points=0, max_grasps=0, max_objects=0)
+    validate_query_request("x" * 20, ["a" * 10, "plate"], LIMITS, max_points=100, max_grasps=5)
+    validate_query_request("tasse rouge é 杯子", ["ombre"], LIMITS, max_points=0, max_grasps=0)
 
 
 @pytest.mark.parametrize(
@@ -31,8 +29,6 @@ def test_requests_within_the_limits_pass():
         ("mug", ["a\nb"], {}, "control character"),
         ("mug", [], {"max_points": 101}, r"max_points 101 is not in \[0, 100\]"),
         ("mug", [], {"max_grasps": 6}, r"max_grasps 6 is not in \[0, 5\]"),
-        ("mug", [], {"max_objects": 4}, r"max_objects 4 is not in \[0, 3\]"),
-        ("mug", [], {"max_objects": -1}, "max_objects -1"),
         ("mug", [], {"max_points": 2**32 - 1}, "max_points 4294967295"),
     ],
 )
