@@ -405,6 +405,12 @@ class NodeConfig:
     camera_qos: CameraQos = setting(
         "sensor_data", "QoS of the camera subscriptions: sensor_data (best effort) or reliable"
     )
+    max_future_s: float = setting(
+        2.0,
+        "seconds an input's stamp may lie ahead of the node's clock (clock skew between machines); "
+        "later stamps are rejected",
+        NON_NEGATIVE,
+    )
     status_period_s: float = setting(1.0, "seconds between ~/status messages", positive=True)
     scene_dir: str = setting(
         "",
@@ -422,6 +428,9 @@ class LimitsConfig:
     max_negative_chars: int = setting(256, "longest extra negative phrase, characters", AT_LEAST_ONE)
     max_points: int = setting(1000000, "largest max_points a query may ask for (relevancy cloud size)", AT_LEAST_ONE)
     max_grasps: int = setting(100, "largest max_grasps a query may ask for", AT_LEAST_ONE)
+    max_image_pixels: int = setting(
+        16_777_216, "largest colour or depth image taken, width x height pixels (larger: rejected)", AT_LEAST_ONE
+    )
     scene_min_free_mb: float = setting(
         1024.0, "MB a scene save must leave free on the scene directory's disk, else it is refused", NON_NEGATIVE
     )

@@ -180,6 +180,9 @@ class LangScene:
     on_status: called with the new :class:`Status` after every state change (not after every progress
     report). on_scene: called with each newly installed :class:`QueryableScene`, before on_status.
     Both run on the thread that made the change and must not call back into a reconstruction.
+    clock: the current time in the stamps' time base, seconds (the node's ROS clock, which follows
+    /clock under use_sim_time); inputs stamped more than ``node.max_future_s`` ahead of it are
+    rejected. None (offline ingestion of recorded data): stamps are not compared with a clock.
     """
 
     def __init__(
@@ -188,8 +191,10 @@ class LangScene:
         models: Models | None = None,
         on_status: Callable[[Status], None] | None = None,
         on_scene: Callable[[QueryableScene], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
+        self._clock = clock
         self._on_status = on_status or (lambda status: None)
         self._on_scene = on_scene or (lambda scene: None)
         self._lock = threading.Lock()  # guards everything below but the models
@@ -248,14 +253,30 @@ class LangScene:
             frames = self._sync.set_intrinsics(intrinsics)
         self._take(frames)
 
+    def _admit(self, stream: str, stamp: float, shape: tuple[int, ...] = ()) -> bool:
+        """Whether an input of ``stream`` at ``stamp`` with array ``shape`` ([H, W, ...]; () for a pose)
+        may go on; else it is counted as rejected with the reason (``node.max_future_s``,
+        ``limits.max_image_pixels``)."""
+        if self._clock is not None and stamp - self._clock() > self.config.node.max_future_s:
+            self.reject(f"{stream}: stamped more than {self.config.node.max_future_s} s ahead of the clock")
+            return False
+        if shape and shape[0] * shape[1] > self.config.limits.max_image_pixels:
+            self.reject(f"{stream}: more than {self.config.limits.max_image_pixels} pixels (limits.max_image_pixels)")
+            return False
+        return True
+
     def add_pose(self, stamp: float, cam_to_world: np.ndarray) -> None:
         """cam_to_world: [4, 4] camera optical frame -> scene frame, at ``stamp`` seconds."""
+        if not self._admit("camera_pose", stamp):
+            return
         with self._lock:
             frames = self._sync.add_pose(stamp, cam_to_world)
         self._take(frames)
 
     def add_depth(self, stamp: float, depth: np.ndarray) -> None:
         """depth: [H, W] float32 metres (NaN = none)."""
+        if not self._admit("depth", stamp, depth.shape):
+            return
         with self._lock:
             frames = self._sync.add_depth(stamp, depth)
         self._take(frames)
@@ -263,6 +284,8 @@ class LangScene:
     def add_image(self, stamp: float, rgb: np.ndarray, frame_id: str = "") -> None:
         """rgb: [H, W, 3] uint8; frame_id: the image's camera frame (node.pose_source 'tf' looks it up
         unless node.camera_frame is set)."""
+        if not self._admit("image", stamp, rgb.shape):
+            return
         with self._lock:
             frames = self._sync.add_image(stamp, rgb, frame_id)
         self._take(frames)

@@ -74,15 +74,36 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     return array
 
 
+# Median measured depth, metres, beyond which a depth image is taken to be in the wrong unit: no RGB-D
+# camera a robot carries measures a scene whose median is under 2 cm or over 50 m, while a 16UC1 image
+# written in metres (values 0..10) or a 32FC1 image written in millimetres (values 300..5000) lands
+# there at once. Refusing such frames beats building a scene a thousand times too small or too large.
+PLAUSIBLE_MEDIAN_DEPTH_M = (0.02, 50.0)
+
+
 def image_to_depth(msg: Image) -> np.ndarray:
-    """Depth image -> [H, W] float32 metres; 16UC1/mono16 are millimetres, 0 = no measurement (NaN)."""
+    """Depth image -> [H, W] float32 metres; 16UC1/mono16 are millimetres, 0 = no measurement (NaN).
+
+    Raises ConversionError for another encoding, an image without a single measurement, or one whose
+    median measured depth lies outside :data:`PLAUSIBLE_MEDIAN_DEPTH_M` (the wrong unit)."""
     if msg.encoding in ("16UC1", "mono16"):
         mm = image_to_numpy(msg).astype(np.float32)
-        return np.where(mm > 0, mm / 1000.0, np.nan).astype(np.float32)
-    if msg.encoding == "32FC1":
+        depth, unit = np.where(mm > 0, mm / 1000.0, np.nan).astype(np.float32), "millimetres"
+    elif msg.encoding == "32FC1":
         metres = image_to_numpy(msg).astype(np.float32)
-        return np.where(np.isfinite(metres) & (metres > 0), metres, np.nan).astype(np.float32)
-    raise ConversionError(f"expected a depth image (16UC1 mm or 32FC1 m), got '{msg.encoding}'")
+        depth, unit = np.where(np.isfinite(metres) & (metres > 0), metres, np.nan).astype(np.float32), "metres"
+    else:
+        raise ConversionError(f"expected a depth image (16UC1 mm or 32FC1 m), got '{msg.encoding}'")
+    measured = depth[np.isfinite(depth)]
+    if measured.size == 0:
+        raise ConversionError("depth image has no measurement (all zero or invalid)")
+    median = float(np.median(measured))
+    low, high = PLAUSIBLE_MEDIAN_DEPTH_M
+    if not low <= median <= high:
+        raise ConversionError(
+            f"depth median {median:.4g} m read as {unit} ({msg.encoding}) is outside [{low}, {high}] m: wrong unit?"
+        )
+    return depth
 
 
 def numpy_to_image(array: np.ndarray, encoding: str, header=None) -> Image:
@@ -114,8 +135,12 @@ def depth_to_image(depth_m: np.ndarray, header=None) -> Image:
 def camera_info_to_intrinsics(msg: CameraInfo) -> Intrinsics:
     """CameraInfo -> Intrinsics (from K; the image is assumed rectified)."""
     k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-    if msg.width == 0 or msg.height == 0 or k[0, 0] <= 0 or k[1, 1] <= 0:
-        raise ConversionError("camera_info has no size or no focal length")
+    if msg.width == 0 or msg.height == 0:
+        raise ConversionError(f"camera_info has no size ({msg.width}x{msg.height})")
+    if not np.all(np.isfinite(k)):
+        raise ConversionError("camera_info K holds a NaN or infinite value")
+    if k[0, 0] <= 0 or k[1, 1] <= 0:
+        raise ConversionError(f"camera_info has no focal length (fx {k[0, 0]}, fy {k[1, 1]})")
     return Intrinsics.from_K(k, msg.width, msg.height)
 
 
@@ -155,14 +180,24 @@ def matrices_to_poses(matrices) -> list[Pose]:
     ]
 
 
+# How far a pose's quaternion norm may be from 1 and still be normalised rather than refused (tf2
+# warns at 0.01 too: float32 round trips stay far inside, a hand-typed or corrupt rotation does not).
+QUATERNION_NORM_TOLERANCE = 0.01
+
+
 def pose_to_matrix(pose: Pose) -> np.ndarray:
-    """Pose -> [4, 4] float64. Raises ConversionError for a zero or non-finite quaternion."""
+    """Pose -> [4, 4] float64. Raises ConversionError for a non-finite position or quaternion, or a
+    quaternion whose norm is off 1 by more than :data:`QUATERNION_NORM_TOLERANCE`."""
     q = np.array([pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w])
     t = np.array([pose.position.x, pose.position.y, pose.position.z])
-    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(t))) or np.linalg.norm(q) < 1e-6:
-        raise ConversionError("pose has a zero or non-finite quaternion or position")
+    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(t))):
+        raise ConversionError("pose has a NaN or infinite quaternion or position")
+    with np.errstate(over="ignore"):  # a norm beyond float range is inf: refused below
+        norm = float(np.linalg.norm(q))
+    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
+        raise ConversionError(f"pose quaternion has norm {norm:.4g}, not 1")
     matrix = np.eye(4)
-    matrix[:3, :3] = Rotation.from_quat(q / np.linalg.norm(q)).as_matrix()
+    matrix[:3, :3] = Rotation.from_quat(q / norm).as_matrix()
     matrix[:3, 3] = t
     return matrix
 

@@ -69,7 +69,12 @@ class LangsceneNode(Node):
         self._relevancy_pub = self.create_publisher(PointCloud2, api.private(api.RELEVANCY_CLOUD), api.RELIABLE)
         self._grasps_pub = self.create_publisher(PoseArray, api.private(api.GRASPS), api.RELIABLE)
         self._markers_pub = self.create_publisher(MarkerArray, api.private(api.MARKERS), api.RELIABLE)
-        self.engine = LangScene(self.config, on_status=self._publish_status, on_scene=self._publish_scene_cloud)
+        self.engine = LangScene(
+            self.config,
+            on_status=self._publish_status,
+            on_scene=self._publish_scene_cloud,
+            clock=lambda: self.get_clock().now().nanoseconds * 1e-9,
+        )
         self.get_logger().info("loading models")
         self.engine.load_models()  # publishes "loading models", then "models loaded in X s"
         self.get_logger().info(self.engine.status().message)

@@ -123,11 +123,108 @@ def test_many_poses_convert_at_once_like_one_by_one():
         np.testing.assert_allclose(convert.pose_to_matrix(pose), matrix, atol=1e-9)
 
 
-def test_zero_quaternion_is_rejected():
+@pytest.mark.parametrize(
+    ("w", "x", "match"),
+    [(0.0, 0.0, "norm 0"), (float("nan"), 0.0, "NaN"), (1.0, float("inf"), "NaN or infinite"), (1.0, 0.3, "norm 1.04")],
+)
+def test_zero_non_unit_and_non_finite_poses_are_rejected(w, x, match):
     pose = convert.matrix_to_pose(np.eye(4))
-    pose.orientation.w = 0.0
-    with pytest.raises(convert.ConversionError):
+    pose.orientation.w, pose.position.x = w, 0.0
+    pose.orientation.x = x
+    with pytest.raises(convert.ConversionError, match=match):
         convert.pose_to_matrix(pose)
+
+
+def test_a_nearly_unit_quaternion_is_normalised():
+    pose = convert.matrix_to_pose(np.eye(4))
+    pose.orientation.w = 1.005
+    np.testing.assert_allclose(convert.pose_to_matrix(pose), np.eye(4), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("array", "encoding", "match"),
+    [
+        (np.zeros((4, 4), np.uint16), "16UC1", "no measurement"),
+        (np.full((4, 4), np.nan, np.float32), "32FC1", "no measurement"),
+        (np.full((4, 4), 2, np.uint16), "16UC1", "wrong unit"),  # metres written as millimetres
+        (np.full((4, 4), 850.0, np.float32), "32FC1", "wrong unit"),  # millimetres written as metres
+    ],
+)
+def test_depth_without_measurements_or_in_the_wrong_unit_is_rejected(array, encoding, match):
+    with pytest.raises(convert.ConversionError, match=match):
+        convert.image_to_depth(convert.numpy_to_image(array, encoding))
+
+
+@pytest.mark.parametrize(("fx", "match"), [(0.0, "no focal length"), (float("nan"), "NaN"), (float("inf"), "NaN")])
+def test_camera_info_without_a_finite_focal_length_is_rejected(fx, match):
+    from langscene_core.geometry.camera import Intrinsics
+
+    msg = convert.intrinsics_to_camera_info(Intrinsics(fx=50.0, fy=50.0, cx=32.0, cy=24.0, width=64, height=48))
+    k = list(msg.k)
+    k[0] = fx
+    msg.k = k
+    with pytest.raises(convert.ConversionError, match=match):
+        convert.camera_info_to_intrinsics(msg)
+
+
+# Any message a client may send: the fields a publisher fills, with values in their wire types' ranges.
+_IMAGE_MESSAGES = st.builds(
+    lambda encoding, height, width, step, big, data: _image(encoding, height, width, step, big, data),
+    encoding=st.sampled_from([*convert.IMAGE_ENCODINGS, "yuv422", "", "8UC3", "32FC3"]),
+    height=st.integers(0, 12),
+    width=st.integers(0, 12),
+    step=st.integers(0, 80),
+    big=st.booleans(),
+    data=st.binary(max_size=1200),
+)
+
+
+def _image(encoding, height, width, step, big, data):
+    from sensor_msgs.msg import Image
+
+    return Image(encoding=encoding, height=height, width=width, step=step, is_bigendian=big, data=data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(msg=_IMAGE_MESSAGES)
+def test_any_image_message_converts_or_gives_a_conversion_error(msg):
+    """Fuzzing: whatever a client publishes, the node gets an array of the declared size or a reason."""
+    for to_array, channels in ((convert.image_to_rgb, 3), (convert.image_to_depth, 0)):
+        try:
+            array = to_array(msg)
+        except convert.ConversionError as exc:
+            assert str(exc)
+            continue
+        assert array.shape[:2] == (msg.height, msg.width)
+        if channels:
+            assert array.shape == (msg.height, msg.width, 3) and array.dtype == np.uint8
+        else:
+            assert array.dtype == np.float32 and np.all(np.isnan(array) | (array > 0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    k=st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=9, max_size=9),
+    size=st.tuples(st.integers(0, 5000), st.integers(0, 5000)),
+    quat=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=4, max_size=4),
+)
+def test_any_camera_info_or_pose_converts_or_gives_a_conversion_error(k, size, quat):
+    from geometry_msgs.msg import Pose, Quaternion
+    from sensor_msgs.msg import CameraInfo
+
+    try:
+        intrinsics = convert.camera_info_to_intrinsics(CameraInfo(k=k, width=size[0], height=size[1]))
+    except convert.ConversionError as exc:
+        assert str(exc)
+    else:
+        assert intrinsics.fx > 0 and intrinsics.fy > 0 and np.isfinite(intrinsics.K).all()
+    try:
+        matrix = convert.pose_to_matrix(Pose(orientation=Quaternion(x=quat[0], y=quat[1], z=quat[2], w=quat[3])))
+    except convert.ConversionError as exc:
+        assert str(exc)
+    else:
+        assert np.isfinite(matrix).all()
+        np.testing.assert_allclose(matrix[:3, :3] @ matrix[:3, :3].T, np.eye(3), atol=1e-9)
 
 
 def test_stamps_and_transforms_round_trip():

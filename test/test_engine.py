@@ -300,3 +300,26 @@ def test_streams_pair_into_keyframes_and_bad_input_is_counted(models):
     assert status.rejected == {"image: size 10x10 does not match camera_info 64x48": 1, "image: bad encoding": 1}
     assert status.summary().startswith("3 keyframes; rejected 2; dropped: ")
     assert status.keyframes == 3
+
+
+def test_inputs_from_the_future_and_oversized_images_are_rejected_with_a_reason(models):
+    now = [1000.0]
+    config = dataclasses.replace(
+        CONFIG,
+        node=dataclasses.replace(CONFIG.node, max_future_s=2.0),
+        limits=dataclasses.replace(CONFIG.limits, max_image_pixels=64 * 48),
+    )
+    engine = LangScene(config, models, clock=lambda: now[0])
+    engine.set_intrinsics(K)
+    f = frame(1)
+    engine.add_pose(1001.0, f.cam_to_world)
+    engine.add_image(1001.0, f.rgb)  # 1 s ahead: clock skew within the bound
+    engine.add_pose(1003.5, f.cam_to_world)
+    engine.add_image(1003.5, f.rgb)
+    engine.add_depth(1000.0, np.ones((49, 64), np.float32))
+    assert engine.status().keyframes == 1
+    assert engine.status().rejected == {
+        "camera_pose: stamped more than 2.0 s ahead of the clock": 1,
+        "image: stamped more than 2.0 s ahead of the clock": 1,
+        "depth: more than 3072 pixels (limits.max_image_pixels)": 1,
+    }

@@ -61,8 +61,8 @@ def test_unpairable_images_are_dropped_and_counted():
     sync.add_pose(7.0, pose_at(0.0))  # 6.5 and 7.0 are too far apart to interpolate 6.7
     assert sync.dropped == {"no_camera_info": 1, "no_pose": 1, "pose_gap": 1}
     assert sync.add_image(7.0, TEXTURED)[0].stamp == 7.0
-    sync.add_pose(-10.0, pose_at(0.0))  # older than any image that may still wait
-    assert sync.dropped["pose_sample_old_data"] == 1
+    sync.add_pose(-10.0, pose_at(0.0))  # far older than the stream: its clock jumped back
+    assert sync.dropped["time_jump_back"] == 1
 
 
 def moving_camera(t: float) -> np.ndarray:
@@ -110,17 +110,35 @@ def test_pose_from_a_transform_buffer_waits_for_tf_and_counts_unknown_frames():
     buffer.set_transform("base_link", "camera_optical", 0.0, camera_in_base, static=True)
     sync = FrameSynchronizer(intrinsics=K, max_wait_s=1.0, pose_lookup=tf_pose_lookup(buffer, "map"))
     buffer.set_transform("map", "base_link", 0.9, moving_camera(0.9))
+    sync.add_image(0.5, TEXTURED, "camera_optical")  # before the transform's data: dropped at once
+    assert sync.dropped == {"no_pose": 1}
     assert sync.add_image(1.0, TEXTURED, "camera_optical") == []  # no map -> base_link at 1.0 yet
-    assert sync.add_image(1.0, TEXTURED, "camera_left") == []  # not in the tree (yet)
+    assert sync.add_image(1.05, TEXTURED, "camera_left") == []  # not in the tree (yet)
     buffer.set_transform("map", "base_link", 1.1, moving_camera(1.1))
     (frame,) = sync.retry()
     np.testing.assert_allclose(frame.cam_to_world, moving_camera(1.0) @ camera_in_base, atol=1e-9)
     sync.add_image(2.5, TEXTURED, "camera_optical")  # the unknown frame's image has waited too long
-    assert sync.dropped == {"pose_unknown_frame": 1}
-    sync.add_image(0.5, TEXTURED, "camera_optical")  # before the transform's data: dropped at once
-    assert sync.dropped == {"pose_unknown_frame": 1, "no_pose": 1}
+    assert sync.dropped == {"no_pose": 1, "pose_unknown_frame": 1}
     overridden = FrameSynchronizer(intrinsics=K, pose_lookup=tf_pose_lookup(buffer, "map", "base_link"))
     np.testing.assert_allclose(overridden.add_image(1.1, TEXTURED, "")[0].cam_to_world, moving_camera(1.1), atol=1e-9)
+
+
+def test_out_of_order_inputs_are_dropped_and_a_clock_jump_back_starts_afresh():
+    sync = FrameSynchronizer(tolerance_s=0.01, max_wait_s=5.0, intrinsics=K)
+    depth = np.ones((6, 8), np.float32)
+    for t in (100.0, 100.1):
+        sync.add_pose(t, pose_at(t - 100.0))
+        sync.add_depth(t, depth)
+        assert len(sync.add_image(t, TEXTURED)) == 1
+    assert sync.add_image(100.05, TEXTURED) == [] and sync.add_image(100.1, TEXTURED) == []  # late, repeated
+    assert sync.add_depth(99.0, depth) == []
+    assert sync.dropped == {"image_out_of_order": 2, "depth_out_of_order": 1}
+    # the bag played again from its start: stamps 90 s back, the old pending data and poses are gone
+    sync.add_pose(10.0, pose_at(0.0))
+    sync.add_depth(10.0, depth)
+    frames = sync.add_image(10.0, TEXTURED)
+    assert [f.stamp for f in frames] == [10.0]
+    assert sync.dropped["time_jump_back"] == 1
 
 
 def test_pending_queue_is_bounded():

@@ -52,15 +52,17 @@ def test_node_collects_keyframes_rejects_bad_input_and_answers_queries(node_proc
     bad = convert.numpy_to_image(textured(9), "rgb8")
     bad.encoding = "yuv422"
     peer.image.publish(bad)
-    wrong_size = convert.numpy_to_image(np.zeros((10, 10, 3), np.uint8), "rgb8")
-    wrong_size.header.stamp.sec = 2  # pairs with the pose of frame 2, then fails the size check
-    peer.image.publish(wrong_size)
+    peer.publish_frame(5.0, np.zeros((10, 10, 3), np.uint8), K, orbit_pose(5))  # pairs, then fails the size check
+    late = convert.numpy_to_image(textured(8), "rgb8")
+    late.header.stamp.sec = 2  # older than the last image: dropped as out of order
+    peer.image.publish(late)
     zero_rotation = PoseStamped(header=Header(frame_id="map"))
     zero_rotation.pose.orientation.w = 0.0  # the default quaternion is the identity
     peer.pose.publish(zero_rotation)
     assert wait_until(lambda: "rejected 3;" in peer.statuses[-1].message, 10), peer.statuses[-1].message
     message = peer.statuses[-1].message
     assert "no_camera_info 1" in message or "no_pose 1" in message, message  # the stray first image
+    assert wait_until(lambda: "image_out_of_order 1" in peer.statuses[-1].message, 10), peer.statuses[-1].message
     assert node.poll() is None, "the node died on bad input"
 
     answer = peer.call(QueryObject, api.QUERY_OBJECT, QueryObject.Request(prompt="red mug"))

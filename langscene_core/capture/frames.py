@@ -95,9 +95,15 @@ class FrameSynchronizer:
     how far the newest stamp seen may run ahead of a pending image before it is dropped anyway (a
     stream that stopped). history: how many poses / depths / pending images are kept.
 
+    Stamps: an image or depth stamped at or before the previous one of its stream is dropped
+    (image_out_of_order, depth_out_of_order); an input of any stream (poses too) stamped more than
+    ``max_wait_s`` before its stream's previous one means the clock jumped back (a bag played again, a simulation reset): everything pending is cleared, as tf2
+    clears its buffer on such a jump, counted once as time_jump_back, and the input is taken.
+
     ``dropped`` counts dropped inputs by reason: images with no_camera_info, no_depth, overflow,
     no_pose (no pose at the stamp in time), pose_gap, pose_unknown_frame, pose_no_chain; pose
-    samples refused by :meth:`add_pose` as pose_sample_<reason> (e.g. pose_sample_old_data).
+    samples refused by :meth:`add_pose` as pose_sample_<reason> (e.g. pose_sample_old_data); the
+    stamp reasons above.
     """
 
     tolerance_s: float = 0.02
@@ -112,6 +118,7 @@ class FrameSynchronizer:
     _pending: deque = field(default_factory=deque)
     _stream_has_depth: bool = False
     _newest_stamp: float = float("-inf")
+    _last_stamp: dict = field(default_factory=dict)  # stream ('image', 'depth') -> its newest stamp
 
     def __post_init__(self) -> None:
         # poses as old as the oldest image that may still wait for them
@@ -127,6 +134,7 @@ class FrameSynchronizer:
 
     def add_pose(self, stamp: float, cam_to_world: np.ndarray) -> list[Frame]:
         """One sample of the pose stream (topic mode): cam_to_world [4, 4] at ``stamp`` seconds."""
+        self._in_order("pose", stamp, drop_late=False)  # a late sample may still be interpolated
         self._newest_stamp = max(self._newest_stamp, stamp)
         try:
             self._poses.set_transform(_SCENE, _CAMERA, stamp, cam_to_world)
@@ -136,13 +144,32 @@ class FrameSynchronizer:
 
     def add_depth(self, stamp: float, depth: np.ndarray) -> list[Frame]:
         self._stream_has_depth = True
+        if not self._in_order("depth", stamp):
+            return []
         self._push(self._depths, _Stamped(stamp, depth))
         return self._flush()
 
     def add_image(self, stamp: float, rgb: np.ndarray, frame_id: str = "") -> list[Frame]:
         """rgb [H, W, 3] uint8 at ``stamp`` seconds; ``frame_id``: the image's camera frame (pose_lookup)."""
+        if not self._in_order("image", stamp):
+            return []
         self._push(self._pending, _PendingImage(stamp, rgb, frame_id))
         return self._flush()
+
+    def _in_order(self, stream: str, stamp: float, drop_late: bool = True) -> bool:
+        """Whether ``stamp`` follows its stream's previous one (class docstring: Stamps); with
+        ``drop_late`` False only a clock jump back is acted on."""
+        last = self._last_stamp.get(stream)
+        if last is not None and stamp <= last:
+            if last - stamp <= self.max_wait_s:
+                if not drop_late:
+                    return True
+                self.dropped[f"{stream}_out_of_order"] += 1
+                return False
+            self.clear()
+            self.dropped["time_jump_back"] += 1
+        self._last_stamp[stream] = stamp
+        return True
 
     def retry(self) -> list[Frame]:
         """Try the pending images again (e.g. after new transforms arrived in the pose lookup's buffer)."""
@@ -152,6 +179,8 @@ class FrameSynchronizer:
         self._poses.clear()
         self._depths.clear()
         self._pending.clear()
+        self._last_stamp.clear()
+        self._newest_stamp = float("-inf")
 
     def _push(self, queue: deque, item) -> None:
         self._newest_stamp = max(self._newest_stamp, item.stamp)
