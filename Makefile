@@ -11,7 +11,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # spinning threads doubled a query's CPU time for the same wall time (query_core_200k).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup test test-fast demo bench clean
+.PHONY: setup test test-fast demo bench soak clean
 
 setup:
 	@bash scripts/setup.sh
@@ -29,6 +29,11 @@ demo: setup
 bench: setup
 	@mkdir -p build
 	@for b in bench/*.py; do $(PY) $$b || exit 1; done | tee build/bench.jsonl
+
+# The engine under a 10-minute 30 Hz 640x480 RGB-D stream: memory and image accounting (build/soak.json).
+soak: setup
+	@mkdir -p build
+	$(PY) scripts/soak.py --duration 600 --out build/soak.json
 
 clean:
 	rm -rf build $(VENV)

@@ -155,7 +155,10 @@ class QueryableScene:
 @dataclass(frozen=True)
 class Status:
     """What the engine reports (``SceneStatus``). rejected / dropped: counts per reason of rejected input
-    messages and of frames the synchronizer or the keyframe buffer dropped."""
+    messages and of frames the synchronizer or the keyframe buffer dropped. images: where every image
+    given to :meth:`LangScene.add_image` went, since start: ``received`` == ``rejected`` (refused before
+    pairing, or sized unlike camera_info) + ``dropped`` (by the synchronizer) + ``pending`` + the keyframe
+    buffer's verdicts ``accepted``, ``too_close`` and ``blurry`` (redundant) and ``full``."""
 
     state: State
     keyframes: int
@@ -165,6 +168,7 @@ class Status:
     models_loaded: bool
     rejected: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
+    images: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One line: the message, then the rejected total and the dropped counts."""
@@ -204,6 +208,7 @@ class LangScene:
         self.transforms = transform_buffer_for(config.node)
         self._sync = synchronizer_for(config.node, self.transforms)
         self._rejected: Counter[str] = Counter()
+        self._images: Counter[str] = Counter()  # Status.images but for the synchronizer's counts
         self._state = State.IDLE
         self._message = "waiting for camera frames" if models is not None else "models not loaded"
         self._progress = 0.0
@@ -284,7 +289,11 @@ class LangScene:
     def add_image(self, stamp: float, rgb: np.ndarray, frame_id: str = "") -> None:
         """rgb: [H, W, 3] uint8; frame_id: the image's camera frame (node.pose_source 'tf' looks it up
         unless node.camera_frame is set)."""
+        with self._lock:
+            self._images["received"] += 1
         if not self._admit("image", stamp, rgb.shape):
+            with self._lock:
+                self._images["rejected"] += 1
             return
         with self._lock:
             frames = self._sync.add_image(stamp, rgb, frame_id)
@@ -316,8 +325,11 @@ class LangScene:
         return verdict
 
     def _take(self, frames: list[Frame]) -> None:
+        """Offer the synchronizer's frames to the keyframe buffer, counting each verdict."""
         for frame in frames:
-            self.add_frame(frame)
+            verdict = self.add_frame(frame)
+            with self._lock:
+                self._images[verdict] += 1
 
     def reject(self, reason: str) -> int:
         """Count one rejected input message; returns how many were rejected for ``reason``."""
@@ -338,6 +350,9 @@ class LangScene:
                 models_loaded=self._models is not None,
                 rejected=dict(self._rejected),
                 dropped=dict(Counter(self._sync.dropped, keyframe_buffer_full=self._keyframes.counts["full"])),
+                images=dict(
+                    Counter(self._images, dropped=self._sync.images_dropped, pending=self._sync.pending),
+                ),
             )
 
     def _notify(self) -> None:

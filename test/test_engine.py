@@ -300,6 +300,8 @@ def test_streams_pair_into_keyframes_and_bad_input_is_counted(models):
     assert status.rejected == {"image: size 10x10 does not match camera_info 64x48": 1, "image: bad encoding": 1}
     assert status.summary().startswith("3 keyframes; rejected 2; dropped: ")
     assert status.keyframes == 3
+    # every image is accounted for: the first waits for camera_info then is dropped once frames pass it
+    assert {k: v for k, v in status.images.items() if v} == {"received": 5, "accepted": 3, "rejected": 1, "dropped": 1}
 
 
 def test_inputs_from_the_future_and_oversized_images_are_rejected_with_a_reason(models):

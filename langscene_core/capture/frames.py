@@ -103,7 +103,9 @@ class FrameSynchronizer:
     ``dropped`` counts dropped inputs by reason: images with no_camera_info, no_depth, overflow,
     no_pose (no pose at the stamp in time), pose_gap, pose_unknown_frame, pose_no_chain; pose
     samples refused by :meth:`add_pose` as pose_sample_<reason> (e.g. pose_sample_old_data); the
-    stamp reasons above.
+    stamp reasons above. Every image given to :meth:`add_image` is accounted for: ``images_in`` ==
+    ``images_out`` (returned as frames) + ``images_dropped`` (also counted in ``dropped`` by reason,
+    'cleared' for those pending at :meth:`clear`) + ``pending``.
     """
 
     tolerance_s: float = 0.02
@@ -119,6 +121,9 @@ class FrameSynchronizer:
     _stream_has_depth: bool = False
     _newest_stamp: float = float("-inf")
     _last_stamp: dict = field(default_factory=dict)  # stream ('image', 'depth') -> its newest stamp
+    images_in: int = 0
+    images_out: int = 0
+    images_dropped: int = 0
 
     def __post_init__(self) -> None:
         # poses as old as the oldest image that may still wait for them
@@ -151,7 +156,9 @@ class FrameSynchronizer:
 
     def add_image(self, stamp: float, rgb: np.ndarray, frame_id: str = "") -> list[Frame]:
         """rgb [H, W, 3] uint8 at ``stamp`` seconds; ``frame_id``: the image's camera frame (pose_lookup)."""
+        self.images_in += 1
         if not self._in_order("image", stamp):
+            self.images_dropped += 1
             return []
         self._push(self._pending, _PendingImage(stamp, rgb, frame_id))
         return self._flush()
@@ -175,7 +182,18 @@ class FrameSynchronizer:
         """Try the pending images again (e.g. after new transforms arrived in the pose lookup's buffer)."""
         return self._flush()
 
+    @property
+    def pending(self) -> int:
+        """Images waiting for their pose, depth or camera_info."""
+        return len(self._pending)
+
+    def _drop_images(self, reason: str, count: int = 1) -> None:
+        if count:
+            self.dropped[reason] += count
+            self.images_dropped += count
+
     def clear(self) -> None:
+        self._drop_images("cleared", len(self._pending))
         self._poses.clear()
         self._depths.clear()
         self._pending.clear()
@@ -188,7 +206,7 @@ class FrameSynchronizer:
         if len(queue) > self.history:
             queue.popleft()
             if queue is self._pending:
-                self.dropped["overflow"] += 1
+                self._drop_images("overflow")
 
     def _pose_from_stream(self, stamp: float, frame_id: str) -> np.ndarray:
         try:
@@ -235,10 +253,11 @@ class FrameSynchronizer:
                     )
                 )
             elif missing[1] or self._newest_stamp - item.stamp > self.max_wait_s:
-                self.dropped[missing[0]] += 1
+                self._drop_images(missing[0])
             else:
                 still_pending.append(item)
         self._pending = still_pending
+        self.images_out += len(ready)
         return ready
 
 
