@@ -97,7 +97,9 @@ def main() -> None:
         env = dict(os.environ, ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", str(1 + os.getpid() % 100)))
         os.environ["ROS_DOMAIN_ID"] = env["ROS_DOMAIN_ID"]
         node = subprocess.Popen(
-            [sys.executable, "-m", "langscene_ros.cli", "run", "--ros-args", "-p", f"node.scene_dir:={tmp}"],
+            # answer_cache 0: every round trip does the whole query (repeats would be kept answers)
+            [sys.executable, "-m", "langscene_ros.cli", "run", "--ros-args", "-p", f"node.scene_dir:={tmp}"]
+            + ["-p", "query.answer_cache:=0"],
             cwd=REPO,
             env=env,
             stdout=subprocess.DEVNULL,

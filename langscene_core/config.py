@@ -277,6 +277,12 @@ class QueryConfig:
         0.55, "Gaussians at or above this relevancy enter the relevancy cloud", PROBABILITY
     )
     max_points: int = setting(200000, "the relevancy cloud keeps the N most relevant Gaussians", AT_LEAST_ONE)
+    answer_cache: int = setting(
+        64,
+        "answers kept per scene for repeated identical requests (a planner polling one object); 0: none. "
+        "A scene never changes, so a kept answer is the answer",
+        COUNT,
+    )
     negatives: tuple[str, ...] = setting(
         ("object", "things", "stuff", "texture"), "canonical negative phrases of the relevancy"
     )
@@ -410,6 +416,12 @@ class NodeConfig:
         "seconds an input's stamp may lie ahead of the node's clock (clock skew between machines); "
         "later stamps are rejected",
         NON_NEGATIVE,
+    )
+    service_queue_depth: int = setting(
+        100,
+        "requests each service keeps while its callback is busy (more clients calling at once than this: "
+        "the oldest requests are lost)",
+        AT_LEAST_ONE,
     )
     status_period_s: float = setting(1.0, "seconds between ~/status messages", positive=True)
     scene_dir: str = setting(

@@ -22,7 +22,7 @@ import functools
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -93,6 +93,9 @@ class QueryableScene:
     and settings its answers use. Immutable: a new scene makes a new one.
 
     cache: text embeddings of ``models.clip`` shared across queries (None: every phrase encoded afresh).
+    Answers: the last ``query.answer_cache`` distinct (prompt, options) answers are kept, least recently
+    used dropped first; a repeated request gets the kept :class:`QueryResult` (the scene is immutable,
+    so it is the same answer) without the work. Callers must not modify a result's arrays.
     """
 
     scene: Scene
@@ -102,6 +105,8 @@ class QueryableScene:
     tabletop: Tabletop
     codes: CodeLevels
     cache: TextEmbeddingCache | None = None
+    _answers: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
+    _answers_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
     def build(
@@ -124,6 +129,21 @@ class QueryableScene:
         ``options.negatives``), then :meth:`locate`, then the open-set check
         (:func:`~langscene_core.query.answer.check_rivals` with ``query.rival_margin``). Scene frame.
         ``result.timings`` adds ``relevancy`` (seconds). Raises ValueError on an empty prompt."""
+        key = (prompt, options)
+        with self._answers_lock:
+            kept = self._answers.get(key)
+            if kept is not None:
+                self._answers.move_to_end(key)
+                return kept
+        result = self._answer(prompt, options)
+        if self.query.answer_cache:
+            with self._answers_lock:
+                self._answers[key] = result
+                while len(self._answers) > self.query.answer_cache:
+                    self._answers.popitem(last=False)
+        return result
+
+    def _answer(self, prompt: str, options: QueryOptions) -> QueryResult:
         start = time.perf_counter()
         relevancy = scene_relevancy(
             self.codes, self.models, prompt, self.query.negatives, options.negatives, self.cache

@@ -35,6 +35,13 @@ LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, relia
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
+def service_qos(depth: int) -> QoSProfile:
+    """QoS of the node's services: rclpy's default keeps the last 10 requests, so when more clients
+    call at once than a callback drains, the oldest requests are overwritten unanswered (10 of 20
+    planners' calls were lost that way in bench/query_concurrency.py). ``depth``: node.service_queue_depth."""
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+
+
 def private(name: str) -> str:
     """The node-private name of a topic or service, as the node creates it (``~/name``)."""
     return f"~/{name}"

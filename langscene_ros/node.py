@@ -123,7 +123,13 @@ class LangsceneNode(Node):
             (SceneFile, api.SAVE_SCENE, self._on_save_scene, control),
             (SceneFile, api.LOAD_SCENE, self._on_load_scene, control),
         ):
-            self.create_service(srv_type, api.private(name), callback, callback_group=group)
+            self.create_service(
+                srv_type,
+                api.private(name),
+                callback,
+                qos_profile=api.service_qos(self.config.node.service_queue_depth),
+                callback_group=group,
+            )
 
     # ----------------------------------------------------------------------------------- inputs
     def _ingest(self, label: str, to_numpy, add) -> None:

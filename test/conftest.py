@@ -51,8 +51,12 @@ def node_process(tmp_path):
     yield start
     from langscene_ros.client import stop_process
 
+    # a node still running when its test ends must shut down cleanly on SIGTERM (exit 0), as under a
+    # launch file or systemd; one that ended by itself (a refused start: exit 2) is left as it is
+    running = [proc for proc in processes if proc.poll() is None]
     for proc in processes:
         stop_process(proc)
+    assert [proc.returncode for proc in running] == [0] * len(running), "a node did not exit cleanly on SIGTERM"
 
 
 def wait_until(predicate, timeout_s: float = 20.0, period_s: float = 0.05) -> bool:

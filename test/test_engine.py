@@ -129,6 +129,18 @@ def test_queryable_scene_finds_the_named_object_and_applies_options(world, scene
         queryable.answer("  ")
 
 
+def test_repeated_requests_get_the_kept_answer_and_the_cache_is_bounded(scene, models):
+    query = dataclasses.replace(CONFIG.query, answer_cache=2)
+    queryable = QueryableScene.build(scene, models, query, CONFIG.grasp)
+    first = queryable.answer("red box")
+    assert queryable.answer("red box") is first
+    assert queryable.answer("red box", QueryOptions(max_grasps=1)) is not first  # other options: other answer
+    queryable.answer("blue ball")  # a third distinct request: the least recently used ("red box") goes
+    assert queryable.answer("red box") is not first
+    uncached = QueryableScene.build(scene, models, dataclasses.replace(CONFIG.query, answer_cache=0), CONFIG.grasp)
+    assert uncached.answer("red box") is not uncached.answer("red box")
+
+
 def test_query_options_refuse_values_out_of_range():
     for bad in ({"relevancy_threshold": 1.0}, {"relevancy_threshold": float("nan")}, {"max_points": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
