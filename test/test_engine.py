@@ -208,6 +208,18 @@ def test_a_reconstruction_in_progress_or_failed_keeps_the_previous_scene(scene, 
     assert engine.state is State.ERROR and "crashed: KeyError('bug')" in engine.status().message
     assert engine.scene is old
 
+    out_of_memory = FakeReconstruct(None, MemoryError("CUDA out of memory"))
+    run_fake(engine, monkeypatch, out_of_memory)
+    out_of_memory.release.set()
+    assert engine.wait(10)
+    assert engine.state is State.ERROR and "MemoryError('CUDA out of memory')" in engine.status().message
+    assert engine.scene is old and engine.query("red box").object_box is not None
+
+    again = FakeReconstruct(scene)  # the next reconstruction works
+    again.release.set()
+    run_fake(engine, monkeypatch, again)
+    assert engine.wait(10) and engine.state is State.READY and engine.scene is not old
+
 
 def test_cancel_stops_at_the_next_step_and_leaves_the_previous_scene(scene, models, monkeypatch):
     engine = collecting_engine(models)
