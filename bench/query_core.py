@@ -24,6 +24,7 @@ from langscene.srv import QueryObject
 from langscene_core.config import LangsceneConfig, ModelsConfig
 from langscene_core.engine import QueryableScene
 from langscene_core.field.gaussians import Gaussians
+from langscene_core.query.grasp.gripper import Gripper
 from langscene_core.reconstruction.models import load_models
 from langscene_core.reconstruction.scene import Scene
 from langscene_core.sim import build_world, parse_spec
@@ -93,6 +94,7 @@ def main() -> None:
     )
     queryable = QueryableScene.build(scene, load_models(config.models, config.densify), query, grasp)
     header = Header(frame_id="map")
+    gripper = Gripper.from_config(grasp)
     rng = np.random.default_rng(1)
     stages: dict[str, list[float]] = {}
     totals, cpu_totals, relevant, grasp_counts = [], [], [], []
@@ -104,7 +106,7 @@ def main() -> None:
             start, cpu_start = time.perf_counter(), time.process_time()
             result = queryable.locate(relevancy)
             packed = time.perf_counter()
-            fill_query_response(QueryObject.Response(), result, header)
+            fill_query_response(QueryObject.Response(), result, header, gripper)
             query_markers(result, name, header, grasp)
             grasp_pose_array(result.grasps, header)
             end, cpu_end = time.perf_counter(), time.process_time()

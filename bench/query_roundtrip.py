@@ -30,6 +30,7 @@ from langscene_core.engine import QueryableScene
 from langscene_core.field.gaussians import Gaussians
 from langscene_core.language.features import mask_features
 from langscene_core.query.answer import TextEmbeddingCache
+from langscene_core.query.grasp.gripper import Gripper
 from langscene_core.reconstruction.models import load_models
 from langscene_core.reconstruction.scene import build_scene, save_scene
 from langscene_core.sim import build_world, capture_poses, intrinsics_of, parse_spec, render
@@ -74,10 +75,11 @@ def in_process_split(scene, models, config, names) -> dict[str, float]:
     stages: dict[str, list[float]] = {}
     cached = QueryableScene.build(scene, models, config.query, config.grasp, TextEmbeddingCache(models.clip))
     fresh = QueryableScene.build(scene, models, config.query, config.grasp)
+    gripper = Gripper.from_config(config.grasp)
     for name in names:
         result = cached.answer(name)
         packed = time.perf_counter()
-        fill_query_response(QueryObject.Response(), result, Header(frame_id=scene.frame_id))
+        fill_query_response(QueryObject.Response(), result, Header(frame_id=scene.frame_id), gripper)
         pack_ms = (time.perf_counter() - packed) * 1000.0
         timings = {"relevancy_cached" if k == "relevancy" else k: v for k, v in result.timings.items()}
         timings["relevancy"] = fresh.answer(name).timings["relevancy"]

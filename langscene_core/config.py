@@ -440,6 +440,9 @@ class LimitsConfig:
     max_negative_chars: int = setting(256, "longest extra negative phrase, characters", AT_LEAST_ONE)
     max_points: int = setting(1000000, "largest max_points a query may ask for (relevancy cloud size)", AT_LEAST_ONE)
     max_grasps: int = setting(100, "largest max_grasps a query may ask for", AT_LEAST_ONE)
+    max_objects: int = setting(
+        10, "largest max_objects a query may ask for (the object and its alternatives)", AT_LEAST_ONE
+    )
     max_image_pixels: int = setting(
         16_777_216, "largest colour or depth image taken, width x height pixels (larger: rejected)", AT_LEAST_ONE
     )

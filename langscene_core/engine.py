@@ -67,6 +67,7 @@ class QueryOptions:
 
     negatives: extra negative phrases, added to ``query.negatives``. relevancy_threshold: in [0, 1).
     max_points: most Gaussians in the relevancy cloud (>= 1). max_grasps: most grasps (>= 1).
+    max_objects: the answer's object and up to max_objects - 1 alternatives (None or 1: none).
     Raises ValueError on a value out of range.
     """
 
@@ -74,13 +75,14 @@ class QueryOptions:
     relevancy_threshold: float | None = None
     max_points: int | None = None
     max_grasps: int | None = None
+    max_objects: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "negatives", tuple(self.negatives))
         t = self.relevancy_threshold
         if t is not None and not (np.isfinite(t) and 0.0 <= t < 1.0):
             raise ValueError(f"relevancy_threshold {t} is not in [0, 1)")
-        for name in ("max_points", "max_grasps"):
+        for name in ("max_points", "max_grasps", "max_objects"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
@@ -168,6 +170,7 @@ class QueryableScene:
             threshold=options.relevancy_threshold,
             max_points=options.max_points,
             max_grasps=options.max_grasps,
+            max_objects=options.max_objects or 1,
             tabletop=self.tabletop,
         )
 
@@ -516,6 +519,7 @@ class LangScene:
             self.config.limits,
             max_points=options.max_points or 0,
             max_grasps=options.max_grasps or 0,
+            max_objects=options.max_objects or 0,
         )
         snapshot = self._snapshot  # one snapshot for the whole query
         if snapshot is None:
@@ -531,14 +535,14 @@ class LangScene:
         """Where :meth:`save` and :meth:`load` read and write: ``node.scene_dir``, created on first use."""
         return SceneStore(self.config.node.scene_dir, int(self.config.limits.scene_min_free_mb * 2**20))
 
-    def save(self, name: str | Path) -> Path:
+    def save(self, name: str | Path) -> tuple[Path, int]:
         """Write the current scene as ``name`` inside ``node.scene_dir`` (:class:`SceneStore`); returns the
-        absolute PLY path. NotReadyError without a scene; SceneLocationError for a name outside the
-        directory; SceneFileError / OSError when it cannot be written."""
+        absolute PLY path and the Gaussians written. NotReadyError without a scene; SceneLocationError for
+        a name outside the directory; SceneFileError / OSError when it cannot be written."""
         snapshot = self._snapshot
         if snapshot is None:
             raise NotReadyError("no scene to save: reconstruct or load one first")
-        return self.store.save(snapshot.scene, name)
+        return self.store.save(snapshot.scene, name), snapshot.num_gaussians
 
     def load(self, name: str | Path) -> QueryableScene:
         """Read the scene saved as ``name`` inside ``node.scene_dir`` and install it. SceneLocationError for
@@ -550,6 +554,22 @@ class LangScene:
         if scene.frame_id != frame:
             raise SceneFileError(f"scene is in frame '{scene.frame_id}', the scene frame is '{frame}'")
         return self._install(scene, f"loaded {scene.num_gaussians} Gaussians from {path}")
+
+    def clear_scene(self) -> str:
+        """Drop the current scene: queries answer NotReadyError until a reconstruction or a load installs
+        another. The keyframes stay; a reconstruction running now still installs its result. Returns a
+        message."""
+        with self._lock:
+            had = self._snapshot is not None
+            self._snapshot = None
+            if self._state in (State.READY, State.ERROR):
+                self._state = State.COLLECTING if self._keyframes.keyframes else State.IDLE
+                self._progress = 0.0
+            self._message = "scene cleared" if had else "no scene to clear"
+        self._notify()
+        return (
+            "scene cleared; queries answer 'not ready' until a reconstruction or a load" if had else "no scene to clear"
+        )
 
     def reset(self) -> str:
         """Clear the keyframes and pending input; the current scene, if any, is kept. Returns a message."""

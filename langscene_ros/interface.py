@@ -27,6 +27,7 @@ MARKERS = "markers"
 QUERY_OBJECT = "query_object"
 RECONSTRUCT = "reconstruct"
 RESET = "reset"
+CLEAR_SCENE = "clear_scene"
 SAVE_SCENE = "save_scene"
 LOAD_SCENE = "load_scene"
 

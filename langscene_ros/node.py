@@ -13,6 +13,7 @@ in the engine's background thread.
 
 from __future__ import annotations
 
+import sys
 import traceback
 
 import numpy as np
@@ -29,14 +30,26 @@ from langscene.msg import SceneStatus
 from langscene.srv import QueryObject, SceneFile
 from langscene_core.config import ConfigError, LangsceneConfig
 from langscene_core.engine import LangScene, QueryableScene, QueryOptions, Status
+from langscene_core.errors import LangsceneError, NotReadyError, RequestError
+from langscene_core.geometry.transforms import ConnectivityError, UnknownFrameError
+from langscene_core.query.grasp.gripper import Gripper
+from langscene_core.query.in_frame import answer_transform, result_in_frame
 from langscene_core.query.objects import pack_rgb
 from langscene_ros import convert, params, viz
 from langscene_ros import interface as api
 from langscene_ros.query_response import fill_query_response
 from langscene_ros.tf_listener import TfListener
 
-# what a service reports as a plain failure message; anything else is a bug: logged with its traceback
-EXPECTED_ERRORS = (ValueError, RuntimeError, OSError)
+# what a service reports as a plain failure message (the project's exception family, and the operating
+# system's word on a file); anything else is a bug: logged with its traceback and counted
+EXPECTED_ERRORS = (LangsceneError, OSError)
+# QueryObject statuses of the errors a query may meet (QueryObject.srv); anything else is FAILED
+_QUERY_STATUS = (
+    (RequestError, QueryObject.Response.BAD_REQUEST),
+    (NotReadyError, QueryObject.Response.NOT_READY),
+    (UnknownFrameError, QueryObject.Response.BAD_REQUEST),  # a target_frame no transform names
+    (ConnectivityError, QueryObject.Response.BAD_REQUEST),  # in another TF tree than the scene
+)
 
 
 def _stamp_seconds(stamp) -> float:
@@ -59,16 +72,14 @@ class LangsceneNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__(api.NODE_NAME, **node_kwargs)
         self.config = self._declare_and_read_parameters()
-        if self.config.node.output_frame:
-            raise ConfigError(
-                f"node.output_frame {self.config.node.output_frame!r}: answers in another frame than node.scene_frame "
-                "come with QueryObject v2 (not in this build); leave it ''"
-            )
+        self._gripper = Gripper.from_config(self.config.grasp)
+        self._internal_errors = 0  # exceptions outside EXPECTED_ERRORS caught at a callback's boundary
         self._status_pub = self.create_publisher(SceneStatus, api.private(api.STATUS), api.LATCHED)
         self._scene_cloud_pub = self.create_publisher(PointCloud2, api.private(api.SCENE_CLOUD), api.LATCHED)
         self._relevancy_pub = self.create_publisher(PointCloud2, api.private(api.RELEVANCY_CLOUD), api.RELIABLE)
-        self._grasps_pub = self.create_publisher(PoseArray, api.private(api.GRASPS), api.RELIABLE)
-        self._markers_pub = self.create_publisher(MarkerArray, api.private(api.MARKERS), api.RELIABLE)
+        # the last answer's grasps and markers stay for an RViz opened after the query (depth 1)
+        self._grasps_pub = self.create_publisher(PoseArray, api.private(api.GRASPS), api.LATCHED)
+        self._markers_pub = self.create_publisher(MarkerArray, api.private(api.MARKERS), api.LATCHED)
         self.engine = LangScene(
             self.config,
             on_status=self._publish_status,
@@ -81,9 +92,7 @@ class LangsceneNode(Node):
         self._subscribe_to_inputs()
         self._advertise_services()
         self.create_timer(
-            self.config.node.status_period_s,
-            lambda: self._publish_status(self.engine.status()),
-            callback_group=MutuallyExclusiveCallbackGroup(),
+            self.config.node.status_period_s, self._on_status_timer, callback_group=MutuallyExclusiveCallbackGroup()
         )
         self.get_logger().info(
             f"langscene ready: waiting for image, camera_info and poses from {self.config.node.pose_source} (depth optional)"
@@ -102,15 +111,17 @@ class LangsceneNode(Node):
             (CameraInfo, api.CAMERA_INFO, self._on_camera_info),
             (Image, api.DEPTH, self._on_depth),
         ]
-        if self.config.node.pose_source == "topic":
+        tf_poses = self.config.node.pose_source == "tf"
+        if not tf_poses:
             inputs.append((PoseStamped, api.CAMERA_POSE, self._on_pose))
-        else:  # 'tf': the engine's transform buffer, fed from /tf and /tf_static
-            self._tf = TfListener(
-                self,
-                self.engine.transforms,
-                on_update=self.engine.transforms_updated,
-                callback_group=MutuallyExclusiveCallbackGroup(),
-            )
+        # the engine's transform buffer, fed from /tf and /tf_static: the camera poses with pose_source tf
+        # (images waiting for theirs are retried on each update), and the answers' target frames always
+        self._tf = TfListener(
+            self,
+            self.engine.transforms,
+            on_update=self.engine.transforms_updated if tf_poses else None,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
         for msg_type, topic, callback in inputs:
             self.create_subscription(msg_type, topic, callback, qos, callback_group=MutuallyExclusiveCallbackGroup())
 
@@ -120,6 +131,7 @@ class LangsceneNode(Node):
             (QueryObject, api.QUERY_OBJECT, self._on_query, MutuallyExclusiveCallbackGroup()),
             (Trigger, api.RECONSTRUCT, self._on_reconstruct, control),
             (Trigger, api.RESET, self._on_reset, control),
+            (Trigger, api.CLEAR_SCENE, self._on_clear_scene, control),
             (SceneFile, api.SAVE_SCENE, self._on_save_scene, control),
             (SceneFile, api.LOAD_SCENE, self._on_load_scene, control),
         ):
@@ -138,11 +150,27 @@ class LangsceneNode(Node):
         try:
             value = to_numpy()
         except convert.ConversionError as exc:
-            reason = f"{label}: {exc}"
-            count = self.engine.reject(reason)
-            self.get_logger().warning(f"rejected message ({reason}); {count} so far", throttle_duration_sec=5.0)
+            self._reject(f"{label}: {exc}")
             return
-        add(value)
+        except Exception:  # noqa: BLE001 - a message that breaks the conversion is a bug, not the node's end
+            self._reject(f"{label}: internal error in the conversion", self._internal_error(f"{label} conversion"))
+            return
+        try:
+            add(value)
+        except Exception:  # noqa: BLE001
+            self._reject(f"{label}: internal error in the engine", self._internal_error(f"{label} input"))
+
+    def _reject(self, reason: str, detail: str = "") -> None:
+        count = self.engine.reject(reason)
+        self.get_logger().warning(
+            f"rejected message ({reason}{detail and ': ' + detail}); {count} so far", throttle_duration_sec=5.0
+        )
+
+    def _internal_error(self, what: str) -> str:
+        """Log the exception being handled with its traceback, count it; returns its one-line repr."""
+        self._internal_errors += 1
+        self.get_logger().error(f"{what}: {traceback.format_exc()}")
+        return repr(sys.exc_info()[1])
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._ingest("camera_info", lambda: convert.camera_info_to_intrinsics(msg), self.engine.set_intrinsics)
@@ -150,9 +178,7 @@ class LangsceneNode(Node):
     def _on_pose(self, msg: PoseStamped) -> None:
         frame = self.config.node.scene_frame
         if msg.header.frame_id and msg.header.frame_id != frame:
-            reason = f"camera_pose in frame '{msg.header.frame_id}', expected '{frame}'"
-            count = self.engine.reject(reason)
-            self.get_logger().warning(f"rejected message ({reason}); {count} so far", throttle_duration_sec=5.0)
+            self._reject(f"camera_pose in frame '{msg.header.frame_id}', expected '{frame}'")
             return
         stamp = _stamp_seconds(msg.header.stamp)
         self._ingest("camera_pose", lambda: convert.pose_to_matrix(msg.pose), lambda m: self.engine.add_pose(stamp, m))
@@ -170,55 +196,78 @@ class LangsceneNode(Node):
         )
 
     # ----------------------------------------------------------------------------------- outputs
-    def _header(self) -> Header:
-        return Header(stamp=self.get_clock().now().to_msg(), frame_id=self.config.node.scene_frame)
+    def _header(self, frame: str = "", stamp: float | None = None) -> Header:
+        """A header in ``frame`` ('' : the scene frame) at ``stamp`` seconds (None: now)."""
+        time = self.get_clock().now().to_msg() if stamp is None else convert.seconds_to_stamp(stamp)
+        return Header(stamp=time, frame_id=frame or self.config.node.scene_frame)
 
     def _publish_status(self, status: Status) -> None:
+        errors = f"; internal errors {self._internal_errors}" if self._internal_errors else ""
         msg = SceneStatus(
             state=status.state.value,
             keyframes=status.keyframes,
             gaussians=status.gaussians,
             progress=status.progress,
-            message=status.summary(),
+            message=status.summary() + errors,
         )
         msg.stamp = self.get_clock().now().to_msg()
         self._status_pub.publish(msg)
 
-    def _publish_scene_cloud(self, snapshot: QueryableScene) -> None:
-        """The new scene's Gaussian centres with rgb (latched)."""
-        scene = snapshot.scene
-        cloud = np.zeros(scene.num_gaussians, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<f4")])
-        cloud["x"], cloud["y"], cloud["z"] = scene.means.T
-        cloud["rgb"] = pack_rgb(scene.colors)
+    def _publish_scene_cloud(self, snapshot: QueryableScene | None) -> None:
+        """The new scene's Gaussian centres with rgb (latched); an empty cloud once the scene is cleared."""
+        count = 0 if snapshot is None else snapshot.scene.num_gaussians
+        cloud = np.zeros(count, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<f4")])
+        if snapshot is not None:
+            cloud["x"], cloud["y"], cloud["z"] = snapshot.scene.means.T
+            cloud["rgb"] = pack_rgb(snapshot.scene.colors)
         self._scene_cloud_pub.publish(convert.numpy_to_pointcloud2(cloud, self._header()))
+
+    def _on_status_timer(self) -> None:
+        try:
+            self._publish_status(self.engine.status())
+        except Exception:  # noqa: BLE001 - a status that cannot be sent now is sent at the next tick
+            self._internal_error("status")
 
     # ----------------------------------------------------------------------------------- services
     def _failure(self, what: str, exc: Exception) -> str:
-        """The message of a failed request; an unexpected exception is a bug: its traceback is logged."""
+        """The message of a failed request; an unexpected exception is a bug: its traceback is logged and
+        counted (``internal errors`` in the status), and the node carries on with its scene."""
         if isinstance(exc, EXPECTED_ERRORS):
             return f"{what}: {exc}"
-        self.get_logger().error(f"{what}: {traceback.format_exc()}")
-        return f"{what}: internal error {exc!r}"
+        return f"{what}: internal error {self._internal_error(what)}"
 
     def _on_query(self, request: QueryObject.Request, response: QueryObject.Response) -> QueryObject.Response:
+        """QueryObject v2 (DESIGN section 3): FOUND / NO_OBJECT answers in the requested frame, else the
+        status of what went wrong (_QUERY_STATUS; anything else FAILED) with a message."""
+        node = self.config.node
         try:
             options = QueryOptions(
                 negatives=tuple(request.negatives),
                 relevancy_threshold=request.relevancy_threshold or None,
                 max_points=request.max_points or None,
                 max_grasps=request.max_grasps or None,
+                max_objects=request.max_objects or None,
+            )
+            frame, stamp, target_from_scene = answer_transform(
+                self.engine.transforms, node.scene_frame, request.target_frame, node.output_frame
             )
             result = self.engine.query(request.prompt, options)
+            if frame != node.scene_frame:
+                result = result_in_frame(result, target_from_scene)
         except Exception as exc:  # noqa: BLE001 - the service answers; the node stays up
-            response.success, response.message = False, self._failure("query failed", exc)
+            status = next((code for kind, code in _QUERY_STATUS if isinstance(exc, kind)), None)
+            if status is None and isinstance(exc, ValueError):  # QueryOptions' range checks
+                status = QueryObject.Response.BAD_REQUEST
+            response.success = False
+            response.status = QueryObject.Response.FAILED if status is None else status
+            response.message = self._failure("query failed", exc)
             return response
-        header = self._header()
-        fill_query_response(response, result, header)
-        _publish_if_watched(self._relevancy_pub, lambda: response.relevancy_cloud)
-        _publish_if_watched(self._grasps_pub, lambda: viz.grasp_pose_array(result.grasps, header))
-        _publish_if_watched(
-            self._markers_pub, lambda: viz.query_markers(result, request.prompt, header, self.config.grasp)
-        )
+        header = self._header(frame, stamp)
+        fill_query_response(response, result, header, self._gripper, skip_cloud=request.skip_cloud)
+        if not request.skip_cloud:
+            _publish_if_watched(self._relevancy_pub, lambda: response.relevancy_cloud)
+        self._grasps_pub.publish(viz.grasp_pose_array(result.grasps, header))
+        self._markers_pub.publish(viz.query_markers(result, request.prompt, header, self.config.grasp))
         return response
 
     def _on_reconstruct(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -231,25 +280,36 @@ class LangsceneNode(Node):
         return response
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        response.success, response.message = True, self.engine.reset()
+        try:
+            response.success, response.message = True, self.engine.reset()
+        except Exception as exc:  # noqa: BLE001
+            response.success, response.message = False, self._failure("cannot reset", exc)
+        return response
+
+    def _on_clear_scene(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        try:
+            response.success, response.message = True, self.engine.clear_scene()
+            self._publish_scene_cloud(None)
+        except Exception as exc:  # noqa: BLE001
+            response.success, response.message = False, self._failure("cannot clear the scene", exc)
         return response
 
     def _on_save_scene(self, request: SceneFile.Request, response: SceneFile.Response) -> SceneFile.Response:
         try:
-            path = self.engine.save(request.path)
+            path, count = self.engine.save(request.path)
         except Exception as exc:  # noqa: BLE001
             response.success, response.message = False, self._failure(f"cannot save to {request.path!r}", exc)
             return response
-        response.success, response.message = True, f"saved {self.engine.scene.num_gaussians} Gaussians to {path}"
+        response.success, response.message = True, f"saved {count} Gaussians to {path}"
         return response
 
     def _on_load_scene(self, request: SceneFile.Request, response: SceneFile.Response) -> SceneFile.Response:
         try:
             snapshot = self.engine.load(request.path)
+            path = self.engine.store.resolve(request.path)
         except Exception as exc:  # noqa: BLE001
             response.success, response.message = False, self._failure(f"cannot load {request.path!r}", exc)
             return response
-        path = self.engine.store.resolve(request.path)
         response.success, response.message = True, f"loaded {snapshot.num_gaussians} Gaussians from {path}"
         return response
 

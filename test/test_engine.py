@@ -12,8 +12,7 @@ import threading
 
 import numpy as np
 import pytest
-import torch
-from reconstructed_world import reconstruct_like
+from world_scene import SPEC, make_scene
 
 from langscene_core import engine as engine_module
 from langscene_core.capture.frames import Frame
@@ -26,20 +25,12 @@ from langscene_core.engine import (
     QueryOptions,
     State,
 )
-from langscene_core.field.gaussians import Gaussians
 from langscene_core.geometry.camera import Intrinsics, look_at
-from langscene_core.language.clip import encode_text
 from langscene_core.reconstruction.models import load_models
 from langscene_core.reconstruction.reconstruct import ReconstructionError
-from langscene_core.reconstruction.scene import SceneFileError, build_scene
+from langscene_core.reconstruction.scene import SceneFileError
 from langscene_core.sim import build_world, parse_spec
 
-SPEC = {
-    "objects": [
-        {"name": "red box", "shape": "box", "color": "red", "size": 0.07, "position": [0.1, 0.0]},
-        {"name": "blue ball", "shape": "ball", "color": "blue", "size": 0.06, "position": [-0.12, 0.08]},
-    ]
-}
 CONFIG = dataclasses.replace(LangsceneConfig(), models=ModelsConfig(device="cpu"))
 K = Intrinsics.from_hfov(64, 48, 60.0)
 
@@ -53,18 +44,6 @@ def models():
 @pytest.fixture(scope="module")
 def world():
     return build_world(parse_spec(SPEC))
-
-
-def make_scene(world, models, frame_id: str = "map"):
-    """A Scene on ``world``'s surfaces whose Gaussians carry, at every level, the LQC latent of their
-    object's name ('table' for the table)."""
-    points = reconstruct_like(world)
-    names = ["table", *(o.name for o in world.spec.objects)]
-    with torch.no_grad():
-        latents = models.lqc.encode(encode_text(models.clip, names).to(models.device)).cpu()  # [O + 1, 3]
-        gaussians = Gaussians.from_points(points.means, np.full_like(points.means, 0.5), points.normals)
-        gaussians.params["latents"][:] = latents[torch.from_numpy(points.owner)][:, None, :]
-    return build_scene(gaussians, models.lqc, frame_id, {"lqc": CONFIG.models.lqc.checkpoint})
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +243,8 @@ def test_save_load_reset(world, scene, models, monkeypatch, tmp_path):
     fake.release.set()
     run_fake(engine, monkeypatch, fake)
     assert engine.wait(10)
-    path = engine.save("scene")  # a name inside node.scene_dir
+    path, count = engine.save("scene")  # a name inside node.scene_dir
+    assert count == scene.num_gaussians
     assert path == tmp_path.resolve() / "scene.ply" and path.is_file()
     with pytest.raises(SceneFileError, match="does not exist"):
         engine.save(tmp_path / "no" / "dir" / "scene.ply")
@@ -291,6 +271,19 @@ def test_save_load_reset(world, scene, models, monkeypatch, tmp_path):
     empty = collecting_engine(models, count=2)
     empty.reset()
     assert empty.status().state is State.IDLE and empty.status().keyframes == 0
+
+
+def test_clear_scene_drops_the_scene_and_keeps_the_keyframes(scene, models, monkeypatch):
+    engine = collecting_engine(models)
+    fake = FakeReconstruct(scene)
+    fake.release.set()
+    run_fake(engine, monkeypatch, fake)
+    assert engine.wait(10) and engine.state is State.READY
+    assert engine.clear_scene().startswith("scene cleared")
+    assert engine.scene is None and engine.state is State.COLLECTING and engine.status().keyframes == 3
+    with pytest.raises(NotReadyError):
+        engine.query("red box")
+    assert engine.clear_scene() == "no scene to clear"
 
 
 def test_models_are_loaded_explicitly(models, tmp_path):
@@ -349,3 +342,45 @@ def test_inputs_from_the_future_and_oversized_images_are_rejected_with_a_reason(
         "image: stamped more than 2.0 s ahead of the clock": 1,
         "depth: more than 3072 pixels (limits.max_image_pixels)": 1,
     }
+
+
+def test_alternatives_are_other_distinct_objects_best_first(models):
+    """max_objects: the answer's object, then up to N - 1 other objects the prompt matches, each a
+    whole world object (never the table, never sharing a Gaussian), best score first."""
+    world = build_world(
+        parse_spec(
+            {
+                "objects": [
+                    {"name": "red box", "shape": "box", "color": "red", "size": 0.07, "position": [0.1, 0.0]},
+                    {"name": "red ball", "shape": "ball", "color": "red", "size": 0.06, "position": [0.0, -0.15]},
+                    {
+                        "name": "red cylinder",
+                        "shape": "cylinder",
+                        "color": "red",
+                        "size": 0.07,
+                        "position": [-0.12, 0.1],
+                    },
+                ]
+            }
+        )
+    )
+    queryable = QueryableScene.build(make_scene(world, models), models, CONFIG.query, CONFIG.grasp)
+    centres = {
+        o.name: np.asarray(world.meshes[world.instance_id(o.name)].get_axis_aligned_bounding_box().get_center())
+        for o in world.spec.objects
+    }
+    result = queryable.answer("red box", QueryOptions(max_objects=3, relevancy_threshold=0.3))
+    assert np.linalg.norm(result.object_box.pose[:3, 3] - centres["red box"]) < 0.02
+    assert 0.0 < result.object_score <= 1.0
+    assert 1 <= len(result.alternatives) <= 2
+    scores = [c.score for c in result.alternatives]
+    assert scores == sorted(scores, reverse=True)
+    seen = set(result.object_indices.tolist())
+    for candidate in result.alternatives:
+        nearest = min(centres, key=lambda name: np.linalg.norm(candidate.box.pose[:3, 3] - centres[name]))
+        assert nearest != "red box" and np.linalg.norm(candidate.box.pose[:3, 3] - centres[nearest]) < 0.03
+        assert seen.isdisjoint(candidate.indices.tolist())
+        seen |= set(candidate.indices.tolist())
+    assert queryable.answer("red box", QueryOptions(relevancy_threshold=0.3)).alternatives == ()
+    with pytest.raises(ValueError, match="max_objects"):
+        QueryOptions(max_objects=0)

@@ -9,6 +9,7 @@ from tabletop import Box, Cylinder, make_scene
 from visualization_msgs.msg import Marker
 
 from langscene_core.config import GraspConfig, QueryConfig
+from langscene_core.query.grasp.gripper import Gripper
 from langscene_core.query.objects import query_object
 from langscene_ros.convert import pointcloud2_to_numpy, pose_to_matrix
 from langscene_ros.viz import grasp_pose_array, gripper_outline, query_markers
@@ -83,8 +84,18 @@ def test_query_response_carries_cloud_box_and_grasps(answer):
     from langscene.srv import QueryObject
     from langscene_ros.query_response import fill_query_response
 
-    response = fill_query_response(QueryObject.Response(), answer, HEADER)
+    gripper = Gripper.from_config(GRASP)
+    response = fill_query_response(QueryObject.Response(), answer, HEADER, gripper)
     assert response.success and response.message == answer.message
+    assert response.status == QueryObject.Response.FOUND and response.object_score == pytest.approx(answer.object_score)
+    for candidate, grasp in zip(response.grasps, answer.grasps):
+        pregrasp = pose_to_matrix(candidate.pregrasp_pose.pose)
+        np.testing.assert_allclose(pregrasp[:3, :3], grasp.pose[:3, :3], atol=1e-9)
+        backed_off = grasp.pose[:3, 3] - GRASP.approach_distance * grasp.pose[:3, 2]
+        np.testing.assert_allclose(pregrasp[:3, 3], backed_off, atol=1e-9)
+        assert candidate.pregrasp_pose.header.frame_id == "map"
+    slim = fill_query_response(QueryObject.Response(), answer, HEADER, gripper, skip_cloud=True)
+    assert slim.relevancy_cloud.width == 0 and len(slim.grasps) == len(response.grasps)
     cloud = pointcloud2_to_numpy(response.relevancy_cloud)
     assert cloud.dtype.names == ("x", "y", "z", "relevancy", "rgb") and len(cloud) == len(answer.cloud)
     np.testing.assert_array_equal(cloud["relevancy"], answer.cloud["relevancy"])

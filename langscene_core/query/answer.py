@@ -156,7 +156,7 @@ def check_rivals(
     The object's language feature is the mean code feature of its Gaussians over every mask level. The
     answer stands when no vocabulary entry's cosine with it exceeds the prompt's by more than
     ``max_margin`` (or when there is no object or no vocabulary); otherwise the result loses its object
-    and grasps, keeps its relevancy cloud, and its message names the entry. The canonical-negative
+    grasps and alternatives, keeps its relevancy cloud, and its message names the entry. The canonical-negative
     relevancy alone cannot tell "blue cone" from the blue ball it half matches; comparing names can.
     """
     rivals = [text for text in models.vocabulary if text != prompt.strip()]
@@ -180,5 +180,12 @@ def check_rivals(
         f"query.rival_margin {max_margin:.2f})"
     )
     return replace(
-        result, object_box=None, object_indices=np.zeros(0, dtype=np.int64), grasps=(), message=message, timings=timings
+        result,
+        object_box=None,
+        object_indices=np.zeros(0, dtype=np.int64),
+        grasps=(),
+        message=message,
+        timings=timings,
+        object_score=0.0,
+        alternatives=(),
     )

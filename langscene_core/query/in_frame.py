@@ -20,7 +20,8 @@ def result_in_frame(result: QueryResult, target_from_scene: np.ndarray) -> Query
     """The same answer with every position and orientation expressed in the target frame.
 
     target_from_scene: rigid [4, 4] float64 (InvalidTransformError otherwise). Moves the relevancy
-    cloud's x, y, z (float32 as before), the object box pose (extents unchanged) and each grasp's
+    cloud's x, y, z (float32 as before), the object box pose (extents unchanged), the alternatives'
+    box poses and each grasp's
     pose and contacts; pre-grasp poses, derived from the grasp poses, follow. Relevancies, scores,
     widths and indices are unchanged.
     """
@@ -38,7 +39,11 @@ def result_in_frame(result: QueryResult, target_from_scene: np.ndarray) -> Query
         dataclasses.replace(grasp, pose=matrix @ grasp.pose, contacts=transform_points(matrix, grasp.contacts))
         for grasp in result.grasps
     )
-    return dataclasses.replace(result, cloud=cloud, object_box=box, grasps=grasps)
+    alternatives = tuple(
+        dataclasses.replace(c, box=ObjectBox(pose=matrix @ c.box.pose, extent=c.box.extent.copy()))
+        for c in result.alternatives
+    )
+    return dataclasses.replace(result, cloud=cloud, object_box=box, grasps=grasps, alternatives=alternatives)
 
 
 def answer_transform(

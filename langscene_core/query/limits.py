@@ -21,13 +21,14 @@ def validate_query_request(
     limits: LimitsConfig,
     max_points: int = 0,
     max_grasps: int = 0,
+    max_objects: int = 0,
 ) -> None:
     """Raise RequestError naming the first field out of bounds, else return.
 
     prompt: the text asked for (non-blank, at most ``limits.max_prompt_chars`` characters, no control
     characters). negatives: extra negative phrases (at most ``limits.max_negatives``, each non-blank,
-    at most ``limits.max_negative_chars``, no control characters). max_points / max_grasps:
-    the request's counts, 0 meaning the node's default, else at most the limit.
+    at most ``limits.max_negative_chars``, no control characters). max_points / max_grasps /
+    max_objects: the request's counts, 0 meaning the node's default, else at most the limit.
     """
     _check_text("prompt", prompt, limits.max_prompt_chars, "max_prompt_chars")
     if len(negatives) > limits.max_negatives:
@@ -37,6 +38,7 @@ def validate_query_request(
     for name, value, bound in (
         ("max_points", max_points, limits.max_points),
         ("max_grasps", max_grasps, limits.max_grasps),
+        ("max_objects", max_objects, limits.max_objects),
     ):
         if not 0 <= value <= bound:
             raise RequestError(f"{name} {value} is not in [0, {bound}] (0: the node's default; limits.{name})")

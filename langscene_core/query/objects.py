@@ -41,6 +41,19 @@ class ObjectBox:
 
 
 @dataclass(frozen=True)
+class ObjectCandidate:
+    """Another distinct object the prompt matches (:attr:`QueryResult.alternatives`), scene frame.
+
+    box: its oriented box. score: mean relevancy of its Gaussians, 0..1. indices: [K] int64 scene
+    indices of its Gaussians.
+    """
+
+    box: ObjectBox
+    score: float
+    indices: np.ndarray
+
+
+@dataclass(frozen=True)
 class QueryResult:
     """Answer to one query.
 
@@ -51,7 +64,9 @@ class QueryResult:
     object_indices: [K] int64 scene indices of the Gaussians of the chosen cluster (K = 0 when none).
     grasps: best first (empty when no object or no feasible grasp).
     message: what was found, or why nothing was.
-    timings: seconds per stage: select, cloud, cluster, box, grasps.
+    timings: seconds per stage: select, cloud, cluster, box, grasps (alternatives when asked for).
+    object_score: mean relevancy of the object's Gaussians, 0..1 (0 when no object).
+    alternatives: the next-best distinct objects, best score first (asked for with ``max_objects``).
     """
 
     cloud: np.ndarray
@@ -62,6 +77,8 @@ class QueryResult:
     grasps: tuple[Grasp, ...]
     message: str
     timings: dict[str, float] = field(default_factory=dict)
+    object_score: float = 0.0
+    alternatives: tuple[ObjectCandidate, ...] = ()
 
 
 def pack_rgb(colors: np.ndarray) -> np.ndarray:
@@ -496,9 +513,11 @@ def query_object(
     threshold: float | None = None,
     max_points: int | None = None,
     max_grasps: int | None = None,
+    max_objects: int = 1,
     tabletop: Tabletop | None = None,
 ) -> QueryResult:
-    """Relevancy cloud, best object cluster, its oriented box and grasps for one query.
+    """Relevancy cloud, best object cluster, its oriented box and grasps for one query; with
+    ``max_objects`` N > 1, up to N - 1 next-best distinct objects too (:func:`next_objects`).
 
     relevancy: [N] float32 per-Gaussian relevancy in [0, 1] for the prompt.
     means: [N, 3] float32 Gaussian centres, scene frame. colors: [N, 3] float32 RGB in 0..1.
@@ -556,6 +575,10 @@ def query_object(
     object_points = means[members].astype(np.float64)
     box = object_box(object_points, config)
     lap("box")
+    alternatives: tuple[ObjectCandidate, ...] = ()
+    if max_objects > 1:
+        alternatives = next_objects(selected, members, means, relevancy, config, tabletop, max_objects - 1)
+        lap("alternatives")
 
     # grown members may lie below the threshold: they are the object all the same
     # all the gripper may reach, the object itself left out (it is no obstacle)
@@ -581,4 +604,45 @@ def query_object(
         message += (
             f" (no collision-free antipodal grasp within the gripper's {grasp_config.gripper_max_width:.3f} m opening)"
         )
-    return QueryResult(cloud, selected, max_relevancy, box, members, grasps, message, timings)
+    if alternatives:
+        message += f"; {len(alternatives)} other object{'s' if len(alternatives) > 1 else ''}"
+    score = float(relevancy[members].mean())
+    return QueryResult(cloud, selected, max_relevancy, box, members, grasps, message, timings, score, alternatives)
+
+
+def next_objects(
+    selected: np.ndarray,
+    taken: np.ndarray,
+    means: np.ndarray,
+    relevancy: np.ndarray,
+    config: QueryConfig,
+    tabletop: Tabletop | None,
+    count: int,
+) -> tuple[ObjectCandidate, ...]:
+    """Up to ``count`` more distinct objects among the relevant Gaussians, best score first.
+
+    selected: [M] int64 relevant Gaussians; taken: [K] int64 the answer's object. Each next object is
+    :func:`best_object_cluster` of what the objects found so far leave (grown like the answer's), its
+    Gaussians never shared with an earlier one. The search ends when nothing relevant is left, no
+    cluster forms, or (on a tabletop) only the support would answer: the table is never an
+    alternative to an object on it.
+    """
+    found: list[ObjectCandidate] = []
+    used = np.asarray(taken, dtype=np.int64)
+    for _ in range(count):
+        remaining = selected[~np.isin(selected, used)]
+        members = best_object_cluster(remaining, means, relevancy, config, tabletop) if len(remaining) else None
+        if members is None:
+            break
+        if tabletop is not None:
+            if np.all(tabletop.heights[members] <= 0.0):
+                break
+            if config.object_growth > 0:
+                members = grow_object(members, means, tabletop, config)
+        members = members[~np.isin(members, used)]
+        if len(members) == 0:
+            break
+        box = object_box(means[members].astype(np.float64), config)
+        found.append(ObjectCandidate(box, float(relevancy[members].mean()), members))
+        used = np.concatenate([used, members])
+    return tuple(sorted(found, key=lambda c: -c.score))

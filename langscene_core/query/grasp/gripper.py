@@ -86,3 +86,11 @@ class Gripper:
             "finger -x": np.array([[-outer, -y, back], [-half, y, 0.0]]),
             "palm": np.array([[-outer, -y, back - self.palm_depth], [outer, y, -self.finger_depth]]),
         }
+
+    def pregrasp_pose(self, pose: np.ndarray) -> np.ndarray:
+        """The pre-grasp of a grasp ``pose`` ([4, 4], any frame): the same orientation, backed off along
+        -z (the approach) by ``approach_distance``; the planner's collision check swept the gripper
+        from there (:meth:`swept_boxes`), so the straight approach from it is free."""
+        pregrasp = np.array(pose, dtype=np.float64)
+        pregrasp[:3, 3] -= self.approach_distance * pregrasp[:3, 2]
+        return pregrasp
