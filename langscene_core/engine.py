@@ -555,6 +555,20 @@ class LangScene:
             raise SceneFileError(f"scene is in frame '{scene.frame_id}', the scene frame is '{frame}'")
         return self._install(scene, f"loaded {scene.num_gaussians} Gaussians from {path}")
 
+    def update_config(self, query: QueryConfig, grasp: GraspConfig) -> None:
+        """Take new ``query`` and ``grasp`` settings (already checked): the next query answers with them.
+        The current snapshot is rebuilt with them and swapped in (its kept answers go with the old one);
+        a reconstruction running now installs its scene with them."""
+        with self._lock:
+            self.config = replace(self.config, query=query, grasp=grasp)
+            snapshot = self._snapshot
+        if snapshot is None:
+            return
+        rebuilt = QueryableScene.build(snapshot.scene, snapshot.models, query, grasp, self._cache)
+        with self._lock:
+            if self._snapshot is snapshot:  # else a newer scene, built with the new settings, came meanwhile
+                self._snapshot = rebuilt
+
     def clear_scene(self) -> str:
         """Drop the current scene: queries answer NotReadyError until a reconstruction or a load installs
         another. The keyframes stay; a reconstruction running now still installs its result. Returns a

@@ -19,6 +19,7 @@ import traceback
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseArray, PoseStamped
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -91,6 +92,7 @@ class LangsceneNode(Node):
         self.get_logger().info(self.engine.status().message)
         self._subscribe_to_inputs()
         self._advertise_services()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(
             self.config.node.status_period_s, self._on_status_timer, callback_group=MutuallyExclusiveCallbackGroup()
         )
@@ -102,6 +104,18 @@ class LangsceneNode(Node):
     def _declare_and_read_parameters(self) -> LangsceneConfig:
         """Declare one parameter per config leaf with its descriptor (langscene_ros.params); read them back typed."""
         return params.declare_and_read(self)
+
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        """``ros2 param set``: query.* and grasp.* apply to the next query; a bad value or any other
+        section is refused with the reason (the others are also declared read-only)."""
+        try:
+            config = params.with_parameters(self.config, parameters)
+            self.engine.update_config(config.query, config.grasp)
+        except Exception as exc:  # noqa: BLE001 - a refused set, never the node's end
+            return SetParametersResult(successful=False, reason=self._failure("parameters not set", exc))
+        self.config, self._gripper = config, Gripper.from_config(config.grasp)
+        self.get_logger().info("set " + ", ".join(f"{p.name} = {p.value!r}" for p in parameters))
+        return SetParametersResult(successful=True)
 
     # ----------------------------------------------------------------------------------- anatomy
     def _subscribe_to_inputs(self) -> None:

@@ -28,8 +28,8 @@ from langscene_core.config import (
     unflatten,
 )
 
-# Sections whose parameters may be set while the node runs (applied live by the node: issue 19). The
-# others (node, models, keyframe, densify, field) are read once at start and declared read-only, so a
+# Sections whose parameters may be set while the node runs (applied to the next query by the node's
+# set-parameters callback, :func:`with_parameters`). The others (node, models, keyframe, densify, field) are read once at start and declared read-only, so a
 # `ros2 param set` on them is refused instead of silently ignored.
 LIVE_SECTIONS = ("query", "grasp")
 
@@ -80,3 +80,17 @@ def declare_and_read(node: Node) -> LangsceneConfig:
         return from_dict(LangsceneConfig, unflatten(values))
     except ConfigError as exc:
         raise ConfigError(f"bad parameter: {exc}") from exc
+
+
+def with_parameters(config: LangsceneConfig, parameters) -> LangsceneConfig:
+    """``config`` with ``parameters`` (rclpy Parameters, as a set-parameters callback gets them) applied
+    and checked as at start. Raises ConfigError naming a bad value, a name that is no setting, or a
+    setting outside :data:`LIVE_SECTIONS` (read-only while the node runs)."""
+    values = flatten(to_dict(config))
+    for parameter in parameters:
+        if parameter.name not in values:
+            raise ConfigError(f"{parameter.name}: not a langscene setting")
+        if parameter.name.split(".")[0] not in LIVE_SECTIONS:
+            raise ConfigError(f"{parameter.name} is read-only while the node runs (only {', '.join(LIVE_SECTIONS)}.*)")
+        values[parameter.name] = parameter.value
+    return from_dict(LangsceneConfig, unflatten(values))

@@ -384,3 +384,17 @@ def test_alternatives_are_other_distinct_objects_best_first(models):
     assert queryable.answer("red box", QueryOptions(relevancy_threshold=0.3)).alternatives == ()
     with pytest.raises(ValueError, match="max_objects"):
         QueryOptions(max_objects=0)
+
+
+def test_update_config_applies_to_the_next_query_and_drops_kept_answers(scene, models, monkeypatch):
+    engine = collecting_engine(models)
+    fake = FakeReconstruct(scene)
+    fake.release.set()
+    run_fake(engine, monkeypatch, fake)
+    assert engine.wait(10)
+    first = engine.query("red box")
+    assert first.object_box is not None and engine.query("red box") is first  # a kept answer
+    strict = dataclasses.replace(engine.config.query, relevancy_threshold=0.999)
+    engine.update_config(strict, engine.config.grasp)
+    assert engine.config.query.relevancy_threshold == 0.999
+    assert engine.query("red box").object_box is None

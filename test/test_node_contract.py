@@ -11,6 +11,8 @@ import yaml
 from builtin_interfaces.msg import Time
 from conftest import wait_until
 from geometry_msgs.msg import PoseArray
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
 from rclpy.serialization import serialize_message
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
@@ -81,6 +83,22 @@ def test_query_object_v2(node_process, tmp_path):
             np.testing.assert_allclose(pregrasp[:3, :3], pose[:3, :3], atol=1e-6)
             # nothing in the world is hit from the pre-grasp to the grasp (the checker's swept approach)
             assert not check_grasp(world, "red box", pose, grasp.width, gripper).reason.startswith("collision")
+
+        # live parameters: a threshold no Gaussian reaches empties the next answer; bad sets are refused
+        def set_parameter(name: str, value) -> tuple[bool, str]:
+            request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+            result = client.call(SetParameters, f"{client.target}/set_parameters", request, timeout_s=30.0).results[0]
+            return result.successful, result.reason
+
+        assert set_parameter("query.relevancy_threshold", 0.999) == (True, "")
+        strict = query("red box")
+        assert strict.status == Response.NO_OBJECT and "0.999" in strict.message, strict.message
+        refused, reason = set_parameter("query.relevancy_threshold", 1.5)
+        assert not refused and "relevancy_threshold" in reason, reason
+        refused, reason = set_parameter("node.scene_frame", "odom")
+        assert not refused and "read-only" in reason, reason
+        assert set_parameter("query.relevancy_threshold", 0.55) == (True, "")
+        assert query("red box").status == Response.FOUND
 
         absent = query("green cone")
         assert (absent.success, absent.status) == (True, Response.NO_OBJECT), absent.message
