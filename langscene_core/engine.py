@@ -32,7 +32,7 @@ import numpy as np
 
 from langscene_core.capture.frames import Frame, synchronizer_for, transform_buffer_for
 from langscene_core.capture.keyframes import KeyframeBuffer
-from langscene_core.config import GraspConfig, LangsceneConfig, QueryConfig
+from langscene_core.config import DensifyConfig, GraspConfig, LangsceneConfig, QueryConfig, from_dict, to_dict
 from langscene_core.errors import BusyError, NotReadyError
 from langscene_core.geometry.camera import Intrinsics
 from langscene_core.query.answer import CodeLevels, TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
@@ -397,10 +397,16 @@ class LangScene:
         worker = self._worker
         return worker is not None and worker.is_alive()
 
-    def start_reconstruction(self) -> str:
-        """Reconstruct the current keyframes in a background thread; returns a message. Raises BusyError
-        while one runs, ReconstructionError with fewer than 2 keyframes, NotReadyError without models."""
+    def start_reconstruction(self, mode: str = "") -> str:
+        """Reconstruct the current keyframes in a background thread; returns a message. ``mode``: the
+        ``densify.mode`` of this run ('' : the configured one). Raises BusyError while one runs,
+        ReconstructionError with fewer than 2 keyframes, NotReadyError without models, ConfigError for an
+        unknown mode."""
         models = self.models
+        config = self.config
+        if mode:
+            densify = from_dict(DensifyConfig, {**to_dict(config.densify), "mode": mode}, "densify.")
+            config = replace(config, densify=densify)
         with self._lock:
             if self._worker is not None and self._worker.is_alive():
                 raise BusyError("a reconstruction is already running")
@@ -409,7 +415,7 @@ class LangScene:
                 raise ReconstructionError(f"need at least 2 keyframes, have {len(keyframes)}")
             self._begin(len(keyframes))
             self._worker = threading.Thread(
-                target=self._run, args=(keyframes, models), name="langscene-reconstruct", daemon=True
+                target=self._run, args=(keyframes, models, config), name="langscene-reconstruct", daemon=True
             )
             self._worker.start()
         self._notify()
@@ -427,7 +433,7 @@ class LangScene:
             self._begin(len(frames))
         self._notify()
         try:
-            return self._reconstruct(frames, models)
+            return self._reconstruct(frames, models, self.config)
         finally:
             with self._lock:
                 self._worker = None
@@ -437,14 +443,14 @@ class LangScene:
         self._state, self._progress = State.RECONSTRUCTING, 0.0
         self._message = f"reconstructing from {count} keyframes"
 
-    def _run(self, keyframes: list[Frame], models: Models) -> None:
+    def _run(self, keyframes: list[Frame], models: Models, config: LangsceneConfig) -> None:
         """Worker thread: failures end in the status, never in an exception lost in the thread."""
         try:
-            self._reconstruct(keyframes, models)
+            self._reconstruct(keyframes, models, config)
         except Exception:  # noqa: BLE001 - _reconstruct put it in the status (and logged a crash's traceback)
             pass
 
-    def _reconstruct(self, keyframes: list[Frame], models: Models) -> QueryableScene:
+    def _reconstruct(self, keyframes: list[Frame], models: Models, config: LangsceneConfig) -> QueryableScene:
         def progress(fraction: float, message: str) -> None:
             if self._cancel.is_set():
                 raise Cancelled
@@ -452,7 +458,7 @@ class LangScene:
                 self._progress, self._message = float(fraction), message
 
         try:
-            scene = reconstruct(keyframes, models, self.config, progress)
+            scene = reconstruct(keyframes, models, config, progress)
             notes = "; ".join(scene.info.get("notes", []))
             message = f"{scene.num_gaussians} Gaussians from {len(keyframes)} keyframes" + (
                 f" ({notes})" if notes else ""

@@ -20,17 +20,19 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseArray, PoseStamped
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
+from langscene.action import Reconstruct
 from langscene.msg import SceneStatus
 from langscene.srv import QueryObject, SceneFile
 from langscene_core.config import ConfigError, LangsceneConfig
-from langscene_core.engine import LangScene, QueryableScene, QueryOptions, Status
+from langscene_core.engine import LangScene, QueryableScene, QueryOptions, State, Status
 from langscene_core.errors import LangsceneError, NotReadyError, RequestError
 from langscene_core.geometry.transforms import ConnectivityError, UnknownFrameError
 from langscene_core.query.grasp.gripper import Gripper
@@ -156,6 +158,16 @@ class LangsceneNode(Node):
                 qos_profile=api.service_qos(self.config.node.service_queue_depth),
                 callback_group=group,
             )
+        # reentrant: a cancel request is taken while the goal's execute callback waits for the engine
+        self._reconstruct_action = ActionServer(
+            self,
+            Reconstruct,
+            api.private(api.RECONSTRUCT_SCENE),
+            execute_callback=self._execute_reconstruction,
+            goal_callback=self._on_reconstruction_goal,
+            cancel_callback=lambda goal: CancelResponse.ACCEPT,
+            callback_group=ReentrantCallbackGroup(),
+        )
 
     # ----------------------------------------------------------------------------------- inputs
     def _ingest(self, label: str, to_numpy, add) -> None:
@@ -293,6 +305,42 @@ class LangsceneNode(Node):
         response.success, response.message = True, f"{message}; follow {api.private(api.STATUS)}"
         return response
 
+    def _on_reconstruction_goal(self, goal: Reconstruct.Goal) -> GoalResponse:
+        """A second goal while a reconstruction runs is rejected (the running one goes on)."""
+        return GoalResponse.REJECT if self.engine.busy else GoalResponse.ACCEPT
+
+    def _execute_reconstruction(self, goal_handle) -> Reconstruct.Result:
+        """Run the engine's reconstruction for one goal: feedback (stage, progress, never decreasing)
+        while it runs; cancel stops it at its next step and leaves the previous scene answering."""
+        result = Reconstruct.Result()
+        before = self.engine.scene
+        try:
+            self.engine.start_reconstruction(goal_handle.request.mode)
+        except Exception as exc:  # noqa: BLE001 - busy (a goal raced past the goal check), no keyframes...
+            goal_handle.abort()
+            result.message = self._failure("cannot reconstruct", exc)
+            return result
+        progress = 0.0
+        cancelled = False
+        while not self.engine.wait(0.2):
+            if goal_handle.is_cancel_requested and not cancelled:
+                cancelled = self.engine.cancel()
+            status = self.engine.status()
+            if status.progress > progress:
+                progress = status.progress
+                goal_handle.publish_feedback(Reconstruct.Feedback(stage=status.message, progress=progress))
+        status = self.engine.status()
+        scene = self.engine.scene
+        result.message = status.message
+        if status.state is State.READY and scene is not None and scene is not before:
+            goal_handle.succeed()
+            result.success, result.gaussians = True, scene.num_gaussians
+        elif goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        else:
+            goal_handle.abort()
+        return result
+
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         try:
             response.success, response.message = True, self.engine.reset()
@@ -338,7 +386,7 @@ def spin_node(ros_args: list[str]) -> int:
             print(f"langscene run: {exc}")
             return 2
         # one thread per callback group: 4 inputs, queries, other services, status
-        executor = rclpy.executors.MultiThreadedExecutor(num_threads=7)
+        executor = rclpy.executors.MultiThreadedExecutor(num_threads=10)
         executor.add_node(node)
         try:
             executor.spin()

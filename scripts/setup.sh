@@ -12,7 +12,7 @@ STAMP=$VENV/.langscene-setup
 APT_PACKAGES=(libusb-1.0-0 ninja-build cmake g++)
 
 fingerprint() {
-  cat requirements.txt setup.py pyproject.toml CMakeLists.txt package.xml scripts/setup.sh msg/*.msg srv/*.srv \
+  cat requirements.txt setup.py pyproject.toml CMakeLists.txt package.xml scripts/setup.sh msg/*.msg srv/*.srv action/*.action \
     interfaces/find_tf2_msgs/CMakeLists.txt interfaces/tf2_msgs/CMakeLists.txt interfaces/tf2_msgs/package.xml \
     interfaces/tf2_msgs/msg/*.msg \
     | sha256sum | cut -d' ' -f1

@@ -5,13 +5,16 @@ import dataclasses
 
 import pytest
 import yaml
+from action_msgs.msg import GoalStatus
 from conftest import wait_until
 from geometry_msgs.msg import PoseArray
 from language_helpers import tiny_models_config
+from rclpy.action import ActionClient
 from sensor_msgs.msg import PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
+from langscene.action import Reconstruct
 from langscene.srv import QueryObject, SceneFile
 from langscene_core.config import FieldConfig, LangsceneConfig, NodeConfig, to_dict
 from langscene_core.sim import build_world, parse_spec, render_dataset
@@ -87,6 +90,42 @@ def test_reconstruct_query_save_load_over_ros(params_file, node_process):
         loaded = client.call(SceneFile, api.LOAD_SCENE, SceneFile.Request(path=str(scenes / "scene.ply")))
         assert loaded.success, loaded.message
         assert str(status.gaussians) in loaded.message
+
+        # ~/reconstruct_scene: feedback never decreasing, success with the Gaussian count, a concurrent
+        # goal rejected; then a goal cancelled after its first feedback leaves the loaded scene answering
+        action = ActionClient(client.node, Reconstruct, api.node_path(api.RECONSTRUCT_SCENE))
+        assert action.wait_for_server(timeout_sec=30)
+        feedback: list[float] = []
+        first = done(
+            action.send_goal_async(Reconstruct.Goal(), feedback_callback=lambda f: feedback.append(f.feedback.progress))
+        )
+        assert first.accepted
+        second = done(action.send_goal_async(Reconstruct.Goal()))
+        assert not second.accepted  # one reconstruction at a time
+        outcome = done(first.get_result_async(), 300)
+        assert outcome.status == GoalStatus.STATUS_SUCCEEDED and outcome.result.success, outcome.result.message
+        assert outcome.result.gaussians > 0 and feedback and feedback == sorted(feedback), feedback
+
+        cancelled: list[float] = []
+        third = done(
+            action.send_goal_async(
+                Reconstruct.Goal(), feedback_callback=lambda f: cancelled.append(f.feedback.progress)
+            )
+        )
+        assert third.accepted and wait_until(lambda: cancelled, 120)
+        done(third.cancel_goal_async())
+        outcome = done(third.get_result_async(), 120)
+        assert outcome.status == GoalStatus.STATUS_CANCELED and not outcome.result.success, outcome.result.message
+        still = client.call(QueryObject, api.QUERY_OBJECT, query_request("red box"))
+        assert still.success, still.message
+        bad_mode = done(done(action.send_goal_async(Reconstruct.Goal(mode="fast"))).get_result_async())
+        assert bad_mode.status == GoalStatus.STATUS_ABORTED and "densify.mode" in bad_mode.result.message
         assert node.poll() is None
     finally:
         client.close()
+
+
+def done(future, timeout_s: float = 30.0):
+    """The result of an rclpy future (the client's executor spins it in the background)."""
+    assert wait_until(future.done, timeout_s), "no answer from the action server"
+    return future.result()
