@@ -423,7 +423,10 @@ class NodeConfig:
         "the oldest requests are lost)",
         AT_LEAST_ONE,
     )
-    status_period_s: float = setting(1.0, "seconds between ~/status messages", positive=True)
+    status_period_s: float = setting(1.0, "seconds between ~/status and /diagnostics messages", positive=True)
+    silent_input_s: float = setting(
+        5.0, "seconds without a message on a camera input before /diagnostics warns", positive=True
+    )
     scene_dir: str = setting(
         "",
         "the only directory ~/save_scene and ~/load_scene read and write (scene names or paths inside it); "

@@ -28,6 +28,7 @@ QUERY_OBJECT = "query_object"
 RECONSTRUCT = "reconstruct"
 RESET = "reset"
 CLEAR_SCENE = "clear_scene"
+DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray, the robot-wide topic
 RECONSTRUCT_SCENE = "reconstruct_scene"  # action langscene/action/Reconstruct
 SAVE_SCENE = "save_scene"
 LOAD_SCENE = "load_scene"

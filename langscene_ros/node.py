@@ -14,10 +14,12 @@ in the engine's background thread.
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray, PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -40,6 +42,7 @@ from langscene_core.query.in_frame import answer_transform, result_in_frame
 from langscene_core.query.objects import pack_rgb
 from langscene_ros import convert, params, viz
 from langscene_ros import interface as api
+from langscene_ros.diagnostics import InputMonitor
 from langscene_ros.query_response import fill_query_response
 from langscene_ros.tf_listener import TfListener
 
@@ -78,6 +81,14 @@ class LangsceneNode(Node):
         self._gripper = Gripper.from_config(self.config.grasp)
         self._internal_errors = 0  # exceptions outside EXPECTED_ERRORS caught at a callback's boundary
         self._status_pub = self.create_publisher(SceneStatus, api.private(api.STATUS), api.LATCHED)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, api.DIAGNOSTICS, api.RELIABLE)
+        node = self.config.node
+        self._monitor = InputMonitor(
+            self.get_fully_qualified_name(),
+            required=(api.IMAGE, api.CAMERA_INFO) + ((api.CAMERA_POSE,) if node.pose_source == "topic" else ()),
+            optional=(api.DEPTH,),
+            silent_s=node.silent_input_s,
+        )
         self._scene_cloud_pub = self.create_publisher(PointCloud2, api.private(api.SCENE_CLOUD), api.LATCHED)
         self._relevancy_pub = self.create_publisher(PointCloud2, api.private(api.RELEVANCY_CLOUD), api.RELIABLE)
         # the last answer's grasps and markers stay for an RViz opened after the query (depth 1)
@@ -171,8 +182,9 @@ class LangsceneNode(Node):
 
     # ----------------------------------------------------------------------------------- inputs
     def _ingest(self, label: str, to_numpy, add) -> None:
-        """Convert one input message (``to_numpy()``); reject it with a reason if that fails, else hand
-        the value to the engine (``add(value)``)."""
+        """Convert one input message (``to_numpy()``) of input ``label`` (its topic name); reject it with
+        a reason if that fails, else hand the value to the engine (``add(value)``)."""
+        self._monitor.seen(label)
         try:
             value = to_numpy()
         except convert.ConversionError as exc:
@@ -199,24 +211,27 @@ class LangsceneNode(Node):
         return repr(sys.exc_info()[1])
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._ingest("camera_info", lambda: convert.camera_info_to_intrinsics(msg), self.engine.set_intrinsics)
+        self._ingest(api.CAMERA_INFO, lambda: convert.camera_info_to_intrinsics(msg), self.engine.set_intrinsics)
 
     def _on_pose(self, msg: PoseStamped) -> None:
         frame = self.config.node.scene_frame
         if msg.header.frame_id and msg.header.frame_id != frame:
+            self._monitor.seen(api.CAMERA_POSE)
             self._reject(f"camera_pose in frame '{msg.header.frame_id}', expected '{frame}'")
             return
         stamp = _stamp_seconds(msg.header.stamp)
-        self._ingest("camera_pose", lambda: convert.pose_to_matrix(msg.pose), lambda m: self.engine.add_pose(stamp, m))
+        self._ingest(
+            api.CAMERA_POSE, lambda: convert.pose_to_matrix(msg.pose), lambda m: self.engine.add_pose(stamp, m)
+        )
 
     def _on_depth(self, msg: Image) -> None:
         stamp = _stamp_seconds(msg.header.stamp)
-        self._ingest("depth", lambda: convert.image_to_depth(msg), lambda d: self.engine.add_depth(stamp, d))
+        self._ingest(api.DEPTH, lambda: convert.image_to_depth(msg), lambda d: self.engine.add_depth(stamp, d))
 
     def _on_image(self, msg: Image) -> None:
         stamp = _stamp_seconds(msg.header.stamp)
         self._ingest(
-            "image",
+            api.IMAGE,
             lambda: convert.image_to_rgb(msg),
             lambda rgb: self.engine.add_image(stamp, rgb, msg.header.frame_id),
         )
@@ -224,8 +239,8 @@ class LangsceneNode(Node):
     # ----------------------------------------------------------------------------------- outputs
     def _header(self, frame: str = "", stamp: float | None = None) -> Header:
         """A header in ``frame`` ('' : the scene frame) at ``stamp`` seconds (None: now)."""
-        time = self.get_clock().now().to_msg() if stamp is None else convert.seconds_to_stamp(stamp)
-        return Header(stamp=time, frame_id=frame or self.config.node.scene_frame)
+        when = self.get_clock().now().to_msg() if stamp is None else convert.seconds_to_stamp(stamp)
+        return Header(stamp=when, frame_id=frame or self.config.node.scene_frame)
 
     def _publish_status(self, status: Status) -> None:
         errors = f"; internal errors {self._internal_errors}" if self._internal_errors else ""
@@ -250,7 +265,9 @@ class LangsceneNode(Node):
 
     def _on_status_timer(self) -> None:
         try:
-            self._publish_status(self.engine.status())
+            status = self.engine.status()
+            self._publish_status(status)
+            self._diagnostics_pub.publish(self._monitor.report(status, self._internal_errors))
         except Exception:  # noqa: BLE001 - a status that cannot be sent now is sent at the next tick
             self._internal_error("status")
 
@@ -266,6 +283,7 @@ class LangsceneNode(Node):
         """QueryObject v2 (DESIGN section 3): FOUND / NO_OBJECT answers in the requested frame, else the
         status of what went wrong (_QUERY_STATUS; anything else FAILED) with a message."""
         node = self.config.node
+        start = time.perf_counter()
         try:
             options = QueryOptions(
                 negatives=tuple(request.negatives),
@@ -294,6 +312,7 @@ class LangsceneNode(Node):
             _publish_if_watched(self._relevancy_pub, lambda: response.relevancy_cloud)
         self._grasps_pub.publish(viz.grasp_pose_array(result.grasps, header))
         self._markers_pub.publish(viz.query_markers(result, request.prompt, header, self.config.grasp))
+        self._monitor.queried(time.perf_counter() - start)
         return response
 
     def _on_reconstruct(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

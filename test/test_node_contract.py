@@ -10,6 +10,7 @@ import pytest
 import yaml
 from builtin_interfaces.msg import Time
 from conftest import wait_until
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseArray
 from rcl_interfaces.srv import SetParameters
 from rclpy.parameter import Parameter
@@ -143,6 +144,16 @@ def test_query_object_v2(node_process, tmp_path):
         client.node.create_subscription(PoseArray, api.node_path(api.GRASPS, client.target), late.append, api.LATCHED)
         assert wait_until(lambda: late, 10)
         assert late[-1].header.frame_id == "base_link" and len(late[-1].poses) == len(in_base.grasps)
+
+        # /diagnostics: no camera ever sent (WARN), the scene answering (OK), the last query timed
+        diagnostics: list[DiagnosticArray] = []
+        client.node.create_subscription(DiagnosticArray, api.DIAGNOSTICS, diagnostics.append, 10)
+        assert wait_until(lambda: diagnostics, 10)
+        report = {s.name: s for s in diagnostics[-1].status}
+        inputs, scene = report["/langscene: inputs"], report["/langscene: scene"]
+        assert inputs.level == DiagnosticStatus.WARN and "image" in inputs.message, inputs.message
+        assert scene.level == DiagnosticStatus.OK
+        assert {kv.key for kv in scene.values} >= {"state", "gaussians", "last query ms"}
 
         cleared = client.call(Trigger, api.CLEAR_SCENE, Trigger.Request(), timeout_s=30.0)
         assert cleared.success and "cleared" in cleared.message
