@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from query_core import SPEC, sample_scene
+from rclpy.serialization import serialize_message
 from std_msgs.msg import Header
 
 from langscene.srv import QueryObject, SceneFile
@@ -35,7 +36,7 @@ from langscene_core.reconstruction.models import load_models
 from langscene_core.reconstruction.scene import build_scene, save_scene
 from langscene_core.sim import build_world, capture_poses, intrinsics_of, parse_spec, render
 from langscene_ros import interface as api
-from langscene_ros.client import NodeClient, query_request
+from langscene_ros.client import NodeClient, query_request, stop_process
 from langscene_ros.query_response import fill_query_response
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,6 +115,7 @@ def main() -> None:
                 raise SystemExit(f"query_roundtrip: the node could not load the scene: {loaded.message}")
             client.call(QueryObject, api.QUERY_OBJECT, query_request(names[0]), timeout_s=60.0)  # warm-up
             round_trips, points, found = [], [], 0
+            slim_trips, answer_bytes = [], {False: [], True: []}
             for _ in range(REPEATS):
                 for name in names:
                     start = time.perf_counter()
@@ -121,10 +123,14 @@ def main() -> None:
                     round_trips.append((time.perf_counter() - start) * 1000.0)
                     points.append(answer.relevancy_cloud.width)
                     found += answer.object_extent.x > 0
+                    answer_bytes[False].append(len(serialize_message(answer)))
+                    start = time.perf_counter()
+                    slim = client.call(QueryObject, api.QUERY_OBJECT, query_request(name, skip_cloud=True), 60.0)
+                    slim_trips.append((time.perf_counter() - start) * 1000.0)
+                    answer_bytes[True].append(len(serialize_message(slim)))
         finally:
             client.close()
-            node.terminate()
-            node.wait(timeout=10)
+            stop_process(node)
     print(
         json.dumps(
             {
@@ -137,7 +143,24 @@ def main() -> None:
                 "objects_found_fraction": round(found / len(round_trips), 3),
                 "median_points": int(statistics.median(points)),
                 **split,
+                "median_answer_bytes": int(statistics.median(answer_bytes[False])),
                 "note": "split measured in-process on the same scene; wall times on a shared 2-core machine are noisy",
+            }
+        )
+    )
+
+    print(
+        json.dumps(
+            {
+                "bench": "query_roundtrip_200k_skip_cloud",
+                "value": round(statistics.median(slim_trips), 2),
+                "unit": "ms",
+                "target": 50,
+                "max_ms": round(max(slim_trips), 2),
+                "queries": len(slim_trips),
+                "median_answer_bytes": int(statistics.median(answer_bytes[True])),
+                "median_answer_bytes_with_cloud": int(statistics.median(answer_bytes[False])),
+                "note": "the same queries with skip_cloud: the answer without its relevancy cloud",
             }
         )
     )

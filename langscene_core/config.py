@@ -427,6 +427,9 @@ class NodeConfig:
     silent_input_s: float = setting(
         5.0, "seconds without a message on a camera input before /diagnostics warns", positive=True
     )
+    initial_scene: str = setting(
+        "", "scene (a name or path inside scene_dir) loaded at start, so the node answers at once; '': none"
+    )
     scene_dir: str = setting(
         "",
         "the only directory ~/save_scene and ~/load_scene read and write (scene names or paths inside it); "

@@ -86,14 +86,25 @@ class NodeClient:
 
 
 def query_request(
-    prompt: str, negatives=(), relevancy_threshold: float = 0.0, max_points: int = 0, max_grasps: int = 0
+    prompt: str,
+    negatives=(),
+    relevancy_threshold: float = 0.0,
+    max_points: int = 0,
+    max_grasps: int = 0,
+    max_objects: int = 0,
+    skip_cloud: bool = False,
+    target_frame: str = "",
 ) -> QueryObject.Request:
+    """A QueryObject request; 0 / '' take the node's defaults (srv/QueryObject.srv)."""
     return QueryObject.Request(
         prompt=prompt,
         negatives=list(negatives),
         relevancy_threshold=float(relevancy_threshold),
         max_points=int(max_points),
         max_grasps=int(max_grasps),
+        max_objects=int(max_objects),
+        skip_cloud=bool(skip_cloud),
+        target_frame=target_frame,
     )
 
 

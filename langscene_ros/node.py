@@ -103,6 +103,12 @@ class LangsceneNode(Node):
         self.get_logger().info("loading models")
         self.engine.load_models()  # publishes "loading models", then "models loaded in X s"
         self.get_logger().info(self.engine.status().message)
+        if self.config.node.initial_scene:
+            try:
+                self.engine.load(self.config.node.initial_scene)
+            except (LangsceneError, OSError) as exc:  # the operator named a scene: a start without it is wrong
+                raise ConfigError(f"node.initial_scene {self.config.node.initial_scene!r}: {exc}") from exc
+            self.get_logger().info(self.engine.status().message)
         self._subscribe_to_inputs()
         self._advertise_services()
         self.add_on_set_parameters_callback(self._on_set_parameters)

@@ -161,3 +161,28 @@ def test_query_object_v2(node_process, tmp_path):
         assert node.poll() is None
     finally:
         client.close()
+
+
+def test_an_initial_scene_answers_at_once_and_a_missing_one_stops_the_start(node_process, tmp_path):
+    config = dataclasses.replace(LangsceneConfig(), models=ModelsConfig(device="cpu"))
+    models = load_models(config.models, config.densify)
+    world = build_world(parse_spec(SPEC))
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    save_scene(make_scene(world, models), scenes / "table")
+    for name, scene in (("good.yaml", "table"), ("missing.yaml", "kitchen")):
+        node = dataclasses.replace(config.node, scene_dir=str(scenes), initial_scene=scene)
+        (tmp_path / name).write_text(
+            yaml.safe_dump({"langscene": {"ros__parameters": to_dict(dataclasses.replace(config, node=node))}})
+        )
+    missing = node_process("--params-file", str(tmp_path / "missing.yaml"))
+    assert missing.wait(timeout=120) == 2
+    assert "node.initial_scene 'kitchen'" in (tmp_path / "node0.log").read_text()
+    node_process("--params-file", str(tmp_path / "good.yaml"))
+    client = NodeClient("initial_scene_client")
+    try:
+        request = QueryObject.Request(prompt="red box")
+        answer = client.call(QueryObject, api.QUERY_OBJECT, request, timeout_s=120.0)  # no load, no reconstruct
+        assert answer.status == Response.FOUND, answer.message
+    finally:
+        client.close()
