@@ -213,14 +213,32 @@ class KeyframeConfig:
 
 @dataclass(frozen=True)
 class DensifyConfig:
-    mode: DensifyMode = setting("off", "off: keyframes only; trimap: add TriMap frames between keyframes, posed by SfM")
+    mode: DensifyMode = setting(
+        "off", "off: keyframes only; trimap: add TriMap frames between keyframes, posed by PnP to the keyframes' depth"
+    )
     min_registered_fraction: float = setting(
         0.8, "fraction of generated frames SfM must register, else keyframes only", PROBABILITY
     )
     max_keyframe_error_m: float = setting(
         0.05, "metres: largest keyframe centre residual after the Sim(3) alignment", NON_NEGATIVE
     )
-    sfm_min_size: int = setting(480, "SfM upsamples frames to at least this width (SIFT needs texture scale)", COUNT)
+    sfm_min_size: int = setting(
+        480, "SIFT (SfM and PnP registration) upsamples frames to at least this width (texture scale)", COUNT
+    )
+    pnp_min_inliers: int = setting(
+        25, "PnP registration: fewest 2D-3D matches and inliers for a generated frame to be kept", AT_LEAST_ONE
+    )
+    pnp_max_error_px: float = setting(
+        2.0, "PnP registration: RANSAC reprojection tolerance in pixels of the keyframes' size", positive=True
+    )
+    generated_weight: float = setting(
+        0.5,
+        "scale of a generated frame's losses against a keyframe's 1 (keyframes win where they disagree)",
+        PROBABILITY,
+    )
+    pnp_max_offset: float = setting(
+        0.5, "PnP registration: farthest camera centre from the keyframes' baseline, in baseline lengths", NON_NEGATIVE
+    )
 
 
 @dataclass(frozen=True)

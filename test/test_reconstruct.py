@@ -102,7 +102,7 @@ def test_bad_keyframe_sets_are_refused(models, keyframes):
 @pytest.mark.slow
 def test_trimap_densification_runs_and_reports_dropped_frames(models, keyframes):
     """With densify.mode trimap the job runs all three passes per keyframe pair. A tiny random model's
-    frames cannot be registered by SfM, so they are dropped and the scene says so (the fallback)."""
+    frames match nothing in the keyframes, so PnP registration drops them and the scene says so, per pair."""
     from langscene_core.config import DensifyConfig, TrimapModelConfig
     from langscene_core.trimap.loading import build_tiny_pipeline
 
@@ -114,4 +114,7 @@ def test_trimap_densification_runs_and_reports_dropped_frames(models, keyframes)
     config = dataclasses.replace(small_config(models), densify=DensifyConfig(mode="trimap"))
     scene = reconstruct(keyframes[:3], densifying, config)
     assert scene.num_gaussians > 0 and scene.info["keyframes"] == 3
-    assert len(scene.info["notes"]) == 2 and all("dropped" in note for note in scene.info["notes"])
+    notes = scene.info["notes"]
+    assert len(notes) == 2 and all(n.startswith(f"pair {i + 1}: ") and "(pnp)" in n for i, n in enumerate(notes))
+    used = sum(int(n.split(": ")[1].split("/")[0]) for n in notes)
+    assert scene.info["frames"] == 3 + used and all("dropped frame" in n for n in notes)

@@ -1,5 +1,8 @@
 """Normals from depth and their RGB encoding, the palette, the three passes with a tiny random model,
-and densify_pair's assembly (keyframe data at the ends, pose recovery success and fallback)."""
+and densify_pair's assembly (keyframe data at the ends; PnP registration with depth, SfM without,
+and the fallback)."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from langscene_core.trimap.loading import build_tiny_pipeline
 from langscene_core.trimap.palette import MAX_PALETTE, make_palette, masks_to_rgb, rgb_to_masks
 from langscene_core.trimap.passes import TrimapKeyframe, densify_pair, model_size, normal_pass, rgb_pass, semantic_pass
 from langscene_core.trimap.poses import PoseRecoveryError, RecoveredPoses
+from langscene_core.trimap.register import FrameRegistration
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
 
@@ -138,23 +142,51 @@ def _keyframes():
     ]
 
 
-def test_densify_pair_with_recovered_poses(pipe, monkeypatch):
+def test_densify_pair_registers_frames_to_keyframes_with_depth(pipe, monkeypatch):
+    """Keyframes with depth: every generated frame goes to PnP registration with both keyframes' views;
+    a frame it drops keeps a NaN pose and its reason, and the clip's report says so."""
     key_a, key_b = _keyframes()
     truth = np.array([orbit_pose(az, 35, 0.7) for az in np.linspace(0, 30, 9)])
 
-    def fake_recovery(frames, intrinsics, known, settings, workdir):
-        assert frames.shape == (9, 24, 40, 3) and sorted(known) == [0, 8]
-        return RecoveredPoses(poses=truth + 1e-3, registered=np.ones(9, bool), keyframe_error_m=1e-3)
+    def fake_registration(frames, intrinsics, keyframes, settings):
+        assert frames.shape == (9, 24, 40, 3) and sorted(keyframes) == [0, 8]
+        assert np.array_equal(keyframes[8].depth, key_b.depth) and np.array_equal(keyframes[0].rgb, key_a.rgb)
+        return [
+            FrameRegistration(None, 12, "12 PnP inliers < 25") if t == 4 else FrameRegistration(truth[t] + 1e-3, 40)
+            for t in range(9)
+        ]
 
-    monkeypatch.setattr(passes, "recover_poses", fake_recovery)
+    monkeypatch.setattr(passes, "register_frames", fake_registration)
+    monkeypatch.setattr(passes, "recover_poses", lambda *args: pytest.fail("SfM used although keyframes have depth"))
     clip = densify_pair(pipe, key_a, key_b, SETTINGS, generator=torch.Generator().manual_seed(0))
     assert clip.rgb.shape == (9, 24, 40, 3) and clip.normals.shape == (9, 24, 40, 3)
-    assert clip.masks.shape == (9, 3, 24, 40) and clip.poses.shape == (9, 4, 4) and clip.pose_message == ""
+    assert clip.masks.shape == (9, 3, 24, 40) and clip.poses.shape == (9, 4, 4) and clip.pose_method == "pnp"
     assert np.array_equal(clip.rgb[0], key_a.rgb) and np.array_equal(clip.rgb[-1], key_b.rgb)
     assert np.array_equal(clip.masks[0], key_a.masks) and np.array_equal(clip.masks[-1], key_b.masks)
     assert np.allclose(clip.normals[0], key_a.camera_normals())
+    assert np.isnan(clip.poses[4]).all() and clip.dropped == {4: "12 PnP inliers < 25"}
+    assert np.allclose(np.delete(clip.poses, 4, axis=0), np.delete(truth, 4, axis=0) + 1e-3)
+    assert clip.report() == "6/7 generated frames used (pnp), dropped frame 4: 12 PnP inliers < 25"
+
+
+def test_densify_pair_with_sfm_poses_without_depth(pipe, monkeypatch):
+    """Keyframes without depth (normals given): the clip is posed by SfM aligned to the keyframes."""
+    key_a, key_b = (dataclasses.replace(k, depth=None, normals=k.camera_normals()) for k in _keyframes())
+    truth = np.array([orbit_pose(az, 35, 0.7) for az in np.linspace(0, 30, 9)])
+    registered = np.array([True] * 6 + [False] + [True] * 2)
+
+    def fake_recovery(frames, intrinsics, known, settings, workdir):
+        assert frames.shape == (9, 24, 40, 3) and sorted(known) == [0, 8]
+        poses = truth + 1e-3
+        poses[6] = np.nan
+        return RecoveredPoses(poses=poses, registered=registered, keyframe_error_m=1e-3)
+
+    monkeypatch.setattr(passes, "recover_poses", fake_recovery)
+    clip = densify_pair(pipe, key_a, key_b, SETTINGS, generator=torch.Generator().manual_seed(0))
+    assert clip.pose_method == "sfm" and clip.pose_message == "" and clip.dropped == {6: "SfM did not register it"}
     assert np.array_equal(clip.poses[0], key_a.cam_to_world) and np.array_equal(clip.poses[-1], key_b.cam_to_world)
-    assert np.allclose(clip.poses[1:-1], truth[1:-1] + 1e-3)
+    assert np.allclose(clip.poses[1:6], truth[1:6] + 1e-3)
+    assert clip.report().startswith("6/7 generated frames used (sfm)")
 
 
 def test_densify_pair_falls_back_without_poses(pipe, monkeypatch):
@@ -167,7 +199,8 @@ def test_densify_pair_falls_back_without_poses(pipe, monkeypatch):
     plain_b = TrimapKeyframe(rgb=key_b.rgb, cam_to_world=key_b.cam_to_world, intrinsics=INTRINSICS)
     clip = densify_pair(pipe, plain_a, plain_b, SETTINGS, frames=17)
     assert clip.rgb.shape == (17, 24, 40, 3)
-    assert clip.poses is None and "10%" in clip.pose_message
+    assert clip.poses is None and "10%" in clip.pose_message and clip.pose_method == "sfm"
+    assert clip.report() == "0/15 generated frames used (sfm: SfM registered 10% of the generated frames)"
     assert clip.normals is None and clip.masks is None  # no depth, normals or masks given
     with pytest.raises(ValueError, match="intrinsics"):
         densify_pair(

@@ -145,6 +145,7 @@ def train_geometry(
             loss = loss + config.normal_weight * losses.normal_loss(
                 out.normal, _tensor(view.normal, device), step, config.normal_warmup_steps, config.normal_tau_thr_deg
             )
+        loss = view.weight * loss
         loss.backward()
         for optimizer in optimizers.values():
             optimizer.step()
@@ -200,6 +201,7 @@ def train_language(
                 )
             if config.s3d_weight > 0:
                 loss = loss + config.s3d_weight * losses.s3d_loss(params["latents"], neighbours)
+            loss = view.weight * loss
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

@@ -20,6 +20,8 @@ class TrainView:
     normal: [H, W, 3] float32 unit normal prior in the WORLD frame (zero vector = unknown); optional.
     masks: [L, H, W] int64 mask id per pixel per level (s, m, l), -1 = no mask; optional (stage B).
     latents: [L, H, W, 3] float32 LQC latent target per pixel per level; optional (stage B).
+    weight: scale of all of this view's losses in both stages (generated frames weigh less than
+    captured keyframes, which so keep priority where the two disagree).
     """
 
     rgb: np.ndarray
@@ -29,6 +31,7 @@ class TrainView:
     normal: np.ndarray | None = None
     masks: np.ndarray | None = None
     latents: np.ndarray | None = None
+    weight: float = 1.0
 
     def __post_init__(self) -> None:
         h, w = self.intrinsics.height, self.intrinsics.width

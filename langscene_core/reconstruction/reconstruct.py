@@ -34,7 +34,8 @@ class SupervisedFrame:
     """A frame with everything the field trains on.
 
     rgb: [H, W, 3] float32 0..1; depth: [H, W] metres (NaN none) or None; normals_cam: [H, W, 3]
-    camera-frame normal prior (zero = none) or None; masks: [L, H, W] int64 ids (-1 none) or None.
+    camera-frame normal prior (zero = none) or None; masks: [L, H, W] int64 ids (-1 none) or None;
+    weight: scale of the frame's losses (1 for keyframes, densify.generated_weight for generated frames).
     """
 
     rgb: np.ndarray
@@ -43,6 +44,7 @@ class SupervisedFrame:
     depth: np.ndarray | None
     normals_cam: np.ndarray | None
     masks: np.ndarray | None
+    weight: float = 1.0
 
 
 def keyframe_supervision(frame: Frame) -> SupervisedFrame:
@@ -63,9 +65,10 @@ def keyframe_supervision(frame: Frame) -> SupervisedFrame:
 def densified_supervision(
     keyframes: Sequence[Frame], models: Models, config: LangsceneConfig, progress: ProgressFn
 ) -> tuple[list[SupervisedFrame], list[str]]:
-    """TriMap frames between consecutive keyframes (their own poses recovered by SfM).
+    """TriMap frames between consecutive keyframes, posed by :func:`langscene_core.trimap.passes.densify_pair`.
 
-    Returns the generated frames (keyframes excluded) and one note per pair whose frames were dropped.
+    Returns the generated frames that got a pose (keyframes excluded) and one note per pair: how many
+    of its generated frames were used and why the others were not.
     """
     from langscene_core.trimap.passes import TrimapKeyframe, densify_pair
 
@@ -76,8 +79,8 @@ def densified_supervision(
         progress(index / max(len(pairs), 1), f"densifying keyframe pair {index + 1}/{len(pairs)}")
         key_a, key_b = (TrimapKeyframe.from_frame(f, masks=models.masks(f.rgb)) for f in (a, b))
         clip = densify_pair(models.trimap, key_a, key_b, models.config.trimap, config.densify)
+        notes.append(f"pair {index + 1}: {clip.report()}")
         if clip.poses is None:
-            notes.append(f"pair {index + 1}: generated frames dropped ({clip.pose_message})")
             continue
         for t in range(1, len(clip.rgb) - 1):
             if np.all(np.isfinite(clip.poses[t])):
@@ -89,6 +92,7 @@ def densified_supervision(
                         depth=None,
                         normals_cam=None if clip.normals is None else clip.normals[t],
                         masks=None if clip.masks is None else clip.masks[t],
+                        weight=config.densify.generated_weight,
                     )
                 )
     return generated, notes
@@ -110,6 +114,7 @@ def train_view(frame: SupervisedFrame, models: Models) -> TrainView:
         normal=normal,
         masks=features.ids.numpy(),
         latents=latents.numpy().astype(np.float32),
+        weight=frame.weight,
     )
 
 

@@ -9,7 +9,7 @@ granularity level (s/m/l), 0 = background. Generation runs at the model size (``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from langscene_core.geometry.normals import depth_to_normals, normals_to_rgb, rg
 from langscene_core.trimap.palette import make_palette, masks_to_rgb, rgb_to_masks
 from langscene_core.trimap.pipeline import TrimapPipeline
 from langscene_core.trimap.poses import PoseRecoveryError, recover_poses
+from langscene_core.trimap.register import KeyframeView, register_frames
 
 
 def model_size(pipe: TrimapPipeline, settings: TrimapModelConfig) -> tuple[int, int]:
@@ -177,9 +178,10 @@ class DensifiedClip:
 
     rgb: [T, H, W, 3] float32 in [0, 1]; normals: [T, H, W, 3] float32 camera-frame unit normals, or None
     when the keyframes had neither normals nor depth; masks: [T, L, H, W] int64 or None without mask
-    keyframes; poses: [T, 4, 4] float64 cam_to_world (NaN rows for frames SfM did not register) or None
-    when pose recovery failed; pose_message says why (empty on success). Frames 0 and T-1 hold the
-    keyframes' own data and poses. intrinsics: shared by all frames.
+    keyframes; poses: [T, 4, 4] float64 cam_to_world (NaN rows for frames not registered) or None when
+    pose recovery failed as a whole; pose_method: 'pnp' (both keyframes had depth) or 'sfm'; pose_message
+    says why recovery failed (empty otherwise); dropped: generated frame index -> why it was not
+    registered. Frames 0 and T-1 hold the keyframes' own data and poses. intrinsics: shared by all frames.
     """
 
     rgb: np.ndarray
@@ -187,7 +189,20 @@ class DensifiedClip:
     masks: np.ndarray | None
     poses: np.ndarray | None
     intrinsics: Intrinsics
+    pose_method: str = "pnp"
     pose_message: str = ""
+    dropped: dict[int, str] = field(default_factory=dict)
+
+    def report(self) -> str:
+        """One line: how many generated frames got a pose, by which method, and why the others did not."""
+        generated = len(self.rgb) - 2
+        if self.poses is None:
+            return f"0/{generated} generated frames used ({self.pose_method}: {self.pose_message})"
+        used = int(np.all(np.isfinite(self.poses[1:-1]), axis=(1, 2)).sum())
+        reasons = "; ".join(f"frame {t}: {why}" for t, why in sorted(self.dropped.items()))
+        return f"{used}/{generated} generated frames used ({self.pose_method})" + (
+            f", dropped {reasons}" if reasons else ""
+        )
 
 
 def densify_pair(
@@ -200,11 +215,14 @@ def densify_pair(
     generator: torch.Generator | None = None,
     workdir: str | Path | None = None,
 ) -> DensifiedClip:
-    """Generate the frames between two keyframes (all three passes) and recover their poses.
+    """Generate the frames between two keyframes (all three passes) and pose them.
 
-    ``frames`` overrides ``settings.frames`` (k * 8 + 1 for CogVideoX). Poses come from SfM over the
-    generated RGB frames aligned to the two keyframe poses; on PoseRecoveryError ``poses`` is None and
-    ``pose_message`` carries the reason (the caller then keeps only the keyframes).
+    ``frames`` overrides ``settings.frames`` (k * 8 + 1 for CogVideoX). When both keyframes have depth
+    each generated frame is registered alone to them by 2D-3D matches and PnP
+    (langscene_core.trimap.register; frames failing its checks get NaN poses and a reason in
+    ``dropped``); otherwise poses come from SfM over the clip aligned to the two keyframe poses, and on
+    PoseRecoveryError ``poses`` is None with ``pose_message`` carrying the reason (the caller then keeps
+    only the keyframes).
     """
     if key_a.intrinsics != key_b.intrinsics:
         raise ValueError("keyframes of a pair must share intrinsics (same camera and image size)")
@@ -225,19 +243,20 @@ def densify_pair(
         masks[0], masks[-1] = key_a.masks, key_b.masks
 
     last = len(rgb) - 1
+    common = {"rgb": rgb.astype(np.float32), "normals": normals, "masks": masks, "intrinsics": key_a.intrinsics}
+    if key_a.depth is not None and key_b.depth is not None:
+        keys = {t: KeyframeView(k.rgb, k.depth, k.cam_to_world) for t, k in ((0, key_a), (last, key_b))}
+        registrations = register_frames(rgb, key_a.intrinsics, keys, densify)
+        poses = np.array([np.full((4, 4), np.nan) if r.pose is None else r.pose for r in registrations])
+        dropped = {t: r.reason for t, r in enumerate(registrations) if r.pose is None}
+        return DensifiedClip(**common, poses=poses, pose_method="pnp", dropped=dropped)
     try:
         recovered = recover_poses(
             rgb, key_a.intrinsics, {0: key_a.cam_to_world, last: key_b.cam_to_world}, densify, workdir
         )
-        poses, message = recovered.poses, ""
-        poses[0], poses[last] = key_a.cam_to_world, key_b.cam_to_world
     except PoseRecoveryError as exc:
-        poses, message = None, str(exc)
-    return DensifiedClip(
-        rgb=rgb.astype(np.float32),
-        normals=normals,
-        masks=masks,
-        poses=poses,
-        intrinsics=key_a.intrinsics,
-        pose_message=message,
-    )
+        return DensifiedClip(**common, poses=None, pose_method="sfm", pose_message=str(exc))
+    poses = recovered.poses
+    poses[0], poses[last] = key_a.cam_to_world, key_b.cam_to_world
+    dropped = {t: "SfM did not register it" for t in range(1, last) if not recovered.registered[t]}
+    return DensifiedClip(**common, poses=poses, pose_method="sfm", dropped=dropped)
