@@ -261,3 +261,19 @@ def test_ingest_reconstructs_a_scene_that_answers_within_2_cm(world_bag, tmp_pat
         assert answer.object_box is not None, answer.message
         error = np.linalg.norm(answer.object_box.pose[:3, 3] - object_centre(world, obj["name"]))
         assert error <= LOCATED_M, (obj["name"], error)
+
+
+def test_a_bag_directory_is_written_and_read_like_ros2_bag_writes_it(tmp_path):
+    """A path without .mcap: a rosbag2 directory (metadata.yaml + MCAP storage), which `play` also
+    recognises as a bag."""
+    from sensor_msgs.msg import CameraInfo
+
+    from langscene_ros.commands.play import is_bag
+
+    assert write_bag(tmp_path / "bag", [("/camera_info", i, CameraInfo(width=4, height=3)) for i in range(3)]) == {
+        "/camera_info": 3
+    }
+    assert sorted(p.name for p in (tmp_path / "bag").iterdir()) == ["bag.mcap", "metadata.yaml"]
+    with BagReader(tmp_path / "bag") as bag:
+        assert [m.width for _, _, m in bag.messages({"/camera_info": CameraInfo})] == [4, 4, 4]
+    assert is_bag(tmp_path / "bag") and not is_bag(tmp_path)
