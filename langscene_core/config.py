@@ -78,6 +78,8 @@ DensifyMode = Literal["off", "trimap"]
 BoxAlignment = Literal["gravity", "free"]
 CameraQos = Literal["sensor_data", "reliable"]
 PoseSource = Literal["tf", "topic"]
+ImageTransport = Literal["raw", "compressed"]
+DepthTransport = Literal["raw", "compressedDepth"]
 
 INF = math.inf
 
@@ -428,6 +430,16 @@ class NodeConfig:
     )
     camera_qos: CameraQos = setting(
         "sensor_data", "QoS of the camera subscriptions: sensor_data (best effort) or reliable"
+    )
+    image_transport: ImageTransport = setting(
+        "raw",
+        "colour input: raw (sensor_msgs/Image on image) or compressed (sensor_msgs/CompressedImage jpeg/png "
+        "on <resolved image topic>/compressed, as image_transport names it)",
+    )
+    depth_transport: DepthTransport = setting(
+        "raw",
+        "depth input: raw (sensor_msgs/Image on depth) or compressedDepth (sensor_msgs/CompressedImage on "
+        "<resolved depth topic>/compressedDepth in compressed_depth_image_transport's format)",
     )
     max_future_s: float = setting(
         2.0,

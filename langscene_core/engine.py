@@ -322,6 +322,11 @@ class LangScene:
             frames = self._sync.add_image(stamp, rgb, frame_id)
         self._take(frames)
 
+    def keyframes(self) -> list[Frame]:
+        """The keyframes held now, in the order they were taken (a copy of the list; frames are shared)."""
+        with self._lock:
+            return list(self._keyframes.keyframes)
+
     def transforms_updated(self) -> None:
         """New transforms arrived in :attr:`transforms`: images waiting for their pose are tried again."""
         with self._lock:

@@ -8,13 +8,15 @@ from the wheels (see ../shared/FACTS.md). Every conversion honours ``step`` (row
 
 from __future__ import annotations
 
+import io
 import sys
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Pose, Quaternion, Transform, TransformStamped, Vector3
+from PIL import Image as PILImage
 from scipy.spatial.transform import Rotation
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 
 from langscene_core.errors import LangsceneError
 from langscene_core.geometry.camera import Intrinsics
@@ -74,6 +76,42 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     return array
 
 
+# CompressedImage formats image_transport's compressed plugin writes for colour ("jpeg" / "png",
+# optionally after the image's encoding: "rgb8; jpeg compressed bgr8")
+COMPRESSED_FORMATS = ("jpeg", "png")
+
+
+def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+    """CompressedImage (jpeg or png colour, as image_transport's compressed plugin sends it) -> [H, W, 3]
+    uint8 RGB. Raises ConversionError for another format or bytes that do not decode."""
+    kind = msg.format.split(";")[-1].split()[0].lower() if msg.format.strip() else ""
+    if kind not in COMPRESSED_FORMATS:
+        raise ConversionError(f"unsupported compressed image format {msg.format!r} (supported: jpeg, png)")
+    try:
+        with PILImage.open(io.BytesIO(bytes(msg.data))) as image:
+            found = (image.format or "").lower()
+            rgb = np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as exc:  # PIL's words for bytes that are no image
+        raise ConversionError(f"compressed image ({msg.format}) does not decode: {exc}") from exc
+    if found != kind:
+        raise ConversionError(f"compressed image says {kind} but holds {found or 'an unknown format'}")
+    return rgb
+
+
+def rgb_to_compressed(rgb: np.ndarray, kind: str, header=None, jpeg_quality: int = 95) -> CompressedImage:
+    """[H, W, 3] uint8 RGB -> CompressedImage of ``kind`` 'jpeg' or 'png' (format "rgb8; KIND compressed
+    rgb8", as image_transport's compressed plugin names it)."""
+    if kind not in COMPRESSED_FORMATS:
+        raise ConversionError(f"compressed format must be jpeg or png, got {kind!r}")
+    buffer = io.BytesIO()
+    options = {"quality": jpeg_quality} if kind == "jpeg" else {}
+    PILImage.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buffer, format=kind.upper(), **options)
+    msg = CompressedImage(format=f"rgb8; {kind} compressed rgb8", data=buffer.getvalue())
+    if header is not None:
+        msg.header = header
+    return msg
+
+
 # Median measured depth, metres, beyond which a depth image is taken to be in the wrong unit: no RGB-D
 # camera a robot carries measures a scene whose median is under 2 cm or over 50 m, while a 16UC1 image
 # written in metres (values 0..10) or a 32FC1 image written in millimetres (values 300..5000) lands
@@ -86,14 +124,20 @@ def image_to_depth(msg: Image) -> np.ndarray:
 
     Raises ConversionError for another encoding, an image without a single measurement, or one whose
     median measured depth lies outside :data:`PLAUSIBLE_MEDIAN_DEPTH_M` (the wrong unit)."""
-    if msg.encoding in ("16UC1", "mono16"):
-        mm = image_to_numpy(msg).astype(np.float32)
+    if msg.encoding in ("16UC1", "mono16", "32FC1"):
+        return _checked_depth(image_to_numpy(msg), msg.encoding)
+    raise ConversionError(f"expected a depth image (16UC1 mm or 32FC1 m), got '{msg.encoding}'")
+
+
+def _checked_depth(raw: np.ndarray, encoding: str) -> np.ndarray:
+    """[H, W] uint16 millimetres (0 = none) or float metres (0 / NaN = none) -> float32 metres, NaN =
+    none; ConversionError without a measurement or with an implausible median (the wrong unit)."""
+    if encoding in ("16UC1", "mono16"):
+        mm = raw.astype(np.float32)
         depth, unit = np.where(mm > 0, mm / 1000.0, np.nan).astype(np.float32), "millimetres"
-    elif msg.encoding == "32FC1":
-        metres = image_to_numpy(msg).astype(np.float32)
-        depth, unit = np.where(np.isfinite(metres) & (metres > 0), metres, np.nan).astype(np.float32), "metres"
     else:
-        raise ConversionError(f"expected a depth image (16UC1 mm or 32FC1 m), got '{msg.encoding}'")
+        metres = raw.astype(np.float32)
+        depth, unit = np.where(np.isfinite(metres) & (metres > 0), metres, np.nan).astype(np.float32), "metres"
     measured = depth[np.isfinite(depth)]
     if measured.size == 0:
         raise ConversionError("depth image has no measurement (all zero or invalid)")
@@ -101,9 +145,77 @@ def image_to_depth(msg: Image) -> np.ndarray:
     low, high = PLAUSIBLE_MEDIAN_DEPTH_M
     if not low <= median <= high:
         raise ConversionError(
-            f"depth median {median:.4g} m read as {unit} ({msg.encoding}) is outside [{low}, {high}] m: wrong unit?"
+            f"depth median {median:.4g} m read as {unit} ({encoding}) is outside [{low}, {high}] m: wrong unit?"
         )
     return depth
+
+
+# compressed_depth_image_transport's CompressedImage: format "ENCODING; compressedDepth png" and data =
+# a 12-byte ConfigHeader (int32 compressionFormat: -1 UNDEFINED, 0 INV_DEPTH; float32 depthParam[2]),
+# little endian as written on x86/ARM, then a PNG. 16UC1: the PNG is the 16-bit millimetre image
+# (depthParam unused). 32FC1: the PNG is 16-bit quantised inverse depth v = A / depth + B (A, B =
+# depthParam), so depth = A / (v - B), v = 0 no measurement.
+COMPRESSED_DEPTH_HEADER = np.dtype([("format", "<i4"), ("depth_param", "<f4", (2,))])
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def compressed_depth_to_depth(msg: CompressedImage) -> np.ndarray:
+    """compressedDepth CompressedImage (16UC1 or 32FC1, png) -> [H, W] float32 metres, NaN = none.
+
+    Raises ConversionError naming what is wrong: another format (e.g. rvl), a header that is short or
+    malformed, a body that is no 16-bit PNG, or depth that fails :func:`image_to_depth`'s checks."""
+    parts = [part.strip() for part in msg.format.split(";")]
+    encoding = parts[0]
+    if len(parts) != 2 or parts[1] not in ("compressedDepth png", "compressedDepth"):
+        raise ConversionError(
+            f"unsupported compressedDepth format {msg.format!r} (supported: ENCODING; compressedDepth png)"
+        )
+    if encoding not in ("16UC1", "32FC1"):
+        raise ConversionError(f"compressedDepth of encoding {encoding!r} (supported: 16UC1, 32FC1)")
+    data = bytes(msg.data)
+    size = COMPRESSED_DEPTH_HEADER.itemsize
+    if len(data) < size + len(PNG_SIGNATURE):
+        raise ConversionError(
+            f"malformed compressedDepth: {len(data)} bytes, shorter than its {size}-byte header and a PNG"
+        )
+    header = np.frombuffer(data[:size], dtype=COMPRESSED_DEPTH_HEADER)[0]
+    if int(header["format"]) not in (-1, 0) or not np.all(np.isfinite(header["depth_param"])):
+        raise ConversionError(
+            f"malformed compressedDepth header: format {int(header['format'])}, depth parameters "
+            f"{header['depth_param'].tolist()} (expected format -1 or 0 and finite parameters)"
+        )
+    if data[size : size + len(PNG_SIGNATURE)] != PNG_SIGNATURE:
+        raise ConversionError(f"malformed compressedDepth: no PNG after the {size}-byte header")
+    try:
+        with PILImage.open(io.BytesIO(data[size:])) as image:
+            raw = np.asarray(image)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ConversionError(f"compressedDepth PNG does not decode: {exc}") from exc
+    if raw.ndim != 2 or raw.dtype != np.uint16:
+        raise ConversionError(f"compressedDepth PNG is {raw.dtype} of shape {raw.shape}, expected one 16-bit channel")
+    if encoding == "16UC1":
+        return _checked_depth(raw, encoding)
+    a, b = (float(x) for x in header["depth_param"])
+    values = raw.astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        metres = np.where(raw > 0, a / (values - b), np.nan).astype(np.float32)
+    return _checked_depth(metres, encoding)
+
+
+def depth_mm_to_compressed(depth_mm: np.ndarray, header=None) -> CompressedImage:
+    """[H, W] uint16 millimetres (0 = none) -> compressedDepth CompressedImage ("16UC1; compressedDepth
+    png": the ConfigHeader with format INV_DEPTH (0, as compressed_depth_image_transport writes it for
+    16UC1 too) and zero parameters, then a 16-bit PNG)."""
+    depth_mm = np.asarray(depth_mm)
+    if depth_mm.ndim != 2 or depth_mm.dtype != np.uint16:
+        raise ConversionError(f"expected [H, W] uint16 millimetres, got {depth_mm.dtype} of shape {depth_mm.shape}")
+    config = np.zeros((), dtype=COMPRESSED_DEPTH_HEADER)
+    buffer = io.BytesIO()
+    PILImage.fromarray(np.ascontiguousarray(depth_mm)).save(buffer, format="PNG")
+    msg = CompressedImage(format="16UC1; compressedDepth png", data=config.tobytes() + buffer.getvalue())
+    if header is not None:
+        msg.header = header
+    return msg
 
 
 def numpy_to_image(array: np.ndarray, encoding: str, header=None) -> Image:

@@ -20,12 +20,12 @@ import traceback
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseArray, PoseStamped
+from geometry_msgs.msg import PoseArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
@@ -43,6 +43,7 @@ from langscene_core.query.objects import pack_rgb
 from langscene_ros import convert, params, viz
 from langscene_ros import interface as api
 from langscene_ros.diagnostics import InputMonitor
+from langscene_ros.inputs import Inputs, camera_inputs
 from langscene_ros.query_response import fill_query_response
 from langscene_ros.tf_listener import TfListener
 
@@ -56,10 +57,6 @@ _QUERY_STATUS = (
     (UnknownFrameError, QueryObject.Response.BAD_REQUEST),  # a target_frame no transform names
     (ConnectivityError, QueryObject.Response.BAD_REQUEST),  # in another TF tree than the scene
 )
-
-
-def _stamp_seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 def _publish_if_watched(publisher, make_message) -> None:
@@ -139,14 +136,8 @@ class LangsceneNode(Node):
     # ----------------------------------------------------------------------------------- anatomy
     def _subscribe_to_inputs(self) -> None:
         qos = api.camera_qos(self.config.node.camera_qos)
-        inputs = [
-            (Image, api.IMAGE, self._on_image),
-            (CameraInfo, api.CAMERA_INFO, self._on_camera_info),
-            (Image, api.DEPTH, self._on_depth),
-        ]
+        self._inputs = Inputs(self.engine, self.config.node, self._reject, self._internal_error, self._monitor.seen)
         tf_poses = self.config.node.pose_source == "tf"
-        if not tf_poses:
-            inputs.append((PoseStamped, api.CAMERA_POSE, self._on_pose))
         # the engine's transform buffer, fed from /tf and /tf_static: the camera poses with pose_source tf
         # (images waiting for theirs are retried on each update), and the answers' target frames always
         self._tf = TfListener(
@@ -155,8 +146,16 @@ class LangsceneNode(Node):
             on_update=self.engine.transforms_updated if tf_poses else None,
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
-        for msg_type, topic, callback in inputs:
-            self.create_subscription(msg_type, topic, callback, qos, callback_group=MutuallyExclusiveCallbackGroup())
+        # one exclusive group per input: a compressed stream decodes on its own thread, never delaying
+        # the other inputs
+        for camera_input in camera_inputs(self.config.node):
+            self.create_subscription(
+                camera_input.type,
+                camera_input.topic(self.resolve_topic_name),
+                getattr(self._inputs, camera_input.handler),
+                qos,
+                callback_group=MutuallyExclusiveCallbackGroup(),
+            )
 
     def _advertise_services(self) -> None:
         control = MutuallyExclusiveCallbackGroup()
@@ -187,25 +186,7 @@ class LangsceneNode(Node):
         )
 
     # ----------------------------------------------------------------------------------- inputs
-    def _ingest(self, label: str, to_numpy, add) -> None:
-        """Convert one input message (``to_numpy()``) of input ``label`` (its topic name); reject it with
-        a reason if that fails, else hand the value to the engine (``add(value)``)."""
-        self._monitor.seen(label)
-        try:
-            value = to_numpy()
-        except convert.ConversionError as exc:
-            self._reject(f"{label}: {exc}")
-            return
-        except Exception:  # noqa: BLE001 - a message that breaks the conversion is a bug, not the node's end
-            self._reject(f"{label}: internal error in the conversion", self._internal_error(f"{label} conversion"))
-            return
-        try:
-            add(value)
-        except Exception:  # noqa: BLE001
-            self._reject(f"{label}: internal error in the engine", self._internal_error(f"{label} input"))
-
-    def _reject(self, reason: str, detail: str = "") -> None:
-        count = self.engine.reject(reason)
+    def _reject(self, reason: str, detail: str, count: int) -> None:
         self.get_logger().warning(
             f"rejected message ({reason}{detail and ': ' + detail}); {count} so far", throttle_duration_sec=5.0
         )
@@ -215,32 +196,6 @@ class LangsceneNode(Node):
         self._internal_errors += 1
         self.get_logger().error(f"{what}: {traceback.format_exc()}")
         return repr(sys.exc_info()[1])
-
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._ingest(api.CAMERA_INFO, lambda: convert.camera_info_to_intrinsics(msg), self.engine.set_intrinsics)
-
-    def _on_pose(self, msg: PoseStamped) -> None:
-        frame = self.config.node.scene_frame
-        if msg.header.frame_id and msg.header.frame_id != frame:
-            self._monitor.seen(api.CAMERA_POSE)
-            self._reject(f"camera_pose in frame '{msg.header.frame_id}', expected '{frame}'")
-            return
-        stamp = _stamp_seconds(msg.header.stamp)
-        self._ingest(
-            api.CAMERA_POSE, lambda: convert.pose_to_matrix(msg.pose), lambda m: self.engine.add_pose(stamp, m)
-        )
-
-    def _on_depth(self, msg: Image) -> None:
-        stamp = _stamp_seconds(msg.header.stamp)
-        self._ingest(api.DEPTH, lambda: convert.image_to_depth(msg), lambda d: self.engine.add_depth(stamp, d))
-
-    def _on_image(self, msg: Image) -> None:
-        stamp = _stamp_seconds(msg.header.stamp)
-        self._ingest(
-            api.IMAGE,
-            lambda: convert.image_to_rgb(msg),
-            lambda rgb: self.engine.add_image(stamp, rgb, msg.header.frame_id),
-        )
 
     # ----------------------------------------------------------------------------------- outputs
     def _header(self, frame: str = "", stamp: float | None = None) -> Header:

@@ -10,20 +10,29 @@ best-effort sensor-data subscriptions).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
+import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
 from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
+from tf2_msgs.msg import TFMessage
 
 from langscene_core.sim import RenderedFrame
 from langscene_ros import convert
 from langscene_ros import interface as api
+from langscene_ros.inputs import TRANSPORT_SUFFIX
+from langscene_ros.tf_listener import TF, TF_STATIC
 
 CAMERA_FRAME = "camera_optical"  # frame_id of image, depth and camera_info
+CAMERA_LINK = "camera_link"  # the camera body in a world bag's TF tree: scene -> camera_link -> optical
+# camera_optical in camera_link (REP 103 body axes x forward, y left, z up -> optical x right, y down,
+# z forward): the columns are the optical axes in body coordinates
+LINK_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+BAG_START_S = 1_767_225_600  # a world bag's first stamp: 2026-01-01T00:00:00Z
 
 
 def frame_messages(frame: RenderedFrame, stamp: Time, scene_frame: str) -> list[tuple[str, object]]:
@@ -40,6 +49,53 @@ def frame_messages(frame: RenderedFrame, stamp: Time, scene_frame: str) -> list[
         (api.DEPTH, convert.depth_to_image(frame.depth, camera)),
         (api.IMAGE, convert.numpy_to_image(frame.rgb, "rgb8", camera)),
     ]
+
+
+def world_bag_records(
+    frames: Iterable[RenderedFrame],
+    rate_hz: float,
+    scene_frame: str = "map",
+    image_format: str = "raw",
+    depth_format: str = "raw",
+) -> Iterator[tuple[str, int, object]]:
+    """(topic, log time ns, message) of a world capture as a bag holds it: /tf_static once
+    (camera_link -> camera_optical), then per frame, stamped BAG_START_S + i / rate_hz (log time = the
+    stamp): /tf (scene_frame -> camera_link), camera_info, camera_pose, depth and image under the
+    node's names made absolute (/image ...). image_format: raw (Image rgb8 on /image), jpeg or png
+    (CompressedImage on /image/compressed); depth_format: raw (32FC1 metres on /depth) or
+    compressedDepth (16UC1 millimetres, PNG, on /depth/compressedDepth)."""
+    if image_format not in ("raw", *convert.COMPRESSED_FORMATS):
+        raise ValueError(f"image format must be raw, jpeg or png, got {image_format!r}")
+    if depth_format not in ("raw", "compressedDepth"):
+        raise ValueError(f"depth format must be raw or compressedDepth, got {depth_format!r}")
+    start = Time(sec=BAG_START_S, nanosec=0)
+    yield (
+        TF_STATIC,
+        BAG_START_S * 10**9,
+        TFMessage(
+            transforms=[convert.matrix_to_transform_stamped(LINK_FROM_OPTICAL, CAMERA_LINK, CAMERA_FRAME, start)]
+        ),
+    )
+    optical_to_link = np.linalg.inv(LINK_FROM_OPTICAL)
+    for i, frame in enumerate(frames):
+        nanoseconds = BAG_START_S * 10**9 + int(round(i * 1e9 / rate_hz))
+        stamp = Time(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
+        link = convert.matrix_to_transform_stamped(
+            frame.cam_to_world @ optical_to_link, scene_frame, CAMERA_LINK, stamp
+        )
+        yield TF, nanoseconds, TFMessage(transforms=[link])
+        camera = Header(stamp=stamp, frame_id=CAMERA_FRAME)
+        for topic, message in frame_messages(frame, stamp, scene_frame):
+            if topic == api.DEPTH and depth_format != "raw":
+                depth_mm = np.round(np.nan_to_num(frame.depth) * 1000.0).clip(0, 65535).astype(np.uint16)
+                topic, message = (
+                    api.DEPTH + TRANSPORT_SUFFIX[depth_format],
+                    convert.depth_mm_to_compressed(depth_mm, camera),
+                )
+            elif topic == api.IMAGE and image_format != "raw":
+                topic = api.IMAGE + TRANSPORT_SUFFIX["compressed"]
+                message = convert.rgb_to_compressed(frame.rgb, image_format, camera)
+            yield f"/{topic}", nanoseconds, message
 
 
 class Player:
@@ -90,3 +146,69 @@ class Player:
         for publisher in self.publishers.values():
             publisher.wait_for_all_acked(Duration(seconds=ack_timeout_s))
         return count
+
+
+class BagPlayer:
+    """Publishes a bag's topics as recorded (:mod:`langscene_ros.bag`), like ``ros2 bag play``.
+
+    Every topic whose type is installed here gets a publisher under its recorded name (remaps in the
+    node's ``--ros-args`` apply): /tf_static reliable + transient local and /tf reliable as tf2_ros
+    publishes them, the others reliable (which also reaches best-effort subscriptions). Messages go
+    out as their recorded bytes, so stamps and contents are the original ones. ``clock``: also
+    publish /clock (rosgraph_msgs/Clock) with each message's log time, for nodes on use_sim_time.
+    """
+
+    def __init__(self, node: Node, bag, clock: bool = False) -> None:
+        from langscene_ros.bag import BagError, message_type
+        from langscene_ros.tf_listener import TF_QOS, TF_STATIC_QOS
+
+        self.node = node
+        self.bag = bag
+        self.skipped: dict[str, str] = {}  # topic -> type not installed here
+        self.publishers = {}
+        for topic, info in bag.topics.items():
+            try:
+                kind = message_type(info.type)
+            except BagError:
+                self.skipped[topic] = info.type
+                continue
+            qos = TF_STATIC_QOS if topic == TF_STATIC else TF_QOS if topic == TF else api.RELIABLE
+            self.publishers[topic] = node.create_publisher(kind, topic, qos)
+        self._clock = None
+        if clock:
+            from rosgraph_msgs.msg import Clock
+
+            self._clock = node.create_publisher(Clock, "/clock", api.RELIABLE)
+
+    def wait_for_subscribers(self, timeout_s: float, settle_s: float = 2.0) -> bool:
+        """True once every played topic but /tf and /tf_static has a subscriber, then ``settle_s`` more
+        seconds (see :meth:`Player.wait_for_subscribers`); False after ``timeout_s`` without."""
+        deadline = time.monotonic() + timeout_s
+        watched = [p for topic, p in self.publishers.items() if topic not in (TF, TF_STATIC)]
+        while any(p.get_subscription_count() == 0 for p in watched):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        time.sleep(settle_s)
+        return True
+
+    def play(self, rate: float, ack_timeout_s: float = 5.0) -> dict[str, int]:
+        """Publish every message at its log time relative to the first, sped up by ``rate`` (2: twice
+        as fast); returns the messages published per topic. BagError on a corrupt part of the bag."""
+        from rosgraph_msgs.msg import Clock
+
+        counts = dict.fromkeys(self.publishers, 0)
+        first_ns, start = None, time.monotonic()
+        for topic, stamp_ns, data in self.bag.raw_messages(self.publishers):
+            if first_ns is None:
+                first_ns = stamp_ns
+            delay = start + (stamp_ns - first_ns) * 1e-9 / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if self._clock is not None:
+                self._clock.publish(Clock(clock=Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)))
+            self.publishers[topic].publish(data)
+            counts[topic] += 1
+        for publisher in self.publishers.values():
+            publisher.wait_for_all_acked(Duration(seconds=ack_timeout_s))
+        return counts

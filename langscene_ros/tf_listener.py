@@ -66,20 +66,33 @@ class TfListener:
             return dict(self._rejected)
 
     def _store(self, msg: TFMessage, static: bool) -> None:
-        for transform in msg.transforms:
-            translation, quaternion = convert.transform_to_parts(transform.transform)
-            try:
-                self.buffer.set_transform(
-                    transform.header.frame_id,
-                    transform.child_frame_id,
-                    convert.stamp_to_seconds(transform.header.stamp),
-                    translation=translation,
-                    quaternion=quaternion,
-                    static=static,
-                )
-            except TransformError as exc:
-                with self._lock:
-                    self._rejected[exc.reason] += 1
-                self._node.get_logger().warning(f"rejected transform ({exc.reason}): {exc}", throttle_duration_sec=5.0)
+        refused = store_transforms(self.buffer, msg, static)
+        if refused:
+            with self._lock:
+                self._rejected.update(refused)
+            self._node.get_logger().warning(
+                f"rejected transforms: {', '.join(f'{n} {reason}' for reason, n in refused.items())}",
+                throttle_duration_sec=5.0,
+            )
         if self._on_update is not None:
             self._on_update()
+
+
+def store_transforms(buffer: TransformBuffer, msg, static: bool) -> Counter[str]:
+    """Store every transform of a tf2_msgs/TFMessage (from /tf, or /tf_static when ``static``) in
+    ``buffer``; returns the refused ones counted by the buffer's reason (invalid, loop, old_data)."""
+    refused: Counter[str] = Counter()
+    for transform in msg.transforms:
+        translation, quaternion = convert.transform_to_parts(transform.transform)
+        try:
+            buffer.set_transform(
+                transform.header.frame_id,
+                transform.child_frame_id,
+                convert.stamp_to_seconds(transform.header.stamp),
+                translation=translation,
+                quaternion=quaternion,
+                static=static,
+            )
+        except TransformError as exc:
+            refused[exc.reason] += 1
+    return refused

@@ -175,6 +175,9 @@ def test_colcon_build_then_the_installed_demo_runs_on_its_installed_settings(tmp
     node_log = tmp_path / "build" / "demo" / "node.log"
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     result = json.loads((tmp_path / "demo.json").read_text())
+    # the answers as pictures (#20): a top view PNG and a Foxglove MCAP of every prompt
+    pictures = result["pictures"]
+    assert Path(pictures["png"]).is_file() and pictures["messages"]["/answers"] == len(result["queries"])
     located = [q for q in result["queries"] if q["prompt"] == "red box"]
     assert located and located[0]["success"] and located[0]["center_error_m"] is not None, (
         result["queries"],

@@ -88,6 +88,8 @@ def test_every_setting_is_described_and_option_sets_are_literals():
     assert choices == {
         "node.camera_qos": ("sensor_data", "reliable"),
         "node.pose_source": ("tf", "topic"),
+        "node.image_transport": ("raw", "compressed"),
+        "node.depth_transport": ("raw", "compressedDepth"),
         "models.device": ("auto", "cpu", "cuda"),
         "models.trimap.dtype": ("auto", "float32", "float16", "bfloat16"),
         "models.trimap.offload": ("none", "model", "sequential"),

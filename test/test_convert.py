@@ -1,11 +1,14 @@
 """Round trips of the message conversions, with hypothesis-generated arrays and layouts."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.spatial.transform import Rotation
+from sensor_msgs.msg import CompressedImage
 
 from langscene_core.geometry.transforms import make_transform
 from langscene_core.query.objects import pack_rgb, unpack_rgb
@@ -239,3 +242,65 @@ def test_stamps_and_transforms_round_trip():
     assert (msg.header.frame_id, msg.child_frame_id, msg.header.stamp) == ("map", "base_link", stamp)
     translation, quaternion = convert.transform_to_parts(msg.transform)
     np.testing.assert_allclose(make_transform(translation, quaternion), matrix, atol=1e-12)
+
+
+# ------------------------------------------------------------------ compressed transports (#20)
+def test_compressed_colour_round_trips():
+    rgb = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    png = convert.rgb_to_compressed(rgb, "png")
+    assert png.format == "rgb8; png compressed rgb8" and np.array_equal(convert.compressed_to_rgb(png), rgb)
+    smooth = np.broadcast_to(np.linspace(0, 255, 40, dtype=np.uint8)[None, :, None], (30, 40, 3))
+    jpeg = convert.compressed_to_rgb(convert.rgb_to_compressed(smooth, "jpeg"))
+    assert jpeg.shape == (30, 40, 3) and np.abs(jpeg.astype(int) - smooth).max() <= 8
+    assert np.array_equal(convert.compressed_to_rgb(CompressedImage(format="png", data=png.data)), rgb)
+    with pytest.raises(convert.ConversionError, match="unsupported compressed image format 'tiff'"):
+        convert.compressed_to_rgb(CompressedImage(format="tiff", data=png.data))
+    with pytest.raises(convert.ConversionError, match="says jpeg but holds png"):
+        convert.compressed_to_rgb(CompressedImage(format="jpeg", data=png.data))
+    with pytest.raises(convert.ConversionError, match="does not decode"):
+        convert.compressed_to_rgb(CompressedImage(format="png", data=b"\x89PNG garbage"))
+
+
+def test_compressed_depth_16uc1_decodes_to_the_source_exactly():
+    mm = np.random.default_rng(1).integers(0, 4000, (48, 64)).astype(np.uint16)
+    msg = convert.depth_mm_to_compressed(mm)
+    data = bytes(msg.data)
+    assert msg.format == "16UC1; compressedDepth png" and data[:12] == bytes(12) and data[12:16] == b"\x89PNG"
+    decoded = convert.compressed_depth_to_depth(msg)
+    assert np.array_equal(decoded, convert.image_to_depth(convert.numpy_to_image(mm, "16UC1")), equal_nan=True)
+    assert np.array_equal(np.nan_to_num(decoded * 1000.0).round().astype(np.uint16), mm)
+
+
+def test_compressed_depth_32fc1_is_quantised_inverse_depth():
+    """depth = A / (v - B) for the 16-bit PNG value v (0: none), A, B the header's parameters."""
+    import io
+    import struct
+
+    from PIL import Image as PILImage
+
+    a, b = 10.0 * 11.0, 1.0 - 110.0 / 10.0  # compressed_depth_image_transport: q = 10, depth_max = 10 m
+    depth = np.array([[0.5, 1.0], [2.0, 0.0]], dtype=np.float32)
+    v = np.where(depth > 0, np.round(a / np.where(depth > 0, depth, 1) + b), 0).astype(np.uint16)
+    png = io.BytesIO()
+    PILImage.fromarray(v).save(png, format="PNG")
+    msg = CompressedImage(format="32FC1; compressedDepth png", data=struct.pack("<iff", 0, a, b) + png.getvalue())
+    decoded = convert.compressed_depth_to_depth(msg)
+    assert np.allclose(decoded[depth > 0], depth[depth > 0], rtol=1e-3) and np.isnan(decoded[1, 1])
+
+
+def test_malformed_compressed_depth_is_refused_with_the_reason():
+    good = bytes(convert.depth_mm_to_compressed(np.full((4, 4), 800, np.uint16)).data)
+    cases = {
+        "ENCODING; compressedDepth png": CompressedImage(format="16UC1; compressedDepth rvl", data=good),
+        "shorter than its 12-byte header": CompressedImage(format="16UC1; compressedDepth png", data=good[:10]),
+        "malformed compressedDepth header: format 7": CompressedImage(
+            format="16UC1; compressedDepth png", data=b"\x07" + good[1:]
+        ),
+        "no PNG after the 12-byte header": CompressedImage(
+            format="16UC1; compressedDepth png", data=good[:12] + good[20:]
+        ),
+        "encoding 'mono8'": CompressedImage(format="mono8; compressedDepth png", data=good),
+    }
+    for reason, msg in cases.items():
+        with pytest.raises(convert.ConversionError, match=re.escape(reason)):
+            convert.compressed_depth_to_depth(msg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from langscene_core.config import ConfigError, config_path, load_config
@@ -22,11 +23,22 @@ def run(args: argparse.Namespace) -> int:
         load_config(args.params_file)
     except (SpecError, ConfigError, OSError) as exc:
         raise UsageError(str(exc).replace("\n", " ")) from exc
+    started = time.time()
     try:
         result = run_demo(spec, args.params_file, args.work_dir, args.prompt, rate_hz=args.rate)
     except DemoError as exc:
         print(f"langscene demo: {exc}")
         return 1
+    scene = args.work_dir / "scene.ply"  # the node saved it there (node.scene_dir = work_dir)
+    if scene.is_file() and scene.stat().st_mtime >= started:  # this run's, not a previous run's
+        from langscene_ros.commands.export import export_answers
+
+        pictures = {"mcap": args.work_dir / "answers.mcap", "png": args.work_dir / "answers.png"}
+        for path in pictures.values():
+            path.unlink(missing_ok=True)  # the previous run's
+        prompts = list(dict.fromkeys([o.name for o in spec.objects] + list(args.prompt)))
+        result["pictures"] = export_answers(scene, prompts, args.params_file, pictures["mcap"], pictures["png"])
+        print(f"[demo] answers drawn in {pictures['png']}, Foxglove MCAP {pictures['mcap']}")
     from langscene_core.eval.evaluate import LOCATED_M
 
     located = sum(q["success"] and q["located"] for q in result["queries"])
@@ -49,7 +61,8 @@ def register(subparsers) -> None:
         "demo",
         help="run the end-to-end demo over ROS",
         description="Render a tabletop, play it into a node in another process, "
-        "reconstruct, query every object and check the answers against the truth.",
+        "reconstruct, query every object and check the answers against the truth; then draw the answers "
+        "(WORK_DIR/answers.png, a top view) and write them as Foxglove MCAP (WORK_DIR/answers.mcap).",
     )
     parser.add_argument("--spec", type=Path, default=DEMO_SPEC, help="scene spec JSON (default %(default)s)")
     parser.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from langscene_ros.commands import UsageError
 
@@ -25,19 +26,28 @@ def run(args: argparse.Namespace) -> int:
         world = build_world(spec)
     except ValueError as exc:  # SpecError and placement problems name the bad key
         raise UsageError(str(exc).replace("\n", " ")) from exc
+    if args.bag_rate <= 0:
+        raise UsageError(f"--bag-rate must be positive, got {args.bag_rate}")
+    if args.bag is not None and Path(args.bag).exists():
+        raise UsageError(f"--bag {args.bag} exists already; not overwriting it")
     dataset = render_dataset(world)
     out = write_dataset(dataset, args.out, with_contact_sheet=args.contact_sheet)
-    print(
-        json.dumps(
-            {
-                "out": str(out),
-                "objects": [o.name for o in spec.objects],
-                "capture": len(dataset.capture),
-                "eval": len(dataset.eval),
-            }
-        ),
-        file=sys.stdout,
-    )
+    summary = {
+        "out": str(out),
+        "objects": [o.name for o in spec.objects],
+        "capture": len(dataset.capture),
+        "eval": len(dataset.eval),
+    }
+    if args.bag is not None:
+        from langscene_ros.bag import BagError, write_bag
+        from langscene_ros.player import world_bag_records
+
+        records = world_bag_records(dataset.capture, args.bag_rate, args.scene_frame, args.bag_image, args.bag_depth)
+        try:
+            summary["bag"] = {"path": str(Path(args.bag).resolve()), "topics": write_bag(args.bag, records)}
+        except BagError as exc:
+            raise UsageError(str(exc)) from exc
+    print(json.dumps(summary), file=sys.stdout)
     return 0
 
 
@@ -57,4 +67,25 @@ def register(subparsers) -> None:
         action="store_true",
         help="also write contact_sheet.png (RGB | depth | normals | ids of a few views)",
     )
+    parser.add_argument(
+        "--bag",
+        help="also write the capture as a bag: OUT.mcap (one MCAP file) or a rosbag2 directory (MCAP storage) "
+        "with /tf_static, /tf, /camera_info, /camera_pose, depth and image, stamped from 2026-01-01T00:00:00Z",
+    )
+    parser.add_argument(
+        "--bag-rate", type=float, default=10.0, help="frames per second of the bag's stamps (default 10)"
+    )
+    parser.add_argument(
+        "--bag-image",
+        choices=("raw", "jpeg", "png"),
+        default="raw",
+        help="colour in the bag: raw (Image rgb8 on /image) or CompressedImage on /image/compressed",
+    )
+    parser.add_argument(
+        "--bag-depth",
+        choices=("raw", "compressedDepth"),
+        default="raw",
+        help="depth in the bag: raw (32FC1 m on /depth) or 16UC1 mm PNG on /depth/compressedDepth",
+    )
+    parser.add_argument("--scene-frame", default="map", help="the bag's scene frame (camera_pose, /tf parent)")
     parser.set_defaults(run=run)
