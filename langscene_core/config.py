@@ -74,7 +74,7 @@ Device = Literal["auto", "cpu", "cuda"]
 TrimapDtype = Literal["auto", "float32", "float16", "bfloat16"]
 TrimapOffload = Literal["none", "model", "sequential"]
 MaskMapper = Literal["felzenszwalb", "sam2"]
-DensifyMode = Literal["off", "trimap"]
+DensifyMode = Literal["off", "trimap", "auto"]
 BoxAlignment = Literal["gravity", "free"]
 CameraQos = Literal["sensor_data", "reliable"]
 PoseSource = Literal["tf", "topic"]
@@ -173,6 +173,15 @@ class TrimapModelConfig:
     width: int = setting(0, "generation width in pixels; 0: the model's native size (720 for CogVideoX-5B)", COUNT)
     vae_tiling: bool = setting(False, "decode in tiles (less GPU memory)")
     prompt: str = setting("a 3D consistent video scene", "text prompt of the generation")
+    min_pair_arc_deg: float = setting(
+        15.0, "keyframe pairs closer than this (angle between optical axes) are not densified", ANGLE_DEG
+    )
+    max_pair_arc_deg: float = setting(
+        60.0,
+        "keyframe pairs farther apart than this are not densified (the bundled model trained on 15-60 deg arcs, "
+        "its training.json train_arc_deg; set the range your checkpoint was trained on)",
+        ANGLE_DEG,
+    )
 
 
 @dataclass(frozen=True)
@@ -216,7 +225,12 @@ class KeyframeConfig:
 @dataclass(frozen=True)
 class DensifyConfig:
     mode: DensifyMode = setting(
-        "off", "off: keyframes only; trimap: add TriMap frames between keyframes, posed by PnP to the keyframes' depth"
+        "off",
+        "off: keyframes only; trimap: add TriMap frames between keyframe pairs in the model's arc range, posed by "
+        "PnP to the keyframes' depth; auto: trimap when there are at most auto_max_keyframes keyframes",
+    )
+    auto_max_keyframes: int = setting(
+        4, "mode auto densifies only scenes with at most this many keyframes (few views)", AT_LEAST_ONE
     )
     min_registered_fraction: float = setting(
         0.8, "fraction of generated frames SfM must register, else keyframes only", PROBABILITY

@@ -49,7 +49,7 @@ def test_wrong_type_is_named():
 
 
 def test_option_typo_names_key_value_and_choices(tmp_path):
-    with pytest.raises(ConfigError, match=r"densify.mode: 'trimapp' is not one of: off, trimap$"):
+    with pytest.raises(ConfigError, match=r"densify.mode: 'trimapp' is not one of: off, trimap, auto$"):
         load_config(params_file(tmp_path, "    densify:\n      mode: trimapp\n"))
     with pytest.raises(ConfigError, match=r"node.camera_qos: 'best_effort' is not one of: sensor_data, reliable$"):
         load_config(params_file(tmp_path, "    node:\n      camera_qos: best_effort\n"))
@@ -94,7 +94,7 @@ def test_every_setting_is_described_and_option_sets_are_literals():
         "models.trimap.dtype": ("auto", "float32", "float16", "bfloat16"),
         "models.trimap.offload": ("none", "model", "sequential"),
         "models.masks.mapper": ("felzenszwalb", "sam2"),
-        "densify.mode": ("off", "trimap"),
+        "densify.mode": ("off", "trimap", "auto"),
         "query.box_alignment": ("gravity", "free"),
     }
     assert infos["query.relevancy_threshold"].bounds == (0.0, 1.0)

@@ -47,7 +47,7 @@ def test_every_setting_is_declared_with_its_descriptor(make_node):
     assert descriptors["field.sh_degree"].integer_range[0].from_value == 0
     assert descriptors["field.sh_degree"].integer_range[0].to_value == 4
     assert descriptors["grasp.gripper_max_width"].additional_constraints == "> 0"
-    assert descriptors["densify.mode"].additional_constraints == "one of: off, trimap"
+    assert descriptors["densify.mode"].additional_constraints == "one of: off, trimap, auto"
     assert descriptors["node.camera_qos"].additional_constraints == "one of: sensor_data, reliable"
 
 
@@ -70,7 +70,7 @@ def test_a_parameter_file_reads_like_load_config(make_node):
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("densify:\n      mode: trimapp", r"bad parameter: densify.mode: 'trimapp' is not one of: off, trimap"),
+        ("densify:\n      mode: trimapp", r"bad parameter: densify.mode: 'trimapp' is not one of: off, trimap, auto"),
         (
             "node:\n      camera_qos: best",
             r"bad parameter: node.camera_qos: 'best' is not one of: sensor_data, reliable",

@@ -118,3 +118,53 @@ def test_trimap_densification_runs_and_reports_dropped_frames(models, keyframes)
     assert len(notes) == 2 and all(n.startswith(f"pair {i + 1}: ") and "(pnp)" in n for i, n in enumerate(notes))
     used = sum(int(n.split(": ")[1].split("/")[0]) for n in notes)
     assert scene.info["frames"] == 3 + used and all("dropped frame" in n for n in notes)
+
+
+def test_only_pairs_in_the_models_arc_range_are_densified(models, keyframes, monkeypatch):
+    """Pairs whose optical axes are closer than models.trimap.min_pair_arc_deg or farther than
+    max_pair_arc_deg are not densified, and their note says so; the others go to densify_pair."""
+    from langscene_core.config import DensifyConfig
+    from langscene_core.reconstruction.reconstruct import axis_angle_deg, densified_supervision
+    from langscene_core.sim.trajectory import orbit_pose
+    from langscene_core.trimap import passes
+
+    posed = [dataclasses.replace(f, cam_to_world=orbit_pose(az, 35, 0.6)) for f, az in zip(keyframes, (0, 5, 35, 125))]
+    arcs = [axis_angle_deg(a.cam_to_world, b.cam_to_world) for a, b in zip(posed[:-1], posed[1:])]
+    assert arcs[0] < 15 and 15 < arcs[1] < 60 and arcs[2] > 60
+    densified = []
+
+    def fake_densify(pipe, key_a, key_b, settings, densify):
+        densified.append(axis_angle_deg(key_a.cam_to_world, key_b.cam_to_world))
+        return passes.DensifiedClip(
+            rgb=np.zeros((9, 4, 4, 3)),
+            normals=None,
+            masks=None,
+            poses=None,
+            intrinsics=None,
+            pose_method="sfm",
+            pose_message="no pose",
+        )
+
+    monkeypatch.setattr(passes, "densify_pair", fake_densify)
+    config = dataclasses.replace(small_config(models), densify=DensifyConfig(mode="trimap"))
+    generated, notes = densified_supervision(posed, models, config, lambda f, m: None)
+    assert generated == [] and densified == pytest.approx([arcs[1]])
+    assert notes == [
+        f"pair 1: keyframes {arcs[0]:.1f} deg apart, outside the model's 15-60 deg range: not densified",
+        "pair 2: 0/7 generated frames used (sfm: no pose)",
+        f"pair 3: keyframes {arcs[2]:.1f} deg apart, outside the model's 15-60 deg range: not densified",
+    ]
+
+
+def test_auto_densify_leaves_many_keyframes_alone(models, keyframes):
+    """densify.mode auto with more keyframes than auto_max_keyframes trains on the keyframes alone (no
+    TriMap model needed) and says why."""
+    from langscene_core.config import DensifyConfig
+
+    config = dataclasses.replace(small_config(models), densify=DensifyConfig(mode="auto", auto_max_keyframes=4))
+    scene = reconstruct(keyframes, models, config)
+    assert scene.info["notes"] == ["densify auto: 6 keyframes > densify.auto_max_keyframes=4, keyframes only"]
+    assert scene.info["frames"] == scene.info["keyframes"] == 6
+    few = dataclasses.replace(config, densify=DensifyConfig(mode="auto", auto_max_keyframes=6))
+    with pytest.raises(ReconstructionError, match="densify.mode is auto but no TriMap model is loaded"):
+        reconstruct(keyframes, models, few)

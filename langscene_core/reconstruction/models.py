@@ -45,7 +45,7 @@ def load_models(config: ModelsConfig, densify: DensifyConfig) -> Models:
             f"{config.clip.weights!r} gives {clip.dim}-d ones: use an LQC trained on that CLIP"
         )
     trimap = None
-    if densify.mode == "trimap":
+    if densify.mode != "off":
         from langscene_core.trimap.loading import load_trimap  # diffusers only when densification is on
 
         trimap = load_trimap(config.trimap, device)

@@ -62,21 +62,37 @@ def keyframe_supervision(frame: Frame) -> SupervisedFrame:
     )
 
 
+def axis_angle_deg(pose_a: np.ndarray, pose_b: np.ndarray) -> float:
+    """Angle in degrees between the optical axes (z columns) of two cam_to_world [4, 4] poses."""
+    cosine = float(np.clip(pose_a[:3, 2] @ pose_b[:3, 2], -1.0, 1.0))
+    return float(np.degrees(np.arccos(cosine)))
+
+
 def densified_supervision(
     keyframes: Sequence[Frame], models: Models, config: LangsceneConfig, progress: ProgressFn
 ) -> tuple[list[SupervisedFrame], list[str]]:
     """TriMap frames between consecutive keyframes, posed by :func:`langscene_core.trimap.passes.densify_pair`.
 
-    Returns the generated frames that got a pose (keyframes excluded) and one note per pair: how many
-    of its generated frames were used and why the others were not.
+    Only pairs whose optical axes are ``trimap.min_pair_arc_deg``..``max_pair_arc_deg`` apart (the arcs
+    the model is meant for) are densified. Returns the generated frames that got a pose (keyframes
+    excluded) and one note per pair: how many of its generated frames were used and why the others were
+    not, or why the pair was not densified.
     """
     from langscene_core.trimap.passes import TrimapKeyframe, densify_pair
 
     generated: list[SupervisedFrame] = []
     notes: list[str] = []
     pairs = list(zip(keyframes[:-1], keyframes[1:]))
+    trimap = models.config.trimap
     for index, (a, b) in enumerate(pairs):
         progress(index / max(len(pairs), 1), f"densifying keyframe pair {index + 1}/{len(pairs)}")
+        arc = axis_angle_deg(a.cam_to_world, b.cam_to_world)
+        if not trimap.min_pair_arc_deg <= arc <= trimap.max_pair_arc_deg:
+            notes.append(
+                f"pair {index + 1}: keyframes {arc:.1f} deg apart, outside the model's "
+                f"{trimap.min_pair_arc_deg:g}-{trimap.max_pair_arc_deg:g} deg range: not densified"
+            )
+            continue
         key_a, key_b = (TrimapKeyframe.from_frame(f, masks=models.masks(f.rgb)) for f in (a, b))
         clip = densify_pair(models.trimap, key_a, key_b, models.config.trimap, config.densify)
         notes.append(f"pair {index + 1}: {clip.report()}")
@@ -136,12 +152,20 @@ def reconstruct(
         )
     frames = [keyframe_supervision(f) for f in keyframes]
     notes: list[str] = []
-    if config.densify.mode == "trimap":
+    densify = config.densify.mode == "trimap" or (
+        config.densify.mode == "auto" and len(keyframes) <= config.densify.auto_max_keyframes
+    )
+    if config.densify.mode == "auto" and not densify:
+        notes.append(
+            f"densify auto: {len(keyframes)} keyframes > densify.auto_max_keyframes="
+            f"{config.densify.auto_max_keyframes}, keyframes only"
+        )
+    if densify:
         if models.trimap is None:
-            raise ReconstructionError("densify.mode is trimap but no TriMap model is loaded")
+            raise ReconstructionError(f"densify.mode is {config.densify.mode} but no TriMap model is loaded")
         generated, notes = densified_supervision(keyframes, models, config, lambda f, m: report(0.3 * f, m))
         frames += generated
-    start = 0.3 if config.densify.mode == "trimap" else 0.0
+    start = 0.3 if densify else 0.0
     views = []
     with torch.no_grad():
         for index, frame in enumerate(frames):
