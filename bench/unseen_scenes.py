@@ -23,7 +23,11 @@ vocabulary (``suite.absent_prompts``). Lines per split: located fraction (centre
 fraction, objects whose best (first) grasp is valid, category / colour prompts located, absent
 prompts answered with an object (per kind).
 
-    .venv/bin/python bench/unseen_scenes.py [--scenes 3] [--splits dev,fresh] [--cache DIR]
+Each split also runs a second time (not with ``--exact-only``) with the capture as a real RGB-D camera and pose source
+would give it (``langscene_core.sim.noise``: structured-light depth noise growing with range, mm
+quantisation, 3 mm / 0.2 degree pose errors), in lines ``noisy_<split>_scenes_*`` beside the exact ones.
+
+    .venv/bin/python bench/unseen_scenes.py [--scenes 3] [--splits dev,fresh] [--exact-only] [--cache DIR]
 
 ``--scenes`` per split. ``--cache`` keeps each reconstructed scene (PLY, named by seed) so that a
 second run only re-queries.
@@ -44,6 +48,7 @@ from langscene_core.eval.evaluate import LOCATED_M, evaluate, mode_keyframes, ob
 from langscene_core.eval.suite import SPLITS, absent_prompts, scene_spec
 from langscene_core.reconstruction.models import load_models
 from langscene_core.sim import build_world, render_dataset
+from langscene_core.sim.noise import SensorNoise, add_sensor_noise
 from langscene_core.sim.spec import CameraSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,15 +97,20 @@ def answer_centre(queryable: QueryableScene, prompt: str) -> np.ndarray | None:
     return None if box is None else box.pose[:3, 3]
 
 
-def run_split(split: str, scenes: int, models, config, cache: Path | None) -> None:
-    """Reconstruct, grade and print the lines of ``scenes`` scenes of ``split``."""
+def run_split(split: str, scenes: int, models, config, cache: Path | None, noise: SensorNoise | None) -> None:
+    """Reconstruct, grade and print the lines of ``scenes`` scenes of ``split``, captured exactly or with
+    ``noise`` (its seed replaced by the scene's)."""
     records, absent, loose, per_scene = [], [], [], []
     for index in range(scenes):
         seed = SPLITS[split] + index
         spec = bench_spec(seed, index)
         world = build_world(spec)
         dataset = render_dataset(world)
-        cached = None if cache is None else cache / f"scene_{seed}.ply"
+        if noise is not None:
+            dataset = dataclasses.replace(
+                dataset, capture=add_sensor_noise(dataset.capture, dataclasses.replace(noise, seed=seed))
+            )
+        cached = None if cache is None else cache / f"scene_{seed}{'_noisy' if noise else ''}.ply"
         queryable, seconds = reconstructed(dataset, models, config, cached)
         result = evaluate(dataset, queryable.scene, models, config, world)
         records += [r for r in result["per_query"] if r["kind"] == "3d"]
@@ -121,7 +131,7 @@ def run_split(split: str, scenes: int, models, config, cache: Path | None) -> No
                 "miou": result["miou"],
             }
         )
-    report(split, records, absent, loose, per_scene)
+    report(f"noisy_{split}" if noise else split, records, absent, loose, per_scene)
 
 
 def report(split: str, records, absent, loose, per_scene) -> None:
@@ -234,6 +244,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=3, help="scenes per split")
     parser.add_argument("--splits", default="dev,fresh", help="comma-separated: dev, fresh")
     parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--exact-only", action="store_true", help="skip the noisy-sensor runs")
     args = parser.parse_args()
     splits = args.splits.split(",")
     if unknown := set(splits) - set(SPLITS):
@@ -244,7 +255,9 @@ def main() -> None:
     if args.cache is not None:
         args.cache.mkdir(parents=True, exist_ok=True)
     for split in splits:
-        run_split(split, args.scenes, models, config, args.cache)
+        run_split(split, args.scenes, models, config, args.cache, None)
+        if not args.exact_only:
+            run_split(split, args.scenes, models, config, args.cache, SensorNoise())
 
 
 if __name__ == "__main__":
