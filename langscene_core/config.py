@@ -471,6 +471,15 @@ class NodeConfig:
     silent_input_s: float = setting(
         5.0, "seconds without a message on a camera input before /diagnostics warns", positive=True
     )
+    auto_reconstruct_keyframes: int = setting(
+        0, "reconstruct by itself once this many keyframes arrived since the last reconstruction; 0: off", COUNT
+    )
+    auto_reconstruct_still_s: float = setting(
+        0.0,
+        "reconstruct by itself when new keyframes wait and images kept coming for this many seconds (image "
+        "stamps) without a new keyframe: the camera is still; 0: off",
+        NON_NEGATIVE,
+    )
     initial_scene: str = setting(
         "", "scene (a name or path inside scene_dir) loaded at start, so the node answers at once; '': none"
     )

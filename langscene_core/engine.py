@@ -232,6 +232,11 @@ class LangScene:
         self._sync = synchronizer_for(config.node, self.transforms)
         self._rejected: Counter[str] = Counter()
         self._images: Counter[str] = Counter()  # Status.images but for the synchronizer's counts
+        # node.auto_reconstruct_*: keyframes taken since the last reconstruction began, the stamps of the
+        # newest keyframe and of the newest frame offered (data time, so a played bag behaves alike)
+        self._new_keyframes = 0
+        self._last_keyframe_stamp = -np.inf
+        self._last_frame_stamp = -np.inf
         self._state = State.IDLE
         self._message = "waiting for camera frames" if models is not None else "models not loaded"
         self._progress = 0.0
@@ -347,10 +352,36 @@ class LangScene:
             return "rejected"
         with self._lock:
             verdict = self._keyframes.offer(frame)
+            self._last_frame_stamp = max(self._last_frame_stamp, frame.stamp)
+            if verdict == "accepted":
+                self._new_keyframes += 1
+                self._last_keyframe_stamp = frame.stamp
             if verdict == "accepted" and self._state in (State.IDLE, State.COLLECTING):
                 self._state = State.COLLECTING
                 self._message = f"{len(self._keyframes.keyframes)} keyframes"
+        self._auto_reconstruct()
         return verdict
+
+    def _auto_reconstruct(self) -> None:
+        """Start a reconstruction when node.auto_reconstruct_keyframes new keyframes arrived, or when new
+        keyframes wait and the newest frame is node.auto_reconstruct_still_s past the newest keyframe
+        (the camera is still). Not while one runs, nor with fewer than 2 keyframes; the status message
+        says which rule started it."""
+        node = self.config.node
+        with self._lock:
+            new, still = self._new_keyframes, self._last_frame_stamp - self._last_keyframe_stamp
+            if new == 0 or self.busy or len(self._keyframes.keyframes) < 2 or self._models is None:
+                return
+        if node.auto_reconstruct_keyframes and new >= node.auto_reconstruct_keyframes:
+            reason = f"{new} new keyframes (node.auto_reconstruct_keyframes)"
+        elif node.auto_reconstruct_still_s and still >= node.auto_reconstruct_still_s:
+            reason = f"no new keyframe for {still:.1f} s (node.auto_reconstruct_still_s)"
+        else:
+            return
+        try:
+            self.start_reconstruction(why=f"auto: {reason}")
+        except BusyError:  # another thread started one between the check and here
+            return
 
     def _take(self, frames: list[Frame]) -> None:
         """Offer the synchronizer's frames to the keyframe buffer, counting each verdict."""
@@ -402,9 +433,10 @@ class LangScene:
         worker = self._worker
         return worker is not None and worker.is_alive()
 
-    def start_reconstruction(self, mode: str = "") -> str:
+    def start_reconstruction(self, mode: str = "", why: str = "") -> str:
         """Reconstruct the current keyframes in a background thread; returns a message. ``mode``: the
-        ``densify.mode`` of this run ('' : the configured one). Raises BusyError while one runs,
+        ``densify.mode`` of this run ('' : the configured one); ``why``: said in the status message
+        ("reconstructing from N keyframes (why)"). Raises BusyError while one runs,
         ReconstructionError with fewer than 2 keyframes, NotReadyError without models, ConfigError for an
         unknown mode."""
         models = self.models
@@ -418,7 +450,7 @@ class LangScene:
             keyframes = list(self._keyframes.keyframes)
             if len(keyframes) < 2:
                 raise ReconstructionError(f"need at least 2 keyframes, have {len(keyframes)}")
-            self._begin(len(keyframes))
+            self._begin(len(keyframes), why)
             self._worker = threading.Thread(
                 target=self._run, args=(keyframes, models, config), name="langscene-reconstruct", daemon=True
             )
@@ -443,10 +475,11 @@ class LangScene:
             with self._lock:
                 self._worker = None
 
-    def _begin(self, count: int) -> None:
+    def _begin(self, count: int, why: str = "") -> None:
         self._cancel.clear()
+        self._new_keyframes = 0
         self._state, self._progress = State.RECONSTRUCTING, 0.0
-        self._message = f"reconstructing from {count} keyframes"
+        self._message = f"reconstructing from {count} keyframes" + (f" ({why})" if why else "")
 
     def _run(self, keyframes: list[Frame], models: Models, config: LangsceneConfig) -> None:
         """Worker thread: failures end in the status, never in an exception lost in the thread."""
@@ -601,6 +634,7 @@ class LangScene:
         with self._lock:
             self._keyframes.clear()
             self._sync.clear()
+            self._new_keyframes = 0
             if self._snapshot is None and self._state is not State.RECONSTRUCTING:
                 self._state, self._message, self._progress = State.IDLE, "reset: waiting for camera frames", 0.0
             elif self._snapshot is not None:

@@ -398,3 +398,57 @@ def test_update_config_applies_to_the_next_query_and_drops_kept_answers(scene, m
     engine.update_config(strict, engine.config.grasp)
     assert engine.config.query.relevancy_threshold == 0.999
     assert engine.query("red box").object_box is None
+
+
+def test_auto_reconstruct_after_n_new_keyframes(scene, models, monkeypatch):
+    """node.auto_reconstruct_keyframes 3: the third keyframe starts a reconstruction by itself; the
+    next one waits for three more (keyframes arriving during a reconstruction count for the next)."""
+    config = dataclasses.replace(CONFIG, node=dataclasses.replace(CONFIG.node, auto_reconstruct_keyframes=3))
+    fake = FakeReconstruct(scene)
+    monkeypatch.setattr(engine_module, "reconstruct", fake)
+    statuses = []
+    engine = collecting_engine(models, count=2, config=config, on_status=statuses.append)
+    assert not engine.busy
+    assert engine.add_frame(frame(2)) == "accepted"
+    assert fake.started.wait(10) and len(fake.keyframes) == 3
+    assert any(
+        s.message == "reconstructing from 3 keyframes (auto: 3 new keyframes (node.auto_reconstruct_keyframes))"
+        for s in statuses
+    )
+    fake.release.set()
+    assert engine.wait(10) and engine.state is State.READY
+    second = FakeReconstruct(scene)
+    second.release.set()
+    monkeypatch.setattr(engine_module, "reconstruct", second)
+    for i in (3, 4):
+        engine.add_frame(frame(i))
+    assert not second.started.is_set()
+    engine.add_frame(frame(5))
+    assert second.started.wait(10) and len(second.keyframes) == 6
+    assert engine.wait(10)
+
+
+def test_auto_reconstruct_when_the_camera_is_still(scene, models, monkeypatch):
+    """node.auto_reconstruct_still_s 1.0: frames that keep coming without a new keyframe (the camera does
+    not move) for 1 s of image stamps start a reconstruction of the waiting keyframes; once built,
+    a still camera starts nothing more."""
+    config = dataclasses.replace(CONFIG, node=dataclasses.replace(CONFIG.node, auto_reconstruct_still_s=1.0))
+    fake = FakeReconstruct(scene)
+    fake.release.set()
+    monkeypatch.setattr(engine_module, "reconstruct", fake)
+    statuses = []
+    engine = collecting_engine(models, count=2, config=config, on_status=statuses.append)  # stamps 0 and 1
+    still = frame(1)
+    for stamp in (1.3, 1.6, 1.9):
+        assert engine.add_frame(dataclasses.replace(still, stamp=stamp)) == "too_close"
+    assert not fake.started.is_set()
+    engine.add_frame(dataclasses.replace(still, stamp=2.0))
+    assert fake.started.wait(10) and engine.wait(10) and engine.state is State.READY
+    assert len(fake.keyframes) == 2
+    assert any(
+        s.message.endswith("(auto: no new keyframe for 1.0 s (node.auto_reconstruct_still_s))") for s in statuses
+    )
+    again = FakeReconstruct(scene)
+    monkeypatch.setattr(engine_module, "reconstruct", again)
+    engine.add_frame(dataclasses.replace(still, stamp=5.0))
+    assert not again.started.is_set() and not engine.busy
