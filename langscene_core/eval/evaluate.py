@@ -48,6 +48,7 @@ from langscene_core.capture.keyframes import KeyframeBuffer
 from langscene_core.config import GraspConfig, KeyframeConfig, LangsceneConfig
 from langscene_core.engine import LangScene, QueryableScene
 from langscene_core.eval.grasp_check import check_grasp
+from langscene_core.eval.lerf_ovs import LerfOvsScene
 from langscene_core.eval.metrics import filter_px, localize, segment
 from langscene_core.field.render import render
 from langscene_core.geometry.camera import Intrinsics
@@ -55,6 +56,7 @@ from langscene_core.language.features import MaskFeatures, mask_features
 from langscene_core.query.answer import prompt_relevancy
 from langscene_core.query.grasp.gripper import Gripper
 from langscene_core.reconstruction.models import Models
+from langscene_core.reconstruction.reconstruct import reconstruct
 from langscene_core.reconstruction.scene import Scene
 from langscene_core.sim import build_world
 from langscene_core.sim.dataset import Dataset
@@ -201,7 +203,7 @@ def grade_object(
 
 
 def evaluate_views(
-    dataset: Dataset, scene: Scene, models: Models, config: LangsceneConfig, maps_dir: Path | None = None
+    dataset: Dataset | LerfOvsScene, scene: Scene, models: Models, config: LangsceneConfig, maps_dir: Path | None = None
 ) -> list[dict[str, Any]]:
     """2D records (layout in the module docstring), one per (eval view, object name) labelled in it.
     maps_dir: where to save the relevancy maps the metric used (:func:`save_maps`; None: not saved)."""
@@ -373,6 +375,25 @@ def evaluate_mode(
         **evaluate(dataset, scene, models, config, maps_dir=maps_dir, absent=absent),
         "keyframes": len(keyframes),
         "generated_frames_used": int(scene.info["frames"]) - int(scene.info["keyframes"]),
+        "notes": list(scene.info.get("notes", [])),
+        "reconstruct_s": round(seconds, 1),
+    }
+
+
+def evaluate_lerf_ovs(
+    data: LerfOvsScene, models: Models, config: LangsceneConfig, maps_dir: Path | None = None
+) -> dict[str, Any]:
+    """Reconstruct a LERF-OVS scene from all its images, the field started from its COLMAP points, and
+    score its labelled frames (2D records only: the real scenes have no 3D truth). Returns
+    :func:`summarize`'s dict plus ``mode`` ('lerf_ovs'), ``keyframes``, ``notes`` and ``reconstruct_s``."""
+    start = time.perf_counter()
+    scene = reconstruct(data.capture, models, config, init_points=(data.points, data.colors))
+    seconds = time.perf_counter() - start
+    records = evaluate_views(data, scene, models, config, maps_dir)
+    return {
+        "mode": "lerf_ovs",
+        **summarize(records, filter_px(data.intrinsics.width)),
+        "keyframes": len(data.capture),
         "notes": list(scene.info.get("notes", [])),
         "reconstruct_s": round(seconds, 1),
     }

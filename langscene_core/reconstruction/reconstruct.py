@@ -135,18 +135,24 @@ def train_view(frame: SupervisedFrame, models: Models) -> TrainView:
 
 
 def reconstruct(
-    keyframes: Sequence[Frame], models: Models, config: LangsceneConfig, progress: ProgressFn | None = None
+    keyframes: Sequence[Frame],
+    models: Models,
+    config: LangsceneConfig,
+    progress: ProgressFn | None = None,
+    init_points: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Scene:
     """Build a scene from posed keyframes (scene frame ``config.node.scene_frame``).
 
     Raises ReconstructionError when the keyframes cannot make a scene. ``progress`` receives
-    (fraction 0..1, message) now and then.
+    (fraction 0..1, message) now and then. init_points: (points [N, 3] scene frame, colours [N, 3] 0..1)
+    to start the field from (an SfM model's points, for RGB-only captures); None: the keyframes' depth
+    is unprojected.
     """
     report = progress or (lambda fraction, message: None)
     keyframes = [downscale_frame(f, config.keyframe.max_image_side) for f in keyframes]
     if len(keyframes) < 2:
         raise ReconstructionError(f"need at least 2 keyframes, have {len(keyframes)}")
-    if not any(f.depth is not None and np.isfinite(f.depth).any() for f in keyframes):
+    if init_points is None and not any(f.depth is not None and np.isfinite(f.depth).any() for f in keyframes):
         raise ReconstructionError(
             "no keyframe has depth: the field is initialised from RGB-D unprojection (publish the depth topic)"
         )
@@ -171,8 +177,14 @@ def reconstruct(
         for index, frame in enumerate(frames):
             report(start + 0.2 * index / len(frames), f"language features {index + 1}/{len(frames)}")
             views.append(train_view(frame, models))
+    points, colors = init_points if init_points is not None else (None, None)
     gaussians = train_field(
-        views, config.field, device=models.device, progress=lambda f, m: report(start + 0.2 + (0.8 - start) * f, m)
+        views,
+        config.field,
+        init_points=points,
+        init_colors=colors,
+        device=models.device,
+        progress=lambda f, m: report(start + 0.2 + (0.8 - start) * f, m),
     )
     report(1.0, "scene ready")
     info = {

@@ -7,6 +7,9 @@ scene's reconstruction notes, e.g. a TriMap fallback to keyframes only) and ``re
 _>.npy`` float32 [L, H, W] (one per mask level, at the label's resolution), so that anyone can recompute
 the metric from the maps, the labels and the JSON's ``box_filter_px``.
 
+``langscene eval --lerf-ovs ROOT --scene NAME --json F``: the same 2D metric on a real LERF-OVS scene
+(langscene_core.eval.lerf_ovs), reconstructed from all its images and its COLMAP points.
+
 ``langscene eval-suite --dev N --fresh N --modes M,... --out DIR``: every mode side by side on
 development and fresh seeds (langscene_core.eval.suite), ``DIR/suite.json`` and ``DIR/suite.md``.
 """
@@ -18,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from langscene_core.config import ConfigError, load_config
+from langscene_core.config import ConfigError, LangsceneConfig, load_config
 from langscene_ros.commands import UsageError
 from langscene_ros.commands.demo import DEMO_PARAMS
 
@@ -27,20 +30,58 @@ def _fmt(value, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:.3f}{unit}"
 
 
+def _config(args: argparse.Namespace) -> LangsceneConfig:
+    """The settings of ``--params-file``; a bad file is a usage error (one line, exit 2)."""
+    try:
+        return load_config(args.params_file)
+    except ConfigError as exc:
+        raise UsageError(str(exc).replace("\n", " ")) from exc
+
+
+def run_lerf_ovs(args: argparse.Namespace) -> int:
+    """``langscene eval --lerf-ovs ROOT --scene NAME``: the 2D metrics on a real LERF-OVS scene."""
+    from langscene_core.eval.evaluate import evaluate_lerf_ovs  # torch: slow to import
+    from langscene_core.eval.lerf_ovs import LerfOvsError, load_lerf_ovs
+    from langscene_core.reconstruction.models import load_models
+    from langscene_core.reconstruction.reconstruct import ReconstructionError
+
+    if not args.scene or args.mode:
+        raise UsageError("--lerf-ovs needs --scene NAME and takes no --mode (the scene is reconstructed dense)")
+    config = _config(args)
+    try:
+        data = load_lerf_ovs(args.lerf_ovs, args.scene)
+    except LerfOvsError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        result = evaluate_lerf_ovs(data, load_models(config.models, config.densify), config, args.save_maps)
+    except ReconstructionError as exc:
+        print(f"langscene eval: reconstruction failed: {exc}", file=sys.stderr)
+        return 1
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1))
+    print(
+        f"[eval] lerf_ovs {args.scene}: loc_acc {_fmt(result['loc_acc'])} miou {_fmt(result['miou'])} "
+        f"(box filter {result['box_filter_px']} px, {result['views']} views, {result['keyframes']} images); "
+        f"wrote {args.json}"
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.lerf_ovs is not None:
+        return run_lerf_ovs(args)
     from langscene_core.eval.evaluate import MODES, evaluate_mode, mode_config  # torch: slow to import
     from langscene_core.reconstruction.models import load_models
     from langscene_core.reconstruction.reconstruct import ReconstructionError
     from langscene_core.sim.dataset import load_dataset
 
+    if args.scene:
+        raise UsageError("--scene goes with --lerf-ovs")
     if args.mode not in MODES:
         raise UsageError(f"--mode {args.mode!r}: unknown mode; expected one of {', '.join(MODES)}")
     if not args.data.is_dir():
         raise UsageError(f"--data {args.data}: no such directory")
-    try:
-        config = load_config(args.params_file)
-    except ConfigError as exc:
-        raise UsageError(str(exc).replace("\n", " ")) from exc
+    config = _config(args)
     try:
         dataset = load_dataset(args.data)
     except ValueError as exc:
@@ -76,10 +117,7 @@ def run_suite(args: argparse.Namespace) -> int:
         raise UsageError(f"--modes {args.modes!r}: expected some of {', '.join(MODES)}")
     if args.dev < 0 or args.fresh < 0 or args.dev + args.fresh == 0:
         raise UsageError(f"--dev {args.dev} --fresh {args.fresh}: give a positive number of scenes")
-    try:
-        config = load_config(args.params_file)
-    except ConfigError as exc:
-        raise UsageError(str(exc).replace("\n", " ")) from exc
+    config = _config(args)
     counts = {split: n for split, n in (("dev", args.dev), ("fresh", args.fresh)) if n}
     result = suite(
         counts, modes, config, lambda c: load_models(c.models, c.densify), log=lambda m: print(m, flush=True)
@@ -101,8 +139,16 @@ def register(subparsers) -> None:
         "3D object centre error, located fraction and grasp validity against the true geometry (not for "
         "baseline_2d). The 2D metrics are LangSplat's eval/evaluate_iou_loc.py (LERF-OVS protocol).",
     )
-    parser.add_argument("--data", type=Path, required=True, help="dataset directory written by `langscene world`")
-    parser.add_argument("--mode", required=True, help="dense, sparse, sparse_trimap or baseline_2d")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="dataset directory written by `langscene world`")
+    source.add_argument(
+        "--lerf-ovs",
+        type=Path,
+        help="the real LERF-OVS folder (<root>/<scene>/images, sparse/0, <root>/label/<scene>/*.json): "
+        "reconstruct --scene from all its images and score its labelled frames (2D only)",
+    )
+    parser.add_argument("--scene", help="with --lerf-ovs: the scene's folder name (e.g. figurines)")
+    parser.add_argument("--mode", help="with --data: dense, sparse, sparse_trimap or baseline_2d")
     parser.add_argument("--json", type=Path, required=True, help="output JSON file")
     parser.add_argument(
         "--save-maps",
