@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from langscene_core.config import ConfigError, LangsceneConfig, load_config
 from langscene_ros.commands import UsageError
@@ -38,12 +40,26 @@ def _config(args: argparse.Namespace) -> LangsceneConfig:
         raise UsageError(str(exc).replace("\n", " ")) from exc
 
 
+def _evaluate_and_write(evaluation: Callable[[], dict[str, Any]], path: Path) -> dict[str, Any] | None:
+    """Run ``evaluation`` and write its result as JSON to ``path``; None (and the reason on stderr)
+    when the reconstruction failed."""
+    from langscene_core.reconstruction.reconstruct import ReconstructionError
+
+    try:
+        result = evaluation()
+    except ReconstructionError as exc:
+        print(f"langscene eval: reconstruction failed: {exc}", file=sys.stderr)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    return result
+
+
 def run_lerf_ovs(args: argparse.Namespace) -> int:
     """``langscene eval --lerf-ovs ROOT --scene NAME``: the 2D metrics on a real LERF-OVS scene."""
     from langscene_core.eval.evaluate import evaluate_lerf_ovs  # torch: slow to import
     from langscene_core.eval.lerf_ovs import LerfOvsError, load_lerf_ovs
     from langscene_core.reconstruction.models import load_models
-    from langscene_core.reconstruction.reconstruct import ReconstructionError
 
     if not args.scene or args.mode:
         raise UsageError("--lerf-ovs needs --scene NAME and takes no --mode (the scene is reconstructed dense)")
@@ -52,13 +68,11 @@ def run_lerf_ovs(args: argparse.Namespace) -> int:
         data = load_lerf_ovs(args.lerf_ovs, args.scene)
     except LerfOvsError as exc:
         raise UsageError(str(exc)) from exc
-    try:
-        result = evaluate_lerf_ovs(data, load_models(config.models, config.densify), config, args.save_maps)
-    except ReconstructionError as exc:
-        print(f"langscene eval: reconstruction failed: {exc}", file=sys.stderr)
+    result = _evaluate_and_write(
+        lambda: evaluate_lerf_ovs(data, load_models(config.models, config.densify), config, args.save_maps), args.json
+    )
+    if result is None:
         return 1
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1))
     print(
         f"[eval] lerf_ovs {args.scene}: loc_acc {_fmt(result['loc_acc'])} miou {_fmt(result['miou'])} "
         f"(box filter {result['box_filter_px']} px, {result['views']} views, {result['keyframes']} images); "
@@ -72,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
         return run_lerf_ovs(args)
     from langscene_core.eval.evaluate import MODES, evaluate_mode, mode_config  # torch: slow to import
     from langscene_core.reconstruction.models import load_models
-    from langscene_core.reconstruction.reconstruct import ReconstructionError
     from langscene_core.sim.dataset import load_dataset
 
     if args.scene:
@@ -89,13 +102,12 @@ def run(args: argparse.Namespace) -> int:
     if not dataset.labels:
         raise UsageError(f"--data {args.data}: the dataset has no labelled eval views")
     config = mode_config(config, args.mode)
-    try:
-        result = evaluate_mode(dataset, args.mode, load_models(config.models, config.densify), config, args.save_maps)
-    except ReconstructionError as exc:
-        print(f"langscene eval: reconstruction failed: {exc}", file=sys.stderr)
+    result = _evaluate_and_write(
+        lambda: evaluate_mode(dataset, args.mode, load_models(config.models, config.densify), config, args.save_maps),
+        args.json,
+    )
+    if result is None:
         return 1
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1))
     print(
         f"[eval] {args.mode}: loc_acc {_fmt(result['loc_acc'])} miou {_fmt(result['miou'])} "
         f"(box filter {result['box_filter_px']} px) centre error {_fmt(result['center_error_m'], ' m')} "
