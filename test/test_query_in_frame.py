@@ -7,6 +7,7 @@ from tabletop import Box, Cylinder, make_scene
 
 from langscene_core.config import GraspConfig, QueryConfig
 from langscene_core.geometry.transforms import (
+    ExtrapolationError,
     InvalidTransformError,
     TransformBuffer,
     UnknownFrameError,
@@ -104,7 +105,13 @@ def test_an_answer_in_base_link_transforms_back_in_a_planners_own_buffer(answer)
     np.testing.assert_allclose(back, answer.object_box.pose, atol=1e-9)
 
     assert answer_transform(robot, "map", output_frame="odom")[:2] == ("odom", 12.0)
-    scene_frame, no_stamp, identity = answer_transform(robot, "map")
-    assert (scene_frame, no_stamp) == ("map", None) and np.array_equal(identity, np.eye(4))
+    scene_frame, latest, identity = answer_transform(robot, "map")
+    assert (scene_frame, latest) == ("map", 0.0) and np.array_equal(identity, np.eye(4))
+    # stamped 0 (tf2's "latest"), the map-frame answer goes into base_link with the planner's newest
+    # transform; stamped with the node's clock a frame after the newest transform, it would not
+    in_base = planner.lookup("base_link", "map", None) @ answer.object_box.pose
+    np.testing.assert_allclose(in_base, moved.object_box.pose, atol=1e-9)
+    with pytest.raises(ExtrapolationError):
+        planner.lookup("base_link", "map", 12.0 + 1 / 30)
     with pytest.raises(UnknownFrameError, match="'panda_link0'"):
         answer_transform(robot, "map", requested="panda_link0")

@@ -48,17 +48,19 @@ def result_in_frame(result: QueryResult, target_from_scene: np.ndarray) -> Query
 
 def answer_transform(
     transforms: TransformBuffer, scene_frame: str, requested: str = "", output_frame: str = ""
-) -> tuple[str, float | None, np.ndarray]:
+) -> tuple[str, float, np.ndarray]:
     """Where an answer goes: (frame, stamp, target_from_scene [4, 4]).
 
     frame: ``requested`` (the query's target_frame), else ``output_frame``, else ``scene_frame``.
     stamp: for another frame, the time of the transform used, the latest at which its whole chain has
     data (0.0 for a static chain): stamped with it, the answer transforms back exactly in a planner's
-    own buffer; None for the scene frame itself (no transform used). Raises UnknownFrameError naming
+    own buffer; 0.0 for the scene frame itself (no transform used; tf2 reads time 0 as "the latest", so
+    a planner transforming the answer into its own frames uses its newest transform, where the
+    answer's wall-clock time would ask its buffer for the future and fail). Raises UnknownFrameError naming
     an unknown frame, or another TransformError (e.g. the frames are in different trees).
     """
     frame = requested or output_frame or scene_frame
     if frame == scene_frame:
-        return frame, None, np.eye(4)
+        return frame, 0.0, np.eye(4)
     stamp = transforms.latest_stamp(frame, scene_frame)
     return frame, stamp, transforms.lookup(frame, scene_frame, stamp)
