@@ -42,6 +42,17 @@ def write_config_dir(directory: Path, names: list[str]) -> None:
         (directory / name).write_text("langscene:\n  ros__parameters: {}\n")
 
 
+def test_every_package_manifest_parses_as_ament_reads_it():
+    """An XML mistake in package.xml (a ``--`` inside a comment) fails setup's interface build on a
+    clean clone only, since a ready checkout skips it; catkin_pkg is the parser ament uses."""
+    from catkin_pkg.package import parse_package
+
+    manifests = [REPO / "package.xml", *sorted((REPO / "interfaces").glob("*/package.xml"))]
+    assert len(manifests) >= 2
+    for manifest in manifests:
+        assert parse_package(str(manifest)).name, manifest
+
+
 def test_config_path_in_the_checkout_is_its_config_directory():
     from langscene_core.config import DEFAULT_CONFIG_PATH, config_path
 
