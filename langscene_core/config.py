@@ -309,6 +309,12 @@ class QueryConfig:
     negatives: tuple[str, ...] = setting(
         ("object", "things", "stuff", "texture"), "canonical negative phrases of the relevancy"
     )
+    level_margin: float = setting(
+        0.1,
+        "the large mask level (whole objects) answers unless a smaller level's best relevancy beats it by more "
+        "than this; 0: LangSplat's rule (the level with the highest maximum), 1: always the large level",
+        PROBABILITY,
+    )
     rival_margin: float = setting(
         0.3,
         "open-set check: no object is answered when an entry of models.clip.vocabulary beats the prompt's "

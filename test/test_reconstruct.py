@@ -74,7 +74,9 @@ def test_scene_is_a_consistent_snapshot(scene, models):
 
 
 def test_query_runs_on_the_scene(scene, models):
-    relevancy = scene_relevancy(scene.codes, models, "red box", ("object", "things", "stuff", "texture"))
+    relevancy = scene_relevancy(
+        scene.codes, models, "red box", ("object", "things", "stuff", "texture"), level_margin=0.1
+    )
     assert relevancy.values.shape == (scene.num_gaussians,) and 0 <= relevancy.level < 3
     assert np.all((relevancy.values > 0) & (relevancy.values < 1))
     config = LangsceneConfig()
