@@ -30,7 +30,9 @@ lies on its object. Stages (``stage`` in each line):
     .venv/bin/python bench/shape_stages.py [--split fresh] [--scenes 8] [--field] [--mappers felzenszwalb,depth]
     .venv/bin/python bench/shape_stages.py --spec config/demo_scene.json --field --mappers depth
 
-One JSON line per (stage, mapper, level, kind): value = retrieved fraction, n = prompts.
+One JSON line per (stage, mapper, level, kind): value = retrieved fraction, n = prompts; with ``--field``
+also one ``shape_stages_prompt`` line per field prompt (level maxima, hits per level, answer located).
+``--cache DIR`` keeps the reconstructed scenes so that query-side changes re-run in seconds.
 """
 
 import argparse
@@ -119,15 +121,26 @@ def image_stages(spec, views, models, config, mappers, tally) -> None:
                         tally[(stage, name, level_name, kind)].append(hit)
 
 
-def field_stage(spec, world, dataset, models, config, mapper: str, tally) -> float:
-    """Stage 4 for one scene reconstructed with ``mapper``; returns the reconstruction's seconds."""
+def field_stage(spec, world, dataset, models, config, mapper: str, tally, cache: Path | None) -> float:
+    """Stage 4 for one scene reconstructed with ``mapper`` (read from ``cache`` when it holds the scene,
+    else reconstructed and saved there); prints one ``shape_stages_prompt`` line per prompt; returns
+    the reconstruction's seconds (0 when read)."""
     masks = dataclasses.replace(config.models.masks, mapper=mapper)
     config = dataclasses.replace(config, models=dataclasses.replace(config.models, masks=masks))
+    path = None if cache is None else cache / f"scene_{spec.seed}_{mapper}.ply"
+    if path is not None:
+        config = dataclasses.replace(config, node=dataclasses.replace(config.node, scene_dir=str(cache.resolve())))
     models = dataclasses.replace(models, masks=make_mask_mapper(masks), config=config.models)
     engine = LangScene(config, models)
     start = time.perf_counter()
-    queryable = engine.reconstruct(mode_keyframes(dataset, "dense", config.keyframe))
-    seconds = time.perf_counter() - start
+    read = path is not None and path.is_file()
+    if read:
+        queryable = engine.load(path)
+    else:
+        queryable = engine.reconstruct(mode_keyframes(dataset, "dense", config.keyframe))
+        if path is not None:
+            engine.save(path)
+    seconds = 0.0 if read else time.perf_counter() - start
     scene = queryable.scene
     closest = world.raycaster.compute_closest_points(o3d.core.Tensor(scene.means.astype(np.float32)))
     distance = np.linalg.norm(closest["points"].numpy() - scene.means, axis=1)
@@ -135,13 +148,18 @@ def field_stage(spec, world, dataset, models, config, mapper: str, tally) -> flo
     for kind, prompt, target in prompts(spec):
         table = prompt_relevancy(models.code_features, models, prompt, config.query.negatives, unit_features=True)
         values = [table[codes] for codes in queryable.codes.codes]
-        level = answer_level(np.array([table[used].max() for used in queryable.codes.used]), config.query.level_margin)
-        for level_name, hit in level_hits(values, [owner] * len(values), target, [level]).items():
+        maxima = np.array([table[used].max() for used in queryable.codes.used])
+        level = answer_level(maxima, config.query.level_margin)
+        hits = level_hits(values, [owner] * len(values), target, [level])
+        for level_name, hit in hits.items():
             tally[("field", mapper, level_name, kind)].append(hit)
         box = queryable.answer(prompt).object_box
         name = spec.objects[target - 1].name
         located = box is not None and np.linalg.norm(box.pose[:3, 3] - object_centre(world, name)) <= LOCATED_M
         tally[("field", mapper, "answer", kind)].append(bool(located))
+        line = {"bench": "shape_stages_prompt", "seed": spec.seed, "mapper": mapper, "kind": kind, "prompt": prompt}
+        line |= {"object": name, "level_maxima": np.round(maxima, 3).tolist(), "hits": hits, "answer_located": located}
+        print(json.dumps(line))
     for kind, prompt in absent_prompts(spec, spec.seed):
         tally[("field", mapper, "absent_answered", kind)].append(queryable.answer(prompt).object_box is not None)
     return seconds
@@ -154,6 +172,7 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=0, help="index of the first scene in the split")
     parser.add_argument("--mappers", default="felzenszwalb,depth")
     parser.add_argument("--field", action="store_true", help="also reconstruct each scene with each mapper")
+    parser.add_argument("--cache", type=Path, default=None, help="keep reconstructed scenes here (read when present)")
     parser.add_argument("--config", type=Path, default=REPO / "config" / "demo.yaml")
     parser.add_argument("--spec", type=Path, default=None, help="one scene spec file instead of the split (the demo's)")
     args = parser.parse_args()
@@ -177,7 +196,7 @@ def main() -> None:
         image_stages(spec, dataset.capture[::VIEW_STEP], models, config, mappers, tally)
         if args.field:
             for mapper in names:
-                seconds[mapper].append(field_stage(spec, world, dataset, models, config, mapper, tally))
+                seconds[mapper].append(field_stage(spec, world, dataset, models, config, mapper, tally, args.cache))
     for (stage, mapper, level, kind), hits in sorted(tally.items()):
         line = {
             "bench": "shape_stages",
