@@ -33,6 +33,11 @@ from langscene_core.geometry.camera import Intrinsics, pixel_rays
 from langscene_core.geometry.normals import depth_to_normals
 
 LEVELS = ("s", "m", "l")
+# index pairs of an [H, W] array giving every 4-neighbour pixel pair: (left, right) and (upper, lower)
+NEIGHBOURS = (
+    ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+    ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
+)
 
 
 class MaskMapper(Protocol):
@@ -156,12 +161,9 @@ def _merge_small(labels: np.ndarray, parent: np.ndarray | None, min_size: int) -
     for _ in range(8):  # a small region merged into another small one needs another round
         sizes = np.bincount(labels[labels >= 0], minlength=labels.max() + 1)
         pairs = []
-        for a, b, pa, pb in (
-            (labels[:, :-1], labels[:, 1:], parent[:, :-1], parent[:, 1:]),
-            (labels[:-1, :], labels[1:, :], parent[:-1, :], parent[1:, :]),
-        ):
-            border = (a != b) & (a >= 0) & (b >= 0) & (pa == pb)
-            pairs.append(np.stack([a[border], b[border]], axis=1))
+        for a, b in NEIGHBOURS:
+            border = (labels[a] != labels[b]) & (labels[a] >= 0) & (labels[b] >= 0) & (parent[a] == parent[b])
+            pairs.append(np.stack([labels[a][border], labels[b][border]], axis=1))
         pairs = np.concatenate(pairs)
         pairs = np.concatenate([pairs, pairs[:, ::-1]])  # both directions
         pairs = pairs[sizes[pairs[:, 0]] < min_size]
@@ -257,17 +259,17 @@ class DepthMasks:
 
     def _join_touching(self, labels: np.ndarray, points: np.ndarray, plane: np.ndarray, fx: float) -> np.ndarray:
         """Join off-plane regions that border each other in the image across a depth step and touch in
-        3D (closest points within ``join_pixels`` pixel footprints, depth / fx metres, of each other): one object seen over its own edge, as a
-        bowl's outer wall and its inside beyond the rim. Two objects standing apart on the table stay
-        apart (objects that touch each other are joined too). labels: [H, W] ids (-1 none);
-        points: [H, W, 3] camera-frame metres; plane: [H, W] bool; fx: focal length (pixels). Returns [H, W] int ids (-1 kept)."""
+        3D (closest points within ``join_pixels`` pixel footprints, depth / fx metres, of each other):
+        one object seen over its own edge, as a bowl's outer wall and its inside beyond the rim. Two
+        objects standing apart on the table stay apart (objects that touch each other are joined too).
+        labels: [H, W] ids (-1 none); points: [H, W, 3] camera-frame metres; plane: [H, W] bool;
+        fx: focal length (pixels). Returns [H, W] int ids (-1 kept)."""
         off = (labels >= 0) & ~plane
         pairs = []
-        for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
-            oa = off[:, :-1] if a.shape[1] < labels.shape[1] else off[:-1, :]
-            ob = off[:, 1:] if a.shape[1] < labels.shape[1] else off[1:, :]
-            border = (a != b) & oa & ob
-            pairs.append(np.stack([np.minimum(a, b)[border], np.maximum(a, b)[border]], axis=1))
+        for a, b in NEIGHBOURS:
+            border = (labels[a] != labels[b]) & off[a] & off[b]
+            first, second = labels[a][border], labels[b][border]
+            pairs.append(np.stack([np.minimum(first, second), np.maximum(first, second)], axis=1))
         pairs = np.unique(np.concatenate(pairs), axis=0)
         if len(pairs) == 0:
             return labels
@@ -277,7 +279,7 @@ class DepthMasks:
             for k in (a, b):
                 if k not in trees:
                     trees[k] = scipy.spatial.cKDTree(points[labels == k])
-            distance, index = trees[a].query(trees[b].data, k=1)
+            distance, _ = trees[a].query(trees[b].data, k=1)
             closest = int(np.argmin(distance))  # metres; a pixel there spans depth / fx metres
             if distance[closest] <= self.join_pixels * trees[b].data[closest, 2] / fx:
                 join.append((a, b))
@@ -317,23 +319,18 @@ class DepthMasks:
                 continuous = np.abs(za - zb) <= self.depth_jump * np.minimum(za, zb)
             return valid[a] & valid[b] & continuous & (plane[a] == plane[b])
 
-        horizontal = ((slice(None), slice(None, -1)), (slice(None), slice(1, None)))
-        vertical = ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))
-        edges = [keep(*horizontal), keep(*vertical)]
+        edges = [keep(a, b) for a, b in NEIGHBOURS]
         large = _grid_components(*edges, valid)
         large = _merge_small(
             self._join_touching(large, points, plane, intrinsics.fx), plane.astype(np.int64), self.min_size
         )
 
         cos_crease = np.cos(np.radians(self.crease_deg))
-        edges = [
-            e & (np.sum(normals[a] * normals[b], axis=-1) >= cos_crease)
-            for e, (a, b) in zip(edges, (horizontal, vertical))
-        ]
+        edges = [e & (np.sum(normals[a] * normals[b], axis=-1) >= cos_crease) for e, (a, b) in zip(edges, NEIGHBOURS)]
         medium = _merge_small(_grid_components(*edges, valid), large, self.min_size)
 
         colour = self.colour(rgb)[0]
-        edges = [e & (colour[a] == colour[b]) for e, (a, b) in zip(edges, (horizontal, vertical))]
+        edges = [e & (colour[a] == colour[b]) for e, (a, b) in zip(edges, NEIGHBOURS)]
         small = _merge_small(_grid_components(*edges, valid), medium, self.min_size)
         return np.stack([small, medium, large])
 
