@@ -81,7 +81,7 @@ def level_hits(values: list[np.ndarray], owner: list[np.ndarray], target: int, l
     """Per level (and auto, query), whether the best element's owner is ``target``. values: L arrays of
     relevancy per element; owner: L arrays of instance ids per element (-1 none)."""
     best = [int(np.argmax(v)) if len(v) else -1 for v in values]
-    hits = {LEVELS[i]: best[i] >= 0 and owner[i][best[i]] == target for i in range(len(values))}
+    hits = {LEVELS[i]: bool(best[i] >= 0 and owner[i][best[i]] == target) for i in range(len(values))}
     maxima = [float(v[b]) if b >= 0 else -1.0 for v, b in zip(values, best)]
     hits["auto"] = hits[LEVELS[int(np.argmax(maxima))]]
     hits["query"] = hits[LEVELS[levels[0]]]
@@ -158,7 +158,12 @@ def field_stage(spec, world, dataset, models, config, mapper: str, tally, cache:
         located = box is not None and np.linalg.norm(box.pose[:3, 3] - object_centre(world, name)) <= LOCATED_M
         tally[("field", mapper, "answer", kind)].append(bool(located))
         line = {"bench": "shape_stages_prompt", "seed": spec.seed, "mapper": mapper, "kind": kind, "prompt": prompt}
-        line |= {"object": name, "level_maxima": np.round(maxima, 3).tolist(), "hits": hits, "answer_located": located}
+        line |= {
+            "object": name,
+            "level_maxima": np.round(maxima, 3).tolist(),
+            "hits": hits,
+            "answer_located": bool(located),
+        }
         print(json.dumps(line))
     for kind, prompt in absent_prompts(spec, spec.seed):
         tally[("field", mapper, "absent_answered", kind)].append(queryable.answer(prompt).object_box is not None)
