@@ -73,7 +73,7 @@ DEFAULT_CONFIG_PATH = config_path("langscene.yaml")
 Device = Literal["auto", "cpu", "cuda"]
 TrimapDtype = Literal["auto", "float32", "float16", "bfloat16"]
 TrimapOffload = Literal["none", "model", "sequential"]
-MaskMapper = Literal["felzenszwalb", "sam2"]
+MaskMapper = Literal["felzenszwalb", "depth", "sam2"]
 DensifyMode = Literal["off", "trimap", "auto"]
 BoxAlignment = Literal["gravity", "free"]
 CameraQos = Literal["sensor_data", "reliable"]
@@ -187,13 +187,36 @@ class TrimapModelConfig:
 @dataclass(frozen=True)
 class MasksConfig:
     mapper: MaskMapper = setting(
-        "felzenszwalb", "segmenter of the language stage's mask levels s, m, l (sam2: not available in this build)"
+        "felzenszwalb",
+        "segmenter of the language stage's mask levels s, m, l: felzenszwalb (colour only, any frame), depth "
+        "(RGB-D frames only: whole objects at l from depth and the support plane; a frame without depth is "
+        "an error), sam2 (not available in this build)",
     )
     felzenszwalb_scale: float = setting(100.0, "s level: skimage felzenszwalb scale on 0..1 RGB", positive=True)
     felzenszwalb_sigma: float = setting(0.5, "s level: Gaussian smoothing before segmentation (pixels)", NON_NEGATIVE)
     felzenszwalb_min_size: int = setting(20, "s level: smallest segment (pixels)", COUNT)
     merge_thresholds: tuple[float, ...] = setting(
         (0.08, 0.2), "m, l levels: RGB distance (0..1 RGB) up to which regions merge, increasing", NON_NEGATIVE
+    )
+    depth_jump: float = setting(
+        0.03,
+        "depth mapper: neighbours whose depths differ by more than this fraction of depth are cut apart",
+        positive=True,
+    )
+    crease_deg: float = setting(40.0, "depth mapper, m level: neighbours whose normals differ more are cut", ANGLE_DEG)
+    plane_tolerance: float = setting(
+        0.005, "depth mapper: metres from the support plane (RANSAC) within which a pixel lies on it", positive=True
+    )
+    plane_min_fraction: float = setting(
+        0.2,
+        "depth mapper: least fraction of the pixels with depth on the plane for it to count as support",
+        PROBABILITY,
+    )
+    join_pixels: float = setting(
+        2.0,
+        "depth mapper: off-plane surfaces split by a depth step join when their closest points are within "
+        "this many pixel footprints (depth / fx) in 3D (a bowl's wall and its inside)",
+        NON_NEGATIVE,
     )
 
 
@@ -319,6 +342,12 @@ class QueryConfig:
     )
     negatives: tuple[str, ...] = setting(
         ("object", "things", "stuff", "texture"), "canonical negative phrases of the relevancy"
+    )
+    level_margin: float = setting(
+        0.1,
+        "the large mask level (whole objects) answers unless a smaller level's best relevancy beats it by more "
+        "than this; 0: LangSplat's rule (the level with the highest maximum), 1: always the large level",
+        PROBABILITY,
     )
     rival_margin: float = setting(
         0.3,

@@ -148,7 +148,13 @@ class QueryableScene:
     def _answer(self, prompt: str, options: QueryOptions) -> QueryResult:
         start = time.perf_counter()
         relevancy = scene_relevancy(
-            self.codes, self.models, prompt, self.query.negatives, options.negatives, self.cache
+            self.codes,
+            self.models,
+            prompt,
+            self.query.negatives,
+            options.negatives,
+            self.cache,
+            level_margin=self.query.level_margin,
         )
         seconds = time.perf_counter() - start
         result = self.locate(relevancy.values, options)

@@ -3,7 +3,7 @@
 langscene_core/assets/tiny-lqc/lqc.safetensors.
 
 Renders random scenes (training and held-out seeds) once into ``--cache``, computes the pipeline's mask
-features with ``--clip`` (s/m/l felzenszwalb masks, one CLIP feature per mask) plus the features of every
+features with ``--clip`` (s/m/l masks of the ``--config``'s mapper, one CLIP feature per mask) plus the features of every
 object's whole mask (``--object-copies`` copies of them join the corpus: see below), trains the LQC with
 ``langscene_core.language.lqc.train_lqc`` (settings ``models.lqc_train`` of the config, text-activation loss over
 the world's caption vocabulary and the canonical negatives), reports on the held-out scenes the
@@ -155,7 +155,7 @@ def main() -> int:
     mapper = make_mask_mapper(config.models.masks)
 
     start = time.perf_counter()
-    tag = f"{args.clip.replace(':', '-').replace('/', '_')}_v{args.views}"
+    tag = f"{args.clip.replace(':', '-').replace('/', '_')}_{config.models.masks.mapper}_v{args.views}"
     eval_views = cached_views(
         args.cache / f"eval_views_n{args.eval_scenes}_v{args.views}.npz",
         range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + args.eval_scenes),

@@ -93,7 +93,7 @@ def test_every_setting_is_described_and_option_sets_are_literals():
         "models.device": ("auto", "cpu", "cuda"),
         "models.trimap.dtype": ("auto", "float32", "float16", "bfloat16"),
         "models.trimap.offload": ("none", "model", "sequential"),
-        "models.masks.mapper": ("felzenszwalb", "sam2"),
+        "models.masks.mapper": ("felzenszwalb", "depth", "sam2"),
         "densify.mode": ("off", "trimap", "auto"),
         "query.box_alignment": ("gravity", "free"),
     }

@@ -61,9 +61,7 @@ def write_lerf_ovs(root: Path, scene: str = "tabletop") -> tuple[list, np.ndarra
     (sparse / "images.txt").write_text("\n".join(lines) + "\n")
     rng = np.random.default_rng(0)
     points = rng.uniform([-0.2, -0.2, 0.0], [0.2, 0.2, 0.1], size=(300, 3))
-    (sparse / "points3D.txt").write_text(
-        "".join(f"{j + 1} {_num(*p)} 200 100 50 0.5\n" for j, p in enumerate(points))
-    )
+    (sparse / "points3D.txt").write_text("".join(f"{j + 1} {_num(*p)} 200 100 50 0.5\n" for j, p in enumerate(points)))
     return frames, points
 
 

@@ -21,7 +21,7 @@ from langscene_core.language.lqc import (
     save_lqc,
     train_lqc,
 )
-from langscene_core.language.masks import FelzenszwalbMasks
+from langscene_core.language.masks import DepthMasks, FelzenszwalbMasks
 from langscene_core.training.crops import render_views
 from langscene_core.training.lqc_corpus import labelled_mask_corpus, mask_feature_corpus, object_features
 
@@ -201,3 +201,6 @@ def test_feature_corpora_carry_the_subject_of_each_mask(one_torch_thread):
     ]
     assert list(zip(objects.color.tolist(), objects.shape.tolist())) == expected
     assert bool(objects.objects.all()) and objects.features.shape == (len(expected), 32)
+    # an RGB-D mapper gets each view's depth: its large level holds whole objects, labelled with them
+    depth = labelled_mask_corpus(clip, views, DepthMasks())
+    assert bool(depth.objects.any()) and depth.features.shape[1] == 32

@@ -13,7 +13,14 @@ from language_helpers import tiny_models_config
 from langscene_core.config import LangsceneConfig, ModelsConfig
 from langscene_core.language.clip import encode_text, load_vocabulary, save_vocabulary
 from langscene_core.language.relevancy import relevancy
-from langscene_core.query.answer import CodeLevels, TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
+from langscene_core.query.answer import (
+    CodeLevels,
+    TextEmbeddingCache,
+    answer_level,
+    check_rivals,
+    code_levels,
+    scene_relevancy,
+)
 from langscene_core.query.objects import ObjectBox, QueryResult, relevancy_cloud
 from langscene_core.reconstruction.models import load_models
 
@@ -30,7 +37,8 @@ def _reference(codes, models, prompt):
     texts = encode_text(models.clip, [prompt, *NEGATIVES])
     table = relevancy(models.code_features, texts[0], texts[1:]).detach().numpy()
     per_level = table[codes]
-    level = int(np.argmax(per_level.max(axis=0)))
+    maxima = per_level.max(axis=0)
+    level = 2 if maxima[2] >= maxima.max() else int(np.argmax(maxima))  # a tie goes to the large level
     return per_level[:, level], level
 
 
@@ -43,9 +51,9 @@ def test_relevancy_equals_the_full_gather_with_and_without_caches(models):
     for prompt in ("red mug", "blue box", "red mug"):
         expected, level = _reference(codes, models, prompt)
         for answer in (
-            scene_relevancy(codes, models, prompt, NEGATIVES),
-            scene_relevancy(codes, models, prompt, NEGATIVES, cache=cache),
-            scene_relevancy(levels, models, prompt, NEGATIVES, cache=cache),
+            scene_relevancy(codes, models, prompt, NEGATIVES, level_margin=0.0),
+            scene_relevancy(codes, models, prompt, NEGATIVES, cache=cache, level_margin=0.0),
+            scene_relevancy(levels, models, prompt, NEGATIVES, cache=cache, level_margin=0.0),
         ):
             assert answer.level == level
             assert answer.values.dtype == np.float32
@@ -75,7 +83,28 @@ def test_cache_of_another_model_and_bad_capacity_are_refused(models):
         TextEmbeddingCache(models.clip, capacity=0)
     other = TextEmbeddingCache(object(), capacity=4)
     with pytest.raises(ValueError, match="another CLIP model"):
-        scene_relevancy(np.zeros((3, 3), np.int64), models, "red mug", NEGATIVES, cache=other)
+        scene_relevancy(np.zeros((3, 3), np.int64), models, "red mug", NEGATIVES, cache=other, level_margin=0.0)
+
+
+def test_large_level_answers_unless_a_smaller_one_is_clearly_better():
+    assert answer_level(np.array([0.9, 0.7, 0.85]), 0.1) == 2  # s beats l by 0.05 only
+    assert answer_level(np.array([0.9, 0.99, 0.85]), 0.1) == 1  # m by 0.14: the best smaller level
+    assert answer_level(np.array([0.9, 0.7, 0.85]), 0.0) == 0  # LangSplat's rule: the highest maximum
+    assert answer_level(np.array([0.99, 0.7, 0.1]), 1.0) == 2  # margin 1: always the large level
+    assert answer_level(np.array([0.4]), 0.1) == 0
+    with pytest.raises(ValueError, match="maxima"):
+        answer_level(np.zeros(0), 0.1)
+
+
+def test_level_margin_is_the_query_setting(models):
+    k = models.code_features.shape[0]
+    codes = np.random.default_rng(1).integers(0, k, size=(500, 3))
+    always_large = scene_relevancy(codes, models, "red mug", NEGATIVES, level_margin=1.0)
+    assert always_large.level == 2
+    assert (
+        scene_relevancy(codes, models, "red mug", NEGATIVES, level_margin=0.0).level
+        == _reference(codes, models, "red mug")[1]
+    )
 
 
 def test_code_levels_arrange_each_level_once_and_refuse_bad_codes():

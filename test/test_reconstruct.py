@@ -7,11 +7,17 @@ import numpy as np
 import pytest
 from language_helpers import tiny_models_config
 
-from langscene_core.config import FieldConfig, LangsceneConfig
+from langscene_core.config import FieldConfig, LangsceneConfig, MasksConfig
+from langscene_core.language.masks import make_mask_mapper
 from langscene_core.query.answer import scene_relevancy
 from langscene_core.query.objects import query_object
 from langscene_core.reconstruction.models import load_models
-from langscene_core.reconstruction.reconstruct import ReconstructionError, reconstruct
+from langscene_core.reconstruction.reconstruct import (
+    ReconstructionError,
+    keyframe_supervision,
+    reconstruct,
+    train_view,
+)
 from langscene_core.reconstruction.scene import SceneFileError, load_scene, save_scene
 from langscene_core.sim import build_world, capture_poses, intrinsics_of, parse_spec, render
 
@@ -68,7 +74,9 @@ def test_scene_is_a_consistent_snapshot(scene, models):
 
 
 def test_query_runs_on_the_scene(scene, models):
-    relevancy = scene_relevancy(scene.codes, models, "red box", ("object", "things", "stuff", "texture"))
+    relevancy = scene_relevancy(
+        scene.codes, models, "red box", ("object", "things", "stuff", "texture"), level_margin=0.1
+    )
     assert relevancy.values.shape == (scene.num_gaussians,) and 0 <= relevancy.level < 3
     assert np.all((relevancy.values > 0) & (relevancy.values < 1))
     config = LangsceneConfig()
@@ -97,6 +105,21 @@ def test_bad_keyframe_sets_are_refused(models, keyframes):
     without_depth = [dataclasses.replace(f, depth=None) for f in keyframes]
     with pytest.raises(ReconstructionError, match="depth"):
         reconstruct(without_depth, models, small_config(models))
+    # the depth mask mapper never falls back to colour: one keyframe without depth stops the job
+    masks_config = MasksConfig(mapper="depth")
+    depth_models = dataclasses.replace(
+        models, masks=make_mask_mapper(masks_config), config=dataclasses.replace(models.config, masks=masks_config)
+    )
+    with pytest.raises(ReconstructionError, match=r"keyframes \[1\] have no depth"):
+        reconstruct([keyframes[0], without_depth[1]], depth_models, small_config(depth_models))
+
+
+def test_depth_mask_mapper_trains_views_from_keyframe_depth(models, keyframes):
+    masks_config = MasksConfig(mapper="depth")
+    depth_models = dataclasses.replace(models, masks=make_mask_mapper(masks_config))
+    view = train_view(keyframe_supervision(keyframes[0]), depth_models)
+    assert view.masks.shape == (3, *keyframes[0].depth.shape)
+    assert (view.masks[:, ~np.isfinite(keyframes[0].depth)] == -1).all()
 
 
 @pytest.mark.slow

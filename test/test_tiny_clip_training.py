@@ -106,6 +106,8 @@ def test_training_specs_drop_held_out_objects():
 
 def test_rendered_views_label_instances(views):
     assert views.rgb.shape == (9, 120, 160, 3) and views.ids.shape == (9, 120, 160)
+    assert views.depth.shape == (9, 120, 160) and ((views.depth > 0) == (views.ids != BACKGROUND_ID)).all()
+    assert views.intrinsics(0).width == 160 and views.intrinsics(8).height == 120
     rows = visible_instances(views)
     assert {int(i) for i in rows[:, 1]} >= {BACKGROUND_ID, TABLE_ID, 1}
     for view, instance in rows:

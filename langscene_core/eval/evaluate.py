@@ -162,7 +162,9 @@ def evaluate_baseline(
     if any(f.rgb.shape[:2] != (dataset.intrinsics.height, dataset.intrinsics.width) for f in keyframes):
         raise ValueError("the 2D baseline needs keyframes of the eval views' image size")
     features = [
-        mask_features(models.clip, f.rgb, models.masks(f.rgb), batch_size=models.config.clip.batch_size)
+        mask_features(
+            models.clip, f.rgb, models.masks(f.rgb, f.depth, f.intrinsics), batch_size=models.config.clip.batch_size
+        )
         for f in keyframes
     ]
     size = filter_px(dataset.intrinsics.width)

@@ -3,9 +3,10 @@
 Each Gaussian holds one LQC code per mask level. The prompt and the negatives are embedded once (or
 taken from a :class:`TextEmbeddingCache`: the canonical negatives repeat in every query), the
 relevancy of all K codes is computed once, and each Gaussian gathers its code's value: O(K + N) per
-query instead of decoding N 512-d features. As in LangSplat, the level whose maximum relevancy is
-highest answers; the level maxima come from the codes each level uses (found once per scene by
-:func:`code_levels`), so only that level's N values are gathered.
+query instead of decoding N 512-d features. One level answers (:func:`answer_level`): the large level
+(whole objects) unless a smaller one's maximum relevancy is higher by more than ``query.level_margin``
+(0: LangSplat's rule, the highest maximum); the level maxima come from the codes each level uses (found
+once per scene by :func:`code_levels`), so only that level's N values are gathered.
 """
 
 from __future__ import annotations
@@ -129,17 +130,39 @@ def scene_relevancy(
     canonical_negatives: Sequence[str],
     extra_negatives: Sequence[str] = (),
     cache: TextEmbeddingCache | None = None,
+    *,
+    level_margin: float,
 ) -> SceneRelevancy:
     """codes: [N, L] int64 LQC code of each Gaussian per level, or the same arranged once per scene
-    (:func:`code_levels`: saves a pass over every level per query); the rest as :func:`prompt_relevancy`."""
+    (:func:`code_levels`: saves a pass over every level per query); level_margin: ``query.level_margin``
+    (:func:`answer_level`); the rest as :func:`prompt_relevancy`."""
     table = prompt_relevancy(
         models.code_features, models, prompt, canonical_negatives, extra_negatives, cache, unit_features=True
     )  # [K]
     levels = codes if isinstance(codes, CodeLevels) else code_levels(codes)
     if levels.codes.size == 0:
         return SceneRelevancy(values=np.zeros(0, np.float32), level=0)
-    level = int(np.argmax([table[used].max() for used in levels.used]))
+    level = answer_level(np.array([table[used].max() for used in levels.used]), level_margin)
     return SceneRelevancy(values=table[levels.codes[level]].astype(np.float32, copy=False), level=level)
+
+
+def answer_level(maxima: np.ndarray, level_margin: float) -> int:
+    """The mask level that answers a prompt: the largest level (whole objects, the last), unless a
+    smaller level's highest relevancy beats the largest level's by more than ``level_margin``; then
+    the smaller level with the highest maximum. maxima: [L] float, each level's highest relevancy
+    (levels small to large). ``level_margin`` 0 is LangSplat's rule (the level with the highest
+    maximum, the largest level on a tie); >= 1 always the largest level.
+
+    Why not LangSplat's rule alone: on small levels a piece of an object (a mug's side, a cylinder's
+    top) reaches a higher relevancy for a shape word than the whole object does on the large level,
+    at a piece of the wrong object as often as not (``bench/shape_stages.py``: auto vs l)."""
+    maxima = np.asarray(maxima, dtype=np.float64)
+    if maxima.ndim != 1 or maxima.size == 0:
+        raise ValueError(f"maxima must be [L] with L >= 1, got shape {maxima.shape}")
+    smaller = int(np.argmax(maxima[:-1])) if maxima.size > 1 else -1
+    if smaller >= 0 and maxima[smaller] > maxima[-1] + level_margin:
+        return smaller
+    return maxima.size - 1
 
 
 def check_rivals(

@@ -93,7 +93,7 @@ def densified_supervision(
                 f"{trimap.min_pair_arc_deg:g}-{trimap.max_pair_arc_deg:g} deg range: not densified"
             )
             continue
-        key_a, key_b = (TrimapKeyframe.from_frame(f, masks=models.masks(f.rgb)) for f in (a, b))
+        key_a, key_b = (TrimapKeyframe.from_frame(f, masks=models.masks(f.rgb, f.depth, f.intrinsics)) for f in (a, b))
         clip = densify_pair(models.trimap, key_a, key_b, models.config.trimap, config.densify)
         notes.append(f"pair {index + 1}: {clip.report()}")
         if clip.poses is None:
@@ -116,7 +116,9 @@ def densified_supervision(
 
 def train_view(frame: SupervisedFrame, models: Models) -> TrainView:
     """Masks (unless the frame brings its own), CLIP features per mask, LQC latent maps, world normals."""
-    masks = frame.masks if frame.masks is not None else models.masks((frame.rgb * 255).astype(np.uint8))
+    masks = frame.masks
+    if masks is None:
+        masks = models.masks((frame.rgb * 255).astype(np.uint8), frame.depth, frame.intrinsics)
     features = mask_features(models.clip, frame.rgb, masks, batch_size=models.config.clip.batch_size)
     latent_table = models.lqc.encode(features.table.to(models.device)).cpu()  # [M, 3]
     latents = latent_table[features.ids.clamp(min=0)] * (features.ids >= 0).unsqueeze(-1)  # [L, H, W, 3]
@@ -156,6 +158,13 @@ def reconstruct(
         raise ReconstructionError(
             "no keyframe has depth: the field is initialised from RGB-D unprojection (publish the depth topic)"
         )
+    if models.config.masks.mapper == "depth":
+        missing = [i for i, f in enumerate(keyframes) if f.depth is None or not np.isfinite(f.depth).any()]
+        if missing:
+            raise ReconstructionError(
+                f"models.masks.mapper is depth but keyframes {missing} have no depth: publish depth with "
+                f"every image or set models.masks.mapper: felzenszwalb"
+            )
     frames = [keyframe_supervision(f) for f in keyframes]
     notes: list[str] = []
     densify = config.densify.mode == "trimap" or (

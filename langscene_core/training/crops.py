@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
+from langscene_core.geometry.camera import Intrinsics
 from langscene_core.sim import (
     BACKGROUND_ID,
     TABLE_ID,
@@ -46,13 +47,22 @@ class ViewSet:
 
     rgb: [V, H, W, 3] uint8 sRGB. ids: [V, H, W] int8 instance ids (-1 background, 0 table, k object k).
     color, shape: [V, MAX_INSTANCES] int64 indices into SUBJECT_COLORS / SUBJECT_SHAPES of instance id
-    ``i`` at column ``i``; -1 where the view's world has no such instance.
+    ``i`` at column ``i``; -1 where the view's world has no such instance. depth: [V, H, W] float32
+    metres along the camera z axis, 0 = no surface; pinhole: [V, 4] float64 (fx, fy, cx, cy) pixels
+    (what an RGB-D mask mapper needs, :meth:`intrinsics`).
     """
 
     rgb: np.ndarray
     ids: np.ndarray
     color: np.ndarray
     shape: np.ndarray
+    depth: np.ndarray
+    pinhole: np.ndarray
+
+    def intrinsics(self, view: int) -> Intrinsics:
+        """The camera of view ``view``."""
+        fx, fy, cx, cy = (float(v) for v in self.pinhole[view])
+        return Intrinsics(fx=fx, fy=fy, cx=cx, cy=cy, width=self.rgb.shape[2], height=self.rgb.shape[1])
 
     def __len__(self) -> int:
         return self.rgb.shape[0]
@@ -92,7 +102,7 @@ def random_poses(rng: np.random.Generator, count: int) -> np.ndarray:
 
 def render_views(seeds: Iterable[int], views_per_scene: int, exclude_held_out: bool) -> ViewSet:
     """Render ``views_per_scene`` random views of :func:`training_spec` of every seed."""
-    rgbs, ids, colors, shapes = [], [], [], []
+    rgbs, ids, colors, shapes, depths, pinholes = [], [], [], [], [], []
     for seed in seeds:
         spec = training_spec(seed, exclude_held_out)
         if len(spec.objects) + 1 > MAX_INSTANCES:
@@ -103,12 +113,17 @@ def render_views(seeds: Iterable[int], views_per_scene: int, exclude_held_out: b
         for k, obj in enumerate(spec.objects, start=1):
             color[k], shape[k] = SUBJECT_COLORS.index(obj.color), SUBJECT_SHAPES.index(obj.shape)
         poses = random_poses(np.random.default_rng([seed, 1]), views_per_scene)
-        for frame in render(build_world(spec), intrinsics_of(spec.camera), poses):
+        camera = intrinsics_of(spec.camera)
+        for frame in render(build_world(spec), camera, poses):
             rgbs.append(frame.rgb)
+            depths.append(frame.depth.astype(np.float32))
+            pinholes.append((camera.fx, camera.fy, camera.cx, camera.cy))
             ids.append(frame.ids.astype(np.int8))
             colors.append(color)
             shapes.append(shape)
-    return ViewSet(np.stack(rgbs), np.stack(ids), np.stack(colors), np.stack(shapes))
+    return ViewSet(
+        np.stack(rgbs), np.stack(ids), np.stack(colors), np.stack(shapes), np.stack(depths), np.array(pinholes)
+    )
 
 
 def visible_instances(views: ViewSet, min_pixels: int = MIN_PIXELS) -> np.ndarray:

@@ -91,7 +91,7 @@ def labelled_mask_corpus(clip: ClipModel, views: ViewSet, mapper: MaskMapper) ->
     covers at least MIN_PURITY of it."""
     parts = []
     for v in range(len(views)):
-        masks = mapper(views.rgb[v])
+        masks = mapper(views.rgb[v], views.depth[v], views.intrinsics(v))
         table = mask_features(clip, views.rgb[v], masks).table
         color, shape = _mask_subjects(
             masks, views.ids[v].astype(np.int64), views.color[v], views.shape[v], table.shape[0]
