@@ -55,7 +55,7 @@ from langscene_core.language.features import MaskFeatures, mask_features
 from langscene_core.query.answer import prompt_relevancy
 from langscene_core.query.grasp.gripper import Gripper
 from langscene_core.reconstruction.models import Models
-from langscene_core.reconstruction.scene import Scene
+from langscene_core.reconstruction.scene import Scene, load_scene, save_scene
 from langscene_core.sim import build_world
 from langscene_core.sim.dataset import Dataset
 from langscene_core.sim.labels import polygon_mask
@@ -345,11 +345,14 @@ def evaluate_mode(
     config: LangsceneConfig,
     maps_dir: Path | None = None,
     absent: Sequence[str] = (),
+    scene_cache: Path | None = None,
 ) -> dict[str, Any]:
     """Reconstruct ``dataset``'s capture in ``mode`` and evaluate it (the 2D baseline: no reconstruction).
 
     config: already :func:`mode_config` of ``mode``, and ``models`` loaded with it; maps_dir: see
-    :func:`evaluate_views`; absent: see :func:`evaluate` (not for the 2D baseline). Returns
+    :func:`evaluate_views`; absent: see :func:`evaluate` (not for the 2D baseline); scene_cache: a scene
+    PLY read instead of reconstructing when it exists, else written after the reconstruction (None: no
+    cache; ``reconstruct_s`` is then the read's seconds). Returns
     :func:`evaluate`'s dict plus ``mode``, ``keyframes`` (count), ``generated_frames_used`` (TriMap frames
     that reached the field), ``notes`` (the reconstruction's notes, e.g. TriMap frames dropped) and
     ``reconstruct_s``."""
@@ -366,7 +369,13 @@ def evaluate_mode(
             "reconstruct_s": 0.0,
         }
     start = time.perf_counter()
-    scene = LangScene(config, models).reconstruct(keyframes).scene
+    cached = None if scene_cache is None else Path(scene_cache)
+    if cached is not None and cached.is_file():
+        scene = load_scene(cached, models.lqc, config.models.lqc.checkpoint)
+    else:
+        scene = LangScene(config, models).reconstruct(keyframes).scene
+        if cached is not None:
+            save_scene(scene, cached)
     seconds = time.perf_counter() - start
     return {
         "mode": mode,

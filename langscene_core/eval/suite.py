@@ -69,21 +69,29 @@ def run_suite(
     config: LangsceneConfig,
     load: Callable[[LangsceneConfig], Models],
     log: Callable[[str], None] = print,
+    starts: dict[str, int] | None = None,
+    cache: Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``counts[split]`` scenes of each split in every mode of ``modes``.
 
     config: the pipeline settings (each mode gets :func:`mode_config`); load: models for a config
-    (called once per densification mode). Returns {"rows": [row per (split, mode)], "scenes": [result
+    (called once per densification mode). starts: per split, the index of its first scene (seed
+    ``SPLITS[split] + start``; 0 when absent): a range of the split no earlier run looked at.
+    cache: folder of reconstructed scenes, ``<mode>_<seed>.ply``, read when present and written when
+    not, so a second run re-grades the same reconstructions (None: always reconstruct). Returns {"rows": [row per (split, mode)], "scenes": [result
     per (scene, mode) with "split", "seed", "seconds"], "modes", "counts", "sparse_arc_deg",
     "located_m"}; a reconstruction that fails is a scene result with "error" and no metrics."""
     if unknown := [m for m in modes if m not in MODES]:
         raise ValueError(f"unknown evaluation mode(s) {unknown}; expected some of {', '.join(MODES)}")
     if unknown := [s for s in counts if s not in SPLITS]:
         raise ValueError(f"unknown split(s) {unknown}; expected some of {', '.join(SPLITS)}")
+    if bad := {s: n for s, n in (starts or {}).items() if s not in SPLITS or n < 0}:
+        raise ValueError(f"scene starts {bad}: expected a split of {', '.join(SPLITS)} and an index >= 0")
     models: dict[str, Models] = {}
     scenes = []
     for split, count in counts.items():
-        for index in range(count):
+        first = (starts or {}).get(split, 0)
+        for index in range(first, first + count):
             seed = SPLITS[split] + index
             spec = scene_spec(seed)
             dataset = render_dataset(build_world(spec))
@@ -95,7 +103,14 @@ def run_suite(
                     models[key] = load(mode_settings)
                 start = time.perf_counter()
                 try:
-                    result = evaluate_mode(dataset, mode, models[key], mode_settings, absent=absent)
+                    result = evaluate_mode(
+                        dataset,
+                        mode,
+                        models[key],
+                        mode_settings,
+                        absent=absent,
+                        scene_cache=None if cache is None or mode == "baseline_2d" else cache / f"{mode}_{seed}.ply",
+                    )
                 except ReconstructionError as exc:
                     result = {"mode": mode, "error": str(exc)}
                 result.update(split=split, seed=seed, seconds=round(time.perf_counter() - start, 1))
@@ -111,6 +126,9 @@ def run_suite(
         "scenes": scenes,
         "modes": list(modes),
         "counts": dict(counts),
+        "seeds": {
+            split: [s["seed"] for s in scenes if s["split"] == split and s["mode"] == modes[0]] for split in counts
+        },
         "sparse_arc_deg": SPARSE_ARC_DEG,
         "located_m": LOCATED_M,
     }
