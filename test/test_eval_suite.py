@@ -7,7 +7,15 @@ import pytest
 
 from langscene_core.config import load_config
 from langscene_core.eval import suite as suite_module
-from langscene_core.eval.suite import SPLITS, absent_prompts, markdown_table, run_suite, scene_spec, write_suite
+from langscene_core.eval.suite import (
+    SPLITS,
+    absent_prompts,
+    markdown_table,
+    run_suite,
+    scene_spec,
+    shape_table,
+    write_suite,
+)
 from langscene_core.reconstruction.reconstruct import ReconstructionError
 from langscene_core.sim.spec import COLORS, SHAPES
 from langscene_ros.cli import main
@@ -98,7 +106,7 @@ def test_suite_rows_pool_each_split_and_mode(monkeypatch, tmp_path):
     json_path, md_path = write_suite(result, tmp_path / "out")
     assert json.loads(json_path.read_text())["rows"] == json.loads(json.dumps(result["rows"]))
     table = md_path.read_text()
-    assert table == markdown_table(result) and table.count("\n") == 2 + 8
+    assert table == markdown_table(result) + "\n" + shape_table(result) and markdown_table(result).count("\n") == 2 + 8
     assert "| fresh | sparse | 1 (1 failed) | n/a |" in table
 
 

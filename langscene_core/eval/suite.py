@@ -170,17 +170,34 @@ def markdown_table(suite: dict[str, Any]) -> str:
     """The rows of :func:`run_suite` as a Markdown table."""
     lines = [
         "| split | mode | scenes | loc_acc | mIoU | centre err. cm | located <= 2 cm | grasps valid | best grasp valid "
-        "| absent answered | reconstruct s | generated frames |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| best valid / oracle graspable | absent answered | reconstruct s | generated frames |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in suite["rows"]:
         failed = f" ({r['failed']} failed)" if r["failed"] else ""
         lines.append(
             f"| {r['split']} | {r['mode']} | {r['scenes']}{failed} | {_fmt(r['loc_acc'])} | {_fmt(r['miou'])} "
             f"| {_fmt(r['center_error_m'], 100, 2)} | {_fmt(r['located_rate'])} | {_fmt(r['grasp_valid_rate'])} "
-            f"| {_fmt(r['best_grasp_valid_rate'])} | {_fmt(r['absent_answered_rate'])} "
+            f"| {_fmt(r['best_grasp_valid_rate'])} | {_fmt(r.get('best_valid_of_graspable'))} "
+            f"({r.get('oracle_graspable', 0)}) | {_fmt(r['absent_answered_rate'])} "
             f"| {_fmt(r['reconstruct_s'], 1, 1)} | {r['generated_frames_used']} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def shape_table(suite: dict[str, Any]) -> str:
+    """Grasps per shape for every (split, mode) row of :func:`run_suite` as a Markdown table: objects,
+    oracle-graspable, best grasp valid of those, grasps valid of all returned."""
+    lines = [
+        "| split | mode | shape | objects | oracle graspable | best grasp valid / graspable | grasps valid |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in suite["rows"]:
+        for shape, s in r.get("per_shape", {}).items():
+            lines.append(
+                f"| {r['split']} | {r['mode']} | {shape} | {s['objects']} | {s['oracle_graspable']} "
+                f"| {_fmt(s['best_valid_of_graspable'])} | {_fmt(s['grasp_valid_rate'])} ({s['grasps']}) |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -188,5 +205,5 @@ def write_suite(suite: dict[str, Any], out: Path) -> tuple[Path, Path]:
     """Write ``out/suite.json`` (everything, per-query records included) and ``out/suite.md`` (the table)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "suite.json").write_text(json.dumps(suite, indent=1))
-    (out / "suite.md").write_text(markdown_table(suite))
+    (out / "suite.md").write_text(markdown_table(suite) + "\n" + shape_table(suite))
     return out / "suite.json", out / "suite.md"

@@ -148,9 +148,6 @@ def reconstruct(
     report(1.0, "scene ready")
     info = {
         "keyframes": len(keyframes),
-        # keyframe camera centres [K][3], scene frame, metres: the sides of surfaces a camera saw
-        # (langscene_core.query.grasp.normals orients Gaussian normals towards them)
-        "camera_centres": [[round(float(v), 6) for v in f.cam_to_world[:3, 3]] for f in keyframes],
         "frames": len(frames),
         "notes": notes,
         "clip": models.config.clip.weights,
