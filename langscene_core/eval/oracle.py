@@ -98,7 +98,7 @@ def oracle_grasp(world: World, name: str, grasp: GraspConfig) -> OracleVerdict:
         return OracleVerdict(
             False,
             f"too wide: {narrowest * 100:.1f} cm across at its narrowest, the open gripper closes on at most "
-            f"{reach * 100:.1f} cm and no rim, handle or tube fits between the fingers",
+            f"{reach * 100:.1f} cm and no thin part (a rim) fits between the fingers",
             0,
             0,
         )

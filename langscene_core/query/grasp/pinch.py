@@ -1,12 +1,16 @@
 """Pinch grasps: top-down, the fingers on either side of a thin part of the object (DESIGN.md section 2.9).
 
 The external grasps of :mod:`langscene_core.query.grasp.planner` close on the whole object between the
-fingers. A bowl or a mug wider than the gripper, a torus, or a mug by its handle has a thin part the
-fingers can straddle instead, one finger in the cavity, the hole or the gap:
+fingers. A bowl or a mug wider than the gripper has a thin part the fingers can straddle instead, one
+finger in the cavity:
 
 - rim / wall pinches: one finger inside a bowl or mug, one outside, closing across the wall;
-- tube grasps: one finger in a torus's hole, one outside, closing across the tube;
-- handle grasps: the fingers on either side of a mug's handle ring, closing across the ring.
+- tube grasps: one finger in a torus's hole, one outside, closing across the tube: the same search,
+  but with this gripper only where the hole holds a finger with its clearance and margins (on exact
+  samples a 12 cm torus, 1 of 2 valid; none on the reconstruction-like fixture: its samples inside the
+  tube are missing, so the tube is not one run);
+- handle grasps: the fingers on either side of a mug's handle ring: not found in practice (the ring
+  is a round tube 4-8 mm thick whose normals fail the flatness rule below).
 
 All three are one search, which does not use the normals' signs (a reconstruction's Gaussians on the
 two faces of a wall a few mm thick sit between them, mixed, so no sign rule tells the faces apart):

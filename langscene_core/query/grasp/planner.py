@@ -23,7 +23,7 @@ the palm would otherwise hit its top, and the margin covers the inward bias and 
 samples.
 
 Two families: external grasps (fingers outside the object on both sides) above, and, for an object
-that gets none, pinches across a thin part (a bowl's or a mug's wall, a torus's tube, a mug's handle:
+that gets none, pinches across a thin part (a bowl's or a mug's wall; in principle a torus's tube or a mug's handle:
 :mod:`langscene_core.query.grasp.pinch`). Normals are oriented away from the object's centroid (right
 for convex and tabletop-like objects; the pinches do not use their sign) unless the caller says their
 sign is right (``normals_oriented``: exact mesh normals).
