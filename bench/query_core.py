@@ -97,7 +97,7 @@ def main() -> None:
     gripper = Gripper.from_config(grasp)
     rng = np.random.default_rng(1)
     stages: dict[str, list[float]] = {}
-    totals, cpu_totals, relevant, grasp_counts = [], [], [], []
+    totals, cpu_totals, relevant, grasp_counts, per_object, per_object_cpu = [], [], [], [], [], []
     for target, name in enumerate(names, start=1):
         relevancy = np.where(
             owner == target, rng.uniform(0.6, 0.9, len(owner)), rng.uniform(0.1, 0.5, len(owner))
@@ -116,6 +116,8 @@ def main() -> None:
             cpu_totals.append((cpu_end - cpu_start) * 1000.0)
         relevant.append(len(result.cloud))
         grasp_counts.append(len(result.grasps))
+        per_object.append(round(float(np.median(totals[-args.repeats :])), 2))
+        per_object_cpu.append(round(float(np.median(cpu_totals[-args.repeats :])), 2))
     line = {
         "bench": "query_core_200k" if args.gaussians == 200_000 else f"query_core_{args.gaussians}",
         "value": round(float(np.median(totals)), 2),
@@ -127,6 +129,8 @@ def main() -> None:
         "gaussians": int(len(means)),
         "relevant_points": relevant,
         "grasps": grasp_counts,
+        "object_ms": per_object,  # median total per object, in the order of SPEC
+        "object_cpu_ms": per_object_cpu,
         "queries": len(totals),
         "note": "median over every object queried repeatedly; wall times on a 2-core machine shared with other "
         "jobs are noisy, cpu_ms (process CPU time) less so",

@@ -38,11 +38,13 @@ class ReconstructionNoise:
 @dataclass(frozen=True)
 class ReconstructedPoints:
     """means: [N, 3] float32 world frame; normals: [N, 3] float32 unit, random sign; owner: [N] int
-    instance id (0 the table, k the object ``spec.objects[k - 1]``)."""
+    instance id (0 the table, k the object ``spec.objects[k - 1]``); outward: [N, 3] float32, the true
+    outward normal of the surface each sample was drawn from (what a sign should agree with)."""
 
     means: np.ndarray
     normals: np.ndarray
     owner: np.ndarray
+    outward: np.ndarray
 
 
 def _visible(world: World, instance: int, points: np.ndarray) -> np.ndarray:
@@ -59,7 +61,7 @@ def reconstruct_like(
     """Noisy partial surface samples of every mesh of ``world`` (see the module docstring)."""
     rng = np.random.default_rng(seed)
     o3d.utility.random.seed(seed)
-    means, normals, owner = [], [], []
+    means, normals, owner, outward = [], [], [], []
     for instance, mesh in enumerate(world.meshes):
         area = mesh.get_surface_area()
         cloud = mesh.sample_points_uniformly(max(int(area * noise.density), 10), use_triangle_normal=True)
@@ -81,8 +83,10 @@ def reconstruct_like(
         means.append(points + offset[:, None] * true_normals + jitter)
         normals.append(noisy * rng.choice([-1.0, 1.0], (len(points), 1)))
         owner.append(np.full(len(points), instance))
+        outward.append(true_normals)
     return ReconstructedPoints(
         means=np.concatenate(means).astype(np.float32),
         normals=np.concatenate(normals).astype(np.float32),
         owner=np.concatenate(owner),
+        outward=np.concatenate(outward).astype(np.float32),
     )

@@ -7,7 +7,15 @@ import pytest
 
 from langscene_core.config import load_config
 from langscene_core.eval import suite as suite_module
-from langscene_core.eval.suite import SPLITS, absent_prompts, markdown_table, run_suite, scene_spec, write_suite
+from langscene_core.eval.suite import (
+    SPLITS,
+    absent_prompts,
+    markdown_table,
+    run_suite,
+    scene_spec,
+    shape_table,
+    write_suite,
+)
 from langscene_core.reconstruction.reconstruct import ReconstructionError
 from langscene_core.sim.spec import COLORS, SHAPES
 from langscene_ros.cli import main
@@ -59,7 +67,8 @@ def fake_result(mode: str, hit: bool, error_m: float | None) -> dict:
 def test_suite_rows_pool_each_split_and_mode(monkeypatch, tmp_path):
     calls, loads = [], []
 
-    def evaluate_mode(dataset, mode, models, config, absent=()):
+    def evaluate_mode(dataset, mode, models, config, absent=(), scene_cache=None):
+        assert scene_cache is None  # no cache asked for
         calls.append((dataset, mode, tuple(absent)))
         if dataset == SPLITS["fresh"] and mode == "sparse":
             raise ReconstructionError("too few points")
@@ -97,8 +106,41 @@ def test_suite_rows_pool_each_split_and_mode(monkeypatch, tmp_path):
     json_path, md_path = write_suite(result, tmp_path / "out")
     assert json.loads(json_path.read_text())["rows"] == json.loads(json.dumps(result["rows"]))
     table = md_path.read_text()
-    assert table == markdown_table(result) and table.count("\n") == 2 + 8
+    assert table == markdown_table(result) + "\n" + shape_table(result) and markdown_table(result).count("\n") == 2 + 8
     assert "| fresh | sparse | 1 (1 failed) | n/a |" in table
+
+
+def test_suite_starts_and_cache(monkeypatch, tmp_path):
+    """A split's start picks its first seed (a range no earlier run looked at); with a cache each
+    reconstructed mode reads or writes <mode>_<seed>.ply there, the 2D baseline (no scene) none."""
+    caches = []
+
+    def evaluate_mode(dataset, mode, models, config, absent=(), scene_cache=None):
+        caches.append((dataset, mode, scene_cache))
+        return fake_result(mode, hit=True, error_m=0.01)
+
+    monkeypatch.setattr(suite_module, "evaluate_mode", evaluate_mode)
+    monkeypatch.setattr(suite_module, "build_world", lambda spec: spec.seed)
+    monkeypatch.setattr(suite_module, "render_dataset", lambda seed: seed)
+    result = run_suite(
+        {"fresh": 2},
+        ["dense", "baseline_2d"],
+        load_config(),
+        lambda c: None,
+        log=lambda m: None,
+        starts={"fresh": 100},
+        cache=tmp_path,
+    )
+    first = SPLITS["fresh"] + 100
+    assert result["seeds"] == {"fresh": [first, first + 1]}
+    assert caches == [
+        (first, "dense", tmp_path / f"dense_{first}.ply"),
+        (first, "baseline_2d", None),
+        (first + 1, "dense", tmp_path / f"dense_{first + 1}.ply"),
+        (first + 1, "baseline_2d", None),
+    ]
+    with pytest.raises(ValueError, match="scene starts"):
+        run_suite({"fresh": 1}, ["dense"], load_config(), lambda c: None, starts={"fresh": -1})
 
 
 @pytest.mark.parametrize(

@@ -84,6 +84,8 @@ def test_summary_rates_and_none_when_nothing_measured():
         {
             "kind": "3d",
             "name": "x",
+            "shape": "box",
+            "oracle_graspable": True,
             "center_error_m": 0.01,
             "located": True,
             "grasps": 3,
@@ -94,13 +96,37 @@ def test_summary_rates_and_none_when_nothing_measured():
         {"kind": "absent", "name": "laptop", "answered": False},
         {"kind": "3d", "name": "y", "center_error_m": 0.03, "located": False, "grasps": 1, "grasps_valid": 1},
         {"kind": "3d", "name": "z", "center_error_m": None, "located": False, "grasps": 0, "grasps_valid": 0},
+        {"kind": "3d", "name": "w", "shape": "box", "oracle_graspable": True, "center_error_m": 0.01}
+        | {"located": True, "grasps": 2, "grasps_valid": 1, "best_grasp_valid": False},
+        {"kind": "3d", "name": "v", "shape": "bowl", "oracle_graspable": False, "center_error_m": 0.01}
+        | {"located": True, "grasps": 0, "grasps_valid": 0, "best_grasp_valid": None},
     ]
     s = summarize(records, 5)
     assert s["loc_acc"] == 0.5 and s["miou"] == pytest.approx(0.3) and s["views"] == 2
-    assert s["center_error_m"] == pytest.approx(0.02) and s["grasp_valid_rate"] == 0.75 and s["found"] == 2
-    assert s["located_rate"] == pytest.approx(1 / 3) and s["located_m"] == LOCATED_M and s["box_filter_px"] == 5
-    assert s["best_grasp_valid_rate"] == 1.0 and s["absent_answered_rate"] == 0.5
-    empty = summarize([records[-1]])
+    assert s["center_error_m"] == pytest.approx(0.015) and s["grasp_valid_rate"] == 4 / 6 and s["found"] == 4
+    assert s["located_rate"] == pytest.approx(3 / 5) and s["located_m"] == LOCATED_M and s["box_filter_px"] == 5
+    assert s["best_grasp_valid_rate"] == 0.5 and s["absent_answered_rate"] == 0.5
+    # the oracle: of the 2 graspable boxes one answer's best grasp is valid; the bowl is not graspable
+    assert s["oracle_graspable"] == 2 and s["best_valid_of_graspable"] == 0.5
+    assert s["per_shape"] == {
+        "box": {
+            "objects": 2,
+            "oracle_graspable": 2,
+            "best_valid_of_graspable": 0.5,
+            "grasps": 5,
+            "grasps_valid": 3,
+            "grasp_valid_rate": 0.6,
+        },
+        "bowl": {
+            "objects": 1,
+            "oracle_graspable": 0,
+            "best_valid_of_graspable": None,
+            "grasps": 0,
+            "grasps_valid": 0,
+            "grasp_valid_rate": None,
+        },
+    }
+    empty = summarize([records[6]])
     assert empty["loc_acc"] is None and empty["miou"] is None and empty["center_error_m"] is None
     assert empty["grasp_valid_rate"] is None and empty["located_rate"] == 0.0 and empty["box_filter_px"] is None
     assert empty["best_grasp_valid_rate"] is None and empty["absent_answered_rate"] is None
@@ -174,6 +200,10 @@ def test_end_to_end_dense_eval(tmp_path, capsys, dataset_dir):
     assert any(r["found"] for r in objects)
     assert result["center_error_m"] is not None and 0.0 <= result["center_error_m"] < 0.05
     assert result["grasp_valid_rate"] is None or 0.0 <= result["grasp_valid_rate"] <= 1.0
+    # the oracle: the 10 cm mug is graspable on its true mesh, the 8 cm ball too wide for the 8 cm gripper
+    oracle = {r["shape"]: (r["oracle_graspable"], r["oracle_reason"]) for r in objects}
+    assert oracle["mug"] == (True, "ok") and not oracle["ball"][0] and oracle["ball"][1].startswith("too wide")
+    assert result["oracle_graspable"] == 1 and set(result["per_shape"]) == {"mug", "ball"}
     for r in objects:  # the best grasp is graded whenever there is one, and counts among the valid ones
         assert (r["best_grasp_valid"] is None) == (r["grasps"] == 0), r
         assert r["grasps_valid"] >= bool(r["best_grasp_valid"]), r
@@ -197,7 +227,7 @@ def models():
 def test_keyframe_clip_relevancy_peaks_on_the_named_object(dataset_dir, models):
     dataset = load_dataset(dataset_dir)
     frame = dataset.capture[0]
-    features = mask_features(models.clip, frame.rgb, models.masks(frame.rgb))
+    features = mask_features(models.clip, frame.rgb, models.masks(frame.rgb, frame.depth, frame.intrinsics))
     for k, obj in enumerate(dataset.spec.objects, start=1):
         maps = mask_relevancy(features, models, obj.name, ("object", "things", "stuff", "texture"))
         assert maps.shape == features.ids.shape and maps.shape[1:] == frame.ids.shape

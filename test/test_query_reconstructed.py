@@ -30,7 +30,7 @@ OBJECTS = [
     ("cone", "cone", 0.07, (-0.30, 0.12), 0, None),
     # a 5 cm ring lying flat: 7.5 mm tube, contacts only a few mm above the table
     ("torus", "torus", 0.05, (-0.10, 0.12), 0, None),
-    ("bowl", "bowl", 0.16, (0.15, 0.12), 0, False),
+    ("bowl", "bowl", 0.16, (0.15, 0.12), 0, True),  # pinched over its rim (query/grasp/pinch.py)
     # 4 x 2.8 x 2.4 cm, about 90 samples: nearly all within a few mm of an edge, too few smooth contacts
     ("small box", "box", 0.04, (0.40, 0.15), 50, None),
 ]

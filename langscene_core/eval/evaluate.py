@@ -18,15 +18,21 @@ Result layout (:func:`evaluate`)::
     {"loc_acc": float 0..1 | None, "miou": float 0..1 | None, "center_error_m": float | None,
      "located_rate": float 0..1 | None (objects located within LOCATED_M, of all queried),
      "grasp_valid_rate": float 0..1 | None, "best_grasp_valid_rate": float 0..1 | None,
+     "oracle_graspable": int (objects the oracle grasps), "best_valid_of_graspable": float 0..1 | None
+     (of those, the ones whose answer's best grasp is valid),
+     "per_shape": {shape: {"objects", "oracle_graspable", "best_valid_of_graspable", "grasps",
+                           "grasps_valid", "grasp_valid_rate"}},
      "absent_answered_rate": float 0..1 | None (absent prompts answered with an object),
      "views": int, "names": [str] (3D), "found": int (3D),
      "box_filter_px": int | None, "located_m": LOCATED_M,
      "per_query": [{"kind": "2d", "view": "eval_0000", "name": str, "hit": bool, "iou": float,
                     "loc_level": int, "iou_level": int, "peak_xy": [x, y] (first pixel at the filtered
                     maximum), "peak_pixels": int (pixels at it), "keyframe": int (baseline only)},
-                   {"kind": "3d", "name": str, "found": bool, "center_error_m": float | None,
-                    "located": bool, "grasps": int, "grasps_valid": int, "best_grasp_valid": bool | None,
-                    "max_relevancy": float},
+                   {"kind": "3d", "name": str, "shape": str, "oracle_graspable": bool (the planner on
+                    the true mesh's samples finds a grasp the checker accepts: eval.oracle),
+                    "oracle_reason": "ok" or why not (too wide, too flat, ...), "found": bool,
+                    "center_error_m": float | None, "located": bool, "grasps": int, "grasps_valid": int,
+                    "best_grasp_valid": bool | None, "max_relevancy": float},
                    {"kind": "absent", "name": prompt, "answered": bool}]}
 
 None where nothing was measured (no labelled views, no object found, no grasp returned).
@@ -50,6 +56,7 @@ from langscene_core.engine import LangScene, QueryableScene
 from langscene_core.eval.grasp_check import check_grasp
 from langscene_core.eval.lerf_ovs import LerfOvsScene
 from langscene_core.eval.metrics import filter_px, localize, segment
+from langscene_core.eval.oracle import oracle_grasp
 from langscene_core.field.render import render
 from langscene_core.geometry.camera import Intrinsics
 from langscene_core.language.features import MaskFeatures, mask_features
@@ -57,7 +64,7 @@ from langscene_core.query.answer import prompt_relevancy
 from langscene_core.query.grasp.gripper import Gripper
 from langscene_core.reconstruction.models import Models
 from langscene_core.reconstruction.reconstruct import reconstruct
-from langscene_core.reconstruction.scene import Scene
+from langscene_core.reconstruction.scene import Scene, load_scene, save_scene
 from langscene_core.sim import build_world
 from langscene_core.sim.dataset import Dataset
 from langscene_core.sim.labels import polygon_mask
@@ -240,9 +247,13 @@ def evaluate_objects(world: World, scene: Scene, models: Models, config: Langsce
     queryable = QueryableScene.build(scene, models, config.query, config.grasp)
     for obj in world.spec.objects:
         result = queryable.answer(obj.name)
+        oracle = oracle_grasp(world, obj.name, config.grasp)
         record = {
             "kind": "3d",
             "name": obj.name,
+            "shape": obj.shape,
+            "oracle_graspable": oracle.graspable,
+            "oracle_reason": oracle.reason,
             "found": result.object_box is not None,
             "center_error_m": None,
             "located": False,
@@ -265,6 +276,28 @@ def evaluate_objects(world: World, scene: Scene, models: Models, config: Langsce
     return records
 
 
+def _best_valid_of_graspable(graspable: list[dict[str, Any]]) -> float | None:
+    """Of the oracle-graspable objects' records, the fraction whose answer's best grasp is valid (an
+    object not found or with no grasp counts as not valid); None without any."""
+    return float(np.mean([r.get("best_grasp_valid") is True for r in graspable])) if graspable else None
+
+
+def _shape_summary(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """One shape's 3D records pooled: objects, oracle_graspable, best_valid_of_graspable, grasps,
+    grasps_valid, grasp_valid_rate (None without grasps)."""
+    graspable = [r for r in objects if r.get("oracle_graspable")]
+    grasps = sum(r["grasps"] for r in objects)
+    valid = sum(r["grasps_valid"] for r in objects)
+    return {
+        "objects": len(objects),
+        "oracle_graspable": len(graspable),
+        "best_valid_of_graspable": _best_valid_of_graspable(graspable),
+        "grasps": grasps,
+        "grasps_valid": valid,
+        "grasp_valid_rate": valid / grasps if grasps else None,
+    }
+
+
 def summarize(records: list[dict[str, Any]], box_filter_px: int | None = None) -> dict[str, Any]:
     """The contract's aggregate keys from 2D and 3D records (None where nothing was measured);
     box_filter_px: the 2D metric's box filter side, reported as is."""
@@ -274,6 +307,7 @@ def summarize(records: list[dict[str, Any]], box_filter_px: int | None = None) -
     best = [r["best_grasp_valid"] for r in objects if r.get("best_grasp_valid") is not None]
     errors = [r["center_error_m"] for r in objects if r["center_error_m"] is not None]
     grasps = sum(r["grasps"] for r in objects)
+    graspable = [r for r in objects if r.get("oracle_graspable")]
     return {
         "loc_acc": float(np.mean([r["hit"] for r in views])) if views else None,
         "miou": float(np.mean([r["iou"] for r in views])) if views else None,
@@ -283,6 +317,12 @@ def summarize(records: list[dict[str, Any]], box_filter_px: int | None = None) -
         "box_filter_px": box_filter_px,
         "grasp_valid_rate": sum(r["grasps_valid"] for r in objects) / grasps if grasps else None,
         "best_grasp_valid_rate": float(np.mean(best)) if best else None,
+        "oracle_graspable": len(graspable),
+        "best_valid_of_graspable": _best_valid_of_graspable(graspable),
+        "per_shape": {
+            shape: _shape_summary([r for r in objects if r.get("shape") == shape])
+            for shape in sorted({r["shape"] for r in objects if "shape" in r})
+        },
         "absent_answered_rate": float(np.mean(absent)) if absent else None,
         "found": len(errors),
         "names": [r["name"] for r in objects],
@@ -349,11 +389,14 @@ def evaluate_mode(
     config: LangsceneConfig,
     maps_dir: Path | None = None,
     absent: Sequence[str] = (),
+    scene_cache: Path | None = None,
 ) -> dict[str, Any]:
     """Reconstruct ``dataset``'s capture in ``mode`` and evaluate it (the 2D baseline: no reconstruction).
 
     config: already :func:`mode_config` of ``mode``, and ``models`` loaded with it; maps_dir: see
-    :func:`evaluate_views`; absent: see :func:`evaluate` (not for the 2D baseline). Returns
+    :func:`evaluate_views`; absent: see :func:`evaluate` (not for the 2D baseline); scene_cache: a scene
+    PLY read instead of reconstructing when it exists, else written after the reconstruction (None: no
+    cache; ``reconstruct_s`` is then the read's seconds). Returns
     :func:`evaluate`'s dict plus ``mode``, ``keyframes`` (count), ``generated_frames_used`` (TriMap frames
     that reached the field), ``notes`` (the reconstruction's notes, e.g. TriMap frames dropped) and
     ``reconstruct_s``."""
@@ -370,7 +413,13 @@ def evaluate_mode(
             "reconstruct_s": 0.0,
         }
     start = time.perf_counter()
-    scene = LangScene(config, models).reconstruct(keyframes).scene
+    cached = None if scene_cache is None else Path(scene_cache)
+    if cached is not None and cached.is_file():
+        scene = load_scene(cached, models.lqc, config.models.lqc.checkpoint)
+    else:
+        scene = LangScene(config, models).reconstruct(keyframes).scene
+        if cached is not None:
+            save_scene(scene, cached)
     seconds = time.perf_counter() - start
     return {
         "mode": mode,

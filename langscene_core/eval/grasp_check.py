@@ -10,7 +10,7 @@ with the gripper it was planned for. A grasp is valid when, checked in this orde
 3. closing, each finger's first contact is on the target (rays from the finger pads inwards);
 4. the contacts are antipodal: each contact normal (of the triangle the pad first touches) lies within
    the gripper's friction cone, atan(mu), of the closing axis, give or take ``cone_tolerance_deg``
-   (:data:`CONE_TOLERANCE_DEG` by default).
+   (:data:`~langscene_core.query.grasp.gripper.CONE_TOLERANCE_DEG` by default, the one stated tolerance).
 
 Collision is exact for boxes against triangle meshes: a box edge crossing a triangle (open3d ray
 cast), a mesh edge crossing a box (slab test, written here since open3d has no segment-box query), or
@@ -25,15 +25,11 @@ import numpy as np
 import open3d as o3d
 
 from langscene_core.geometry.camera import invert_pose
-from langscene_core.query.grasp.gripper import Gripper
+from langscene_core.query.grasp.gripper import CONE_TOLERANCE_DEG, Gripper
 from langscene_core.sim.scene import World, build_world
 from langscene_core.sim.spec import WorldSpec
 
 PAD_SAMPLES = 5  # contact rays per finger pad along each of y and z
-# Degrees a contact normal may lie beyond the friction cone: the pad's first ray meets one triangle,
-# and on the world's round meshes (32 segments around: neighbouring facets 11.25 degrees apart) that
-# triangle's normal is up to half a facet step off the normal of the surface the pad rests on.
-CONE_TOLERANCE_DEG = 5.6
 
 
 @dataclass(frozen=True)

@@ -69,21 +69,29 @@ def run_suite(
     config: LangsceneConfig,
     load: Callable[[LangsceneConfig], Models],
     log: Callable[[str], None] = print,
+    starts: dict[str, int] | None = None,
+    cache: Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``counts[split]`` scenes of each split in every mode of ``modes``.
 
     config: the pipeline settings (each mode gets :func:`mode_config`); load: models for a config
-    (called once per densification mode). Returns {"rows": [row per (split, mode)], "scenes": [result
+    (called once per densification mode). starts: per split, the index of its first scene (seed
+    ``SPLITS[split] + start``; 0 when absent): a range of the split no earlier run looked at.
+    cache: folder of reconstructed scenes, ``<mode>_<seed>.ply``, read when present and written when
+    not, so a second run re-grades the same reconstructions (None: always reconstruct). Returns {"rows": [row per (split, mode)], "scenes": [result
     per (scene, mode) with "split", "seed", "seconds"], "modes", "counts", "sparse_arc_deg",
     "located_m"}; a reconstruction that fails is a scene result with "error" and no metrics."""
     if unknown := [m for m in modes if m not in MODES]:
         raise ValueError(f"unknown evaluation mode(s) {unknown}; expected some of {', '.join(MODES)}")
     if unknown := [s for s in counts if s not in SPLITS]:
         raise ValueError(f"unknown split(s) {unknown}; expected some of {', '.join(SPLITS)}")
+    if bad := {s: n for s, n in (starts or {}).items() if s not in SPLITS or n < 0}:
+        raise ValueError(f"scene starts {bad}: expected a split of {', '.join(SPLITS)} and an index >= 0")
     models: dict[str, Models] = {}
     scenes = []
     for split, count in counts.items():
-        for index in range(count):
+        first = (starts or {}).get(split, 0)
+        for index in range(first, first + count):
             seed = SPLITS[split] + index
             spec = scene_spec(seed)
             dataset = render_dataset(build_world(spec))
@@ -95,7 +103,14 @@ def run_suite(
                     models[key] = load(mode_settings)
                 start = time.perf_counter()
                 try:
-                    result = evaluate_mode(dataset, mode, models[key], mode_settings, absent=absent)
+                    result = evaluate_mode(
+                        dataset,
+                        mode,
+                        models[key],
+                        mode_settings,
+                        absent=absent,
+                        scene_cache=None if cache is None or mode == "baseline_2d" else cache / f"{mode}_{seed}.ply",
+                    )
                 except ReconstructionError as exc:
                     result = {"mode": mode, "error": str(exc)}
                 result.update(split=split, seed=seed, seconds=round(time.perf_counter() - start, 1))
@@ -111,6 +126,9 @@ def run_suite(
         "scenes": scenes,
         "modes": list(modes),
         "counts": dict(counts),
+        "seeds": {
+            split: [s["seed"] for s in scenes if s["split"] == split and s["mode"] == modes[0]] for split in counts
+        },
         "sparse_arc_deg": SPARSE_ARC_DEG,
         "located_m": LOCATED_M,
     }
@@ -152,17 +170,34 @@ def markdown_table(suite: dict[str, Any]) -> str:
     """The rows of :func:`run_suite` as a Markdown table."""
     lines = [
         "| split | mode | scenes | loc_acc | mIoU | centre err. cm | located <= 2 cm | grasps valid | best grasp valid "
-        "| absent answered | reconstruct s | generated frames |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| best valid / oracle graspable | absent answered | reconstruct s | generated frames |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in suite["rows"]:
         failed = f" ({r['failed']} failed)" if r["failed"] else ""
         lines.append(
             f"| {r['split']} | {r['mode']} | {r['scenes']}{failed} | {_fmt(r['loc_acc'])} | {_fmt(r['miou'])} "
             f"| {_fmt(r['center_error_m'], 100, 2)} | {_fmt(r['located_rate'])} | {_fmt(r['grasp_valid_rate'])} "
-            f"| {_fmt(r['best_grasp_valid_rate'])} | {_fmt(r['absent_answered_rate'])} "
+            f"| {_fmt(r['best_grasp_valid_rate'])} | {_fmt(r.get('best_valid_of_graspable'))} "
+            f"({r.get('oracle_graspable', 0)}) | {_fmt(r['absent_answered_rate'])} "
             f"| {_fmt(r['reconstruct_s'], 1, 1)} | {r['generated_frames_used']} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def shape_table(suite: dict[str, Any]) -> str:
+    """Grasps per shape for every (split, mode) row of :func:`run_suite` as a Markdown table: objects,
+    oracle-graspable, best grasp valid of those, grasps valid of all returned."""
+    lines = [
+        "| split | mode | shape | objects | oracle graspable | best grasp valid / graspable | grasps valid |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in suite["rows"]:
+        for shape, s in r.get("per_shape", {}).items():
+            lines.append(
+                f"| {r['split']} | {r['mode']} | {shape} | {s['objects']} | {s['oracle_graspable']} "
+                f"| {_fmt(s['best_valid_of_graspable'])} | {_fmt(s['grasp_valid_rate'])} ({s['grasps']}) |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -170,5 +205,5 @@ def write_suite(suite: dict[str, Any], out: Path) -> tuple[Path, Path]:
     """Write ``out/suite.json`` (everything, per-query records included) and ``out/suite.md`` (the table)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "suite.json").write_text(json.dumps(suite, indent=1))
-    (out / "suite.md").write_text(markdown_table(suite))
+    (out / "suite.md").write_text(markdown_table(suite) + "\n" + shape_table(suite))
     return out / "suite.json", out / "suite.md"

@@ -131,8 +131,18 @@ def run_suite(args: argparse.Namespace) -> int:
         raise UsageError(f"--dev {args.dev} --fresh {args.fresh}: give a positive number of scenes")
     config = _config(args)
     counts = {split: n for split, n in (("dev", args.dev), ("fresh", args.fresh)) if n}
+    if args.dev_start < 0 or args.fresh_start < 0:
+        raise UsageError(f"--dev-start {args.dev_start} --fresh-start {args.fresh_start}: expected indices >= 0")
+    if args.cache is not None:
+        args.cache.mkdir(parents=True, exist_ok=True)
     result = suite(
-        counts, modes, config, lambda c: load_models(c.models, c.densify), log=lambda m: print(m, flush=True)
+        counts,
+        modes,
+        config,
+        lambda c: load_models(c.models, c.densify),
+        log=lambda m: print(m, flush=True),
+        starts={"dev": args.dev_start, "fresh": args.fresh_start},
+        cache=args.cache,
     )
     json_path, md_path = write_suite(result, args.out)
     print(md_path.read_text(), end="")
@@ -185,6 +195,22 @@ def register(subparsers) -> None:
     )
     suite.add_argument("--dev", type=int, default=2, help="development scenes (seeds 7000, 7001, ...)")
     suite.add_argument("--fresh", type=int, default=2, help="fresh scenes (seeds 8000000, 8000001, ...)")
+    suite.add_argument(
+        "--dev-start", type=int, default=0, help="index of the first development scene (seed 7000 + index)"
+    )
+    suite.add_argument(
+        "--fresh-start",
+        type=int,
+        default=0,
+        help="index of the first fresh scene (seed 8000000 + index): a range no earlier run looked at",
+    )
+    suite.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="folder of reconstructed scenes (<mode>_<seed>.ply): read when present, written when not, so a "
+        "second run re-grades the same reconstructions",
+    )
     suite.add_argument("--modes", default="dense,sparse,sparse_trimap,baseline_2d", help="comma-separated modes")
     suite.add_argument("--out", type=Path, required=True, help="output folder for suite.json and suite.md")
     suite.add_argument(

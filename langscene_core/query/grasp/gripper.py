@@ -23,6 +23,13 @@ import numpy as np
 
 from langscene_core.config import GraspConfig
 
+# Degrees a contact normal may lie beyond the friction cone, atan(mu), when a grasp is graded against a
+# world's true meshes (langscene_core.eval.grasp_check; langscene eval and eval-suite grade with it): the
+# pad's first ray meets one triangle, and on the world's round meshes (32 segments around: neighbouring
+# facets 11.25 degrees apart) that triangle's normal is up to half a facet step off the normal of the
+# surface the pad rests on. The planner plans at atan(mu) itself, no tolerance.
+CONE_TOLERANCE_DEG = 5.6
+
 # Gripper field -> its GraspConfig key (the names errors report).
 CONFIG_KEYS = {
     "max_width": "gripper_max_width",
