@@ -11,6 +11,9 @@ they get kept answers, as polling planners on a robot do. The line: the 99th per
 the query round trips (ms) with p50 / p95 / max, how many calls got no answer within 60 s (none may
 be lost), how many were answered while the reconstruction ran, and the slowest control answer.
 ``--no-rebuild``: the same without the reconstruction (line ``query_concurrency_20_no_rebuild``).
+``--skip-cloud``: the planners ask with ``skip_cloud`` (suffix ``_skip_cloud``), as a planner that wants
+the pose and grasps only does: with kept answers most of a round trip is the 200k-point relevancy cloud
+serialised, sent and parsed 20 times over on the same 2 cores.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ KEYFRAMES = 16
 REPO = Path(__file__).resolve().parent.parent
 
 
-def client_main(duration_s: float, names: list[str]) -> None:
+def client_main(duration_s: float, skip_cloud: bool, names: list[str]) -> None:
     """One planner: query ``names`` in turn for ``duration_s``; print one JSON object of its calls."""
     from langscene.srv import QueryObject
     from langscene_ros import interface as api
@@ -44,7 +47,7 @@ def client_main(duration_s: float, names: list[str]) -> None:
         i = 0
         while time.monotonic() < end:
             start, wall = time.perf_counter(), time.time()
-            request = query_request(names[i % len(names)])
+            request = query_request(names[i % len(names)], skip_cloud=skip_cloud)
             try:
                 answer = client.call(QueryObject, api.QUERY_OBJECT, request, CALL_TIMEOUT_S)
                 calls.append([wall, (time.perf_counter() - start) * 1000.0, bool(answer.success)])
@@ -85,6 +88,7 @@ def main() -> None:
     from langscene_ros.player import Player
 
     rebuild = "--no-rebuild" not in sys.argv
+    skip_cloud = "--skip-cloud" in sys.argv
     torch.set_num_threads(2)
     config = load_config(DEFAULT_CONFIG_PATH)
     models = load_models(config.models, config.densify)
@@ -121,7 +125,7 @@ def main() -> None:
                 raise SystemExit(f"query_concurrency: no reconstruction: {started.message}")
             planners = [
                 subprocess.Popen(
-                    [sys.executable, __file__, "--client", str(DURATION_S), *names],
+                    [sys.executable, __file__, "--client", str(DURATION_S), str(int(skip_cloud)), *names],
                     env=env,
                     stdout=subprocess.PIPE,
                     text=True,
@@ -147,7 +151,9 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "bench": f"query_concurrency_{CLIENTS}" + ("" if rebuild else "_no_rebuild"),
+                "bench": f"query_concurrency_{CLIENTS}"
+                + ("" if rebuild else "_no_rebuild")
+                + ("_skip_cloud" if skip_cloud else ""),
                 "value": round(percentile(answered, 99), 1),
                 "unit": "ms",
                 "target": 100,
@@ -165,6 +171,7 @@ def main() -> None:
                 "control_max_ms": round(max(control_ms), 1) if control_ms else None,
                 "gaussians": GAUSSIANS,
                 "answer_cache": config.query.answer_cache,
+                "skip_cloud": skip_cloud,
                 "node_exit_code": node.returncode,
                 "clients": CLIENTS,
                 "duration_s": DURATION_S,
@@ -176,6 +183,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--client":  # one planner process (started by main)
-        client_main(float(sys.argv[2]), sys.argv[3:])
+        client_main(float(sys.argv[2]), bool(int(sys.argv[3])), sys.argv[4:])
     else:
         main()
