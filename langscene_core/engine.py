@@ -230,7 +230,7 @@ class LangScene:
         self._clock = clock
         self._on_status = on_status or (lambda status: None)
         self._on_scene = on_scene or (lambda scene: None)
-        self._lock = threading.Lock()  # guards everything below but the models
+        self._lock = threading.RLock()  # guards everything below but the models (re-entrant: status())
         self._keyframes = KeyframeBuffer(config.keyframe)
         # Camera poses: node.pose_source 'topic' (add_pose, interpolated within node.max_pose_gap_s) or
         # 'tf' (looked up in ``transforms``, which the caller feeds from /tf and /tf_static).
@@ -457,11 +457,14 @@ class LangScene:
             if len(keyframes) < 2:
                 raise ReconstructionError(f"need at least 2 keyframes, have {len(keyframes)}")
             self._begin(len(keyframes), why)
+            # The status saying why is taken before the worker starts: its first progress report replaces
+            # the message, and on_status must still see this state change.
+            began = self.status()
             self._worker = threading.Thread(
                 target=self._run, args=(keyframes, models, config), name="langscene-reconstruct", daemon=True
             )
             self._worker.start()
-        self._notify()
+        self._on_status(began)
         return f"reconstruction started from {len(keyframes)} keyframes"
 
     def reconstruct(self, keyframes: Sequence[Frame] | None = None) -> QueryableScene:
