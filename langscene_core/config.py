@@ -464,6 +464,13 @@ class NodeConfig:
     max_pose_gap_s: float = setting(
         0.2, "pose_source topic: seconds two camera poses may be apart to interpolate between them", positive=True
     )
+    depth_wait_s: float = setting(
+        0.5,
+        "seconds (of input stamps) an image waits for a depth partner before the first depth message arrived, "
+        "so an image overtaking its depth still gets it; when none arrives in that time the camera counts as "
+        "RGB-only and images go on without depth; 0: never wait (at most 5, how long any image waits)",
+        (0.0, 5.0),
+    )
     output_frame: str = setting("", "frame of the answers when a query names none; empty: scene_frame")
     tf_cache_s: float = setting(10.0, "seconds of transform history kept per /tf edge", positive=True)
     max_extrapolation_s: float = setting(
