@@ -16,7 +16,7 @@ from conftest import wait_until
 from language_helpers import tiny_models_config
 from test_bag import SPEC as BAG_SPEC
 
-from langscene_core.config import LangsceneConfig, NodeConfig, load_config, to_dict
+from langscene_core.config import InputQos, LangsceneConfig, NodeConfig, QosConfig, load_config, to_dict
 from langscene_core.sim import build_world, parse_spec, render_dataset
 from langscene_ros.bag import write_bag
 from langscene_ros.client import NodeClient
@@ -39,7 +39,7 @@ def frames():
 def _params(root: Path, **node) -> Path:
     config = dataclasses.replace(
         LangsceneConfig(),
-        node=NodeConfig(scene_dir=str(root / "scenes"), camera_qos="reliable", **node),
+        node=NodeConfig(scene_dir=str(root / "scenes"), qos=QosConfig(camera=InputQos("reliable")), **node),
         models=tiny_models_config(root),
     )
     path = root / "params.yaml"
@@ -122,7 +122,7 @@ def test_play_and_ingest_of_one_bag_answer_alike_and_within_2_cm(tmp_path, node_
     )
     assert world.returncode == 0, world.stderr
     demo = REPO / "config" / "demo.yaml"
-    node_process("--params-file", str(demo), "--ros-args", "-p", "node.camera_qos:=reliable")
+    node_process("--params-file", str(demo), "--ros-args", "-p", "node.qos.camera.reliability:=reliable")
     client = NodeClient("bag_round_trip_client")
     truth = build_world(parse_spec(spec))
     try:

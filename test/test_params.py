@@ -48,7 +48,8 @@ def test_every_setting_is_declared_with_its_descriptor(make_node):
     assert descriptors["field.sh_degree"].integer_range[0].to_value == 4
     assert descriptors["grasp.gripper_max_width"].additional_constraints == "> 0"
     assert descriptors["densify.mode"].additional_constraints == "one of: off, trimap, auto"
-    assert descriptors["node.camera_qos"].additional_constraints == "one of: sensor_data, reliable"
+    assert descriptors["node.qos.camera.reliability"].additional_constraints == "one of: best_effort, reliable"
+    assert descriptors["node.qos.markers.depth"].integer_range[0].from_value == 1
 
 
 def test_ros_refuses_what_the_descriptors_forbid(make_node):
@@ -72,8 +73,8 @@ def test_a_parameter_file_reads_like_load_config(make_node):
     [
         ("densify:\n      mode: trimapp", r"bad parameter: densify.mode: 'trimapp' is not one of: off, trimap, auto"),
         (
-            "node:\n      camera_qos: best",
-            r"bad parameter: node.camera_qos: 'best' is not one of: sensor_data, reliable",
+            "node:\n      qos:\n        pose:\n          reliability: best",
+            r"bad parameter: node.qos.pose.reliability: 'best' is not one of: best_effort, reliable",
         ),
         ("query:\n      relevancy_threshold: 1.5", r"bad parameter: .*query.relevancy_threshold.* out of range"),
         (
