@@ -517,7 +517,7 @@ class NodeConfig:
     )
     depth_wait_s: float = setting(
         0.5,
-        "seconds (of input stamps) an image waits for a depth partner before the first depth message arrived, "
+        "seconds (of image stamps) an image waits for a depth partner before the first depth message arrived, "
         "so an image overtaking its depth still gets it; when none arrives in that time the camera counts as "
         "RGB-only and images go on without depth; 0: never wait (at most 5, how long any image waits)",
         (0.0, 5.0),

@@ -288,8 +288,9 @@ def transform_buffer_for(node: NodeConfig) -> TransformBuffer:
 
 def synchronizer_for(node: NodeConfig, transforms: TransformBuffer) -> FrameSynchronizer:
     """The synchronizer for ``node.pose_source`` (images wait node.depth_wait_s for a first depth):
-    'topic' interpolates add_pose's stream within node.max_pose_gap_s; 'tf' looks up ``node.scene_frame <- node.camera_frame`` (or the image's
-    frame id) in ``transforms`` at the image stamp."""
+    'topic' interpolates add_pose's stream within node.max_pose_gap_s; 'tf' looks up
+    ``node.scene_frame <- node.camera_frame`` (or the image's frame id) in ``transforms`` at the image
+    stamp."""
     if node.pose_source == "topic":
         return FrameSynchronizer(max_pose_gap_s=node.max_pose_gap_s, depth_wait_s=node.depth_wait_s)
     if node.pose_source == "tf":
