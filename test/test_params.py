@@ -7,7 +7,14 @@ import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from langscene_core.config import ConfigError, LangsceneConfig, describe_settings, load_config
+from langscene_core.config import (
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    InputQos,
+    LangsceneConfig,
+    describe_settings,
+    load_config,
+)
 from langscene_ros import params
 
 pytestmark = pytest.mark.ros
@@ -66,6 +73,19 @@ def test_ros_refuses_what_the_descriptors_forbid(make_node):
 def test_a_parameter_file_reads_like_load_config(make_node):
     node = make_node("--params-file", DEMO_PARAMS)
     assert params.declare_and_read(node) == load_config(DEMO_PARAMS)
+
+
+def test_flow_mappings_of_langscene_yaml_read_alike(make_node, tmp_path):
+    """config/langscene.yaml writes the node.qos groups as YAML flow mappings: rcl's parser and
+    load_config read them alike (a changed group, so defaults cannot pass for it)."""
+    text = DEFAULT_CONFIG_PATH.read_text()
+    assert "camera: {reliability: best_effort, depth: 5}" in text
+    path = tmp_path / "langscene.yaml"
+    path.write_text(
+        text.replace("camera: {reliability: best_effort, depth: 5}", "camera: {reliability: reliable, depth: 4}")
+    )
+    config = params.declare_and_read(make_node("--params-file", str(path)))
+    assert config == load_config(path) and config.node.qos.camera == InputQos("reliable", 4)
 
 
 @pytest.mark.parametrize(
