@@ -47,12 +47,19 @@ rclpy.shutdown()
 """
 
 
-def delivered(profile: Path | None) -> int:
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    env.setdefault("ROS_DOMAIN_ID", "77")
+def dds_env(profile: Path | None) -> dict[str, str]:
+    """This process's environment for a child process using Fast DDS's default profile (None) or the XML
+    ``profile`` (exported as the README says; the QoS in code still applies)."""
+    env = dict(os.environ)
     env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
     if profile is not None:
         env.update(FASTRTPS_DEFAULT_PROFILES_FILE=str(profile), RMW_FASTRTPS_USE_QOS_FROM_XML="0")
+    return env
+
+
+def delivered(profile: Path | None) -> int:
+    env = dict(dds_env(profile), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env.setdefault("ROS_DOMAIN_ID", "77")
     sub = subprocess.Popen(
         [sys.executable, "-c", ROLE, "sub", "20", str(FRAMES)], env=env, stdout=subprocess.PIPE, text=True
     )

@@ -101,7 +101,7 @@ def main() -> None:
         path = save_scene(scene, Path(tmp) / "bench_scene.ply")
         node = subprocess.Popen(
             [sys.executable, "-m", "langscene_ros.cli", "run", "--ros-args"]
-            + ["-p", f"node.scene_dir:={tmp}", "-p", "node.camera_qos:=reliable"],
+            + ["-p", f"node.scene_dir:={tmp}", "-p", "node.qos.camera.reliability:=reliable"],
             cwd=REPO,
             env=env,
             stdout=subprocess.DEVNULL,

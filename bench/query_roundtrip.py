@@ -6,6 +6,10 @@ save_scene, loaded by a `langscene run` node in another process through ~/load_s
 is then queried by name repeatedly; the line gives the median round trip and, measured in this
 process on the same scene, the split: text relevancy through the code table, query_object stages
 (select, cloud, cluster, box, grasps), the open-set check (rivals) and message packing.
+
+The round trips run twice, node and client each in its own process: with Fast DDS's default profile
+(``query_roundtrip_200k``, ``..._skip_cloud``) and with config/fastdds_large_messages.xml exported to
+both (``query_roundtrip_200k_large_message_profile``, #20).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from large_messages import PROFILE, dds_env
 from query_core import SPEC, sample_scene
 from rclpy.serialization import serialize_message
 from std_msgs.msg import Header
@@ -89,6 +94,68 @@ def in_process_split(scene, models, config, names) -> dict[str, float]:
     return {f"{stage}_ms": round(statistics.median(v), 2) for stage, v in stages.items()}
 
 
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
+
+
+def client_round_trips(path: str, names: list[str]) -> dict:
+    """In the client's process: load the scene at ``path`` into the running node, warm up, then time
+    each name's query REPEATS times with its relevancy cloud and without (skip_cloud)."""
+    client = NodeClient("query_roundtrip_bench")
+    try:
+        loaded = client.call(SceneFile, api.LOAD_SCENE, SceneFile.Request(path=path), timeout_s=120.0)
+        if not loaded.success:
+            raise SystemExit(f"query_roundtrip: the node could not load the scene: {loaded.message}")
+        client.call(QueryObject, api.QUERY_OBJECT, query_request(names[0]), timeout_s=60.0)  # warm-up
+        out = {"round_trips": [], "slim_trips": [], "points": [], "found": 0, "bytes": [], "slim_bytes": []}
+        for _ in range(REPEATS):
+            for name in names:
+                start = time.perf_counter()
+                answer = client.call(QueryObject, api.QUERY_OBJECT, query_request(name), timeout_s=60.0)
+                out["round_trips"].append((time.perf_counter() - start) * 1000.0)
+                out["points"].append(answer.relevancy_cloud.width)
+                out["found"] += int(answer.object_extent.x > 0)
+                out["bytes"].append(len(serialize_message(answer)))
+                start = time.perf_counter()
+                slim = client.call(QueryObject, api.QUERY_OBJECT, query_request(name, skip_cloud=True), 60.0)
+                out["slim_trips"].append((time.perf_counter() - start) * 1000.0)
+                out["slim_bytes"].append(len(serialize_message(slim)))
+        return out
+    finally:
+        client.close()
+
+
+def round_trips(path: Path, names: list[str], profile: Path | None) -> dict:
+    """client_round_trips in a child process against a `langscene run` node in another, both with Fast
+    DDS's default profile (None) or the XML ``profile``."""
+    env = dds_env(profile)
+    env.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+    node = subprocess.Popen(
+        # answer_cache 0: every round trip does the whole query (repeats would be kept answers)
+        [sys.executable, "-m", "langscene_ros.cli", "run", "--ros-args", "-p", f"node.scene_dir:={path.parent}"]
+        + ["-p", "query.answer_cache:=0"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = subprocess.run(
+            [sys.executable, __file__, "--client", str(path), *names],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+    finally:
+        stop_process(node)
+    if client.returncode != 0:
+        last = (client.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SystemExit(f"query_roundtrip: the client failed ({profile or 'default profile'}): {last}")
+    return json.loads(client.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     torch.set_num_threads(2)
     config = load_config(DEFAULT_CONFIG_PATH)
@@ -97,74 +164,64 @@ def main() -> None:
     split = in_process_split(scene, models, config, names)
     with tempfile.TemporaryDirectory() as tmp:
         path = save_scene(scene, Path(tmp) / "bench_scene.ply")
-        env = dict(os.environ, ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", str(1 + os.getpid() % 100)))
-        os.environ["ROS_DOMAIN_ID"] = env["ROS_DOMAIN_ID"]
-        node = subprocess.Popen(
-            # answer_cache 0: every round trip does the whole query (repeats would be kept answers)
-            [sys.executable, "-m", "langscene_ros.cli", "run", "--ros-args", "-p", f"node.scene_dir:={tmp}"]
-            + ["-p", "query.answer_cache:=0"],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = NodeClient("query_roundtrip_bench")
-        try:
-            loaded = client.call(SceneFile, api.LOAD_SCENE, SceneFile.Request(path=str(path)), timeout_s=120.0)
-            if not loaded.success:
-                raise SystemExit(f"query_roundtrip: the node could not load the scene: {loaded.message}")
-            client.call(QueryObject, api.QUERY_OBJECT, query_request(names[0]), timeout_s=60.0)  # warm-up
-            round_trips, points, found = [], [], 0
-            slim_trips, answer_bytes = [], {False: [], True: []}
-            for _ in range(REPEATS):
-                for name in names:
-                    start = time.perf_counter()
-                    answer = client.call(QueryObject, api.QUERY_OBJECT, query_request(name), timeout_s=60.0)
-                    round_trips.append((time.perf_counter() - start) * 1000.0)
-                    points.append(answer.relevancy_cloud.width)
-                    found += answer.object_extent.x > 0
-                    answer_bytes[False].append(len(serialize_message(answer)))
-                    start = time.perf_counter()
-                    slim = client.call(QueryObject, api.QUERY_OBJECT, query_request(name, skip_cloud=True), 60.0)
-                    slim_trips.append((time.perf_counter() - start) * 1000.0)
-                    answer_bytes[True].append(len(serialize_message(slim)))
-        finally:
-            client.close()
-            stop_process(node)
+        default = round_trips(path, names, None)
+        large = round_trips(path, names, PROFILE)
     print(
         json.dumps(
             {
                 "bench": "query_roundtrip_200k",
-                "value": round(statistics.median(round_trips), 2),
+                "value": _median(default["round_trips"]),
                 "unit": "ms",
                 "target": 50,
-                "max_ms": round(max(round_trips), 2),
-                "queries": len(round_trips),
-                "objects_found_fraction": round(found / len(round_trips), 3),
-                "median_points": int(statistics.median(points)),
+                "max_ms": round(max(default["round_trips"]), 2),
+                "queries": len(default["round_trips"]),
+                "objects_found_fraction": round(default["found"] / len(default["round_trips"]), 3),
+                "median_points": int(statistics.median(default["points"])),
                 **split,
-                "median_answer_bytes": int(statistics.median(answer_bytes[False])),
+                "median_answer_bytes": int(statistics.median(default["bytes"])),
+                "dds_profile": "default",
                 "note": "split measured in-process on the same scene; wall times on a shared 2-core machine are noisy",
             }
         )
     )
-
     print(
         json.dumps(
             {
                 "bench": "query_roundtrip_200k_skip_cloud",
-                "value": round(statistics.median(slim_trips), 2),
+                "value": _median(default["slim_trips"]),
                 "unit": "ms",
                 "target": 50,
-                "max_ms": round(max(slim_trips), 2),
-                "queries": len(slim_trips),
-                "median_answer_bytes": int(statistics.median(answer_bytes[True])),
-                "median_answer_bytes_with_cloud": int(statistics.median(answer_bytes[False])),
+                "max_ms": round(max(default["slim_trips"]), 2),
+                "queries": len(default["slim_trips"]),
+                "median_answer_bytes": int(statistics.median(default["slim_bytes"])),
+                "median_answer_bytes_with_cloud": int(statistics.median(default["bytes"])),
+                "dds_profile": "default",
                 "note": "the same queries with skip_cloud: the answer without its relevancy cloud",
+            }
+        )
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "query_roundtrip_200k_large_message_profile",
+                "value": _median(large["round_trips"]),
+                "unit": "ms",
+                "target": 50,
+                "max_ms": round(max(large["round_trips"]), 2),
+                "queries": len(large["round_trips"]),
+                "objects_found_fraction": round(large["found"] / len(large["round_trips"]), 3),
+                "median_answer_bytes": int(statistics.median(large["bytes"])),
+                "skip_cloud_ms": _median(large["slim_trips"]),
+                "default_profile_ms": _median(default["round_trips"]),
+                "dds_profile": str(PROFILE.relative_to(REPO)),
+                "note": "query_roundtrip_200k's queries, node and client with the large-message profile exported",
             }
         )
     )
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--client"]:
+        print(json.dumps(client_round_trips(sys.argv[2], sys.argv[3:])))
+    else:
+        main()

@@ -76,7 +76,8 @@ TrimapOffload = Literal["none", "model", "sequential"]
 MaskMapper = Literal["felzenszwalb", "depth", "sam2"]
 DensifyMode = Literal["off", "trimap", "auto"]
 BoxAlignment = Literal["gravity", "free"]
-CameraQos = Literal["sensor_data", "reliable"]
+Reliability = Literal["best_effort", "reliable"]
+Durability = Literal["volatile", "transient_local"]
 PoseSource = Literal["tf", "topic"]
 ImageTransport = Literal["raw", "compressed"]
 DepthTransport = Literal["raw", "compressedDepth"]
@@ -450,6 +451,56 @@ class GraspConfig:
 
 
 @dataclass(frozen=True)
+class InputQos:
+    """QoS of a group of the node's subscriptions (always keep-last, volatile)."""
+
+    reliability: Reliability = setting(
+        "best_effort",
+        "best_effort (sensor data: matches reliable and best-effort publishers; what the network drops is "
+        "lost) or reliable (only reliable publishers match; every message is resent until it arrives)",
+    )
+    depth: int = setting(
+        5, "messages kept (keep last) while this input's callback is busy; older ones are dropped", AT_LEAST_ONE
+    )
+
+
+_DURABILITY_HELP = (
+    "transient_local (the last depth messages are kept and sent to subscribers that join later, e.g. an RViz "
+    "opened after the answer, when they ask for transient_local too) or volatile (each message sent once)"
+)
+_OUTPUT_DEPTH_HELP = "messages kept (keep last) for slow or late subscribers"
+
+
+@dataclass(frozen=True)
+class OutputQos:
+    """QoS of a group of the node's publishers (always reliable, keep-last: a reliable publisher also
+    serves best-effort subscribers). The default: the latest message kept for late subscribers."""
+
+    durability: Durability = setting("transient_local", _DURABILITY_HELP)
+    depth: int = setting(1, _OUTPUT_DEPTH_HELP, AT_LEAST_ONE)
+
+
+@dataclass(frozen=True)
+class StreamOutputQos(OutputQos):
+    """OutputQos of an output nobody needs late (volatile, keep last 10)."""
+
+    durability: Durability = setting("volatile", _DURABILITY_HELP)
+    depth: int = setting(10, _OUTPUT_DEPTH_HELP, AT_LEAST_ONE)
+
+
+@dataclass(frozen=True)
+class QosConfig:
+    """QoS of the node's inputs and outputs by group (read once at start). /tf and /tf_static keep
+    tf2's profiles, ~/status and /diagnostics theirs (DESIGN section 3)."""
+
+    camera: InputQos = dataclasses.field(default_factory=InputQos)  # image, depth, camera_info (any transport)
+    pose: InputQos = dataclasses.field(default_factory=InputQos)  # camera_pose (pose_source topic)
+    scene_cloud: OutputQos = dataclasses.field(default_factory=OutputQos)  # ~/scene_cloud
+    markers: OutputQos = dataclasses.field(default_factory=OutputQos)  # ~/markers and ~/grasps: the last answer
+    relevancy_cloud: StreamOutputQos = dataclasses.field(default_factory=StreamOutputQos)  # ~/relevancy_cloud
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     scene_frame: str = setting("map", "frame of the camera poses, the scene and every answer")
     # frames and time (#28, DESIGN 3 "Frames and time")
@@ -464,6 +515,13 @@ class NodeConfig:
     max_pose_gap_s: float = setting(
         0.2, "pose_source topic: seconds two camera poses may be apart to interpolate between them", positive=True
     )
+    depth_wait_s: float = setting(
+        0.5,
+        "seconds (of image stamps) an image waits for a depth partner before the first depth message arrived, "
+        "so an image overtaking its depth still gets it; when none arrives in that time the camera counts as "
+        "RGB-only and images go on without depth; 0: never wait (at most 5, how long any image waits)",
+        (0.0, 5.0),
+    )
     output_frame: str = setting("", "frame of the answers when a query names none; empty: scene_frame")
     tf_cache_s: float = setting(10.0, "seconds of transform history kept per /tf edge", positive=True)
     max_extrapolation_s: float = setting(
@@ -471,9 +529,7 @@ class NodeConfig:
         "transform lookups up to this many seconds past the newest (or before the oldest) data take it",
         NON_NEGATIVE,
     )
-    camera_qos: CameraQos = setting(
-        "sensor_data", "QoS of the camera subscriptions: sensor_data (best effort) or reliable"
-    )
+    qos: QosConfig = dataclasses.field(default_factory=QosConfig)
     image_transport: ImageTransport = setting(
         "raw",
         "colour input: raw (sensor_msgs/Image on image) or compressed (sensor_msgs/CompressedImage jpeg/png "
@@ -549,6 +605,12 @@ class LangsceneConfig:
     query: QueryConfig = dataclasses.field(default_factory=QueryConfig)
     grasp: GraspConfig = dataclasses.field(default_factory=GraspConfig)
     limits: LimitsConfig = dataclasses.field(default_factory=LimitsConfig)
+
+
+# settings replaced by others: old dotted key -> what to set instead (the loader's error names it)
+REPLACED = {
+    "node.camera_qos": "node.qos.camera.reliability (best_effort or reliable; sensor_data was best_effort)",
+}
 
 
 @dataclass(frozen=True)
@@ -667,7 +729,9 @@ def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
     fields = {f.name: (annotation, info) for f, annotation, info in _fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown setting '{prefix}{unknown[0]}'")
+        key = f"{prefix}{unknown[0]}"
+        hint = f"; replaced by {REPLACED[key]}" if key in REPLACED else ""
+        raise ConfigError(f"unknown setting '{key}'{hint}")
     values = {}
     for name, value in data.items():
         annotation, info = fields[name]

@@ -6,7 +6,9 @@ Inputs are relative names (remap them in a launch file); outputs and services ar
 
 from __future__ import annotations
 
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from langscene_core.config import InputQos, OutputQos
 
 NODE_NAME = "langscene"
 
@@ -55,10 +57,25 @@ def node_path(name: str, node: str = f"/{NODE_NAME}") -> str:
     return f"{node.rstrip('/')}/{name}"
 
 
-def camera_qos(choice: str) -> QoSProfile:
-    """The camera inputs' QoS for ``node.camera_qos``: 'sensor_data' (best effort) or 'reliable'."""
-    if choice == "sensor_data":
-        return qos_profile_sensor_data
-    if choice == "reliable":
-        return RELIABLE
-    raise ValueError(f"node.camera_qos must be 'sensor_data' or 'reliable', got {choice!r}")
+def input_qos(qos: InputQos) -> QoSProfile:
+    """The QoS of a group of the node's subscriptions (``node.qos.camera``, ``node.qos.pose``): keep
+    last ``depth``, volatile, ``reliability``; the defaults (best_effort, 5) are rclpy's
+    ``qos_profile_sensor_data``."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=qos.depth,
+        reliability=ReliabilityPolicy[qos.reliability.upper()],
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def output_qos(qos: OutputQos) -> QoSProfile:
+    """The QoS of a group of the node's publishers (``node.qos.scene_cloud``, ``.markers``,
+    ``.relevancy_cloud``): reliable (which best-effort subscribers match too), keep last ``depth``,
+    ``durability``; the default OutputQos is :data:`LATCHED`."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=qos.depth,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy[qos.durability.upper()],
+    )

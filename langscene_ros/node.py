@@ -86,11 +86,17 @@ class LangsceneNode(Node):
             optional=(api.DEPTH,),
             silent_s=node.silent_input_s,
         )
-        self._scene_cloud_pub = self.create_publisher(PointCloud2, api.private(api.SCENE_CLOUD), api.LATCHED)
-        self._relevancy_pub = self.create_publisher(PointCloud2, api.private(api.RELEVANCY_CLOUD), api.RELIABLE)
-        # the last answer's grasps and markers stay for an RViz opened after the query (depth 1)
-        self._grasps_pub = self.create_publisher(PoseArray, api.private(api.GRASPS), api.LATCHED)
-        self._markers_pub = self.create_publisher(MarkerArray, api.private(api.MARKERS), api.LATCHED)
+        # node.qos: by default the scene cloud and the last answer's grasps and markers stay for an RViz
+        # opened later (transient local, depth 1); the relevancy cloud is sent once
+        qos = node.qos
+        self._scene_cloud_pub = self.create_publisher(
+            PointCloud2, api.private(api.SCENE_CLOUD), api.output_qos(qos.scene_cloud)
+        )
+        self._relevancy_pub = self.create_publisher(
+            PointCloud2, api.private(api.RELEVANCY_CLOUD), api.output_qos(qos.relevancy_cloud)
+        )
+        self._grasps_pub = self.create_publisher(PoseArray, api.private(api.GRASPS), api.output_qos(qos.markers))
+        self._markers_pub = self.create_publisher(MarkerArray, api.private(api.MARKERS), api.output_qos(qos.markers))
         self.engine = LangScene(
             self.config,
             on_status=self._publish_status,
@@ -135,7 +141,7 @@ class LangsceneNode(Node):
 
     # ----------------------------------------------------------------------------------- anatomy
     def _subscribe_to_inputs(self) -> None:
-        qos = api.camera_qos(self.config.node.camera_qos)
+        qos = self.config.node.qos
         self._inputs = Inputs(self.engine, self.config.node, self._reject, self._internal_error, self._monitor.seen)
         tf_poses = self.config.node.pose_source == "tf"
         # the engine's transform buffer, fed from /tf and /tf_static: the camera poses with pose_source tf
@@ -153,7 +159,7 @@ class LangsceneNode(Node):
                 camera_input.type,
                 camera_input.topic(self.resolve_topic_name),
                 getattr(self._inputs, camera_input.handler),
-                qos,
+                api.input_qos(qos.pose if camera_input.label == api.CAMERA_POSE else qos.camera),
                 callback_group=MutuallyExclusiveCallbackGroup(),
             )
 

@@ -130,7 +130,7 @@ class Player:
         Then waits up to ``ack_timeout_s`` until reliable subscribers have acknowledged everything: a
         process that exits right after publishing loses what is still in flight (a frame in 3 of 7
         runs of the world-play test). Best-effort subscribers (the node's default
-        ``camera_qos``) acknowledge nothing, so for them nothing waits and nothing is guaranteed."""
+        ``node.qos.camera.reliability``) acknowledge nothing, so for them nothing waits and nothing is guaranteed."""
         period = 1.0 / rate_hz
         next_time = time.monotonic()
         count = 0

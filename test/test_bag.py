@@ -116,6 +116,41 @@ def test_bag_feeds_the_same_keyframes_and_poses_as_the_frames(world_bag, dataset
         assert np.allclose(a.depth, b.depth, equal_nan=True)
 
 
+def _keyframes_fed(config: LangsceneConfig, messages) -> list:
+    """The keyframes of an engine given ``messages`` ((topic, log time, message) of topic_plan's topics)
+    through the node's input handlers in the order given."""
+    engine, inputs = _engine(config)
+    plan = topic_plan(config, RosArgs())
+    for topic, _, message in messages:
+        entry = plan[topic]
+        if entry.handler == "transforms":
+            inputs.transforms(message, static=entry.static)
+        else:
+            getattr(inputs, entry.handler)(message)
+    return engine.keyframes()
+
+
+def test_an_image_handled_before_its_depth_gives_the_keyframes_ingest_gives(world_bag):
+    """The node's race (#20): its callbacks run on separate threads, so a frame's image may be handled
+    before that frame's depth. The image waits for it (node.depth_wait_s), so every keyframe has its
+    depth and the node keeps what ingest (the bag's order: depth first) keeps."""
+    config = LangsceneConfig()
+    with BagReader(world_bag) as bag:
+        plan = topic_plan(config, RosArgs())
+        in_log_order = list(bag.messages({topic: entry.type for topic, entry in plan.items()}))
+    image_first = list(in_log_order)
+    for i in [i for i, (topic, _, _) in enumerate(in_log_order) if topic == "/depth"]:
+        assert in_log_order[i + 1][0] == "/image"  # each frame's image follows its depth: swap them
+        image_first[i], image_first[i + 1] = in_log_order[i + 1], in_log_order[i]
+    ingested, raced = _keyframes_fed(config, in_log_order), _keyframes_fed(config, image_first)
+    assert len(raced) == len(ingested) == 10
+    for a, b in zip(raced, ingested):
+        assert a.stamp == b.stamp and a.depth is not None and np.array_equal(a.depth, b.depth, equal_nan=True)
+    # without the wait the first image becomes a keyframe without depth (what the node did before)
+    eager = dataclasses.replace(config, node=dataclasses.replace(config.node, depth_wait_s=0.0))
+    assert _keyframes_fed(eager, image_first)[0].depth is None
+
+
 def _frame(rendered, stamp):
     from langscene_core.capture.frames import Frame
 

@@ -51,8 +51,17 @@ def test_wrong_type_is_named():
 def test_option_typo_names_key_value_and_choices(tmp_path):
     with pytest.raises(ConfigError, match=r"densify.mode: 'trimapp' is not one of: off, trimap, auto$"):
         load_config(params_file(tmp_path, "    densify:\n      mode: trimapp\n"))
-    with pytest.raises(ConfigError, match=r"node.camera_qos: 'best_effort' is not one of: sensor_data, reliable$"):
-        load_config(params_file(tmp_path, "    node:\n      camera_qos: best_effort\n"))
+    with pytest.raises(
+        ConfigError, match=r"node.qos.camera.reliability: 'sensor_data' is not one of: best_effort, reliable$"
+    ):
+        load_config(
+            params_file(tmp_path, "    node:\n      qos:\n        camera:\n          reliability: sensor_data\n")
+        )
+    # the setting node.qos.camera.reliability replaced: the error says what to write instead
+    with pytest.raises(
+        ConfigError, match=r"unknown setting 'node.camera_qos'; replaced by node.qos.camera.reliability"
+    ):
+        load_config(params_file(tmp_path, "    node:\n      camera_qos: reliable\n"))
     # YAML reads an unquoted off as false: the error says so
     with pytest.raises(ConfigError, match="densify.mode: False .*quote it"):
         load_config(params_file(tmp_path, "    densify:\n      mode: off\n"))
@@ -86,7 +95,11 @@ def test_every_setting_is_described_and_option_sets_are_literals():
     assert [name for name, info in infos.items() if not info.help.strip()] == []
     choices = {name: info.choices for name, info in infos.items() if info.choices}
     assert choices == {
-        "node.camera_qos": ("sensor_data", "reliable"),
+        **{f"node.qos.{group}.reliability": ("best_effort", "reliable") for group in ("camera", "pose")},
+        **{
+            f"node.qos.{group}.durability": ("volatile", "transient_local")
+            for group in ("scene_cloud", "markers", "relevancy_cloud")
+        },
         "node.pose_source": ("tf", "topic"),
         "node.image_transport": ("raw", "compressed"),
         "node.depth_transport": ("raw", "compressedDepth"),

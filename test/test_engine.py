@@ -325,7 +325,8 @@ def test_inputs_from_the_future_and_oversized_images_are_rejected_with_a_reason(
     now = [1000.0]
     config = dataclasses.replace(
         CONFIG,
-        node=dataclasses.replace(CONFIG.node, max_future_s=2.0),
+        # depth_wait_s 0: the one image taken goes on at once, not waiting for a first depth
+        node=dataclasses.replace(CONFIG.node, max_future_s=2.0, depth_wait_s=0.0),
         limits=dataclasses.replace(CONFIG.limits, max_image_pixels=64 * 48),
     )
     engine = LangScene(config, models, clock=lambda: now[0])

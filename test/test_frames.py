@@ -49,6 +49,35 @@ def test_once_depth_flows_images_wait_for_depth():
     assert len(frames) == 1 and frames[0].depth[0, 0] == 2.0
 
 
+def test_an_image_overtaking_the_first_depth_waits_for_it():
+    """The race of #20: the first image handled before the first depth (separate subscriptions) waits
+    up to depth_wait_s of stamps for its partner instead of becoming a keyframe without depth."""
+    sync = FrameSynchronizer(tolerance_s=0.01, intrinsics=K, depth_wait_s=0.5)
+    sync.add_pose(1.0, pose_at(0.0))
+    sync.add_pose(1.1, pose_at(0.1))
+    assert sync.add_image(1.0, TEXTURED) == []  # no depth yet: it may still come
+    frames = sync.add_depth(1.0, np.full((6, 8), 2.0, np.float32))
+    assert len(frames) == 1 and frames[0].depth[0, 0] == 2.0
+    # with no wait (the old behaviour) the same order gives a frame without depth
+    eager = FrameSynchronizer(tolerance_s=0.01, intrinsics=K, depth_wait_s=0.0)
+    eager.add_pose(1.0, pose_at(0.0))
+    assert eager.add_image(1.0, TEXTURED)[0].depth is None
+
+
+def test_an_rgb_only_camera_waits_once_then_goes_on_without_depth():
+    sync = FrameSynchronizer(intrinsics=K, depth_wait_s=0.5, max_pose_gap_s=1.0)
+    for t in np.arange(0.0, 2.01, 0.1):
+        sync.add_pose(float(t), pose_at(float(t)))
+    out = [len(sync.add_image(t, TEXTURED)) for t in (0.0, 0.2, 0.4)]
+    assert out == [0, 0, 0] and sync.pending == 3
+    frames = sync.add_image(0.5, TEXTURED)  # 0.5 s past the first image, no depth: RGB-only
+    assert [f.stamp for f in frames] == [0.0, 0.2, 0.4, 0.5] and all(f.depth is None for f in frames)
+    assert len(sync.add_image(0.6, TEXTURED)) == 1  # no more waiting
+    assert sync.dropped == {}
+    with pytest.raises(ValueError, match="depth_wait_s"):
+        FrameSynchronizer(depth_wait_s=6.0, max_wait_s=5.0)
+
+
 def test_unpairable_images_are_dropped_and_counted():
     sync = FrameSynchronizer(tolerance_s=0.01, max_wait_s=5.0, max_pose_gap_s=0.2)
     sync.add_image(0.0, TEXTURED)
@@ -180,10 +209,10 @@ def test_keyframe_buffer_keeps_moved_sharp_frames_and_is_bounded():
 def test_synchronizer_for_each_pose_source():
     buffer = TransformBuffer()
     buffer.set_transform("odom", "camera_optical", 0.0, pose_at(0.0), static=True)
-    tf = synchronizer_for(NodeConfig(pose_source="tf", scene_frame="odom"), buffer)
+    tf = synchronizer_for(NodeConfig(pose_source="tf", scene_frame="odom", depth_wait_s=0.0), buffer)
     tf.set_intrinsics(K)
     np.testing.assert_allclose(tf.add_image(1.0, TEXTURED, "camera_optical")[0].cam_to_world, pose_at(0.0), atol=1e-12)
-    topic = synchronizer_for(NodeConfig(pose_source="topic", max_pose_gap_s=0.5), buffer)
+    topic = synchronizer_for(NodeConfig(pose_source="topic", max_pose_gap_s=0.5, depth_wait_s=0.0), buffer)
     topic.set_intrinsics(K)
     for t in (0.0, 0.4, 1.0):
         topic.add_pose(t, moving_camera(t))
@@ -192,3 +221,4 @@ def test_synchronizer_for_each_pose_source():
     with pytest.raises(ValueError, match="node.pose_source"):
         synchronizer_for(NodeConfig(pose_source="odometry"), buffer)
     assert transform_buffer_for(NodeConfig(tf_cache_s=3.0)).cache_s == 3.0
+    assert synchronizer_for(NodeConfig(), buffer).depth_wait_s == NodeConfig().depth_wait_s > 0

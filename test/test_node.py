@@ -88,7 +88,9 @@ def test_node_takes_camera_poses_from_tf(node_process, peer, tmp_path):
 
     params = tmp_path / "params.yaml"
     # reliable camera QoS: a best-effort reader may miss what is sent while discovery completes
-    params.write_text("langscene:\n  ros__parameters:\n    node:\n      pose_source: tf\n      camera_qos: reliable\n")
+    params.write_text(
+        "langscene:\n  ros__parameters:\n    node:\n      pose_source: tf\n      qos:\n        camera:\n          reliability: reliable\n"
+    )
     node = node_process("--params-file", str(params))
     static_pub = peer.node.create_publisher(TFMessage, TF_STATIC, TF_STATIC_QOS)
     tf_pub = peer.node.create_publisher(TFMessage, TF, TF_QOS)

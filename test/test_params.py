@@ -7,7 +7,14 @@ import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from langscene_core.config import ConfigError, LangsceneConfig, describe_settings, load_config
+from langscene_core.config import (
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    InputQos,
+    LangsceneConfig,
+    describe_settings,
+    load_config,
+)
 from langscene_ros import params
 
 pytestmark = pytest.mark.ros
@@ -48,7 +55,8 @@ def test_every_setting_is_declared_with_its_descriptor(make_node):
     assert descriptors["field.sh_degree"].integer_range[0].to_value == 4
     assert descriptors["grasp.gripper_max_width"].additional_constraints == "> 0"
     assert descriptors["densify.mode"].additional_constraints == "one of: off, trimap, auto"
-    assert descriptors["node.camera_qos"].additional_constraints == "one of: sensor_data, reliable"
+    assert descriptors["node.qos.camera.reliability"].additional_constraints == "one of: best_effort, reliable"
+    assert descriptors["node.qos.markers.depth"].integer_range[0].from_value == 1
 
 
 def test_ros_refuses_what_the_descriptors_forbid(make_node):
@@ -67,13 +75,26 @@ def test_a_parameter_file_reads_like_load_config(make_node):
     assert params.declare_and_read(node) == load_config(DEMO_PARAMS)
 
 
+def test_flow_mappings_of_langscene_yaml_read_alike(make_node, tmp_path):
+    """config/langscene.yaml writes the node.qos groups as YAML flow mappings: rcl's parser and
+    load_config read them alike (a changed group, so defaults cannot pass for it)."""
+    text = DEFAULT_CONFIG_PATH.read_text()
+    assert "camera: {reliability: best_effort, depth: 5}" in text
+    path = tmp_path / "langscene.yaml"
+    path.write_text(
+        text.replace("camera: {reliability: best_effort, depth: 5}", "camera: {reliability: reliable, depth: 4}")
+    )
+    config = params.declare_and_read(make_node("--params-file", str(path)))
+    assert config == load_config(path) and config.node.qos.camera == InputQos("reliable", 4)
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
         ("densify:\n      mode: trimapp", r"bad parameter: densify.mode: 'trimapp' is not one of: off, trimap, auto"),
         (
-            "node:\n      camera_qos: best",
-            r"bad parameter: node.camera_qos: 'best' is not one of: sensor_data, reliable",
+            "node:\n      qos:\n        pose:\n          reliability: best",
+            r"bad parameter: node.qos.pose.reliability: 'best' is not one of: best_effort, reliable",
         ),
         ("query:\n      relevancy_threshold: 1.5", r"bad parameter: .*query.relevancy_threshold.* out of range"),
         (

@@ -113,14 +113,16 @@ def test_play_rejects_a_missing_dataset_and_a_bad_rate(tmp_path, capsys, dataset
 def test_the_node_takes_played_frames_as_keyframes(dataset_dir, node_process, tmp_path):
     """End to end: `langscene run` + `langscene play`; the 5 orbit views (72 deg apart) all become keyframes.
 
-    The node subscribes reliably (``node.camera_qos: reliable``), so that `play` can wait until every
+    The node subscribes reliably (``node.qos.camera.reliability: reliable``), so that `play` can wait until every
     frame is acknowledged before it exits: with the default best-effort camera QoS the frame still in
     flight when `play` exited was lost in 3 of 7 runs of this test alone (and in 1 of 4 fresh-clone suite
     runs), whatever `play` waited before publishing."""
     from langscene_ros.client import NodeClient
 
     params = tmp_path / "params.yaml"
-    params.write_text("langscene:\n  ros__parameters:\n    node:\n      camera_qos: reliable\n")
+    params.write_text(
+        "langscene:\n  ros__parameters:\n    node:\n      qos:\n        camera:\n          reliability: reliable\n"
+    )
     node = node_process("--params-file", str(params))
     peer = NodeClient(name="world_play_status")
     try:

@@ -91,7 +91,13 @@ class FrameSynchronizer:
     pose any more (before the first pose, or between two poses too far apart) is dropped at once.
 
     tolerance_s: largest stamp difference of an image and its depth. Each stream arrives in stamp
-    order, so an image is dropped as soon as the depth stream has moved past its stamp. max_wait_s:
+    order, so an image is dropped as soon as the depth stream has moved past its stamp. Depth is
+    optional (an RGB-only camera) until the first depth arrives; before that an image waits for a
+    depth partner until the image stream runs ``depth_wait_s`` past its stamp, as it waits for its
+    pose, so an image that overtakes its depth (separate subscriptions, separate threads) still gets
+    it. When that wait runs out with no depth at all, the camera counts as RGB-only: the waiting
+    images are taken without depth and later ones no longer wait (a depth arriving later makes
+    images wait for theirs again). depth_wait_s 0: images before the first depth never wait. max_wait_s:
     how far the newest stamp seen may run ahead of a pending image before it is dropped anyway (a
     stream that stopped). history: how many poses / depths / pending images are kept.
 
@@ -110,6 +116,7 @@ class FrameSynchronizer:
 
     tolerance_s: float = 0.02
     max_pose_gap_s: float = 0.2
+    depth_wait_s: float = 0.0
     max_wait_s: float = 5.0
     history: int = 32
     pose_lookup: PoseLookup | None = None
@@ -119,6 +126,7 @@ class FrameSynchronizer:
     _depths: deque = field(default_factory=deque)
     _pending: deque = field(default_factory=deque)
     _stream_has_depth: bool = False
+    _depth_given_up: bool = False  # depth_wait_s ran out before any depth: an RGB-only camera
     _newest_stamp: float = float("-inf")
     _last_stamp: dict = field(default_factory=dict)  # stream ('image', 'depth') -> its newest stamp
     images_in: int = 0
@@ -126,6 +134,8 @@ class FrameSynchronizer:
     images_dropped: int = 0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.depth_wait_s <= self.max_wait_s:
+            raise ValueError(f"depth_wait_s must lie in [0, max_wait_s = {self.max_wait_s}], got {self.depth_wait_s}")
         # poses as old as the oldest image that may still wait for them
         self._poses = TransformBuffer(
             cache_s=self.max_wait_s + self.max_pose_gap_s, max_samples=self.history, max_gap_s=self.max_pose_gap_s
@@ -230,6 +240,17 @@ class FrameSynchronizer:
         best = min(self._depths, key=lambda item: abs(item.stamp - stamp), default=None)
         return best if best is not None and abs(best.stamp - stamp) <= self.tolerance_s else None
 
+    def _missing_depth(self, item: _PendingImage) -> tuple[str, bool] | None:
+        """(reason, final) while an image without a depth partner must wait or be dropped; None when it
+        goes on without depth (class docstring: depth is optional until the first one arrives)."""
+        if self._stream_has_depth:
+            depth_passed = bool(self._depths) and self._depths[-1].stamp > item.stamp + self.tolerance_s
+            return "no_depth", depth_passed
+        if self._depth_given_up or self._last_stamp.get("image", item.stamp) - item.stamp >= self.depth_wait_s:
+            self._depth_given_up = True
+            return None
+        return "no_depth", False
+
     def _flush(self) -> list[Frame]:
         ready: list[Frame] = []
         still_pending: deque = deque()
@@ -239,9 +260,8 @@ class FrameSynchronizer:
             missing = ("no_camera_info", False) if self.intrinsics is None else None
             if missing is None and item.cam_to_world is None:
                 missing = self._find_pose(item)
-            if missing is None and depth is None and self._stream_has_depth:
-                depth_passed = bool(self._depths) and self._depths[-1].stamp > item.stamp + self.tolerance_s
-                missing = ("no_depth", depth_passed)
+            if missing is None and depth is None:
+                missing = self._missing_depth(item)
             if missing is None:
                 ready.append(
                     Frame(
@@ -267,11 +287,14 @@ def transform_buffer_for(node: NodeConfig) -> TransformBuffer:
 
 
 def synchronizer_for(node: NodeConfig, transforms: TransformBuffer) -> FrameSynchronizer:
-    """The synchronizer for ``node.pose_source``: 'topic' interpolates add_pose's stream within
-    node.max_pose_gap_s; 'tf' looks up ``node.scene_frame <- node.camera_frame`` (or the image's
-    frame id) in ``transforms`` at the image stamp."""
+    """The synchronizer for ``node.pose_source`` (images wait node.depth_wait_s for a first depth):
+    'topic' interpolates add_pose's stream within node.max_pose_gap_s; 'tf' looks up
+    ``node.scene_frame <- node.camera_frame`` (or the image's frame id) in ``transforms`` at the image
+    stamp."""
     if node.pose_source == "topic":
-        return FrameSynchronizer(max_pose_gap_s=node.max_pose_gap_s)
+        return FrameSynchronizer(max_pose_gap_s=node.max_pose_gap_s, depth_wait_s=node.depth_wait_s)
     if node.pose_source == "tf":
-        return FrameSynchronizer(pose_lookup=tf_pose_lookup(transforms, node.scene_frame, node.camera_frame))
+        return FrameSynchronizer(
+            pose_lookup=tf_pose_lookup(transforms, node.scene_frame, node.camera_frame), depth_wait_s=node.depth_wait_s
+        )
     raise ValueError(f"node.pose_source must be 'tf' or 'topic', got {node.pose_source!r}")
