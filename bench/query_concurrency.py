@@ -104,8 +104,8 @@ def main() -> None:
             + ["-p", f"node.scene_dir:={tmp}", "-p", "node.qos.camera.reliability:=reliable"],
             cwd=REPO,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=(node_log := open(Path(tmp) / "node.log", "w")),
+            stderr=subprocess.STDOUT,
         )
         client = NodeClient("concurrency_bench")
         planners: list[subprocess.Popen] = []
@@ -147,6 +147,8 @@ def main() -> None:
                     p.kill()
             client.close()
             stop_process(node)  # SIGTERM: a clean shutdown exits 0
+            node_log.close()
+            node_log_tail = (Path(tmp) / "node.log").read_text().splitlines()[-5:] if node.returncode else []
     answered = [ms for _, ms, _ in calls if ms is not None]
     print(
         json.dumps(
@@ -173,6 +175,7 @@ def main() -> None:
                 "answer_cache": config.query.answer_cache,
                 "skip_cloud": skip_cloud,
                 "node_exit_code": node.returncode,
+                "node_log_tail": node_log_tail,  # why the node did not exit 0 on SIGTERM
                 "clients": CLIENTS,
                 "duration_s": DURATION_S,
                 "note": "round trips of back-to-back queries from separate processes on a shared 2-core machine",
