@@ -305,7 +305,12 @@ class LangScene:
         return True
 
     def add_pose(self, stamp: float, cam_to_world: np.ndarray) -> None:
-        """cam_to_world: [4, 4] camera optical frame -> scene frame, at ``stamp`` seconds."""
+        """cam_to_world: [4, 4] camera optical frame -> scene frame, at ``stamp`` seconds; only with
+        ``node.pose_source: topic`` (with 'tf' the poses come from :attr:`transforms`, and a pose given
+        here is rejected with that reason rather than silently unused)."""
+        if self.config.node.pose_source != "topic":
+            self.reject(f"camera_pose: node.pose_source is {self.config.node.pose_source}, not topic")
+            return
         if not self._admit("camera_pose", stamp):
             return
         with self._lock:
