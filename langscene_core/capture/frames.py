@@ -91,7 +91,10 @@ class FrameSynchronizer:
     pose any more (before the first pose, or between two poses too far apart) is dropped at once.
 
     tolerance_s: largest stamp difference of an image and its depth. Each stream arrives in stamp
-    order, so an image is dropped as soon as the depth stream has moved past its stamp. max_wait_s:
+    order, so an image is dropped as soon as the depth stream has moved past its stamp. Depth is
+    optional until the first depth image arrives (an RGB camera), from then on every image waits for
+    its depth; ``require_depth``: from the start (an image that overtakes the first depth on another
+    thread would otherwise become a frame without depth). max_wait_s:
     how far the newest stamp seen may run ahead of a pending image before it is dropped anyway (a
     stream that stopped). history: how many poses / depths / pending images are kept.
 
@@ -113,6 +116,7 @@ class FrameSynchronizer:
     max_wait_s: float = 5.0
     history: int = 32
     pose_lookup: PoseLookup | None = None
+    require_depth: bool = False
     dropped: Counter = field(default_factory=Counter)
     intrinsics: Intrinsics | None = None
     _poses: TransformBuffer = field(init=False)
@@ -239,7 +243,7 @@ class FrameSynchronizer:
             missing = ("no_camera_info", False) if self.intrinsics is None else None
             if missing is None and item.cam_to_world is None:
                 missing = self._find_pose(item)
-            if missing is None and depth is None and self._stream_has_depth:
+            if missing is None and depth is None and (self._stream_has_depth or self.require_depth):
                 depth_passed = bool(self._depths) and self._depths[-1].stamp > item.stamp + self.tolerance_s
                 missing = ("no_depth", depth_passed)
             if missing is None:
@@ -266,12 +270,14 @@ def transform_buffer_for(node: NodeConfig) -> TransformBuffer:
     return TransformBuffer(cache_s=node.tf_cache_s, max_extrapolation_s=node.max_extrapolation_s)
 
 
-def synchronizer_for(node: NodeConfig, transforms: TransformBuffer) -> FrameSynchronizer:
+def synchronizer_for(node: NodeConfig, transforms: TransformBuffer, require_depth: bool = False) -> FrameSynchronizer:
     """The synchronizer for ``node.pose_source``: 'topic' interpolates add_pose's stream within
     node.max_pose_gap_s; 'tf' looks up ``node.scene_frame <- node.camera_frame`` (or the image's
-    frame id) in ``transforms`` at the image stamp."""
+    frame id) in ``transforms`` at the image stamp. require_depth: see :class:`FrameSynchronizer`."""
     if node.pose_source == "topic":
-        return FrameSynchronizer(max_pose_gap_s=node.max_pose_gap_s)
+        return FrameSynchronizer(max_pose_gap_s=node.max_pose_gap_s, require_depth=require_depth)
     if node.pose_source == "tf":
-        return FrameSynchronizer(pose_lookup=tf_pose_lookup(transforms, node.scene_frame, node.camera_frame))
+        return FrameSynchronizer(
+            pose_lookup=tf_pose_lookup(transforms, node.scene_frame, node.camera_frame), require_depth=require_depth
+        )
     raise ValueError(f"node.pose_source must be 'tf' or 'topic', got {node.pose_source!r}")
