@@ -505,7 +505,7 @@ class NodeConfig:
     scene_frame: str = setting("map", "frame of the camera poses, the scene and every answer")
     # frames and time (#28, DESIGN 3 "Frames and time")
     pose_source: PoseSource = setting(
-        "topic",
+        "tf",
         "tf: each image's pose is the transform scene_frame <- camera frame at the image stamp (/tf, "
         "/tf_static); topic: camera_pose PoseStamped messages, interpolated between the two around the image stamp",
     )

@@ -235,7 +235,9 @@ class LangScene:
         # Camera poses: node.pose_source 'topic' (add_pose, interpolated within node.max_pose_gap_s) or
         # 'tf' (looked up in ``transforms``, which the caller feeds from /tf and /tf_static).
         self.transforms = transform_buffer_for(config.node)
-        self._sync = synchronizer_for(config.node, self.transforms)
+        # the depth mask mapper cuts keyframes by their depth, and a keyframe without depth stops the
+        # reconstruction: every image waits for its depth then, the first one too
+        self._sync = synchronizer_for(config.node, self.transforms, require_depth=config.models.masks.mapper == "depth")
         self._rejected: Counter[str] = Counter()
         self._images: Counter[str] = Counter()  # Status.images but for the synchronizer's counts
         # node.auto_reconstruct_*: keyframes taken since the last reconstruction began, the stamps of the
@@ -305,7 +307,12 @@ class LangScene:
         return True
 
     def add_pose(self, stamp: float, cam_to_world: np.ndarray) -> None:
-        """cam_to_world: [4, 4] camera optical frame -> scene frame, at ``stamp`` seconds."""
+        """cam_to_world: [4, 4] camera optical frame -> scene frame, at ``stamp`` seconds; only with
+        ``node.pose_source: topic`` (with 'tf' the poses come from :attr:`transforms`, and a pose given
+        here is rejected with that reason rather than silently unused)."""
+        if self.config.node.pose_source != "topic":
+            self.reject(f"camera_pose: node.pose_source is {self.config.node.pose_source}, not topic")
+            return
         if not self._admit("camera_pose", stamp):
             return
         with self._lock:

@@ -151,6 +151,7 @@ class LangsceneNode(Node):
             self.engine.transforms,
             on_update=self.engine.transforms_updated if tf_poses else None,
             callback_group=MutuallyExclusiveCallbackGroup(),
+            reject=self.engine.reject,  # counted in ~/status and /diagnostics like any refused input
         )
         # one exclusive group per input: a compressed stream decodes on its own thread, never delaying
         # the other inputs

@@ -1,10 +1,14 @@
 """Publish a world dataset on the node's camera input topics, like a bag player.
 
-Per frame, all with the same header stamp (the player's clock at publish time): ``camera_info``,
+The camera's pose goes out both ways the node takes it (``node.pose_source``): as a transform tree
+``scene_frame -> camera_link -> camera_optical`` (``/tf_static`` once: the optical frame in the camera
+body, :data:`LINK_FROM_OPTICAL`; ``/tf`` per frame: the body in the scene frame) and as ``camera_pose``.
+Per frame, all with the same stamp (the player's clock at publish time): ``/tf``, ``camera_info``,
 ``camera_pose`` (geometry_msgs/PoseStamped, pose of the camera optical frame in ``scene_frame``),
-``depth`` (32FC1 metres, 0 = no surface) and ``image`` (rgb8). Topic names are relative, so
-``--ros-args -r __ns:=/robot`` or remaps apply. Publishers are reliable (they also match the node's
-best-effort sensor-data subscriptions).
+``depth`` (32FC1 metres, 0 = no surface) and ``image`` (rgb8), the camera's in frame
+``camera_optical``. Camera topic names are relative, so ``--ros-args -r __ns:=/robot`` or remaps
+apply; /tf and /tf_static are absolute, as tf2_ros publishes them. Camera publishers are reliable (they
+also match the node's best-effort sensor-data subscriptions); /tf and /tf_static have tf2_ros's QoS.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from langscene_core.sim import RenderedFrame
 from langscene_ros import convert
 from langscene_ros import interface as api
 from langscene_ros.inputs import TRANSPORT_SUFFIX
-from langscene_ros.tf_listener import TF, TF_STATIC
+from langscene_ros.tf_listener import TF, TF_QOS, TF_STATIC, TF_STATIC_QOS
 
 CAMERA_FRAME = "camera_optical"  # frame_id of image, depth and camera_info
 CAMERA_LINK = "camera_link"  # the camera body in a world bag's TF tree: scene -> camera_link -> optical
@@ -35,10 +39,21 @@ LINK_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [0.0,
 BAG_START_S = 1_767_225_600  # a world bag's first stamp: 2026-01-01T00:00:00Z
 
 
+def camera_mount_message(stamp: Time) -> TFMessage:
+    """The /tf_static message of a world capture: camera_optical in camera_link (:data:`LINK_FROM_OPTICAL`)."""
+    return TFMessage(
+        transforms=[convert.matrix_to_transform_stamped(LINK_FROM_OPTICAL, CAMERA_LINK, CAMERA_FRAME, stamp)]
+    )
+
+
 def frame_messages(frame: RenderedFrame, stamp: Time, scene_frame: str) -> list[tuple[str, object]]:
-    """(topic, message) pairs of one frame in publishing order; camera_info first, image last."""
+    """(topic, message) pairs of one frame in publishing order: /tf (camera_link in ``scene_frame``,
+    so that with :func:`camera_mount_message` the optical frame's pose is ``frame.cam_to_world``; an
+    absolute name), then camera_info, camera_pose, depth and image last (the node's relative names)."""
     camera = Header(stamp=stamp, frame_id=CAMERA_FRAME)
+    link = frame.cam_to_world @ np.linalg.inv(LINK_FROM_OPTICAL)
     return [
+        (TF, TFMessage(transforms=[convert.matrix_to_transform_stamped(link, scene_frame, CAMERA_LINK, stamp)])),
         (api.CAMERA_INFO, convert.intrinsics_to_camera_info(frame.intrinsics, camera)),
         (
             api.CAMERA_POSE,
@@ -68,24 +83,15 @@ def world_bag_records(
         raise ValueError(f"image format must be raw, jpeg or png, got {image_format!r}")
     if depth_format not in ("raw", "compressedDepth"):
         raise ValueError(f"depth format must be raw or compressedDepth, got {depth_format!r}")
-    start = Time(sec=BAG_START_S, nanosec=0)
-    yield (
-        TF_STATIC,
-        BAG_START_S * 10**9,
-        TFMessage(
-            transforms=[convert.matrix_to_transform_stamped(LINK_FROM_OPTICAL, CAMERA_LINK, CAMERA_FRAME, start)]
-        ),
-    )
-    optical_to_link = np.linalg.inv(LINK_FROM_OPTICAL)
+    yield TF_STATIC, BAG_START_S * 10**9, camera_mount_message(Time(sec=BAG_START_S, nanosec=0))
     for i, frame in enumerate(frames):
         nanoseconds = BAG_START_S * 10**9 + int(round(i * 1e9 / rate_hz))
         stamp = Time(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
-        link = convert.matrix_to_transform_stamped(
-            frame.cam_to_world @ optical_to_link, scene_frame, CAMERA_LINK, stamp
-        )
-        yield TF, nanoseconds, TFMessage(transforms=[link])
         camera = Header(stamp=stamp, frame_id=CAMERA_FRAME)
         for topic, message in frame_messages(frame, stamp, scene_frame):
+            if topic == TF:
+                yield topic, nanoseconds, message
+                continue
             if topic == api.DEPTH and depth_format != "raw":
                 depth_mm = np.round(np.nan_to_num(frame.depth) * 1000.0).clip(0, 65535).astype(np.uint16)
                 topic, message = (
@@ -99,25 +105,38 @@ def world_bag_records(
 
 
 class Player:
-    """Publishers of the four topics on ``node``; :meth:`play` sends frames at a fixed rate."""
+    """Publishers of a world capture's topics on ``node`` (module docstring); :meth:`play` sends frames
+    at a fixed rate. The camera mount goes out on /tf_static (latched) when the player is made."""
 
-    TYPES = {api.CAMERA_INFO: CameraInfo, api.CAMERA_POSE: PoseStamped, api.DEPTH: Image, api.IMAGE: Image}
+    TYPES = {
+        TF: TFMessage,
+        api.CAMERA_INFO: CameraInfo,
+        api.CAMERA_POSE: PoseStamped,
+        api.DEPTH: Image,
+        api.IMAGE: Image,
+    }
+    # what the node subscribes to whatever its node.pose_source (camera_pose only with 'topic')
+    AWAITED = (TF, api.CAMERA_INFO, api.DEPTH, api.IMAGE)
 
     def __init__(self, node: Node, scene_frame: str = "map") -> None:
         self.node = node
         self.scene_frame = scene_frame
         self.publishers = {
-            topic: node.create_publisher(kind, topic, api.RELIABLE) for topic, kind in self.TYPES.items()
+            topic: node.create_publisher(kind, topic, TF_QOS if topic == TF else api.RELIABLE)
+            for topic, kind in self.TYPES.items()
         }
+        self.publishers[TF_STATIC] = node.create_publisher(TFMessage, TF_STATIC, TF_STATIC_QOS)
+        self.publishers[TF_STATIC].publish(camera_mount_message(node.get_clock().now().to_msg()))
 
     def wait_for_subscribers(self, timeout_s: float, settle_s: float = 2.0) -> bool:
-        """True once every topic has a subscriber (the node subscribes to all four), then ``settle_s``
-        more seconds: the publisher sees a subscription before the subscriber has matched the publisher,
-        and a best-effort subscriber loses what arrives in between; discovery between two processes took
-        up to 1.7 s here (1 s lost a first frame now and then in the test suite under load). False after
+        """True once every topic of :attr:`AWAITED` has a subscriber (a node with ``node.pose_source:
+        topic`` subscribes to camera_pose together with them), then ``settle_s`` more seconds: the
+        publisher sees a subscription before the subscriber has matched the publisher, and a
+        best-effort subscriber loses what arrives in between; discovery between two processes took up
+        to 1.7 s here (1 s lost a first frame now and then in the test suite under load). False after
         ``timeout_s`` without."""
         deadline = time.monotonic() + timeout_s
-        while any(p.get_subscription_count() == 0 for p in self.publishers.values()):
+        while any(self.publishers[topic].get_subscription_count() == 0 for topic in self.AWAITED):
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
@@ -160,7 +179,6 @@ class BagPlayer:
 
     def __init__(self, node: Node, bag, clock: bool = False) -> None:
         from langscene_ros.bag import BagError, message_type
-        from langscene_ros.tf_listener import TF_QOS, TF_STATIC_QOS
 
         self.node = node
         self.bag = bag
@@ -181,10 +199,16 @@ class BagPlayer:
             self._clock = node.create_publisher(Clock, "/clock", api.RELIABLE)
 
     def wait_for_subscribers(self, timeout_s: float, settle_s: float = 2.0) -> bool:
-        """True once every played topic but /tf and /tf_static has a subscriber, then ``settle_s`` more
-        seconds (see :meth:`Player.wait_for_subscribers`); False after ``timeout_s`` without."""
+        """True once every played topic but /tf, /tf_static and geometry_msgs/PoseStamped ones (the node
+        reads a camera_pose topic only with ``node.pose_source: topic``) has a subscriber, then
+        ``settle_s`` more seconds (see :meth:`Player.wait_for_subscribers`); False after ``timeout_s``
+        without."""
         deadline = time.monotonic() + timeout_s
-        watched = [p for topic, p in self.publishers.items() if topic not in (TF, TF_STATIC)]
+        watched = [
+            p
+            for topic, p in self.publishers.items()
+            if topic not in (TF, TF_STATIC) and self.bag.topics[topic].type != "geometry_msgs/msg/PoseStamped"
+        ]
         while any(p.get_subscription_count() == 0 for p in watched):
             if time.monotonic() >= deadline:
                 return False

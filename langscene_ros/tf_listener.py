@@ -34,7 +34,9 @@ class TfListener:
     on_update: called after each TFMessage was stored (e.g. to retry images waiting for their pose);
     it runs on the subscription's callback group. :meth:`rejected` counts refused transforms by the
     buffer's reason (invalid: NaN or non-unit quaternion, loop, old_data: older than the cache);
-    each refusal is logged, throttled.
+    each refusal is logged, throttled, and given to ``reject`` (e.g. the engine's
+    :meth:`~langscene_core.engine.LangScene.reject`, so that the node's status counts it) as
+    :func:`refusal_reason` says it.
     """
 
     def __init__(
@@ -43,11 +45,13 @@ class TfListener:
         buffer: TransformBuffer,
         on_update: Callable[[], None] | None = None,
         callback_group: CallbackGroup | None = None,
+        reject: Callable[[str], object] | None = None,
     ) -> None:
         self.buffer = buffer
         self._rejected: Counter[str] = Counter()
         self._node = node
         self._on_update = on_update
+        self._reject = reject
         self._lock = threading.Lock()
         node.create_subscription(
             TFMessage, TF, lambda msg: self._store(msg, static=False), TF_QOS, callback_group=callback_group
@@ -70,12 +74,31 @@ class TfListener:
         if refused:
             with self._lock:
                 self._rejected.update(refused)
+            if self._reject is not None:
+                for reason, count in refused.items():
+                    for _ in range(count):
+                        self._reject(refusal_reason(TF_STATIC if static else TF, reason))
             self._node.get_logger().warning(
                 f"rejected transforms: {', '.join(f'{n} {reason}' for reason, n in refused.items())}",
                 throttle_duration_sec=5.0,
             )
         if self._on_update is not None:
             self._on_update()
+
+
+# what each refusal reason of the transform buffer means, for the status line
+REFUSALS = {
+    "invalid": "NaN, infinite or a non-unit quaternion",
+    "loop": "it would close a loop in the tree",
+    "old_data": "older than node.tf_cache_s",
+}
+
+
+def refusal_reason(topic: str, reason: str) -> str:
+    """The rejected-input reason of a transform from ``topic`` refused for ``reason`` (the buffer's
+    TransformError.reason), e.g. '/tf: transform refused (invalid: NaN, infinite or a non-unit quaternion)'."""
+    meaning = REFUSALS.get(reason)
+    return f"{topic}: transform refused ({reason}{': ' + meaning if meaning else ''})"
 
 
 def store_transforms(buffer: TransformBuffer, msg, static: bool) -> Counter[str]:

@@ -1,9 +1,10 @@
 """`make soak`: the engine under a long RGB-D camera stream, its memory and every frame accounted (#21).
 
 A camera orbits a table at ``--rate`` Hz (default 30) with 640x480 colour (rgb8) and depth (16UC1)
-images, camera_info and a pose per frame. Each message goes through the node's own conversions
-(langscene_ros.convert) and into :class:`langscene_core.engine.LangScene` as the node hands it over,
-in the order the node takes them, for ``--duration`` seconds (default 600).
+images, camera_info and a /tf message per frame (the scene frame -> the camera's frame at the frame's
+stamp: the default ``node.pose_source: tf``). Each message goes through the node's own conversions
+(langscene_ros.convert, langscene_ros.tf_listener) and into :class:`langscene_core.engine.LangScene`
+as the node hands it over, in the order the node takes them, for ``--duration`` seconds (default 600).
 DDS itself is not part of this run: what is measured is what the node's process keeps.
 
 Every second the process's resident memory (VmRSS) is sampled. The report (JSON, printed and written
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tf2_msgs.msg import TFMessage
 
 from langscene_core.config import DEFAULT_CONFIG_PATH, ModelsConfig, load_config
 from langscene_core.engine import LangScene
@@ -35,6 +37,7 @@ from langscene_core.geometry.camera import Intrinsics
 from langscene_core.reconstruction.models import load_models
 from langscene_core.sim.trajectory import orbit_pose
 from langscene_ros import convert
+from langscene_ros.tf_listener import store_transforms
 
 UNIQUE_FRAMES = 60  # textures reused round the orbit (memory of the source stays fixed)
 
@@ -72,6 +75,7 @@ def run(duration_s: float, rate_hz: float, width: int, height: int) -> dict:
     config = load_config(DEFAULT_CONFIG_PATH)
     config = dataclasses.replace(config, models=ModelsConfig(device="cpu"))
     engine = LangScene(config, load_models(config.models, config.densify))
+    scene_frame = config.node.scene_frame
     frames, info = messages(width, height)
     samples: list[tuple[float, float]] = []  # (seconds since start, RSS MiB)
     sent = 0
@@ -91,7 +95,11 @@ def run(duration_s: float, rate_hz: float, width: int, height: int) -> dict:
             rgb_msg, depth_msg = frames[i % UNIQUE_FRAMES]
             # the node's order of work per message: convert, then hand over
             engine.set_intrinsics(convert.camera_info_to_intrinsics(info))
-            engine.add_pose(t, convert.pose_to_matrix(convert.matrix_to_pose(camera_at(t))))
+            stamp = convert.seconds_to_stamp(t)
+            t = convert.stamp_to_seconds(stamp)  # as the node reads every header's stamp
+            pose = convert.matrix_to_transform_stamped(camera_at(t), scene_frame, "camera", stamp)
+            store_transforms(engine.transforms, TFMessage(transforms=[pose]), static=False)
+            engine.transforms_updated()
             engine.add_depth(t, convert.image_to_depth(depth_msg))
             engine.add_image(t, convert.image_to_rgb(rgb_msg), "camera")
             sent += 1

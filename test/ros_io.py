@@ -31,6 +31,8 @@ class RosPeer(NodeClient):
         return all(pub.get_subscription_count() > 0 for pub in (self.image, self.info, self.pose))
 
     def publish_frame(self, stamp_s: float, rgb: np.ndarray, intrinsics: Intrinsics, cam_to_world: np.ndarray) -> None:
+        """camera_info, camera_pose (cam_to_world [4, 4]: the optical frame in map) and an rgb8 image at
+        ``stamp_s`` seconds, for a node with ``node.pose_source: topic`` (a tf node reads no camera_pose)."""
         stamp = Time(sec=int(stamp_s), nanosec=int(round((stamp_s % 1) * 1e9)))
         self.info.publish(convert.intrinsics_to_camera_info(intrinsics, Header(stamp=stamp, frame_id="camera")))
         self.pose.publish(

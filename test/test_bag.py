@@ -210,10 +210,16 @@ def _ingest_fails(capsys, *argv) -> str:
 def test_bad_bags_end_in_one_line_and_exit_2(tmp_path, world_bag, dataset, capsys):
     out = str(tmp_path / "s.ply")
     assert "no such bag" in _ingest_fails(capsys, str(tmp_path / "none.mcap"), "--out", out)
-    # missing topic: a bag without camera_pose, read with pose_source topic (the default)
+    # missing topic: a bag without /tf, read with pose_source tf (the default) ...
+    records = [r for r in world_bag_records(dataset.capture[:3], 10.0) if r[0] != "/tf"]
+    write_bag(tmp_path / "notf.mcap", records)
+    err = _ingest_fails(capsys, str(tmp_path / "notf.mcap"), "--out", out)
+    assert "no topic /tf in the bag; it holds: /camera_info (sensor_msgs/msg/CameraInfo)" in err
+    # ... and a bag without camera_pose, read with pose_source topic
     records = [r for r in world_bag_records(dataset.capture[:3], 10.0) if r[0] != "/camera_pose"]
     write_bag(tmp_path / "nopose.mcap", records)
-    err = _ingest_fails(capsys, str(tmp_path / "nopose.mcap"), "--out", out)
+    topic = ("--ros-args", "-p", "node.pose_source:=topic")
+    err = _ingest_fails(capsys, str(tmp_path / "nopose.mcap"), "--out", out, *topic)
     assert "no topic /camera_pose in the bag; it holds: /camera_info (sensor_msgs/msg/CameraInfo)" in err
     # the remapped name is the one looked for
     err = _ingest_fails(capsys, str(world_bag), "--out", out, "--ros-args", "-r", "image:=/cam/image")

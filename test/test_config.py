@@ -27,6 +27,8 @@ def test_shipped_yaml_matches_the_dataclass_defaults():
     """config/langscene.yaml lists every setting, with the dataclasses' defaults."""
     assert load_config(DEFAULT_CONFIG_PATH) == LangsceneConfig()
     assert set(flatten(to_dict(load_config(DEFAULT_CONFIG_PATH)))) == set(flatten(to_dict(LangsceneConfig())))
+    # DESIGN 3: a robot's camera pose comes from its transform tree unless a pose topic is asked for
+    assert load_config(DEFAULT_CONFIG_PATH).node.pose_source == "tf"
 
 
 def test_unknown_key_is_named(tmp_path):

@@ -302,20 +302,29 @@ def test_models_are_loaded_explicitly(models, tmp_path):
 
 
 def test_streams_pair_into_keyframes_and_bad_input_is_counted(models):
+    """The default pose_source tf: each image's pose is the scene frame <- its frame in ``transforms``."""
+    assert CONFIG.node.pose_source == "tf"
     engine = LangScene(CONFIG, models)
-    engine.add_image(0.0, frame(0).rgb)  # before any intrinsics: dropped once later frames pass it by
+    scene_frame = CONFIG.node.scene_frame
+    engine.add_image(0.0, frame(0).rgb, "camera")  # before any intrinsics: dropped once later frames pass it by
     for i in range(1, 4):
         f = frame(i)
         engine.set_intrinsics(K)
-        engine.add_pose(f.stamp, f.cam_to_world)
-        engine.add_image(f.stamp, f.rgb)
+        engine.transforms.set_transform(scene_frame, "camera", f.stamp, f.cam_to_world)
+        engine.add_image(f.stamp, f.rgb, "camera")
     assert engine.status().keyframes == 3
-    engine.add_pose(4.0, frame(4).cam_to_world)
-    engine.add_image(4.0, np.zeros((10, 10, 3), np.uint8))  # pairs, then fails the size check
+    np.testing.assert_allclose(engine.keyframes()[-1].cam_to_world, frame(3).cam_to_world, atol=1e-9)
+    engine.transforms.set_transform(scene_frame, "camera", 4.0, frame(4).cam_to_world)
+    engine.add_image(4.0, np.zeros((10, 10, 3), np.uint8), "camera")  # pairs, then fails the size check
     assert engine.reject("image: bad encoding") == 1
+    engine.add_pose(4.0, frame(4).cam_to_world)  # a pose stream the tf mode does not read: refused, said why
     status = engine.status()
-    assert status.rejected == {"image: size 10x10 does not match camera_info 64x48": 1, "image: bad encoding": 1}
-    assert status.summary().startswith("3 keyframes; rejected 2; dropped: ")
+    assert status.rejected == {
+        "image: size 10x10 does not match camera_info 64x48": 1,
+        "image: bad encoding": 1,
+        "camera_pose: node.pose_source is tf, not topic": 1,
+    }
+    assert status.summary().startswith("3 keyframes; rejected 3; dropped: ")
     assert status.keyframes == 3
     # every image is accounted for: the first waits for camera_info then is dropped once frames pass it
     assert {k: v for k, v in status.images.items() if v} == {"received": 5, "accepted": 3, "rejected": 1, "dropped": 1}
@@ -325,8 +334,8 @@ def test_inputs_from_the_future_and_oversized_images_are_rejected_with_a_reason(
     now = [1000.0]
     config = dataclasses.replace(
         CONFIG,
-        # depth_wait_s 0: the one image taken goes on at once, not waiting for a first depth
-        node=dataclasses.replace(CONFIG.node, max_future_s=2.0, depth_wait_s=0.0),
+        # depth_wait_s 0: the one image taken goes on at once, not waiting for a first depth; the camera_pose stream
+        node=dataclasses.replace(CONFIG.node, max_future_s=2.0, depth_wait_s=0.0, pose_source="topic"),
         limits=dataclasses.replace(CONFIG.limits, max_image_pixels=64 * 48),
     )
     engine = LangScene(config, models, clock=lambda: now[0])

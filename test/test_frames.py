@@ -78,6 +78,21 @@ def test_an_rgb_only_camera_waits_once_then_goes_on_without_depth():
         FrameSynchronizer(depth_wait_s=6.0, max_wait_s=5.0)
 
 
+def test_with_depth_required_the_first_image_waits_for_its_depth():
+    """require_depth: an image whose pose is there but whose depth is not yet waits (the first image
+    too), and with no depth stream at all it is dropped as no_depth once the stream moved max_wait_s on."""
+    sync = FrameSynchronizer(tolerance_s=0.01, intrinsics=K, require_depth=True, max_wait_s=1.0)
+    sync.add_pose(1.0, pose_at(0.0))
+    assert sync.add_image(1.0, TEXTURED) == [] and sync.pending == 1
+    frames = sync.add_depth(1.0, np.ones((6, 8), np.float32))
+    assert len(frames) == 1 and frames[0].depth is not None
+    rgb_only = FrameSynchronizer(intrinsics=K, require_depth=True, max_wait_s=1.0)
+    for t in (1.0, 2.5):
+        rgb_only.add_pose(t, pose_at(0.0))
+        assert rgb_only.add_image(t, TEXTURED) == []
+    assert rgb_only.dropped == {"no_depth": 1} and rgb_only.pending == 1
+
+
 def test_unpairable_images_are_dropped_and_counted():
     sync = FrameSynchronizer(tolerance_s=0.01, max_wait_s=5.0, max_pose_gap_s=0.2)
     sync.add_image(0.0, TEXTURED)
@@ -222,3 +237,4 @@ def test_synchronizer_for_each_pose_source():
         synchronizer_for(NodeConfig(pose_source="odometry"), buffer)
     assert transform_buffer_for(NodeConfig(tf_cache_s=3.0)).cache_s == 3.0
     assert synchronizer_for(NodeConfig(), buffer).depth_wait_s == NodeConfig().depth_wait_s > 0
+    assert synchronizer_for(NodeConfig(), buffer, require_depth=True).require_depth

@@ -42,7 +42,8 @@ def make_node():
 
 def test_every_setting_is_declared_with_its_descriptor(make_node):
     node = make_node()
-    assert params.declare_and_read(node) == LangsceneConfig()
+    config = params.declare_and_read(node)
+    assert config == LangsceneConfig() and config.node.pose_source == "tf"
     infos = describe_settings()
     descriptors = dict(zip(infos, node.describe_parameters(list(infos))))
     assert [name for name, d in descriptors.items() if not d.description.strip()] == []

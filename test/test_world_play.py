@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from conftest import wait_until
 
+from langscene_core.geometry.transforms import TransformBuffer
 from langscene_core.sim import build_world, load_dataset, parse_spec, render_dataset, write_dataset
 from langscene_ros.cli import main
+from langscene_ros.tf_listener import TF, TF_QOS, TF_STATIC, TF_STATIC_QOS, store_transforms
 
 pytestmark = pytest.mark.ros
 REPO = Path(__file__).resolve().parent.parent
@@ -33,7 +35,8 @@ def dataset_dir(tmp_path_factory):
 
 
 class Recorder:
-    """Subscribes to /image, /camera_info, /depth, /camera_pose in a private rclpy context."""
+    """Subscribes to /image, /camera_info, /depth, /camera_pose, /tf and /tf_static (tf2_ros's QoS) in a
+    private rclpy context."""
 
     def __init__(self):
         import rclpy
@@ -41,6 +44,7 @@ class Recorder:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image
+        from tf2_msgs.msg import TFMessage
 
         from langscene_ros import interface as api
 
@@ -49,7 +53,7 @@ class Recorder:
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("world_play_recorder", context=self.context)
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.messages = {topic: [] for topic in (api.IMAGE, api.CAMERA_INFO, api.DEPTH, api.CAMERA_POSE)}
+        self.messages = {topic: [] for topic in (api.IMAGE, api.CAMERA_INFO, api.DEPTH, api.CAMERA_POSE, TF, TF_STATIC)}
         for topic, kind in (
             (api.IMAGE, Image),
             (api.CAMERA_INFO, CameraInfo),
@@ -57,10 +61,15 @@ class Recorder:
             (api.CAMERA_POSE, PoseStamped),
         ):
             self.node.create_subscription(kind, f"/{topic}", self.messages[topic].append, qos)
+        self.node.create_subscription(TFMessage, TF, self.messages[TF].append, TF_QOS)
+        self.node.create_subscription(TFMessage, TF_STATIC, self.messages[TF_STATIC].append, TF_STATIC_QOS)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
+
+    def counts(self) -> dict[str, int]:
+        return {topic: len(m) for topic, m in self.messages.items()}
 
     def close(self):
         self.executor.shutdown()
@@ -82,14 +91,30 @@ def test_play_publishes_every_capture_frame_with_matching_stamps(dataset_dir):
         )
         assert proc.returncode == 0, proc.stderr
         assert "published 5 frames" in proc.stdout
-        assert wait_until(lambda: all(len(m) == 5 for m in recorder.messages.values()), timeout_s=20)
+        per_frame = [m for topic, m in recorder.messages.items() if topic != TF_STATIC]
+        assert wait_until(lambda: all(len(m) == 5 for m in per_frame), timeout_s=20), recorder.counts()
+        assert wait_until(lambda: recorder.messages[TF_STATIC], timeout_s=20), "no /tf_static"
     finally:
         recorder.close()
     dataset = load_dataset(dataset_dir)
+    # the node's own buffer code (pose_source tf) reads the played tree back
+    transforms = TransformBuffer()
+    for message in recorder.messages[TF_STATIC]:
+        assert not store_transforms(transforms, message, static=True)
+    for message in recorder.messages[TF]:
+        assert not store_transforms(transforms, message, static=False)
     stamps = []
     for i, frame in enumerate(dataset.capture):
-        image, info, depth, pose = (recorder.messages[t][i] for t in ("image", "camera_info", "depth", "camera_pose"))
+        image, info, depth, pose, tf = (
+            recorder.messages[t][i] for t in ("image", "camera_info", "depth", "camera_pose", TF)
+        )
         assert image.header.stamp == info.header.stamp == depth.header.stamp == pose.header.stamp
+        assert [(t.header.frame_id, t.header.stamp) for t in tf.transforms] == [("map", image.header.stamp)]
+        np.testing.assert_allclose(
+            transforms.lookup("map", image.header.frame_id, convert.stamp_to_seconds(image.header.stamp)),
+            frame.cam_to_world,
+            atol=1e-9,
+        )
         stamps.append(image.header.stamp.sec + image.header.stamp.nanosec * 1e-9)
         assert image.encoding == "rgb8" and depth.encoding == "32FC1"
         assert np.array_equal(convert.image_to_rgb(image), frame.rgb)

@@ -97,7 +97,9 @@ class FrameSynchronizer:
     pose, so an image that overtakes its depth (separate subscriptions, separate threads) still gets
     it. When that wait runs out with no depth at all, the camera counts as RGB-only: the waiting
     images are taken without depth and later ones no longer wait (a depth arriving later makes
-    images wait for theirs again). depth_wait_s 0: images before the first depth never wait. max_wait_s:
+    images wait for theirs again). depth_wait_s 0: images before the first depth never wait.
+    ``require_depth`` (the depth mask mapper needs every frame's depth): every image waits for its
+    depth from the start and is dropped as ``no_depth`` without one; depth_wait_s no longer applies. max_wait_s:
     how far the newest stamp seen may run ahead of a pending image before it is dropped anyway (a
     stream that stopped). history: how many poses / depths / pending images are kept.
 
@@ -120,6 +122,7 @@ class FrameSynchronizer:
     max_wait_s: float = 5.0
     history: int = 32
     pose_lookup: PoseLookup | None = None
+    require_depth: bool = False
     dropped: Counter = field(default_factory=Counter)
     intrinsics: Intrinsics | None = None
     _poses: TransformBuffer = field(init=False)
@@ -243,7 +246,7 @@ class FrameSynchronizer:
     def _missing_depth(self, item: _PendingImage) -> tuple[str, bool] | None:
         """(reason, final) while an image without a depth partner must wait or be dropped; None when it
         goes on without depth (class docstring: depth is optional until the first one arrives)."""
-        if self._stream_has_depth:
+        if self._stream_has_depth or self.require_depth:
             depth_passed = bool(self._depths) and self._depths[-1].stamp > item.stamp + self.tolerance_s
             return "no_depth", depth_passed
         if self._depth_given_up or self._last_stamp.get("image", item.stamp) - item.stamp >= self.depth_wait_s:
@@ -286,15 +289,14 @@ def transform_buffer_for(node: NodeConfig) -> TransformBuffer:
     return TransformBuffer(cache_s=node.tf_cache_s, max_extrapolation_s=node.max_extrapolation_s)
 
 
-def synchronizer_for(node: NodeConfig, transforms: TransformBuffer) -> FrameSynchronizer:
-    """The synchronizer for ``node.pose_source`` (images wait node.depth_wait_s for a first depth):
-    'topic' interpolates add_pose's stream within node.max_pose_gap_s; 'tf' looks up
-    ``node.scene_frame <- node.camera_frame`` (or the image's frame id) in ``transforms`` at the image
-    stamp."""
+def synchronizer_for(node: NodeConfig, transforms: TransformBuffer, require_depth: bool = False) -> FrameSynchronizer:
+    """The synchronizer for ``node.pose_source`` (images wait node.depth_wait_s for a first depth;
+    require_depth: see :class:`FrameSynchronizer`): 'topic' interpolates add_pose's stream within
+    node.max_pose_gap_s; 'tf' looks up ``node.scene_frame <- node.camera_frame`` (or the image's frame
+    id) in ``transforms`` at the image stamp."""
+    depth = {"depth_wait_s": node.depth_wait_s, "require_depth": require_depth}
     if node.pose_source == "topic":
-        return FrameSynchronizer(max_pose_gap_s=node.max_pose_gap_s, depth_wait_s=node.depth_wait_s)
+        return FrameSynchronizer(max_pose_gap_s=node.max_pose_gap_s, **depth)
     if node.pose_source == "tf":
-        return FrameSynchronizer(
-            pose_lookup=tf_pose_lookup(transforms, node.scene_frame, node.camera_frame), depth_wait_s=node.depth_wait_s
-        )
+        return FrameSynchronizer(pose_lookup=tf_pose_lookup(transforms, node.scene_frame, node.camera_frame), **depth)
     raise ValueError(f"node.pose_source must be 'tf' or 'topic', got {node.pose_source!r}")

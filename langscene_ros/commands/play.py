@@ -95,7 +95,8 @@ def register(subparsers) -> None:
         "play",
         help="publish a world dataset or a bag on the camera topics",
         description="Publish a dataset written by `langscene world` on image, camera_info, depth and camera_pose "
-        "(relative names; remap with a trailing --ros-args -r image:=/cam/image), one frame per 1/RATE seconds, "
+        "(relative names; remap with a trailing --ros-args -r image:=/cam/image) and the camera's pose on /tf "
+        "(SCENE_FRAME -> camera_link) + /tf_static (camera_link -> camera_optical), one frame per 1/RATE seconds, "
         "like a bag player; or play a rosbag2 directory / .mcap file: every topic whose type is installed, "
         "/tf and /tf_static included, with the recorded stamps, spaced as recorded divided by RATE.",
     )
@@ -108,11 +109,13 @@ def register(subparsers) -> None:
     parser.add_argument("--clock", action="store_true", help="bag: also publish /clock at the recorded times")
     parser.add_argument("--loop", action="store_true", help="start over at the end until interrupted")
     parser.add_argument("--with-eval", action="store_true", help="also play the eval views after the capture")
-    parser.add_argument("--scene-frame", default="map", help="frame_id of camera_pose (default map)")
+    parser.add_argument(
+        "--scene-frame", default="map", help="parent frame of /tf and frame_id of camera_pose (default map)"
+    )
     parser.add_argument(
         "--wait",
         type=float,
         default=5.0,
-        help="seconds to wait for subscribers on all four topics before publishing (default 5)",
+        help="seconds to wait for subscribers on image, camera_info, depth and /tf before publishing (default 5)",
     )
     parser.set_defaults(run=run)
