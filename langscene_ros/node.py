@@ -50,6 +50,8 @@ from langscene_ros.tf_listener import TfListener
 # what a service reports as a plain failure message (the project's exception family, and the operating
 # system's word on a file); anything else is a bug: logged with its traceback and counted
 EXPECTED_ERRORS = (LangsceneError, OSError)
+# Seconds a shutdown (SIGTERM, Ctrl-C) waits for a running reconstruction to stop at its next step.
+SHUTDOWN_WAIT_S = 20.0
 # QueryObject statuses of the errors a query may meet (QueryObject.srv); anything else is FAILED
 _QUERY_STATUS = (
     (RequestError, QueryObject.Response.BAD_REQUEST),
@@ -380,6 +382,11 @@ def spin_node(ros_args: list[str]) -> int:
         except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
             pass
         finally:
+            # A reconstruction still running would be a daemon thread inside torch when the interpreter
+            # exits, and that aborts the process ("terminate called without an active exception", exit
+            # -6, seen on SIGTERM during a rebuild): stop it at its next step first.
+            if node.engine.cancel() and not node.engine.wait(SHUTDOWN_WAIT_S):
+                node.get_logger().warning(f"the reconstruction did not stop within {SHUTDOWN_WAIT_S:g} s")
             node.destroy_node()
         return 0
     except Exception:  # the node must say why it stopped

@@ -129,3 +129,27 @@ def done(future, timeout_s: float = 30.0):
     """The result of an rclpy future (the client's executor spins it in the background)."""
     assert wait_until(future.done, timeout_s), "no answer from the action server"
     return future.result()
+
+
+def test_sigterm_during_a_reconstruction_shuts_down_cleanly(params_file, node_process):
+    """#21: SIGTERM while a reconstruction runs stops it at its next step and exits 0 (it used to abort
+    with 'terminate called without an active exception', exit -6, the worker still inside torch)."""
+    from langscene_ros.client import stop_process
+
+    config = yaml.safe_load(params_file.read_text())
+    config["langscene"]["ros__parameters"]["field"]["geometry_steps"] = 100_000  # minutes: still running
+    long_params = params_file.parent / "long_params.yaml"
+    long_params.write_text(yaml.safe_dump(config))
+    node = node_process("--params-file", str(long_params))
+    client = NodeClient("sigterm_test_client")
+    try:
+        player = Player(client.node)
+        assert player.wait_for_subscribers(90.0), "the node did not subscribe to its inputs"
+        player.play(iter(render_dataset(build_world(parse_spec(SPEC))).capture), rate_hz=20.0)
+        assert wait_until(lambda: client.statuses and client.statuses[-1].keyframes == 5, 30), client.statuses[-1:]
+        assert client.call(Trigger, api.RECONSTRUCT, Trigger.Request()).success
+        assert wait_until(lambda: "geometry step" in client.statuses[-1].message, 120), client.statuses[-1]
+    finally:
+        client.close()
+    stop_process(node, timeout_s=30.0)
+    assert node.returncode == 0, f"exit {node.returncode} on SIGTERM during a reconstruction"
