@@ -151,5 +151,5 @@ def test_sigterm_during_a_reconstruction_shuts_down_cleanly(params_file, node_pr
         assert wait_until(lambda: "geometry step" in client.statuses[-1].message, 120), client.statuses[-1]
     finally:
         client.close()
-    stop_process(node, timeout_s=30.0)
+    stop_process(node, timeout_s=15.0)  # the node waits 3 s for the reconstruction, then exits
     assert node.returncode == 0, f"exit {node.returncode} on SIGTERM during a reconstruction"
