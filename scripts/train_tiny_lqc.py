@@ -48,6 +48,7 @@ from langscene_core.language.masks import make_mask_mapper  # noqa: E402
 from langscene_core.sim import SHAPES  # noqa: E402
 from langscene_core.training.crops import ViewSet, render_views  # noqa: E402
 from langscene_core.training.lqc_corpus import LabelledFeatures, labelled_mask_corpus, object_features  # noqa: E402
+from langscene_core.training.lqc_ranking import text_ranking_loss  # noqa: E402
 from langscene_core.training.tiny_clip import CANONICAL_NEGATIVES  # noqa: E402
 from langscene_core.training.vocabulary import (  # noqa: E402
     COLOR_TEMPLATES,
@@ -63,12 +64,13 @@ EVAL_MIN_PIXELS = 80  # per-name check: objects at least this visible (as tiny-c
 WORST = 10  # names listed in the per-name report
 
 
-def vocabulary_texts() -> list[str]:
-    """Every object and table name (held-out combinations included), shape, colour and negative."""
+def vocabulary_texts(shape_copies: int = 1) -> list[str]:
+    """Every object and table name (held-out combinations included), shape (``shape_copies`` times: a
+    text listed k times weighs k times in Eq. 5's sum), colour and negative."""
     names = list(name_captions(subject_combos(include_held_out=True)).texts)
     return (
         names
-        + list(SUBJECT_SHAPES)
+        + list(SUBJECT_SHAPES) * shape_copies
         + [COLOR_TEMPLATES[0].format(color=c) for c in SUBJECT_COLORS]
         + list(CANONICAL_NEGATIVES)
     )
@@ -77,6 +79,20 @@ def vocabulary_texts() -> list[str]:
 def object_names() -> list[str]:
     """Every colour x shape object name, row ``color * len(SHAPES) + shape``."""
     return [f"{c} {s}" for c in SUBJECT_COLORS for s in SHAPES]
+
+
+def ranking_term(clip, weight: float, temperature: float):
+    """The text-ranking term over three groups of rivals, each with the canonical negatives: the shape
+    words, the colour prompts ("something red"), the object names; None when weight is 0."""
+    if weight == 0:
+        return None
+    negatives = list(CANONICAL_NEGATIVES)
+    groups = [
+        list(SUBJECT_SHAPES) + negatives,
+        [COLOR_TEMPLATES[0].format(color=c) for c in SUBJECT_COLORS] + negatives,
+        object_names() + negatives,
+    ]
+    return text_ranking_loss([encode_text(clip, g).cpu() for g in groups], temperature, weight)
 
 
 def cached(path: Path, build: Callable[[], LabelledFeatures]) -> LabelledFeatures:
@@ -140,6 +156,27 @@ def main() -> int:
         metavar="CHECKPOINT",
         help="measure this compressor on the held-out scenes instead of training one",
     )
+    parser.add_argument(
+        "--mappers",
+        default=None,
+        help="comma-separated mask mappers whose s/m/l masks form the corpus (default: the config's models.masks)",
+    )
+    parser.add_argument(
+        "--first-scene", type=int, default=None, help="first training scene seed (default: --seed x 100,000)"
+    )
+    parser.add_argument(
+        "--shape-text-copies",
+        type=int,
+        default=1,
+        help="copies of the shape-only texts in the text-activation loss (Eq. 5 weight of shape prompts)",
+    )
+    parser.add_argument(
+        "--rank-weight",
+        type=float,
+        default=0.0,
+        help="weight of the text-ranking term (langscene_core.training.lqc_ranking; 0: the paper's losses only)",
+    )
+    parser.add_argument("--rank-temperature", type=float, default=50.0, help="softmax temperature of the ranking term")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -152,37 +189,52 @@ def main() -> int:
     )
     args.cache.mkdir(parents=True, exist_ok=True)
     clip = load_clip(config.models.clip.arch, args.clip, "cpu")
-    mapper = make_mask_mapper(config.models.masks)
+    mapper_names = args.mappers.split(",") if args.mappers else [config.models.masks.mapper]
+    mappers = {m: make_mask_mapper(dataclasses.replace(config.models.masks, mapper=m)) for m in mapper_names}
 
     start = time.perf_counter()
-    tag = f"{args.clip.replace(':', '-').replace('/', '_')}_{config.models.masks.mapper}_v{args.views}"
+    clip_tag = args.clip.replace(":", "-").replace("/", "_")
+    tags = {m: f"{clip_tag}_{m}_v{args.views}" for m in mapper_names}
+    tag = tags[mapper_names[0]]  # object features do not depend on the mapper: cached under the first one's tag
     eval_views = cached_views(
         args.cache / f"eval_views_n{args.eval_scenes}_v{args.views}.npz",
         range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + args.eval_scenes),
         args.views,
     )
-    held_out = cached(
-        args.cache / f"eval_masks_n{args.eval_scenes}_{tag}.pt", lambda: labelled_mask_corpus(clip, eval_views, mapper)
-    )
+    held_out_by_mapper = {
+        m: cached(
+            args.cache / f"eval_masks_n{args.eval_scenes}_{tags[m]}.pt",
+            lambda m=m: labelled_mask_corpus(clip, eval_views, mappers[m]),
+        )
+        for m in mapper_names
+    }
+    held_out = LabelledFeatures.cat(list(held_out_by_mapper.values()))
     held_out_objects = cached(
         args.cache / f"eval_objects_n{args.eval_scenes}_{tag}.pt",
         lambda: object_features(clip, eval_views, EVAL_MIN_PIXELS),
     )
     if args.evaluate_only is None:
-        seeds = range(args.seed * 100_000, args.seed * 100_000 + args.train_scenes)
+        first = args.seed * 100_000 if args.first_scene is None else args.first_scene
+        seeds = range(first, first + args.train_scenes)
         train_views = cached_views(
-            args.cache / f"train_views_s{args.seed}_n{args.train_scenes}_v{args.views}.npz", seeds, args.views
+            args.cache / f"train_views_f{first}_n{args.train_scenes}_v{args.views}.npz", seeds, args.views
         )
-        train_tag = f"s{args.seed}_n{args.train_scenes}_{tag}"
-        train_masks = cached(
-            args.cache / f"train_masks_{train_tag}.pt", lambda: labelled_mask_corpus(clip, train_views, mapper)
+        train_masks = LabelledFeatures.cat(
+            [
+                cached(
+                    args.cache / f"train_masks_f{first}_n{args.train_scenes}_{tags[m]}.pt",
+                    lambda m=m: labelled_mask_corpus(clip, train_views, mappers[m]),
+                )
+                for m in mapper_names
+            ]
         )
         train_objects = cached(
-            args.cache / f"train_objects_{train_tag}.pt", lambda: object_features(clip, train_views, OBJECT_MIN_PIXELS)
+            args.cache / f"train_objects_f{first}_n{args.train_scenes}_{tag}.pt",
+            lambda: object_features(clip, train_views, OBJECT_MIN_PIXELS),
         )
         train = torch.cat([train_masks.features] + [train_objects.features] * args.object_copies)
     corpus_s = time.perf_counter() - start
-    texts = encode_text(clip, vocabulary_texts()).cpu()
+    texts = encode_text(clip, vocabulary_texts(args.shape_text_copies)).cpu()
     names = encode_text(clip, object_names()).cpu()
     negatives = encode_text(clip, list(CANONICAL_NEGATIVES)).cpu()
 
@@ -200,6 +252,7 @@ def main() -> int:
             texts,
             train_config,
             progress=lambda step, losses: print(json.dumps({"step": step, **losses}), flush=True),
+            extra_loss=ranking_term(clip, args.rank_weight, args.rank_temperature),
         )
         train_s, restarted = time.perf_counter() - start, result.restarted
         save_lqc(result.model, args.out)
@@ -210,6 +263,14 @@ def main() -> int:
         "names_objects": name_report(model, held_out_objects, names, negatives),
         "names_masks": name_report(model, held_out, names, negatives),
     }
+    if len(mapper_names) > 1:
+        metrics["by_mapper"] = {
+            m: {
+                "held_out": reconstruction_metrics(model, part.features, texts),
+                "names_masks": name_report(model, part, names, negatives),
+            }
+            for m, part in held_out_by_mapper.items()
+        }
     if args.evaluate_only is None:
         metrics["train"] = reconstruction_metrics(model, train_masks.features[:20000], texts)
     record = {
@@ -223,7 +284,11 @@ def main() -> int:
             "held_out_features": len(held_out),
             "held_out_objects": len(held_out_objects),
             "masks": to_dict(config.models.masks),
+            "mappers": mapper_names,
             "texts": len(texts),
+            "shape_text_copies": args.shape_text_copies,
+            "rank_weight": args.rank_weight,
+            "rank_temperature": args.rank_temperature,
         },
         "seconds": {"corpus_s": round(corpus_s, 1), "train_s": round(train_s, 1)},
     }
@@ -231,6 +296,7 @@ def main() -> int:
         record["train"] = to_dict(train_config)
         record["data"].update(
             train_scenes=args.train_scenes,
+            train_first_scene=first,
             train_mask_features=len(train_masks),
             train_object_features=len(train_objects),
             object_copies=args.object_copies,

@@ -24,6 +24,7 @@ from langscene_core.language.lqc import (
 from langscene_core.language.masks import DepthMasks, FelzenszwalbMasks
 from langscene_core.training.crops import render_views
 from langscene_core.training.lqc_corpus import labelled_mask_corpus, mask_feature_corpus, object_features
+from langscene_core.training.lqc_ranking import text_ranking_loss
 
 SMALL = LqcTrainConfig(feature_dim=64, codebook_size=128, hidden_dims=(32,))
 
@@ -153,6 +154,30 @@ def test_compression_of_a_clustered_corpus_against_an_autoencoder(one_torch_thre
     assert reconstruction_metrics(LQC(config), held_out, texts)["mean_cosine"] < 0.5
     # the baseline trained too (its numbers are reported, the paper's claim is a comparison, not a bar)
     assert ae_metrics["mean_cosine"] > 0.5
+
+
+def test_text_ranking_term_is_a_kl_per_group_and_reaches_training():
+    """The ranking term: zero when the decoded features rank every group's texts as the originals do
+    (same features), the KL of the two softmaxes otherwise (by hand), and train_lqc adds it to the total."""
+    generator = torch.Generator().manual_seed(2)
+    groups = [F.normalize(torch.randn(t, 64, generator=generator), dim=1) for t in (3, 5)]
+    x = F.normalize(torch.randn(16, 64, generator=generator), dim=1)
+    x_hat = F.normalize(torch.randn(16, 64, generator=generator), dim=1)
+    loss = text_ranking_loss(groups, temperature=20.0, weight=0.5)
+    assert float(loss(x, x)) == pytest.approx(0.0, abs=1e-6)
+    expected = 0.0
+    for texts in groups:
+        p, q = (20.0 * x @ texts.T).softmax(1), (20.0 * x_hat @ texts.T).softmax(1)
+        expected += float((p * (p.log() - q.log())).sum(1).mean())
+    assert float(loss(x, x_hat)) == pytest.approx(0.5 * expected, rel=1e-5)
+    config = LqcTrainConfig(**{**SMALL.__dict__, "steps": 3, "batch_size": 8})
+    result = train_lqc(torch.randn(40, 64, generator=generator), None, config, extra_loss=loss)
+    record = result.losses[-1]
+    assert record["extra"] > 0 and record["total"] == pytest.approx(
+        record["reconstruction"] + 0.2 * record["codebook"] + record["extra"], rel=1e-5
+    )
+    with pytest.raises(ValueError, match="temperature"):
+        text_ranking_loss(groups, temperature=0.0, weight=1.0)
 
 
 def test_training_input_errors():

@@ -136,7 +136,8 @@ class LQC(nn.Module):
 
 def lqc_losses(model: LQC, x: torch.Tensor, texts: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """Weighted Eq. 3-6 on a batch. x: [B, F] unit features; texts: [T, F] unit text embeddings or None
-    (no Eq. 5 term). Returns scalar tensors: reconstruction, codebook, text, total; and codes [B]."""
+    (no Eq. 5 term). Returns scalar tensors: reconstruction, codebook, text, total; codes [B] and
+    x_hat [B, F] (the decoded batch, straight-through gradient)."""
     config = model.config
     out = model(x)
     zero = x.new_zeros(())
@@ -146,7 +147,14 @@ def lqc_losses(model: LQC, x: torch.Tensor, texts: torch.Tensor | None) -> dict[
     total = (
         config.weight_reconstruction * reconstruction + config.weight_codebook * codebook + config.weight_text * text
     )
-    return {"reconstruction": reconstruction, "codebook": codebook, "text": text, "total": total, "codes": out["codes"]}
+    return {
+        "reconstruction": reconstruction,
+        "codebook": codebook,
+        "text": text,
+        "total": total,
+        "codes": out["codes"],
+        "x_hat": out["x_hat"],
+    }
 
 
 @torch.no_grad()
@@ -175,11 +183,14 @@ def train_lqc(
     texts: torch.Tensor | None,
     config: LqcTrainConfig,
     progress: Callable[[int, dict[str, float]], None] | None = None,
+    extra_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train a compressor on a feature corpus.
 
     features: [N, F] float32 (normalised here). texts: [T, F] text embeddings for Eq. 5, or None.
     Runs on ``features.device``; ``progress(step, losses)`` is called every 100 steps.
+    ``extra_loss(x, x_hat)``: a scalar added to Eq. 6's total (recorded as ``extra``), for training
+    objectives beyond the paper's (``langscene_core.training``); x [B, F] the batch, x_hat [B, F] decoded.
     """
     if features.ndim != 2 or features.shape[0] == 0 or features.shape[1] != config.feature_dim:
         raise ValueError(f"features must be [N, {config.feature_dim}] with N >= 1, got {tuple(features.shape)}")
@@ -206,12 +217,15 @@ def train_lqc(
             restarted += moved if step > 0 else 0
             usage.zero_()
         losses = lqc_losses(model, batch, texts)
+        if extra_loss is not None:
+            losses["extra"] = extra_loss(batch, losses["x_hat"])
+            losses["total"] = losses["total"] + losses["extra"]
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()
         if config.quantized:
             usage += torch.bincount(losses["codes"], minlength=config.codebook_size)
-        record = {k: float(v.detach()) for k, v in losses.items() if k != "codes"}
+        record = {k: float(v.detach()) for k, v in losses.items() if k not in ("codes", "x_hat")}
         history.append(record)
         if progress is not None and step % 100 == 0:
             progress(step, record)
