@@ -41,7 +41,7 @@ def client_main(duration_s: float, skip_cloud: bool, names: list[str]) -> None:
     from langscene_ros import interface as api
     from langscene_ros.client import NodeClient, ServiceUnavailable, query_request
 
-    calls = []  # [start (epoch s), round trip ms or None when unanswered, answer success]
+    calls = []  # [start (epoch s), round trip ms or None when unanswered, answer success, call index]
     with NodeClient(f"planner_{os.getpid()}") as client:
         end = time.monotonic() + duration_s
         i = 0
@@ -50,9 +50,9 @@ def client_main(duration_s: float, skip_cloud: bool, names: list[str]) -> None:
             request = query_request(names[i % len(names)], skip_cloud=skip_cloud)
             try:
                 answer = client.call(QueryObject, api.QUERY_OBJECT, request, CALL_TIMEOUT_S)
-                calls.append([wall, (time.perf_counter() - start) * 1000.0, bool(answer.success)])
+                calls.append([wall, (time.perf_counter() - start) * 1000.0, bool(answer.success), i])
             except ServiceUnavailable:
-                calls.append([wall, None, False])
+                calls.append([wall, None, False, i])
             i += 1
     print(json.dumps(calls))
 
@@ -148,8 +148,10 @@ def main() -> None:
             client.close()
             stop_process(node)  # SIGTERM: a clean shutdown exits 0
             node_log.close()
-            node_log_tail = (Path(tmp) / "node.log").read_text().splitlines()[-5:] if node.returncode else []
-    answered = [ms for _, ms, _ in calls if ms is not None]
+            node_log_lines = (Path(tmp) / "node.log").read_text().splitlines()
+            node_log_tail = node_log_lines[-5:] if node.returncode else []
+            unsent = [line for line in node_log_lines if "failed to send response" in line]
+    answered = [ms for _, ms, *_ in calls if ms is not None]
     print(
         json.dumps(
             {
@@ -164,9 +166,12 @@ def main() -> None:
                 "max_ms": round(max(answered), 1),
                 "calls": len(calls),
                 "unanswered": len(calls) - len(answered),
-                "failed_answers": sum(1 for _, ms, ok in calls if ms is not None and not ok),
+                "unanswered_call_indices": sorted(i for _, ms, _, i in calls if ms is None),
+                "responses_not_sent": len(unsent),  # rmw could not deliver (the client's reader not matched)
+                "responses_not_sent_log": unsent[:3],
+                "failed_answers": sum(1 for _, ms, ok, _ in calls if ms is not None and not ok),
                 "answered_while_reconstructing": sum(
-                    1 for t, ms, _ in calls if ms is not None and t < reconstruction_end
+                    1 for t, ms, *_ in calls if ms is not None and t < reconstruction_end
                 ),
                 "keyframes_reconstructed": keyframes,
                 "control_calls": len(control_ms),
