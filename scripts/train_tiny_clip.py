@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from langscene_core.language.clip import build_clip, load_clip, save_clip, save_vocabulary  # noqa: E402
-from langscene_core.training.crops import ViewSet, render_views  # noqa: E402
+from langscene_core.training.crops import PARTIAL_FRACTION, ViewSet, render_views  # noqa: E402
 from langscene_core.training.tiny_clip import (  # noqa: E402
     TINY_CLIP_CONFIG,
     CropBank,
@@ -51,10 +51,10 @@ def cached_views(path: Path, seeds: range, views: int, exclude_held_out: bool) -
     return rendered
 
 
-def cached_bank(path: Path, views: ViewSet, crops: int, size: int, seed: int) -> CropBank:
+def cached_bank(path: Path, views: ViewSet, crops: int, size: int, seed: int, partial_fraction: float) -> CropBank:
     if path.is_file():
         return CropBank(**torch.load(path))
-    bank = build_crop_bank(views, crops, size, seed)
+    bank = build_crop_bank(views, crops, size, seed, partial_fraction)
     torch.save(dataclasses.asdict(bank), path)
     return bank
 
@@ -66,6 +66,12 @@ def main() -> int:
     parser.add_argument("--train-scenes", type=int, default=300)
     parser.add_argument("--views", type=int, default=6, help="random views per training scene")
     parser.add_argument("--crops-per-instance", type=int, default=2)
+    parser.add_argument(
+        "--partial-fraction",
+        type=float,
+        default=PARTIAL_FRACTION,
+        help="share of the mask crops cut to a partial mask (a stand-in for the mappers' pieces)",
+    )
     parser.add_argument("--eval-scenes", type=int, default=60)
     parser.add_argument("--eval-views", type=int, default=4)
     parser.add_argument("--steps", type=int, default=TinyClipTrainConfig.steps)
@@ -106,12 +112,14 @@ def main() -> int:
         exclude_held_out=False,
     )
     size = TINY_CLIP_CONFIG["vision_cfg"]["image_size"]
+    partial_tag = "" if args.partial_fraction == PARTIAL_FRACTION else f"_p{args.partial_fraction:g}"
     bank = cached_bank(
-        args.cache / f"bank_{tag}_c{args.crops_per_instance}_{size}.pt",
+        args.cache / f"bank_{tag}_c{args.crops_per_instance}_{size}{partial_tag}.pt",
         train_views,
         args.crops_per_instance,
         size,
         args.seed,
+        args.partial_fraction,
     )
     times["data_s"] = time.perf_counter() - start
     print(
@@ -153,6 +161,7 @@ def main() -> int:
             "train_scenes": args.train_scenes,
             "views_per_scene": args.views,
             "crops": len(bank),
+            "partial_fraction": args.partial_fraction,
             "eval_scenes": args.eval_scenes,
             "eval_views_per_scene": args.eval_views,
             "eval_min_pixels": EVAL_MIN_PIXELS,

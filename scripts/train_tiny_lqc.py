@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,7 +48,12 @@ from langscene_core.language.lqc import (  # noqa: E402
 from langscene_core.language.masks import make_mask_mapper  # noqa: E402
 from langscene_core.sim import SHAPES  # noqa: E402
 from langscene_core.training.crops import ViewSet, render_views  # noqa: E402
-from langscene_core.training.lqc_corpus import LabelledFeatures, labelled_mask_corpus, object_features  # noqa: E402
+from langscene_core.training.lqc_corpus import (  # noqa: E402
+    LabelledFeatures,
+    labelled_mask_corpus,
+    object_features,
+    view_masks,
+)
 from langscene_core.training.lqc_ranking import text_ranking_loss  # noqa: E402
 from langscene_core.training.tiny_clip import CANONICAL_NEGATIVES  # noqa: E402
 from langscene_core.training.vocabulary import (  # noqa: E402
@@ -109,6 +115,16 @@ def cached_views(path: Path, seeds: range, views: int) -> ViewSet:
     rendered = render_views(seeds, views, exclude_held_out=False)
     rendered.save(path)
     return rendered
+
+
+def cached_masks(path: Path, views: ViewSet, mapper) -> list[np.ndarray]:
+    """The mapper's masks of every view (``lqc_corpus.view_masks``), cached: they do not depend on the CLIP."""
+    if path.is_file():
+        with np.load(path) as data:
+            return list(data["masks"])
+    masks = view_masks(views, mapper)
+    np.savez_compressed(path, masks=np.stack(masks).astype(np.int32))
+    return masks
 
 
 def name_report(model: LQC, data: LabelledFeatures, names: torch.Tensor, negatives: torch.Tensor) -> dict:
@@ -177,6 +193,11 @@ def main() -> int:
         help="weight of the text-ranking term (langscene_core.training.lqc_ranking; 0: the paper's losses only)",
     )
     parser.add_argument("--rank-temperature", type=float, default=50.0, help="softmax temperature of the ranking term")
+    parser.add_argument(
+        "--masks-only",
+        action="store_true",
+        help="render the views and cache the mappers' masks, then stop (no CLIP needed: run it while the CLIP trains)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -188,23 +209,41 @@ def main() -> int:
         config.models.lqc_train, seed=args.seed, steps=args.steps or config.models.lqc_train.steps
     )
     args.cache.mkdir(parents=True, exist_ok=True)
-    clip = load_clip(config.models.clip.arch, args.clip, "cpu")
     mapper_names = args.mappers.split(",") if args.mappers else [config.models.masks.mapper]
     mappers = {m: make_mask_mapper(dataclasses.replace(config.models.masks, mapper=m)) for m in mapper_names}
 
     start = time.perf_counter()
+    # masks do not depend on the CLIP: cached per views file, mapper and config (its models.masks)
+    eval_file = args.cache / f"eval_views_n{args.eval_scenes}_v{args.views}.npz"
+    eval_views = cached_views(eval_file, range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + args.eval_scenes), args.views)
+
+    def eval_masks(m: str) -> list[np.ndarray]:
+        return cached_masks(eval_file.with_suffix(f".{m}_{args.config.stem}.npz"), eval_views, mappers[m])
+
+    first = args.seed * 100_000 if args.first_scene is None else args.first_scene
+    if args.evaluate_only is None:
+        train_file = args.cache / f"train_views_f{first}_n{args.train_scenes}_v{args.views}.npz"
+        train_views = cached_views(train_file, range(first, first + args.train_scenes), args.views)
+
+        def train_view_masks(m: str) -> list[np.ndarray]:
+            return cached_masks(train_file.with_suffix(f".{m}_{args.config.stem}.npz"), train_views, mappers[m])
+
+    if args.masks_only:
+        for m in mapper_names:
+            eval_masks(m)
+            if args.evaluate_only is None:
+                train_view_masks(m)
+        print(json.dumps({"masks_s": round(time.perf_counter() - start, 1)}), flush=True)
+        return 0
+
+    clip = load_clip(config.models.clip.arch, args.clip, "cpu")
     clip_tag = args.clip.replace(":", "-").replace("/", "_")
     tags = {m: f"{clip_tag}_{m}_v{args.views}" for m in mapper_names}
     tag = tags[mapper_names[0]]  # object features do not depend on the mapper: cached under the first one's tag
-    eval_views = cached_views(
-        args.cache / f"eval_views_n{args.eval_scenes}_v{args.views}.npz",
-        range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + args.eval_scenes),
-        args.views,
-    )
     held_out_by_mapper = {
         m: cached(
             args.cache / f"eval_masks_n{args.eval_scenes}_{tags[m]}.pt",
-            lambda m=m: labelled_mask_corpus(clip, eval_views, mappers[m]),
+            lambda m=m: labelled_mask_corpus(clip, eval_views, mappers[m], eval_masks(m)),
         )
         for m in mapper_names
     }
@@ -214,16 +253,11 @@ def main() -> int:
         lambda: object_features(clip, eval_views, EVAL_MIN_PIXELS),
     )
     if args.evaluate_only is None:
-        first = args.seed * 100_000 if args.first_scene is None else args.first_scene
-        seeds = range(first, first + args.train_scenes)
-        train_views = cached_views(
-            args.cache / f"train_views_f{first}_n{args.train_scenes}_v{args.views}.npz", seeds, args.views
-        )
         train_masks = LabelledFeatures.cat(
             [
                 cached(
                     args.cache / f"train_masks_f{first}_n{args.train_scenes}_{tags[m]}.pt",
-                    lambda m=m: labelled_mask_corpus(clip, train_views, mappers[m]),
+                    lambda m=m: labelled_mask_corpus(clip, train_views, mappers[m], train_view_masks(m)),
                 )
                 for m in mapper_names
             ]

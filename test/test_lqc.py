@@ -23,7 +23,12 @@ from langscene_core.language.lqc import (
 )
 from langscene_core.language.masks import DepthMasks, FelzenszwalbMasks
 from langscene_core.training.crops import render_views
-from langscene_core.training.lqc_corpus import labelled_mask_corpus, mask_feature_corpus, object_features
+from langscene_core.training.lqc_corpus import (
+    labelled_mask_corpus,
+    mask_feature_corpus,
+    object_features,
+    view_masks,
+)
 from langscene_core.training.lqc_ranking import text_ranking_loss
 
 SMALL = LqcTrainConfig(feature_dim=64, codebook_size=128, hidden_dims=(32,))
@@ -229,3 +234,6 @@ def test_feature_corpora_carry_the_subject_of_each_mask(one_torch_thread):
     # an RGB-D mapper gets each view's depth: its large level holds whole objects, labelled with them
     depth = labelled_mask_corpus(clip, views, DepthMasks())
     assert bool(depth.objects.any()) and depth.features.shape[1] == 32
+    # masks computed apart (the script caches them while the CLIP trains) give the same corpus
+    precomputed = labelled_mask_corpus(clip, views, mapper, view_masks(views, mapper))
+    assert torch.equal(precomputed.features, masks.features) and torch.equal(precomputed.shape, masks.shape)

@@ -146,6 +146,18 @@ def test_partial_mask_is_a_large_subset(views):
         assert not (part & ~mask).any() and part.sum() >= 0.4 * mask.sum()
 
 
+def test_partial_fraction_sets_how_many_mask_crops_are_cut(views):
+    view, instance = (int(i) for i in visible_instances(views)[0])
+
+    def crop(seed: int, fraction: float) -> torch.Tensor:
+        return random_crop(views, view, instance, 32, np.random.default_rng(seed), partial_fraction=fraction)
+
+    # same seed, same draws up to the partial-mask choice: fraction 1 cuts the mask crops, fraction 0 never
+    differ = [not torch.equal(crop(seed, 0.0), crop(seed, 1.0)) for seed in range(40)]
+    assert 0 < sum(differ) < 40
+    assert all(torch.equal(crop(seed, 0.0), crop(seed, 0.0)) for seed in range(3))
+
+
 def test_random_crops_have_the_encoder_size(views):
     rng = np.random.default_rng(0)
     for view, instance in visible_instances(views)[:12]:

@@ -37,6 +37,7 @@ RADIUS_RANGE = (0.45, 0.95)  # metres from the look-at point
 OBJECT_COUNT_RANGE = (3, 6)  # objects per training scene before held-out ones are dropped
 MIN_PIXELS = 25  # smallest visible region that becomes a crop
 PARTIAL_MIN_FRACTION = 0.4  # a partial mask keeps at least this fraction of the mask
+PARTIAL_FRACTION = 0.3  # default share of the mask crops cut to a partial mask (over-segmentation)
 CONTEXT_MARGIN_RANGE = (0.1, 0.5)  # context crops: margin around the box, fraction of its side
 TABLE_PATCH_RANGE = (16, 64)  # table patches: side in pixels
 
@@ -181,10 +182,17 @@ def partial_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return part if part.sum() >= PARTIAL_MIN_FRACTION * len(ys) else mask
 
 
-def random_crop(views: ViewSet, view: int, instance: int, size: int, rng: np.random.Generator) -> torch.Tensor:
+def random_crop(
+    views: ViewSet,
+    view: int,
+    instance: int,
+    size: int,
+    rng: np.random.Generator,
+    partial_fraction: float = PARTIAL_FRACTION,
+) -> torch.Tensor:
     """One augmented training crop [3, size, size] float32 0..1 of an instance: the pipeline's masked crop
-    of the whole or a partial mask, a crop with the rendered surroundings, or (table only) a table patch;
-    flipped left-right half of the time."""
+    of the whole or (``partial_fraction`` of the mask crops) a partial mask, a crop with the rendered
+    surroundings, or (table only) a table patch; flipped left-right half of the time."""
     image = views.rgb[view].astype(np.float32) / 255.0
     mask = views.ids[view] == instance
     kind = rng.uniform()
@@ -201,5 +209,5 @@ def random_crop(views: ViewSet, view: int, instance: int, size: int, rng: np.ran
         margin = int(rng.uniform(*CONTEXT_MARGIN_RANGE) * max(bottom - top, right - left))
         crop = square_crop(image, (top - margin, left - margin, bottom + margin, right + margin), size)
     else:
-        crop = masked_crop(image, partial_mask(mask, rng) if rng.uniform() < 0.3 else mask, size)
+        crop = masked_crop(image, partial_mask(mask, rng) if rng.uniform() < partial_fraction else mask, size)
     return crop.flip(-1) if rng.uniform() < 0.5 else crop

@@ -86,15 +86,23 @@ def _mask_subjects(
     return out_color, out_shape
 
 
-def labelled_mask_corpus(clip: ClipModel, views: ViewSet, mapper: MaskMapper) -> LabelledFeatures:
+def view_masks(views: ViewSet, mapper: MaskMapper) -> list[np.ndarray]:
+    """The mapper's s/m/l masks ([L, H, W] int, -1 none) of every view: the slow half of a corpus, which
+    does not depend on the CLIP, so it can be computed (and cached) apart from the features."""
+    return [mapper(views.rgb[v], views.depth[v], views.intrinsics(v)) for v in range(len(views))]
+
+
+def labelled_mask_corpus(
+    clip: ClipModel, views: ViewSet, mapper: MaskMapper, masks: list[np.ndarray] | None = None
+) -> LabelledFeatures:
     """Features of every mask of every level of every view (CPU), each labelled with the subject that
-    covers at least MIN_PURITY of it."""
+    covers at least MIN_PURITY of it. ``masks``: the views' masks already computed (:func:`view_masks`)."""
     parts = []
     for v in range(len(views)):
-        masks = mapper(views.rgb[v], views.depth[v], views.intrinsics(v))
-        table = mask_features(clip, views.rgb[v], masks).table
+        masks_v = mapper(views.rgb[v], views.depth[v], views.intrinsics(v)) if masks is None else masks[v]
+        table = mask_features(clip, views.rgb[v], masks_v).table
         color, shape = _mask_subjects(
-            masks, views.ids[v].astype(np.int64), views.color[v], views.shape[v], table.shape[0]
+            masks_v, views.ids[v].astype(np.int64), views.color[v], views.shape[v], table.shape[0]
         )
         parts.append(LabelledFeatures(table, torch.from_numpy(color), torch.from_numpy(shape)))
     return LabelledFeatures.cat(parts)

@@ -33,7 +33,14 @@ import torch.nn.functional as F
 from langscene_core.config import QueryConfig
 from langscene_core.language.clip import ClipModel
 from langscene_core.language.relevancy import relevancy_logits
-from langscene_core.training.crops import ViewSet, masked_crop, random_crop, subject_of, visible_instances
+from langscene_core.training.crops import (
+    PARTIAL_FRACTION,
+    ViewSet,
+    masked_crop,
+    random_crop,
+    subject_of,
+    visible_instances,
+)
 from langscene_core.training.vocabulary import (
     HELD_OUT,
     SHAPES,
@@ -81,8 +88,11 @@ class TinyClipTrainConfig:
     seed: int = 0
 
 
-def build_crop_bank(views: ViewSet, crops_per_instance: int, size: int, seed: int) -> CropBank:
-    """``crops_per_instance`` augmented crops (:func:`crops.random_crop`) of every visible instance."""
+def build_crop_bank(
+    views: ViewSet, crops_per_instance: int, size: int, seed: int, partial_fraction: float = PARTIAL_FRACTION
+) -> CropBank:
+    """``crops_per_instance`` augmented crops (:func:`crops.random_crop`) of every visible instance,
+    ``partial_fraction`` of the mask crops cut to a partial mask."""
     if crops_per_instance < 1:
         raise ValueError(f"crops_per_instance must be >= 1, got {crops_per_instance}")
     rng = np.random.default_rng(seed)
@@ -90,7 +100,11 @@ def build_crop_bank(views: ViewSet, crops_per_instance: int, size: int, seed: in
     for view, instance in visible_instances(views):
         color, shape = subject_of(views, int(view), int(instance))
         for _ in range(crops_per_instance):
-            images.append((random_crop(views, int(view), int(instance), size, rng) * 255).round().to(torch.uint8))
+            images.append(
+                (random_crop(views, int(view), int(instance), size, rng, partial_fraction) * 255)
+                .round()
+                .to(torch.uint8)
+            )
             colors.append(color)
             shapes.append(shape)
     return CropBank(torch.stack(images), torch.tensor(colors), torch.tensor(shapes))
