@@ -106,9 +106,9 @@ def outward_normals(points: np.ndarray, normals: np.ndarray | None, radius: floa
     return np.where(outward[:, None], normals, -normals)
 
 
-def _smooth(points: np.ndarray, normals: np.ndarray, config: GraspConfig) -> tuple[np.ndarray, np.ndarray]:
-    """([M] bool, [M] bool): the point's surface patch is smooth enough to be a contact, at
-    ``smooth_radius``; and at that scale or at ``FINE_SMOOTH_FRACTION`` of it.
+def _smooth(points: np.ndarray, normals: np.ndarray, config: GraspConfig, fine: bool = False) -> np.ndarray:
+    """[M] bool: the point's surface patch is smooth enough to be a contact, at ``smooth_radius`` (fine:
+    at that scale or at ``FINE_SMOOTH_FRACTION`` of it).
 
     Normals are averaged over the points within the radius (scipy's KD-tree, each pair of neighbours
     found once) whose normals are less than 120 degrees apart (opposed ones are the other face of a
@@ -122,10 +122,12 @@ def _smooth(points: np.ndarray, normals: np.ndarray, config: GraspConfig) -> tup
     # the other face of a wall thinner than the radius (normals opposed, more than 120 degrees apart) is
     # another surface, not a rough patch of this one
     pairs = pairs[np.einsum("ij,ij->i", normals[pairs[:, 0]], normals[pairs[:, 1]]) > -0.5]
+    smooth = _consistent(pairs, normals, config)
+    if not fine:
+        return smooth
     offset = points[pairs[:, 0]] - points[pairs[:, 1]]
-    fine = np.einsum("ij,ij->i", offset, offset) <= (FINE_SMOOTH_FRACTION * config.smooth_radius) ** 2
-    coarse = _consistent(pairs, normals, config)
-    return coarse, coarse | _consistent(pairs[fine], normals, config)
+    near = np.einsum("ij,ij->i", offset, offset) <= (FINE_SMOOTH_FRACTION * config.smooth_radius) ** 2
+    return smooth | _consistent(pairs[near], normals, config)
 
 
 def _consistent(pairs: np.ndarray, normals: np.ndarray, config: GraspConfig) -> np.ndarray:
@@ -388,7 +390,7 @@ def plan_grasps(
     points, rel, normals = _object_samples(
         object_points, relevancy, object_normals, normals_oriented and object_normals is not None, config
     )
-    smooth, smooth_fine = _smooth(points, normals, config)
+    smooth = _smooth(points, normals, config)
     centre = points.mean(axis=0)
     radius = np.max(np.linalg.norm(points - centre, axis=1)) + gripper_reach(config)
     obstacles = _near(obstacle_points, centre, radius)
@@ -405,9 +407,11 @@ def plan_grasps(
                 key=lambda g: -g.score,
             )
         )
-    if not grasps and np.any(smooth_fine & ~smooth):
+    if not grasps:
         # still none: external grasps with contacts smooth at the finer scale too (a torus's tube, _smooth)
-        grasps = _external(points, rel, normals, smooth_fine, obstacles, support, up, config, limit)
+        smooth_fine = _smooth(points, normals, config, fine=True)
+        if np.any(smooth_fine & ~smooth):
+            grasps = _external(points, rel, normals, smooth_fine, obstacles, support, up, config, limit)
     return grasps
 
 
