@@ -106,6 +106,8 @@ def test_summary_rates_and_none_when_nothing_measured():
     assert s["center_error_m"] == pytest.approx(0.015) and s["grasp_valid_rate"] == 4 / 6 and s["found"] == 4
     assert s["located_rate"] == pytest.approx(3 / 5) and s["located_m"] == LOCATED_M and s["box_filter_px"] == 5
     assert s["best_grasp_valid_rate"] == 0.5 and s["absent_answered_rate"] == 0.5
+    # of the located answers only (y, 3 cm off, is left out): 3 of 5
+    assert s["located_grasp_valid_rate"] == pytest.approx(3 / 5)
     # the oracle: of the 2 graspable boxes one answer's best grasp is valid; the bowl is not graspable
     assert s["oracle_graspable"] == 2 and s["best_valid_of_graspable"] == 0.5
     assert s["per_shape"] == {
@@ -116,6 +118,7 @@ def test_summary_rates_and_none_when_nothing_measured():
             "grasps": 5,
             "grasps_valid": 3,
             "grasp_valid_rate": 0.6,
+            "located_grasp_valid_rate": 0.6,
         },
         "bowl": {
             "objects": 1,
@@ -124,6 +127,7 @@ def test_summary_rates_and_none_when_nothing_measured():
             "grasps": 0,
             "grasps_valid": 0,
             "grasp_valid_rate": None,
+            "located_grasp_valid_rate": None,
         },
     }
     empty = summarize([records[6]])

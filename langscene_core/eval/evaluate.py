@@ -18,10 +18,13 @@ Result layout (:func:`evaluate`)::
     {"loc_acc": float 0..1 | None, "miou": float 0..1 | None, "center_error_m": float | None,
      "located_rate": float 0..1 | None (objects located within LOCATED_M, of all queried),
      "grasp_valid_rate": float 0..1 | None, "best_grasp_valid_rate": float 0..1 | None,
+     "located_grasp_valid_rate": float 0..1 | None (grasps valid of the answers located within
+     LOCATED_M: the planner's own figure; grasps on an answer that is another object are the language's
+     miss, every one of them invalid),
      "oracle_graspable": int (objects the oracle grasps), "best_valid_of_graspable": float 0..1 | None
      (of those, the ones whose answer's best grasp is valid),
      "per_shape": {shape: {"objects", "oracle_graspable", "best_valid_of_graspable", "grasps",
-                           "grasps_valid", "grasp_valid_rate"}},
+                           "grasps_valid", "grasp_valid_rate", "located_grasp_valid_rate"}},
      "absent_answered_rate": float 0..1 | None (absent prompts answered with an object),
      "views": int, "names": [str] (3D), "found": int (3D),
      "box_filter_px": int | None, "located_m": LOCATED_M,
@@ -282,19 +285,24 @@ def _best_valid_of_graspable(graspable: list[dict[str, Any]]) -> float | None:
     return float(np.mean([r.get("best_grasp_valid") is True for r in graspable])) if graspable else None
 
 
+def _grasp_valid_rate(objects: list[dict[str, Any]]) -> float | None:
+    """Grasps valid of all grasps returned for the 3D records ``objects``; None without grasps."""
+    grasps = sum(r["grasps"] for r in objects)
+    return sum(r["grasps_valid"] for r in objects) / grasps if grasps else None
+
+
 def _shape_summary(objects: list[dict[str, Any]]) -> dict[str, Any]:
     """One shape's 3D records pooled: objects, oracle_graspable, best_valid_of_graspable, grasps,
-    grasps_valid, grasp_valid_rate (None without grasps)."""
+    grasps_valid, grasp_valid_rate and located_grasp_valid_rate (None without grasps)."""
     graspable = [r for r in objects if r.get("oracle_graspable")]
-    grasps = sum(r["grasps"] for r in objects)
-    valid = sum(r["grasps_valid"] for r in objects)
     return {
         "objects": len(objects),
         "oracle_graspable": len(graspable),
         "best_valid_of_graspable": _best_valid_of_graspable(graspable),
-        "grasps": grasps,
-        "grasps_valid": valid,
-        "grasp_valid_rate": valid / grasps if grasps else None,
+        "grasps": sum(r["grasps"] for r in objects),
+        "grasps_valid": sum(r["grasps_valid"] for r in objects),
+        "grasp_valid_rate": _grasp_valid_rate(objects),
+        "located_grasp_valid_rate": _grasp_valid_rate([r for r in objects if r["located"]]),
     }
 
 
@@ -306,7 +314,6 @@ def summarize(records: list[dict[str, Any]], box_filter_px: int | None = None) -
     absent = [r["answered"] for r in records if r["kind"] == "absent"]
     best = [r["best_grasp_valid"] for r in objects if r.get("best_grasp_valid") is not None]
     errors = [r["center_error_m"] for r in objects if r["center_error_m"] is not None]
-    grasps = sum(r["grasps"] for r in objects)
     graspable = [r for r in objects if r.get("oracle_graspable")]
     return {
         "loc_acc": float(np.mean([r["hit"] for r in views])) if views else None,
@@ -315,7 +322,8 @@ def summarize(records: list[dict[str, Any]], box_filter_px: int | None = None) -
         "located_rate": float(np.mean([r["located"] for r in objects])) if objects else None,
         "located_m": LOCATED_M,
         "box_filter_px": box_filter_px,
-        "grasp_valid_rate": sum(r["grasps_valid"] for r in objects) / grasps if grasps else None,
+        "grasp_valid_rate": _grasp_valid_rate(objects),
+        "located_grasp_valid_rate": _grasp_valid_rate([r for r in objects if r["located"]]),
         "best_grasp_valid_rate": float(np.mean(best)) if best else None,
         "oracle_graspable": len(graspable),
         "best_valid_of_graspable": _best_valid_of_graspable(graspable),

@@ -12,8 +12,8 @@ Each scene is evaluated in each mode by :func:`langscene_core.eval.evaluate.eval
 capture frame through keyframe selection; sparse, sparse_trimap, baseline_2d: the first frame and the
 one ``SPARSE_ARC_DEG`` away, inside the bundled TriMap's 15-60 degree training arcs), with three absent
 prompts (:func:`absent_prompts`). A row per (split, mode) pools the split's queries: LERF-OVS loc_acc
-and mIoU (LangSplat's protocol), mean centre error, located within ``LOCATED_M``, grasps valid, best
-grasp valid, absent prompts answered, mean reconstruct time and the generated frames that reached the
+and mIoU (LangSplat's protocol), mean centre error, located within ``LOCATED_M``, grasps valid (of
+all, and of the answers located within ``LOCATED_M``), best grasp valid, absent prompts answered, mean reconstruct time and the generated frames that reached the
 field. :func:`write_suite` writes ``suite.json`` and ``suite.md``.
 """
 
@@ -169,16 +169,17 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 3) -> str:
 def markdown_table(suite: dict[str, Any]) -> str:
     """The rows of :func:`run_suite` as a Markdown table."""
     lines = [
-        "| split | mode | scenes | loc_acc | mIoU | centre err. cm | located <= 2 cm | grasps valid | best grasp valid "
-        "| best valid / oracle graspable | absent answered | reconstruct s | generated frames |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| split | mode | scenes | loc_acc | mIoU | centre err. cm | located <= 2 cm | grasps valid "
+        "| grasps valid (located) | best grasp valid | best valid / oracle graspable | absent answered "
+        "| reconstruct s | generated frames |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in suite["rows"]:
         failed = f" ({r['failed']} failed)" if r["failed"] else ""
         lines.append(
             f"| {r['split']} | {r['mode']} | {r['scenes']}{failed} | {_fmt(r['loc_acc'])} | {_fmt(r['miou'])} "
             f"| {_fmt(r['center_error_m'], 100, 2)} | {_fmt(r['located_rate'])} | {_fmt(r['grasp_valid_rate'])} "
-            f"| {_fmt(r['best_grasp_valid_rate'])} | {_fmt(r.get('best_valid_of_graspable'))} "
+            f"| {_fmt(r.get('located_grasp_valid_rate'))} | {_fmt(r['best_grasp_valid_rate'])} | {_fmt(r.get('best_valid_of_graspable'))} "
             f"({r.get('oracle_graspable', 0)}) | {_fmt(r['absent_answered_rate'])} "
             f"| {_fmt(r['reconstruct_s'], 1, 1)} | {r['generated_frames_used']} |"
         )
@@ -187,16 +188,19 @@ def markdown_table(suite: dict[str, Any]) -> str:
 
 def shape_table(suite: dict[str, Any]) -> str:
     """Grasps per shape for every (split, mode) row of :func:`run_suite` as a Markdown table: objects,
-    oracle-graspable, best grasp valid of those, grasps valid of all returned."""
+    oracle-graspable, best grasp valid of those, grasps valid of all returned and of the answers located
+    within ``LOCATED_M`` (the planner's own figure: an answer on another object is the language's miss)."""
     lines = [
-        "| split | mode | shape | objects | oracle graspable | best grasp valid / graspable | grasps valid |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| split | mode | shape | objects | oracle graspable | best grasp valid / graspable | grasps valid "
+        "| grasps valid (located) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in suite["rows"]:
         for shape, s in r.get("per_shape", {}).items():
             lines.append(
                 f"| {r['split']} | {r['mode']} | {shape} | {s['objects']} | {s['oracle_graspable']} "
-                f"| {_fmt(s['best_valid_of_graspable'])} | {_fmt(s['grasp_valid_rate'])} ({s['grasps']}) |"
+                f"| {_fmt(s['best_valid_of_graspable'])} | {_fmt(s['grasp_valid_rate'])} ({s['grasps']}) "
+                f"| {_fmt(s.get('located_grasp_valid_rate'))} |"
             )
     return "\n".join(lines) + "\n"
 

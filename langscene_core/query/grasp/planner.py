@@ -6,8 +6,8 @@ built from the ``grasp`` settings: the same model the grader checks answers with
 object when closing, within ``width / 2`` of the origin on either side.
 
 Pipeline: voxel-average the object points -> outward normals (given, or open3d estimates) -> seed
-contact pairs: first contacts on smooth patches (normals agree within ``smooth_radius``: no edges or
-rims), closing along the contact's normal and, on tilted surfaces, level with the support; the far
+contact pairs: first contacts on smooth patches (normals agree within ``smooth_radius``, for an object
+with no grasp otherwise also at a finer scale: no edges or rims), closing along the contact's normal and, on tilted surfaces, level with the support; the far
 contact the outermost object point on the closing line, pairs antipodal within the friction cone and
 the opening -> approach directions around each closing axis (top-down first) ->
 score -> drop near-duplicates -> close the gripper on the points at several fingertip positions
@@ -46,6 +46,10 @@ from langscene_core.query.grasp.pinch import close_pinch, pinch_seeds
 _BATCH = 16  # candidates closed per kernel call; planning stops after the batch that completes max_grasps
 _CLEARANCE = 0.001  # metres beyond collision_margin kept by the deepest clear fingertip position
 _SIDE_OFFSET = 1000.0  # metres between the copies of the object per normal side when voxel-averaging
+# of smooth_radius: the finer scale at which a patch may also count as smooth for an object with no grasp
+# otherwise (_smooth; 5 mm of the default 8 mm: tori of 6.5-7.1 cm on the reconstruction-like fixture got
+# a valid grasp 3 of 6 times at the coarse scale alone)
+FINE_SMOOTH_FRACTION = 0.625
 
 
 @dataclass(frozen=True)
@@ -102,20 +106,35 @@ def outward_normals(points: np.ndarray, normals: np.ndarray | None, radius: floa
     return np.where(outward[:, None], normals, -normals)
 
 
-def _smooth(points: np.ndarray, normals: np.ndarray, config: GraspConfig) -> np.ndarray:
-    """[M] bool: the point's surface patch is smooth enough to be a contact.
+def _smooth(points: np.ndarray, normals: np.ndarray, config: GraspConfig, fine: bool = False) -> np.ndarray:
+    """[M] bool: the point's surface patch is smooth enough to be a contact, at ``smooth_radius`` (fine:
+    at that scale or at ``FINE_SMOOTH_FRACTION`` of it).
 
-    Normals are averaged over the points within ``smooth_radius`` (scipy's KD-tree, each pair of
-    neighbours found once) whose normals are less than 120 degrees apart (opposed ones are the other
-    face of a thin wall); near edges, corners and thin rims they disagree, the mean's length drops
-    below ``min_normal_consistency`` and the contact's normal is not trusted.
+    Normals are averaged over the points within the radius (scipy's KD-tree, each pair of neighbours
+    found once) whose normals are less than 120 degrees apart (opposed ones are the other face of a
+    thin wall); near edges, corners and thin rims they disagree, the mean's length drops below
+    ``min_normal_consistency`` and the contact's normal is not trusted. A round part curving at about
+    1 cm radius (a torus's tube) turns its normals 45 degrees within 8 mm and fails the coarse scale;
+    the finer one also passes the samples 5-8 mm from an edge, whose noisy normals can pair a pad with
+    a box's top edge, so the planner uses it only for objects with no grasp otherwise.
     """
     pairs = cKDTree(points).query_pairs(config.smooth_radius, output_type="ndarray")  # [P, 2], i < j
     # the other face of a wall thinner than the radius (normals opposed, more than 120 degrees apart) is
     # another surface, not a rough patch of this one
     pairs = pairs[np.einsum("ij,ij->i", normals[pairs[:, 0]], normals[pairs[:, 1]]) > -0.5]
+    smooth = _consistent(pairs, normals, config)
+    if not fine:
+        return smooth
+    offset = points[pairs[:, 0]] - points[pairs[:, 1]]
+    near = np.einsum("ij,ij->i", offset, offset) <= (FINE_SMOOTH_FRACTION * config.smooth_radius) ** 2
+    return smooth | _consistent(pairs[near], normals, config)
+
+
+def _consistent(pairs: np.ndarray, normals: np.ndarray, config: GraspConfig) -> np.ndarray:
+    """[M] bool: the mean of each sample's normal and its neighbours' (pairs [P, 2] of sample rows, each
+    neighbouring pair once) is at least ``min_normal_consistency`` long."""
     first, second = pairs[:, 0], pairs[:, 1]
-    size = len(points)
+    size = len(normals)
     count = 1 + np.bincount(first, minlength=size) + np.bincount(second, minlength=size)  # itself included
     total = normals + np.stack(
         [np.bincount(first, normals[second, c], size) + np.bincount(second, normals[first, c], size) for c in range(3)],
@@ -372,18 +391,13 @@ def plan_grasps(
         object_points, relevancy, object_normals, normals_oriented and object_normals is not None, config
     )
     smooth = _smooth(points, normals, config)
-    first, second, antipodality = _antipodal_pairs(points, normals, smooth, up, config)
     centre = points.mean(axis=0)
     radius = np.max(np.linalg.norm(points - centre, axis=1)) + gripper_reach(config)
     obstacles = _near(obstacle_points, centre, radius)
     if support is not None:  # the support half-space stands for the table's own (noisy) points
         obstacles = obstacles[support.height(obstacles) >= config.collision_margin]
     obstacles = group_by_voxel(obstacles, config.collision_voxel_size).centroids
-    grasps: tuple[Grasp, ...] = ()
-    if len(first):
-        candidates = _ranked_candidates(points, rel, normals, first, second, antipodality, up, config)
-        surroundings = _Surroundings.build(points, normals, smooth, obstacles)
-        grasps = _feasible(candidates, surroundings, support, limit, config)
+    grasps = _external(points, rel, normals, smooth, obstacles, support, up, config, limit)
     if not grasps:
         # pinches only for objects with no external grasp (bowls and mugs wider than the opening,
         # tori): the common case pays nothing for them (about 0.1 s a search on 2 cores)
@@ -393,7 +407,32 @@ def plan_grasps(
                 key=lambda g: -g.score,
             )
         )
+    if not grasps:
+        # still none: external grasps with contacts smooth at the finer scale too (a torus's tube, _smooth)
+        smooth_fine = _smooth(points, normals, config, fine=True)
+        if np.any(smooth_fine & ~smooth):
+            grasps = _external(points, rel, normals, smooth_fine, obstacles, support, up, config, limit)
     return grasps
+
+
+def _external(
+    points: np.ndarray,
+    rel: np.ndarray,
+    normals: np.ndarray,
+    smooth: np.ndarray,
+    obstacles: np.ndarray,
+    support: Support | None,
+    up: np.ndarray,
+    config: GraspConfig,
+    limit: int,
+) -> tuple[Grasp, ...]:
+    """External grasps (both fingers outside the object), contacts on the samples where ``smooth``
+    ([M] bool) holds: antipodal pairs -> ranked candidates -> the feasible ones, best first."""
+    first, second, antipodality = _antipodal_pairs(points, normals, smooth, up, config)
+    if not len(first):
+        return ()
+    candidates = _ranked_candidates(points, rel, normals, first, second, antipodality, up, config)
+    return _feasible(candidates, _Surroundings.build(points, normals, smooth, obstacles), support, limit, config)
 
 
 def _pinches(
