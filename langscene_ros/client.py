@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 
 import numpy as np
 import rclpy
@@ -52,10 +53,14 @@ class NodeClient:
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
 
-    def call(self, srv_type, service: str, request, timeout_s: float = 30.0):
+    def call(self, srv_type, service: str, request, timeout_s: float = 30.0, resend_after_s: float | None = None):
         """Call ``<target>/<service>`` and return the response. Raises ServiceUnavailable.
 
-        Clients are kept per service, so repeated calls skip service discovery."""
+        Clients are kept per service, so repeated calls skip service discovery. ``resend_after_s``
+        (idempotent requests only, such as queries): send the request again whenever no answer came
+        for that many seconds, and return the first answer to any copy. A reply can be lost by the
+        middleware while the node has not yet matched a new client's response reader (the first calls
+        of a fresh planner process in bench/query_concurrency.py: answered by the node, never received)."""
         name = service if service.startswith("/") else api.node_path(service, self.target)
         client = self._clients.get(name)
         if client is None:
@@ -63,11 +68,22 @@ class NodeClient:
         if not client.wait_for_service(timeout_sec=timeout_s):
             raise ServiceUnavailable(f"service {name} is not available (is `langscene run` running?)")
         done = threading.Event()
-        future = client.call_async(request)
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(timeout_s) or future.result() is None:
+        futures = []
+        deadline = time.monotonic() + timeout_s
+        while True:
+            futures.append(client.call_async(request))
+            futures[-1].add_done_callback(lambda _: done.set())
+            left = deadline - time.monotonic()
+            resend = resend_after_s is not None and left > resend_after_s
+            if done.wait(resend_after_s if resend else max(left, 0.0)) or not resend:
+                break
+        answered = [f.result() for f in futures if f.done() and f.result() is not None]
+        for future in futures:
+            if not future.done():
+                client.remove_pending_request(future)
+        if not answered:
             raise ServiceUnavailable(f"service {name} did not answer within {timeout_s:.0f} s")
-        return future.result()
+        return answered[0]
 
     def close(self) -> None:
         """Stop spinning, then destroy the node and the context. The spin thread is joined first: a
