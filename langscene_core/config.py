@@ -553,6 +553,13 @@ class NodeConfig:
         AT_LEAST_ONE,
     )
     status_period_s: float = setting(1.0, "seconds between ~/status and /diagnostics messages", positive=True)
+    shutdown_wait_s: float = setting(
+        3.0,
+        "seconds a shutdown (SIGTERM, Ctrl-C) waits for a running reconstruction to stop at its next step; "
+        "when a step is longer the process exits without it (the half-built scene is discarded either way); "
+        "keep it under launch's sigterm_timeout (5 s), after which launch kills the node",
+        NON_NEGATIVE,
+    )
     silent_input_s: float = setting(
         5.0, "seconds without a message on a camera input before /diagnostics warns", positive=True
     )

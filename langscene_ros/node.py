@@ -51,9 +51,6 @@ from langscene_ros.tf_listener import TfListener
 # what a service reports as a plain failure message (the project's exception family, and the operating
 # system's word on a file); anything else is a bug: logged with its traceback and counted
 EXPECTED_ERRORS = (LangsceneError, OSError)
-# Seconds a shutdown (SIGTERM, Ctrl-C) waits for a running reconstruction to stop at its next step;
-# under launch's default sigterm_timeout (5 s), after which it would SIGKILL the node.
-SHUTDOWN_WAIT_S = 3.0
 # QueryObject statuses of the errors a query may meet (QueryObject.srv); anything else is FAILED
 _QUERY_STATUS = (
     (RequestError, QueryObject.Response.BAD_REQUEST),
@@ -387,14 +384,16 @@ def spin_node(ros_args: list[str]) -> int:
             # A reconstruction still running would be a daemon thread inside torch when the interpreter
             # exits, and that aborts the process ("terminate called without an active exception", exit
             # -6, seen on SIGTERM during a rebuild): stop it at its next step first.
-            stopped = not node.engine.cancel() or node.engine.wait(SHUTDOWN_WAIT_S)
+            wait_s = node.config.node.shutdown_wait_s
+            stopped = not node.engine.cancel() or node.engine.wait(wait_s)
             node.destroy_node()
         if not stopped:
             # Its step is longer than the wait (a slow CPU under load): end the process without the
             # interpreter's exit, which would abort. Nothing is lost: the half-built scene is discarded
             # on any shutdown, and scene files are written crash-safely by the services.
-            print(f"langscene: the reconstruction did not stop within {SHUTDOWN_WAIT_S:g} s; exiting", flush=True)
-            rclpy.shutdown()
+            print(f"langscene: the reconstruction did not stop within {wait_s:g} s; exiting", flush=True)
+            if rclpy.ok():  # on SIGTERM / SIGINT rclpy's own handler has already shut the context down
+                rclpy.shutdown()
             sys.stderr.flush()
             os._exit(0)
         return 0

@@ -131,13 +131,18 @@ def done(future, timeout_s: float = 30.0):
     return future.result()
 
 
-def test_sigterm_during_a_reconstruction_shuts_down_cleanly(params_file, node_process):
+@pytest.mark.parametrize("shutdown_wait_s", [3.0, 0.0])
+def test_sigterm_during_a_reconstruction_shuts_down_cleanly(params_file, node_process, tmp_path, shutdown_wait_s):
     """#21: SIGTERM while a reconstruction runs stops it at its next step and exits 0 (it used to abort
-    with 'terminate called without an active exception', exit -6, the worker still inside torch)."""
+    with 'terminate called without an active exception', exit -6, the worker still inside torch).
+    ``node.shutdown_wait_s`` 0: the step outlasts the wait, as a long step on a loaded CPU does, and the
+    node exits 0 without it (that path used to end in an RCLError, rclpy's SIGTERM handler having shut
+    the context down already, then the same abort)."""
     from langscene_ros.client import stop_process
 
     config = yaml.safe_load(params_file.read_text())
     config["langscene"]["ros__parameters"]["field"]["geometry_steps"] = 100_000  # minutes: still running
+    config["langscene"]["ros__parameters"]["node"]["shutdown_wait_s"] = shutdown_wait_s
     long_params = params_file.parent / "long_params.yaml"
     long_params.write_text(yaml.safe_dump(config))
     node = node_process("--params-file", str(long_params))
@@ -151,5 +156,7 @@ def test_sigterm_during_a_reconstruction_shuts_down_cleanly(params_file, node_pr
         assert wait_until(lambda: "geometry step" in client.statuses[-1].message, 120), client.statuses[-1]
     finally:
         client.close()
-    stop_process(node, timeout_s=15.0)  # the node waits 3 s for the reconstruction, then exits
-    assert node.returncode == 0, f"exit {node.returncode} on SIGTERM during a reconstruction"
+    stop_process(node, timeout_s=15.0)  # the node waits shutdown_wait_s for the reconstruction, then exits
+    log = (tmp_path / "node0.log").read_text()
+    assert node.returncode == 0, f"exit {node.returncode} on SIGTERM during a reconstruction: {log[-2000:]}"
+    assert ("did not stop within" in log) == (shutdown_wait_s == 0.0), log[-2000:]
