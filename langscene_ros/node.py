@@ -13,6 +13,7 @@ in the engine's background thread.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -373,6 +374,11 @@ def spin_node(ros_args: list[str]) -> int:
         except (ConfigError, FileNotFoundError, ValueError) as exc:  # a bad parameter, a missing model
             print(f"langscene run: {exc}")
             return 2
+        # Modules and models stay for the process's life: frozen, later collections no longer walk
+        # them (a full collection over torch's objects is a pause inside some answer). The collector
+        # is off during the start-up when `langscene run` starts the node (see there).
+        gc.freeze()
+        gc.enable()
         # one thread per callback group: 4 inputs, queries, other services, status
         executor = rclpy.executors.MultiThreadedExecutor(num_threads=10)
         executor.add_node(node)
