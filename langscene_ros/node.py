@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import threading
 import time
 import traceback
 
@@ -99,6 +100,11 @@ class LangsceneNode(Node):
         )
         self._grasps_pub = self.create_publisher(PoseArray, api.private(api.GRASPS), api.output_qos(qos.markers))
         self._markers_pub = self.create_publisher(MarkerArray, api.private(api.MARKERS), api.output_qos(qos.markers))
+        self._drawing_lock = threading.Lock()
+        self._undrawn_answer = None  # (result, prompt, header, cloud or None) of the newest answer not yet drawn
+        self._draw_guard = self.create_guard_condition(
+            self._draw_last_answer, callback_group=MutuallyExclusiveCallbackGroup()
+        )
         self.engine = LangScene(
             self.config,
             on_status=self._publish_status,
@@ -278,12 +284,30 @@ class LangsceneNode(Node):
             return response
         header = self._header(frame, stamp)
         fill_query_response(response, result, header, self._gripper, skip_cloud=request.skip_cloud)
-        if not request.skip_cloud:
-            _publish_if_watched(self._relevancy_pub, lambda: response.relevancy_cloud)
-        self._grasps_pub.publish(viz.grasp_pose_array(result.grasps, header))
-        self._markers_pub.publish(viz.query_markers(result, request.prompt, header, self.config.grasp))
+        with self._drawing_lock:  # drawn by _draw_last_answer, off the query path
+            cloud = None if request.skip_cloud else response.relevancy_cloud
+            self._undrawn_answer = (result, request.prompt, header, cloud)
+        self._draw_guard.trigger()
         self._monitor.queried(time.perf_counter() - start)
         return response
+
+    def _draw_last_answer(self) -> None:
+        """RViz output of the newest answer: relevancy cloud (while watched), grasps and markers. Runs
+        in its own callback group, so building and sending it is not part of any query's round trip;
+        answers that arrive while it runs are drawn as one, the newest (RViz shows the last answer).
+        Of a burst of 20 planners' queries most answers are never drawn."""
+        with self._drawing_lock:
+            answer, self._undrawn_answer = self._undrawn_answer, None
+        if answer is None:
+            return
+        result, prompt, header, cloud = answer
+        try:
+            if cloud is not None:
+                _publish_if_watched(self._relevancy_pub, lambda: cloud)
+            self._grasps_pub.publish(viz.grasp_pose_array(result.grasps, header))
+            self._markers_pub.publish(viz.query_markers(result, prompt, header, self.config.grasp))
+        except Exception:  # noqa: BLE001 - the answer was given; the next one is drawn
+            self._internal_error("drawing an answer")
 
     def _on_reconstruct(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         try:
@@ -379,8 +403,9 @@ def spin_node(ros_args: list[str]) -> int:
         # is off during the start-up when `langscene run` starts the node (see there).
         gc.freeze()
         gc.enable()
-        # one thread per callback group: 4 inputs, queries, other services, status
-        executor = rclpy.executors.MultiThreadedExecutor(num_threads=10)
+        # a thread per callback group: /tf, 4 inputs, queries, other services, the action (2: a goal and
+        # its cancel), status, drawing answers
+        executor = rclpy.executors.MultiThreadedExecutor(num_threads=11)
         executor.add_node(node)
         try:
             executor.spin()
