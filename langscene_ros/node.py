@@ -27,6 +27,7 @@ from geometry_msgs.msg import PoseArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
@@ -53,6 +54,7 @@ from langscene_ros.tf_listener import TfListener
 # what a service reports as a plain failure message (the project's exception family, and the operating
 # system's word on a file); anything else is a bug: logged with its traceback and counted
 EXPECTED_ERRORS = (LangsceneError, OSError)
+RCLError = rclpy_implementation.RCLError  # what rcl's C calls raise
 # QueryObject statuses of the errors a query may meet (QueryObject.srv); anything else is FAILED
 _QUERY_STATUS = (
     (RequestError, QueryObject.Response.BAD_REQUEST),
@@ -413,6 +415,13 @@ def spin_node(ros_args: list[str]) -> int:
             executor.spin()
         except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
             pass
+        except RCLError:
+            # rclpy's SIGTERM handler can shut the context down between the executor's check of it and
+            # its next wait set, which then raises this instead of ExternalShutdownException (CI,
+            # test_bag_play's teardown: "failed to initialize wait set: the given context is not
+            # valid", exit 1): a shutdown like the others. With the context still valid it is an error.
+            if rclpy.ok():
+                raise
         finally:
             # A reconstruction still running would be a daemon thread inside torch when the interpreter
             # exits, and that aborts the process ("terminate called without an active exception", exit
