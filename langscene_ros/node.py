@@ -162,6 +162,7 @@ class LangsceneNode(Node):
             on_update=self.engine.transforms_updated if tf_poses else None,
             callback_group=MutuallyExclusiveCallbackGroup(),
             reject=self.engine.reject,  # counted in ~/status and /diagnostics like any refused input
+            internal_error=self._internal_error,
         )
         # one exclusive group per input: a compressed stream decodes on its own thread, never delaying
         # the other inputs
@@ -321,8 +322,13 @@ class LangsceneNode(Node):
         return response
 
     def _on_reconstruction_goal(self, goal: Reconstruct.Goal) -> GoalResponse:
-        """A second goal while a reconstruction runs is rejected (the running one goes on)."""
-        return GoalResponse.REJECT if self.engine.busy else GoalResponse.ACCEPT
+        """A second goal while a reconstruction runs is rejected (the running one goes on); so is any
+        goal when the check itself fails (rclpy calls this outside any boundary of its own)."""
+        try:
+            return GoalResponse.REJECT if self.engine.busy else GoalResponse.ACCEPT
+        except Exception:  # noqa: BLE001
+            self._internal_error("reconstruction goal")
+            return GoalResponse.REJECT
 
     def _execute_reconstruction(self, goal_handle) -> Reconstruct.Result:
         """Run the engine's reconstruction for one goal: feedback (stage, progress, never decreasing)

@@ -46,20 +46,22 @@ class TfListener:
         on_update: Callable[[], None] | None = None,
         callback_group: CallbackGroup | None = None,
         reject: Callable[[str], object] | None = None,
+        internal_error: Callable[[str], str] | None = None,
     ) -> None:
         self.buffer = buffer
         self._rejected: Counter[str] = Counter()
         self._node = node
         self._on_update = on_update
         self._reject = reject
+        self._internal_error = internal_error
         self._lock = threading.Lock()
         node.create_subscription(
-            TFMessage, TF, lambda msg: self._store(msg, static=False), TF_QOS, callback_group=callback_group
+            TFMessage, TF, lambda msg: self._receive(msg, static=False), TF_QOS, callback_group=callback_group
         )
         node.create_subscription(
             TFMessage,
             TF_STATIC,
-            lambda msg: self._store(msg, static=True),
+            lambda msg: self._receive(msg, static=True),
             TF_STATIC_QOS,
             callback_group=callback_group,
         )
@@ -68,6 +70,21 @@ class TfListener:
         """A copy of the refused-transform counts by reason (safe to call from any thread)."""
         with self._lock:
             return dict(self._rejected)
+
+    def _receive(self, msg: TFMessage, static: bool) -> None:
+        """The subscriptions' callback: :meth:`_store` inside a boundary. An exception other than a
+        refused transform is a bug (in the buffer or in ``on_update``): given to ``internal_error``
+        (logged with its traceback and counted) and to ``reject``, never raised into the executor,
+        which would end the node's spin. Without ``internal_error`` it is raised."""
+        try:
+            self._store(msg, static)
+        except Exception:  # noqa: BLE001
+            if self._internal_error is None:
+                raise
+            topic = TF_STATIC if static else TF
+            self._internal_error(f"{topic} message")
+            if self._reject is not None:
+                self._reject(f"{topic}: internal error")
 
     def _store(self, msg: TFMessage, static: bool) -> None:
         refused = store_transforms(self.buffer, msg, static)

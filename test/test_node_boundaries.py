@@ -1,0 +1,162 @@
+"""#21: every callback of the node has a boundary. An exception that nothing expects (a bug behind the
+callback) becomes a refusal with a message, a rejected input or a skipped tick; it is logged with its
+traceback and counted ("internal errors N" in ~/status), and the node goes on answering.
+
+The node runs in this process and is not spun: each entry point is called as the executor would call
+it, with the engine method behind it raising :class:`Injected`. An exception escaping a callback would
+end a real node, since rclpy's executor re-raises it from ``spin()``.
+"""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.action import GoalResponse
+from rclpy.parameter import Parameter
+from std_srvs.srv import Trigger
+from tf2_msgs.msg import TFMessage
+
+from langscene.action import Reconstruct
+from langscene.srv import QueryObject, SceneFile
+from langscene_core.engine import LangScene
+from langscene_core.geometry.camera import Intrinsics
+from langscene_ros import convert
+
+pytestmark = pytest.mark.ros
+
+
+class Injected(Exception):
+    """An exception type that no handler of the node expects."""
+
+
+def _raise(*args, **kwargs):
+    raise Injected("injected")
+
+
+@pytest.fixture
+def node_with(tmp_path):
+    """A function starting the langscene node with ``-p`` overrides in a private context, its ~/status
+    messages kept in ``node.published``."""
+    from langscene_ros.node import LangsceneNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    nodes = []
+
+    def make(*overrides: str):
+        args = ["--ros-args", "-p", f"node.scene_dir:={tmp_path}"]
+        for override in overrides:
+            args += ["-p", override]
+        nodes.append(LangsceneNode(context=context, cli_args=args))
+        nodes[-1].published = []
+        nodes[-1]._status_pub.publish = nodes[-1].published.append
+        return nodes[-1]
+
+    yield make
+    for node in nodes:
+        node.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+@pytest.fixture
+def node(node_with):
+    """The node with the default configuration (poses from /tf)."""
+    return node_with()
+
+
+def _still_answers(node, errors: int) -> None:
+    """The node counts ``errors`` internal errors in its status and answers a query (no scene yet)."""
+    node._on_status_timer()
+    assert node.published[-1].message.endswith(f"internal errors {errors}"), node.published[-1].message
+    answer = node._on_query(QueryObject.Request(prompt="red mug"), QueryObject.Response())
+    assert answer.status == QueryObject.Response.NOT_READY, answer.message
+
+
+SERVICES = [  # (callback, service type, engine method behind it, request)
+    ("_on_query", QueryObject, "query", QueryObject.Request(prompt="red mug")),
+    ("_on_reconstruct", Trigger, "start_reconstruction", Trigger.Request()),
+    ("_on_reset", Trigger, "reset", Trigger.Request()),
+    ("_on_clear_scene", Trigger, "clear_scene", Trigger.Request()),
+    ("_on_save_scene", SceneFile, "save", SceneFile.Request(path="scene")),
+    ("_on_load_scene", SceneFile, "load", SceneFile.Request(path="scene")),
+]
+
+
+@pytest.mark.parametrize("callback, srv, method, request_", SERVICES, ids=[s[0] for s in SERVICES])
+def test_a_service_answers_an_unexpected_exception_with_a_refusal(node, monkeypatch, callback, srv, method, request_):
+    monkeypatch.setattr(node.engine, method, _raise)
+    response = getattr(node, callback)(request_, srv.Response())
+    assert not response.success and "internal error Injected('injected')" in response.message, response.message
+    if srv is QueryObject:
+        assert response.status == QueryObject.Response.FAILED
+    monkeypatch.undo()
+    _still_answers(node, 1)
+
+
+def test_the_reconstruction_action_rejects_or_aborts_on_an_unexpected_exception(node, monkeypatch):
+    monkeypatch.setattr(LangScene, "busy", property(_raise))
+    assert node._on_reconstruction_goal(Reconstruct.Goal()) == GoalResponse.REJECT
+    monkeypatch.undo()
+    monkeypatch.setattr(node.engine, "start_reconstruction", _raise)
+    aborted = []
+    goal = SimpleNamespace(request=Reconstruct.Goal(mode=""), abort=lambda: aborted.append(True))
+    result = node._execute_reconstruction(goal)
+    assert aborted and not result.success and "internal error" in result.message, result.message
+    monkeypatch.undo()
+    _still_answers(node, 2)
+
+
+def test_a_parameter_set_is_refused_on_an_unexpected_exception(node, monkeypatch):
+    monkeypatch.setattr(node.engine, "update_config", _raise)
+    result = node._on_set_parameters([Parameter("query.relevancy_threshold", value=0.6)])
+    assert not result.successful and "internal error" in result.reason, result.reason
+    monkeypatch.undo()
+    _still_answers(node, 1)
+
+
+def _inputs():
+    """(handler name, engine method it feeds, a valid message) per camera input."""
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    return [
+        ("camera_info", "set_intrinsics", convert.intrinsics_to_camera_info(Intrinsics(5.0, 5.0, 3.0, 2.0, 6, 4))),
+        ("image", "add_image", convert.numpy_to_image(rgb, "rgb8")),
+        ("depth", "add_depth", convert.depth_to_image(np.ones((4, 6), np.float32))),
+        (
+            "pose",
+            "add_pose",
+            SimpleNamespace(header=convert.numpy_to_image(rgb, "rgb8").header, pose=convert.matrix_to_pose(np.eye(4))),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("handler, method, message", _inputs(), ids=[i[0] for i in _inputs()])
+def test_an_input_message_is_rejected_and_counted_on_an_unexpected_exception(
+    node_with, monkeypatch, handler, method, message
+):
+    node = node_with("node.pose_source:=topic")  # camera_pose is an input only then
+    monkeypatch.setattr(node.engine, method, _raise)
+    getattr(node._inputs, handler)(message)
+    monkeypatch.undo()
+    assert any("internal error in the engine" in reason for reason in node.engine.status().rejected)
+    _still_answers(node, 1)
+
+
+def test_a_tf_message_is_rejected_and_counted_on_an_unexpected_exception(node, monkeypatch):
+    monkeypatch.setattr(node.engine.transforms, "set_transform", _raise)  # the buffer the listener feeds
+    stamp = convert.seconds_to_stamp(1.0)
+    node._tf._receive(
+        TFMessage(transforms=[convert.matrix_to_transform_stamped(np.eye(4), "map", "camera", stamp)]), False
+    )
+    monkeypatch.undo()
+    assert "/tf: internal error" in node.engine.status().rejected
+    _still_answers(node, 1)
+
+
+def test_the_status_timer_and_the_drawing_skip_a_tick_on_an_unexpected_exception(node, monkeypatch):
+    monkeypatch.setattr(node.engine, "status", _raise)
+    node._on_status_timer()
+    monkeypatch.undo()
+    node._undrawn_answer = (None, "red mug", node._header(), None)  # a result that cannot be drawn
+    node._draw_last_answer()
+    _still_answers(node, 2)
