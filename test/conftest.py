@@ -33,6 +33,31 @@ def one_torch_thread():
 
 
 @pytest.fixture
+def node_with(tmp_path):
+    """A function starting the langscene node in this process (a private rclpy context, nothing spun)
+    with ``-p`` overrides."""
+    import rclpy
+
+    from langscene_ros.node import LangsceneNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    nodes = []
+
+    def make(*overrides: str):
+        args = ["--ros-args", "-p", f"node.scene_dir:={tmp_path}"]
+        for override in overrides:
+            args += ["-p", override]
+        nodes.append(LangsceneNode(context=context, cli_args=args))
+        return nodes[-1]
+
+    yield make
+    for node in nodes:
+        node.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+@pytest.fixture
 def node_process(tmp_path):
     """Start `langscene run` in a subprocess; yields a function that starts it with extra CLI args."""
     processes: list[subprocess.Popen] = []

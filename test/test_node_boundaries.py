@@ -11,7 +11,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import rclpy
 from rclpy.action import GoalResponse
 from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
@@ -34,35 +33,17 @@ def _raise(*args, **kwargs):
     raise Injected("injected")
 
 
-@pytest.fixture
-def node_with(tmp_path):
-    """A function starting the langscene node with ``-p`` overrides in a private context, its ~/status
-    messages kept in ``node.published``."""
-    from langscene_ros.node import LangsceneNode
-
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    nodes = []
-
-    def make(*overrides: str):
-        args = ["--ros-args", "-p", f"node.scene_dir:={tmp_path}"]
-        for override in overrides:
-            args += ["-p", override]
-        nodes.append(LangsceneNode(context=context, cli_args=args))
-        nodes[-1].published = []
-        nodes[-1]._status_pub.publish = nodes[-1].published.append
-        return nodes[-1]
-
-    yield make
-    for node in nodes:
-        node.destroy_node()
-    rclpy.shutdown(context=context)
+def _watched(node):
+    """``node`` with its ~/status messages kept in ``node.published``."""
+    node.published = []
+    node._status_pub.publish = node.published.append
+    return node
 
 
 @pytest.fixture
 def node(node_with):
-    """The node with the default configuration (poses from /tf)."""
-    return node_with()
+    """The node with the default configuration (poses from /tf); conftest's ``node_with``."""
+    return _watched(node_with())
 
 
 def _still_answers(node, errors: int) -> None:
@@ -134,7 +115,7 @@ def _inputs():
 def test_an_input_message_is_rejected_and_counted_on_an_unexpected_exception(
     node_with, monkeypatch, handler, method, message
 ):
-    node = node_with("node.pose_source:=topic")  # camera_pose is an input only then
+    node = _watched(node_with("node.pose_source:=topic"))  # camera_pose is an input only then
     monkeypatch.setattr(node.engine, method, _raise)
     getattr(node._inputs, handler)(message)
     monkeypatch.undo()

@@ -2,7 +2,6 @@
 reports them and as their rclpy objects hold them (the graph does not carry history depth)."""
 
 import pytest
-import rclpy
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy, qos_profile_sensor_data
 
 from langscene_core.config import InputQos, OutputQos, StreamOutputQos
@@ -24,29 +23,6 @@ def test_default_groups_keep_the_profiles_the_node_had():
     assert _policies(api.input_qos(InputQos())) == _policies(qos_profile_sensor_data)
     assert _policies(api.output_qos(OutputQos())) == _policies(api.LATCHED)
     assert _policies(api.output_qos(StreamOutputQos())) == (RELIABLE, VOLATILE, HistoryPolicy.KEEP_LAST, 10)
-
-
-@pytest.fixture
-def node_with(tmp_path):
-    """A function starting the langscene node in this process (a private rclpy context, nothing spun)
-    with ``-p`` overrides."""
-    from langscene_ros.node import LangsceneNode
-
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    nodes = []
-
-    def make(*overrides: str):
-        args = ["--ros-args", "-p", f"node.scene_dir:={tmp_path}"]
-        for override in overrides:
-            args += ["-p", override]
-        nodes.append(LangsceneNode(context=context, cli_args=args))
-        return nodes[-1]
-
-    yield make
-    for node in nodes:
-        node.destroy_node()
-    rclpy.shutdown(context=context)
 
 
 def test_subscriptions_and_publishers_get_the_configured_qos(node_with):
