@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from geometry_msgs.msg import PoseStamped
 from rclpy.action import GoalResponse
 from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
@@ -97,17 +98,15 @@ def test_a_parameter_set_is_refused_on_an_unexpected_exception(node, monkeypatch
 
 
 def _inputs():
-    """(handler name, engine method it feeds, a valid message) per camera input."""
+    """(handler name, engine method it feeds, a valid message) per camera input, each transport."""
     rgb = np.zeros((4, 6, 3), np.uint8)
     return [
         ("camera_info", "set_intrinsics", convert.intrinsics_to_camera_info(Intrinsics(5.0, 5.0, 3.0, 2.0, 6, 4))),
         ("image", "add_image", convert.numpy_to_image(rgb, "rgb8")),
         ("depth", "add_depth", convert.depth_to_image(np.ones((4, 6), np.float32))),
-        (
-            "pose",
-            "add_pose",
-            SimpleNamespace(header=convert.numpy_to_image(rgb, "rgb8").header, pose=convert.matrix_to_pose(np.eye(4))),
-        ),
+        ("compressed_image", "add_image", convert.rgb_to_compressed(rgb, "png")),
+        ("compressed_depth", "add_depth", convert.depth_mm_to_compressed(np.full((4, 6), 1000, np.uint16))),
+        ("pose", "add_pose", PoseStamped(pose=convert.matrix_to_pose(np.eye(4)))),
     ]
 
 
