@@ -33,7 +33,7 @@ import numpy as np
 from langscene_core.capture.frames import Frame, synchronizer_for, transform_buffer_for
 from langscene_core.capture.keyframes import KeyframeBuffer
 from langscene_core.config import DensifyConfig, GraspConfig, LangsceneConfig, QueryConfig, from_dict, to_dict
-from langscene_core.errors import BusyError, NotReadyError
+from langscene_core.errors import BusyError, NotReadyError, RequestError
 from langscene_core.geometry.camera import Intrinsics
 from langscene_core.query.answer import CodeLevels, TextEmbeddingCache, check_rivals, code_levels, scene_relevancy
 from langscene_core.query.limits import validate_query_request
@@ -68,7 +68,7 @@ class QueryOptions:
     negatives: extra negative phrases, added to ``query.negatives``. relevancy_threshold: in [0, 1).
     max_points: most Gaussians in the relevancy cloud (>= 1). max_grasps: most grasps (>= 1).
     max_objects: the answer's object and up to max_objects - 1 alternatives (None or 1: none).
-    Raises ValueError on a value out of range.
+    Raises RequestError (a ValueError: the caller's mistake, BAD_REQUEST) on a value out of range.
     """
 
     negatives: tuple[str, ...] = ()
@@ -81,11 +81,11 @@ class QueryOptions:
         object.__setattr__(self, "negatives", tuple(self.negatives))
         t = self.relevancy_threshold
         if t is not None and not (np.isfinite(t) and 0.0 <= t < 1.0):
-            raise ValueError(f"relevancy_threshold {t} is not in [0, 1)")
+            raise RequestError(f"relevancy_threshold {t} is not in [0, 1)")
         for name in ("max_points", "max_grasps", "max_objects"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
+                raise RequestError(f"{name} must be at least 1, got {value}")
 
 
 @dataclass(frozen=True, eq=False)

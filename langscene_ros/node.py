@@ -279,8 +279,6 @@ class LangsceneNode(Node):
                 result = result_in_frame(result, target_from_scene)
         except Exception as exc:  # noqa: BLE001 - the service answers; the node stays up
             status = next((code for kind, code in _QUERY_STATUS if isinstance(exc, kind)), None)
-            if status is None and isinstance(exc, ValueError):  # QueryOptions' range checks
-                status = QueryObject.Response.BAD_REQUEST
             response.success = False
             response.status = QueryObject.Response.FAILED if status is None else status
             response.message = self._failure("query failed", exc)

@@ -140,3 +140,41 @@ def test_the_status_timer_and_the_drawing_skip_a_tick_on_an_unexpected_exception
     node._undrawn_answer = (None, "red mug", node._header(), None)  # a result that cannot be drawn
     node._draw_last_answer()
     _still_answers(node, 2)
+
+
+def test_any_query_request_gets_an_answer_or_a_refusal_never_an_internal_error(node, tmp_path):
+    """Fuzzing the query handler (hypothesis) on a scene: any prompt (control characters, any script,
+    overlong), any negatives, any threshold (NaN, infinite, negative), any counts and target frames get
+    FOUND / NO_OBJECT or BAD_REQUEST with a message; none is an internal error (a bug)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from world_scene import SPEC, make_scene
+
+    from langscene_core.reconstruction.scene import save_scene
+    from langscene_core.sim import build_world, parse_spec
+
+    save_scene(make_scene(build_world(parse_spec(SPEC)), node.engine.models), tmp_path / "fuzz.ply")
+    node.engine.load("fuzz")
+    counts = st.one_of(st.integers(0, 12), st.integers(0, 2**32 - 1))
+    requests = st.builds(
+        QueryObject.Request,
+        prompt=st.one_of(st.sampled_from(["red box", "blue ball", "table", "mug"]), st.text(max_size=300)),
+        negatives=st.lists(st.text(max_size=300), max_size=40),
+        relevancy_threshold=st.floats(width=32),
+        max_points=counts,
+        max_grasps=counts,
+        max_objects=counts,
+        skip_cloud=st.booleans(),
+        target_frame=st.one_of(st.sampled_from(["", "map", "base_link"]), st.text(max_size=20)),
+    )
+    ok = (QueryObject.Response.FOUND, QueryObject.Response.NO_OBJECT)
+
+    @settings(max_examples=60, deadline=None, derandomize=True)
+    @given(request=requests)
+    def answer(request):
+        response = node._on_query(request, QueryObject.Response())
+        assert response.status in (*ok, QueryObject.Response.BAD_REQUEST), (response.status, response.message)
+        assert response.success == (response.status in ok) and response.message, response.message
+        assert node._internal_errors == 0
+
+    answer()
