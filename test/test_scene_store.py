@@ -62,7 +62,9 @@ def test_names_and_paths_inside_the_directory_resolve_to_absolute_ply_paths(stor
     assert path == saved and same(loaded, scene) and loaded.frame_id == "map"
 
 
-@pytest.mark.parametrize("name", ["/etc/passwd", "../outside", "a/../../outside", "..", "", "  ", ".hidden", "x\x00y"])
+@pytest.mark.parametrize(
+    "name", ["/etc/passwd", "../outside", "a/../../outside", "..", "", "  ", ".hidden", "x\x00y", "scene\n", "a\x1bb"]
+)
 def test_names_that_leave_the_directory_are_refused(store, lqc, name, tmp_path):
     with pytest.raises(SceneLocationError):
         store.resolve(name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import unicodedata
 from pathlib import Path
 
 from langscene_core.field.ply import property_names, sidecar_path
@@ -60,8 +61,9 @@ class SceneStore:
         root (``kitchen``, ``lab/kitchen.ply``) or an absolute path inside it. Symlinks are followed
         before the check, for the PLY and its sidecar. SceneLocationError when it resolves outside."""
         text = str(name_or_path)
-        if not text.strip() or "\x00" in text:
-            raise SceneLocationError(f"scene name {text!r} is empty or holds a NUL character")
+        # control characters (NUL, a newline, an escape...) make no file name a robot operator means
+        if not text.strip() or any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
+            raise SceneLocationError(f"scene name {text!r} is empty or holds a control character")
         requested = ply_path_of(text if Path(text).is_absolute() else self.root / text)
         if requested.name.startswith("."):
             raise SceneLocationError(f"scene name {requested.name!r} starts with a dot (hidden and temporary files)")
