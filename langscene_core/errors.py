@@ -10,6 +10,8 @@ Importable from every package of the core (DESIGN.md 1b); it imports nothing of 
 
 from __future__ import annotations
 
+import unicodedata
+
 
 class LangsceneError(Exception):
     """Base of every error langscene raises for a person to read; the message says what and why."""
@@ -61,3 +63,9 @@ class TransformError(LangsceneError, LookupError):
     """A transform that cannot be stored or looked up; ``reason`` names the kind, the message the frames."""
 
     reason = "transform"
+
+
+def control_character(text: str) -> str | None:
+    """The first control character in a person's ``text`` (Unicode category Cc: NUL, a newline, an escape;
+    or Cs, a lone surrogate), else None: what a prompt or a scene name may not hold."""
+    return next((c for c in text if unicodedata.category(c) in ("Cc", "Cs")), None)

@@ -8,11 +8,10 @@ BAD_REQUEST with its message); the values themselves come from ``limits.*`` (con
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 
 from langscene_core.config import LimitsConfig
-from langscene_core.errors import RequestError
+from langscene_core.errors import RequestError, control_character
 
 
 def validate_query_request(
@@ -51,6 +50,6 @@ def _check_text(name: str, text: str, max_chars: int, setting: str) -> None:
         raise RequestError(f"empty {name}")
     if len(text) > max_chars:
         raise RequestError(f"{name} has {len(text)} characters; at most {max_chars} (limits.{setting})")
-    bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Cs")), None)
+    bad = control_character(text)
     if bad is not None:
         raise RequestError(f"{name} holds the control character {bad!r}")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import unicodedata
 from pathlib import Path
 
+from langscene_core.errors import control_character
 from langscene_core.field.ply import property_names, sidecar_path
 from langscene_core.language.lqc import LQC
 from langscene_core.reconstruction.scene import Scene, SceneFileError, load_scene, ply_path_of, save_scene
@@ -62,7 +62,7 @@ class SceneStore:
         before the check, for the PLY and its sidecar. SceneLocationError when it resolves outside."""
         text = str(name_or_path)
         # control characters (NUL, a newline, an escape...) make no file name a robot operator means
-        if not text.strip() or any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
+        if not text.strip() or control_character(text) is not None:
             raise SceneLocationError(f"scene name {text!r} is empty or holds a control character")
         requested = ply_path_of(text if Path(text).is_absolute() else self.root / text)
         if requested.name.startswith("."):
