@@ -21,7 +21,7 @@ from langscene.action import Reconstruct
 from langscene.srv import QueryObject, SceneFile
 from langscene_core.engine import LangScene
 from langscene_core.geometry.camera import Intrinsics
-from langscene_ros import convert
+from langscene_ros import convert, viz
 
 pytestmark = pytest.mark.ros
 
@@ -142,19 +142,44 @@ def test_the_status_timer_and_the_drawing_skip_a_tick_on_an_unexpected_exception
     _still_answers(node, 2)
 
 
+def _load_world_scene(node, tmp_path) -> None:
+    """Give ``node`` the small world scene of world_scene.py (red box, blue ball) through its scene
+    directory, as ~/load_scene would."""
+    from world_scene import SPEC, make_scene
+
+    from langscene_core.reconstruction.scene import save_scene
+    from langscene_core.sim import build_world, parse_spec
+
+    save_scene(make_scene(build_world(parse_spec(SPEC)), node.engine.models), tmp_path / "world.ply")
+    node.engine.load("world")
+
+
+def test_answers_are_drawn_after_the_query_and_a_burst_once_the_newest(node, tmp_path):
+    """The answer topics are not published inside the query callback; the drawing callback publishes the
+    newest undrawn answer's grasps and markers once (README, Topics and services)."""
+    _load_world_scene(node, tmp_path)
+    drawn = []
+    node._grasps_pub.publish = lambda msg: drawn.append(("grasps", msg))
+    node._markers_pub.publish = lambda msg: drawn.append(("markers", msg))
+    for prompt in ("blue ball", "red box"):
+        answer = node._on_query(QueryObject.Request(prompt=prompt), QueryObject.Response())
+        assert answer.success, answer.message
+    assert drawn == []
+    node._draw_last_answer()
+    node._draw_last_answer()  # nothing left to draw
+    assert [topic for topic, _ in drawn] == ["grasps", "markers"]
+    labels = [m.text for m in drawn[1][1].markers if m.ns == viz.NAMESPACE_LABEL]
+    assert len(labels) == 1 and labels[0].startswith("red box:"), labels
+
+
 def test_any_query_request_gets_an_answer_or_a_refusal_never_an_internal_error(node, tmp_path):
     """Fuzzing the query handler (hypothesis) on a scene: any prompt (control characters, any script,
     overlong), any negatives, any threshold (NaN, infinite, negative), any counts and target frames get
     FOUND / NO_OBJECT or BAD_REQUEST with a message; none is an internal error (a bug)."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
-    from world_scene import SPEC, make_scene
 
-    from langscene_core.reconstruction.scene import save_scene
-    from langscene_core.sim import build_world, parse_spec
-
-    save_scene(make_scene(build_world(parse_spec(SPEC)), node.engine.models), tmp_path / "fuzz.ply")
-    node.engine.load("fuzz")
+    _load_world_scene(node, tmp_path)
     counts = st.one_of(st.integers(0, 12), st.integers(0, 2**32 - 1))
     requests = st.builds(
         QueryObject.Request,
