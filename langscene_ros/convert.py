@@ -32,6 +32,8 @@ IMAGE_ENCODINGS: dict[str, tuple[type, int]] = {
     "rgb8": (np.uint8, 3),
     "bgr8": (np.uint8, 3),
     "mono8": (np.uint8, 1),
+    "rgba8": (np.uint8, 4),
+    "bgra8": (np.uint8, 4),  # the ZED and Azure Kinect drivers' colour images
     "16UC1": (np.uint16, 1),
     "mono16": (np.uint16, 1),
     "32FC1": (np.float32, 1),
@@ -41,9 +43,9 @@ _HOST_BIG_ENDIAN = sys.byteorder == "big"
 
 
 def image_to_numpy(msg: Image) -> np.ndarray:
-    """Image -> [H, W] (one channel) or [H, W, 3] array in the message's own encoding and dtype.
+    """Image -> [H, W] (one channel) or [H, W, C] array in the message's own encoding and dtype.
 
-    bgr8 is returned as stored (BGR); use :func:`image_to_rgb` for RGB. Raises ConversionError on an
+    bgr8 / bgra8 are returned as stored (BGR, BGRA); use :func:`image_to_rgb` for RGB. Raises ConversionError on an
     unknown encoding or when ``step``/``data`` do not match the size.
     """
     if msg.encoding not in IMAGE_ENCODINGS:
@@ -64,16 +66,19 @@ def image_to_numpy(msg: Image) -> np.ndarray:
     return array[..., 0] if channels == 1 else array
 
 
+COLOUR_ENCODINGS = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8")
+
+
 def image_to_rgb(msg: Image) -> np.ndarray:
-    """Colour image -> [H, W, 3] uint8 RGB (rgb8, bgr8 or mono8)."""
-    if msg.encoding not in ("rgb8", "bgr8", "mono8"):
-        raise ConversionError(f"expected a colour image (rgb8, bgr8, mono8), got '{msg.encoding}'")
+    """Colour image -> [H, W, 3] uint8 RGB (one of :data:`COLOUR_ENCODINGS`; alpha is dropped)."""
+    if msg.encoding not in COLOUR_ENCODINGS:
+        raise ConversionError(f"expected a colour image ({', '.join(COLOUR_ENCODINGS)}), got '{msg.encoding}'")
     array = image_to_numpy(msg)
-    if msg.encoding == "bgr8":
-        return np.ascontiguousarray(array[..., ::-1])
     if msg.encoding == "mono8":
         return np.repeat(array[..., None], 3, axis=-1)
-    return array
+    if msg.encoding.startswith("bgr"):
+        return np.ascontiguousarray(array[..., 2::-1])
+    return np.ascontiguousarray(array[..., :3])
 
 
 # CompressedImage formats image_transport's compressed plugin writes for colour ("jpeg" / "png",

@@ -136,7 +136,7 @@ class Inputs:
         self._ingest(api.DEPTH, lambda: convert.image_to_depth(msg), lambda d: self.engine.add_depth(stamp, d))
 
     def image(self, msg) -> None:
-        """sensor_msgs/Image rgb8, bgr8 or mono8."""
+        """sensor_msgs/Image of a colour encoding (:data:`convert.COLOUR_ENCODINGS`)."""
         stamp = convert.stamp_to_seconds(msg.header.stamp)
         self._ingest(
             api.IMAGE,

@@ -44,11 +44,15 @@ def test_image_round_trip_honours_step_and_endianness(data, encoding, size, extr
     np.testing.assert_array_equal(convert.image_to_numpy(msg), array)
 
 
-def test_bgr_and_mono_become_rgb():
+def test_bgr_mono_and_alpha_images_become_rgb():
     rgb = np.random.default_rng(0).integers(0, 255, (4, 5, 3), dtype=np.uint8)
     np.testing.assert_array_equal(convert.image_to_rgb(convert.numpy_to_image(rgb[..., ::-1], "bgr8")), rgb)
     grey = rgb[..., 0]
     np.testing.assert_array_equal(convert.image_to_rgb(convert.numpy_to_image(grey, "mono8")), np.stack([grey] * 3, -1))
+    alpha = np.full((4, 5, 1), 7, np.uint8)  # the ZED's and the Azure Kinect's bgra8
+    np.testing.assert_array_equal(convert.image_to_rgb(convert.numpy_to_image(np.dstack([rgb, alpha]), "rgba8")), rgb)
+    bgra = np.dstack([rgb[..., ::-1], alpha])
+    np.testing.assert_array_equal(convert.image_to_rgb(convert.numpy_to_image(bgra, "bgra8")), rgb)
 
 
 def test_depth_16uc1_is_millimetres_and_zero_is_missing():
