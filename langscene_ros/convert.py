@@ -250,7 +250,14 @@ def depth_to_image(depth_m: np.ndarray, header=None) -> Image:
 
 
 def camera_info_to_intrinsics(msg: CameraInfo) -> Intrinsics:
-    """CameraInfo -> Intrinsics (from K; the image is assumed rectified)."""
+    """CameraInfo -> Intrinsics of the rectified image the node takes ``image`` and ``depth`` to be.
+
+    From P, the projection matrix of the rectified image, as image_geometry's PinholeCameraModel and
+    depth_image_proc read a rectified image (a calibrated camera's P differs from its raw K by a few
+    percent). A camera_info without P (all zero, as some uncalibrated drivers publish) is read from K
+    when D is zero as well (raw and rectified are then the same camera); with distortion and no P it is
+    refused, since then nothing says which camera the rectified image is. ConversionError also for a
+    missing size or a K or P without a finite positive focal length."""
     k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
     if msg.width == 0 or msg.height == 0:
         raise ConversionError(f"camera_info has no size ({msg.width}x{msg.height})")
@@ -258,7 +265,17 @@ def camera_info_to_intrinsics(msg: CameraInfo) -> Intrinsics:
         raise ConversionError("camera_info K holds a NaN or infinite value")
     if k[0, 0] <= 0 or k[1, 1] <= 0:
         raise ConversionError(f"camera_info has no focal length (fx {k[0, 0]}, fy {k[1, 1]})")
-    return Intrinsics.from_K(k, msg.width, msg.height)
+    p = np.asarray(msg.p, dtype=np.float64).reshape(3, 4)
+    if not np.any(p):
+        if np.any(np.asarray(msg.d, dtype=np.float64)):
+            raise ConversionError(
+                f"camera_info has distortion ({msg.distortion_model} D) but no projection matrix P: the "
+                "rectified image's camera is unknown (publish P, as camera_calibration writes it)"
+            )
+        return Intrinsics.from_K(k, msg.width, msg.height)
+    if not np.all(np.isfinite(p)) or p[0, 0] <= 0 or p[1, 1] <= 0:
+        raise ConversionError(f"camera_info P has no finite focal length (fx {p[0, 0]}, fy {p[1, 1]})")
+    return Intrinsics.from_K(p[:, :3], msg.width, msg.height)
 
 
 def intrinsics_to_camera_info(intrinsics: Intrinsics, header=None) -> CameraInfo:

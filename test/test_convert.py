@@ -174,6 +174,24 @@ def test_camera_info_without_a_finite_focal_length_is_rejected(fx, match):
         convert.camera_info_to_intrinsics(msg)
 
 
+def test_camera_info_is_the_rectified_camera_p():
+    """A calibrated camera's rectified image has P's focal length and centre, not K's (as image_geometry
+    reads it); without P, K is that camera only when there is no distortion."""
+    from sensor_msgs.msg import CameraInfo
+
+    k = [580.5, 0.0, 315.3, 0.0, 576.6, 247.5, 0.0, 0.0, 1.0]
+    p = [587.7, 0.0, 316.8, 0.0, 0.0, 585.7, 248.3, 0.0, 0.0, 0.0, 1.0, 0.0]
+    d = [0.134, -0.312, 0.0023, 0.0031, 0.0]
+    intrinsics = convert.camera_info_to_intrinsics(CameraInfo(width=640, height=480, k=k, p=p, d=d))
+    assert (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy) == (587.7, 585.7, 316.8, 248.3)
+    intrinsics = convert.camera_info_to_intrinsics(CameraInfo(width=640, height=480, k=k))  # no P, no D
+    assert (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy) == (580.5, 576.6, 315.3, 247.5)
+    with pytest.raises(convert.ConversionError, match="distortion .* no projection matrix P"):
+        convert.camera_info_to_intrinsics(CameraInfo(width=640, height=480, k=k, d=d, distortion_model="plumb_bob"))
+    with pytest.raises(convert.ConversionError, match="P has no finite focal length"):
+        convert.camera_info_to_intrinsics(CameraInfo(width=640, height=480, k=k, p=[float("nan")] + p[1:]))
+
+
 # Any message a client may send: the fields a publisher fills, with values in their wire types' ranges.
 _IMAGE_MESSAGES = st.builds(
     lambda encoding, height, width, step, big, data: _image(encoding, height, width, step, big, data),
@@ -212,15 +230,19 @@ def test_any_image_message_converts_or_gives_a_conversion_error(msg):
 @settings(max_examples=200, deadline=None)
 @given(
     k=st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=9, max_size=9),
+    p=st.one_of(
+        st.just([0.0] * 12), st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=12, max_size=12)
+    ),
+    d=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=8),
     size=st.tuples(st.integers(0, 5000), st.integers(0, 5000)),
     quat=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=4, max_size=4),
 )
-def test_any_camera_info_or_pose_converts_or_gives_a_conversion_error(k, size, quat):
+def test_any_camera_info_or_pose_converts_or_gives_a_conversion_error(k, p, d, size, quat):
     from geometry_msgs.msg import Pose, Quaternion
     from sensor_msgs.msg import CameraInfo
 
     try:
-        intrinsics = convert.camera_info_to_intrinsics(CameraInfo(k=k, width=size[0], height=size[1]))
+        intrinsics = convert.camera_info_to_intrinsics(CameraInfo(k=k, p=p, d=d, width=size[0], height=size[1]))
     except convert.ConversionError as exc:
         assert str(exc)
     else:
