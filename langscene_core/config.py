@@ -360,6 +360,13 @@ class QueryConfig:
     cluster_voxel_size: float = setting(0.01, "metres; relevant points are voxel-grouped before DBSCAN", positive=True)
     cluster_eps: float = setting(0.025, "metres; DBSCAN neighbourhood radius between voxel centroids", positive=True)
     cluster_min_points: int = setting(4, "DBSCAN core-point neighbour count (in voxels)", AT_LEAST_ONE)
+    purity_prior: float = setting(
+        20.0,
+        "on a tabletop, clusters compete by the mean relevancy of their column counted with this many "
+        "extra Gaussians of relevancy 0: a few relevant floaters in empty space (a reconstruction's border) "
+        "are weak evidence of an object; 0: the plain mean",
+        NON_NEGATIVE,
+    )
     box_alignment: BoxAlignment = setting(
         "gravity", "gravity: z = up, yaw only (tabletop objects); free: minimal oriented 3D box"
     )

@@ -283,6 +283,25 @@ def test_tall_object_relevant_on_its_top_only_grows_down_to_the_table_and_loses_
     np.testing.assert_allclose(result.object_box.extent, [0.1, 0.1, 0.2], atol=0.01)
 
 
+@pytest.mark.parametrize("prior", [QUERY.purity_prior, 0.0])
+def test_a_few_relevant_floaters_off_the_table_do_not_beat_the_object(prior):
+    """Seen on fresh scenes (#25): a reconstruction's border holds a few stray Gaussians beyond the table's
+    edge whose decoded language matches a colour or a shape ("something black" on a black background);
+    six of them, relevancy 0.95, outscored the whole object (relevancy 0.65-0.9) by mean column
+    relevancy. Counted with ``query.purity_prior`` irrelevant Gaussians, the object wins; the plain mean
+    (prior 0) answers with the floaters."""
+    scene = make_scene(OBJECTS, 2)
+    floaters = np.array([[0.1 + 0.012 * i, 0.38 + 0.012 * j, 0.03] for i in range(3) for j in range(2)])  # 1 cm voxels
+    means = np.concatenate([scene.means, floaters])
+    relevancy = np.concatenate([scene.relevancy, np.full(len(floaters), 0.95)])
+    colors = np.concatenate([scene.colors, np.zeros((len(floaters), 3))])
+    normals = np.concatenate([scene.normals, np.tile([0.0, 0.0, 1.0], (len(floaters), 1))])
+    query = dataclasses.replace(QUERY, purity_prior=prior)
+    result = query_object(relevancy, means, colors, query, GRASP, normals)
+    on_object = np.linalg.norm(result.object_box.pose[:3, 3] - OBJECTS[2].centre) < 0.01
+    assert on_object == (prior > 0), result.message
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_footprint_hull_from_the_candidate_vertices_is_scipys_hull(seed):
     from scipy.spatial import ConvexHull

@@ -428,7 +428,7 @@ def _purest_cluster(
     for label in np.unique(labels[labels >= 0]):
         members = subset[labels == label]
         column = tabletop.column(selected[members], config.cluster_voxel_size / 2.0)
-        purity = float(relevancy[column].mean()) if len(column) else 0.0
+        purity = float(relevancy[column].sum()) / (len(column) + config.purity_prior) if len(column) else 0.0
         if purity > best_purity:
             best, best_purity = members, purity
     return best
