@@ -416,7 +416,8 @@ def _purest_cluster(
     ``selected[subset]`` (points: [M, 3] their positions, float64), or None.
 
     Purity: the mean relevancy (relevancy: [N]) of the scene's Gaussians in the cluster's column
-    (:meth:`Tabletop.column`), where its object stands. The object the prompt names is relevant all
+    (:meth:`Tabletop.column`), where its object stands, counted with ``config.purity_prior`` extra
+    Gaussians of relevancy 0 (a column of a few stray Gaussians is weak evidence of an object). The object the prompt names is relevant all
     over; summed relevancy would favour big objects that are relevant in patches (the top face of a
     tall cylinder of the prompt's colour), and a compact patch on a mostly irrelevant object is
     diluted by the rest of its column.
